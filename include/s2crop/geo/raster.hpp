@@ -1,0 +1,68 @@
+#pragma once
+// Thin RAII over GDAL rasters. Every failure is an InputError/OutputError naming the file.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "s2crop/geo/grid.hpp"
+
+class GDALDataset;
+
+namespace s2crop::geo {
+
+void init_gdal();  // registers drivers once, quiets GDAL's own error printing (we throw instead)
+
+class RasterReader {
+ public:
+  explicit RasterReader(const std::string& path);  // throws InputError if GDAL cannot open it
+  ~RasterReader();
+  RasterReader(RasterReader&&) noexcept;
+  RasterReader& operator=(RasterReader&&) noexcept;
+  RasterReader(const RasterReader&) = delete;
+  RasterReader& operator=(const RasterReader&) = delete;
+
+  const std::string& path() const { return path_; }
+  const Grid& grid() const { return grid_; }
+  int band_count() const;
+  // The band's no-data value, if it declares one.
+  bool nodata(int band, double& value) const;
+  // Reads a window of band `band` (1-based) converted to the buffer type. Throws InputError on any read error
+  // (truncated or corrupt file) naming the file, band and window.
+  void read(int band, const Window& window, std::int16_t* out) const;
+  void read(int band, const Window& window, std::uint16_t* out) const;
+  void read(int band, const Window& window, std::uint8_t* out) const;
+  void read(int band, const Window& window, float* out) const;
+  // Checks that every tile/strip of a GeoTIFF lies inside the file, so a truncated download is caught before any
+  // work starts instead of after hours. No-op for other formats.
+  void check_complete() const;
+
+ private:
+  void read_raw(int band, const Window& window, void* out, int gdal_type) const;
+  std::string path_;
+  GDALDataset* dataset_ = nullptr;
+  Grid grid_;
+};
+
+enum class PixelType { UInt8, UInt16, Int16, Float32, UInt32 };
+
+struct RasterBandData {
+  const void* data = nullptr;  // width*height values of the raster's PixelType, row-major
+  std::string description;     // band description (e.g. "B04"), may be empty
+};
+
+struct WriteOptions {
+  std::string driver = "COG";      // "COG" (tiled, overviews) or "GTiff" (tiled)
+  std::string compress = "DEFLATE";
+  int block_size = 256;
+  bool has_nodata = false;
+  double nodata = 0;
+  bool overviews = true;           // COG only
+};
+
+// Writes a multi-band GeoTIFF/COG atomically (temporary name, then rename) so a killed writer never leaves a
+// file that looks whole.
+void write_raster(const std::string& path, const Grid& grid, PixelType type, const std::vector<RasterBandData>& bands,
+                  const WriteOptions& options = {});
+
+}  // namespace s2crop::geo

@@ -1,0 +1,110 @@
+#pragma once
+// Thin RAII wrappers over the HDF5 C API (in the spirit of HighFive): handles close themselves, every failure
+// throws s2crop::OutputError / InputError naming the file and HDF5's own reason. Files are opened through MPI-IO;
+// all ranks must make the same metadata calls (create, attributes) in the same order.
+#include <hdf5.h>
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace s2crop::h5 {
+
+// Owns one hid_t and closes it with the matching H5*close.
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(hid_t id) : id_(id) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& o) noexcept : id_(o.id_) { o.id_ = H5I_INVALID_HID; }
+  Handle& operator=(Handle&& o) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  hid_t id() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset();
+  hid_t release() {
+    hid_t id = id_;
+    id_ = H5I_INVALID_HID;
+    return id;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+};
+
+template <typename T>
+hid_t native_type();
+
+class Dataset;
+
+// Group or file root: where datasets and attributes live.
+class Node {
+ public:
+  Node() = default;
+  Node(Handle h, std::string file, std::string path) : h_(std::move(h)), file_(std::move(file)), path_(std::move(path)) {}
+  hid_t id() const { return h_.id(); }
+  const std::string& file() const { return file_; }
+  const std::string& path() const { return path_; }
+
+  Node create_group(const std::string& name) const;
+  Node open_group(const std::string& name) const;
+  bool exists(const std::string& name) const;
+  std::vector<std::string> children() const;
+
+  // Chunked dataset; `deflate` 0 disables compression (shuffle is added with it). `fill` is the fill value.
+  template <typename T>
+  Dataset create_dataset(const std::string& name, const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk,
+                         int deflate, T fill) const;
+  Dataset create_string_dataset(const std::string& name, const std::vector<std::string>& values) const;
+  template <typename T>
+  Dataset create_small_dataset(const std::string& name, const std::vector<T>& values) const;  // contiguous, 1-D
+  Dataset open_dataset(const std::string& name) const;
+
+  void set_attr(const std::string& name, const std::string& value) const;
+  void set_attr(const std::string& name, const std::vector<std::string>& values) const;
+  void set_attr(const std::string& name, double value) const;
+  void set_attr(const std::string& name, std::int64_t value) const;
+  void set_attr(const std::string& name, const std::vector<double>& values) const;
+  bool has_attr(const std::string& name) const;
+  std::string attr_string(const std::string& name) const;
+  std::vector<std::string> attr_strings(const std::string& name) const;
+  std::vector<double> attr_doubles(const std::string& name) const;
+  std::int64_t attr_int(const std::string& name) const;
+
+ protected:
+  Handle h_;
+  std::string file_, path_;
+};
+
+class Dataset : public Node {
+ public:
+  using Node::Node;
+  std::vector<hsize_t> dims() const;
+  // Writes the hyperslab [offset, offset+count) from a contiguous buffer. With `collective`, every rank must call
+  // it; a rank with nothing to write passes an empty `count` (or any zero extent) and a null pointer.
+  template <typename T>
+  void write(const std::vector<hsize_t>& offset, const std::vector<hsize_t>& count, const T* data,
+             bool collective) const;
+  template <typename T>
+  void read(const std::vector<hsize_t>& offset, const std::vector<hsize_t>& count, T* out) const;
+  // Dimension scales (so h5py/xarray see named dimensions).
+  void make_scale(const std::string& dimension_name) const;
+  void attach_scale(const Dataset& scale, unsigned dim) const;  // also labels the dimension with the scale's name
+};
+
+class File : public Node {
+ public:
+  // Collective: creates (truncates) `path` with the MPI-IO driver on `comm`.
+  static File create(const std::string& path, MPI_Comm comm);
+  // Collective on `comm` (MPI-IO); pass MPI_COMM_NULL for a plain serial open.
+  static File open_read(const std::string& path, MPI_Comm comm);
+  void flush() const;
+  void close();  // collective; throws if HDF5 reports a failure while writing out metadata
+};
+
+// HDF5's error stack as one line (innermost reason first); empties the stack.
+std::string last_error();
+
+}  // namespace s2crop::h5

@@ -1,0 +1,64 @@
+#pragma once
+// One Sentinel-2 L2A acquisition of one tile, whatever layout it came in: where each band's pixels are, the
+// additive offset of the product, and its validity mask. Discovery turns folders into these.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "s2crop/sentinel2/bands.hpp"
+
+namespace s2crop::sentinel2 {
+
+struct BandSource {
+  std::string path;  // GDAL path (may be /vsizip/...)
+  int band = 1;      // 1-based band index in that file (multi-band stacks such as sen2r's BOA)
+  int offset = 0;    // reflectance x 10000 = DN + offset (-1000 for processing baseline >= 04.00)
+};
+
+enum class MaskKind {
+  None,   // no mask: only DN 0 / no-data is excluded
+  Scl,    // Sen2Cor scene classification, valid classes + dilation
+  Valid,  // a validity raster, non-zero = clear (e.g. WorldCereal's MASK)
+};
+
+struct Acquisition {
+  std::string id;      // product or item id
+  std::string tile;    // MGRS tile or region name: acquisitions are composited per tile
+  std::string source;  // the file or folder that describes it (STAC item, MTD_MSIL2A.xml, folder): named in errors
+  Date date;
+  std::string offset_origin;  // how the offset was decided ("STAC raster:bands", "MTD_MSIL2A.xml", "date rule", ...)
+  std::map<std::string, BandSource> bands;  // band name ("B04") -> pixels
+  MaskKind mask_kind = MaskKind::None;
+  BandSource mask;
+};
+
+enum class OffsetMode { Auto, Zero, Baseline04 };  // auto: from metadata, else the date rule
+OffsetMode parse_offset_mode(const std::string& text);
+
+struct DiscoveryOptions {
+  std::vector<std::string> bands = default_crop_bands();  // required in every acquisition
+  OffsetMode offset_mode = OffsetMode::Auto;
+  std::vector<std::string> tiles;  // keep only these tiles (empty: all)
+  std::string date_from, date_to;  // inclusive ISO dates (empty: unbounded)
+};
+
+struct Skipped {
+  std::string what;    // the product/file
+  std::string reason;
+};
+
+// Walks `inputs` (folders, STAC item JSON files, SAFE folders or zips) and returns acquisitions sorted by
+// (tile, date, id). Recognised layouts:
+//  - STAC items (*.json with "type": "Feature" and "assets"), hrefs relative to the item;
+//  - SAFE products (folder *.SAFE, or *.zip containing one) with MTD_MSIL2A.xml;
+//  - folders of per-band GeoTIFFs named ..._B04.tif / B04.tif (+ SCL or MASK), date and tile from the names;
+//  - sen2r outputs (S2A2A_<date>_<orbit>_<name>_BOA_10.tif + _SCL_10.tif).
+// A broken product is an InputError naming its file; with `skip_bad` it is recorded in `skipped` instead.
+std::vector<Acquisition> discover(const std::vector<std::string>& inputs, const DiscoveryOptions& options,
+                                  bool skip_bad, std::vector<Skipped>& skipped);
+
+// Compact text serialisation, to broadcast the list from rank 0 (discovery is file-system heavy: one rank does it).
+std::string serialise(const std::vector<Acquisition>& acquisitions);
+std::vector<Acquisition> deserialise(const std::string& text);
+
+}  // namespace s2crop::sentinel2

@@ -1,0 +1,68 @@
+// s2crop: one MPI program, one subcommand per pipeline stage.
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "options.hpp"
+#include "s2crop/common/errors.hpp"
+#include "s2crop/common/log.hpp"
+#include "s2crop/parallel/mpi.hpp"
+#include "s2crop/version.hpp"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int, char**, const s2crop::parallel::MpiContext&);
+};
+
+const Command kCommands[] = {
+    {"synth", "generate a realistic synthetic Sentinel-2 L2A region (demo and test fixture)", s2crop::cli::run_synth},
+    {"composite", "monthly cloud-masked, gap-filled composites of L2A time series into parallel HDF5",
+     s2crop::cli::run_composite},
+};
+
+void print_usage() {
+  std::cout << "s2crop " << s2crop::kVersion
+            << " - Sentinel-2 L2A time series to crop-type maps on HPC clusters\n\n"
+               "Usage: [mpirun -np N | srun --mpi=pmix] s2crop <command> [--config FILE] [options]\n\n"
+               "Commands:\n";
+  for (auto& c : kCommands) std::cout << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << "\n";
+  std::cout << "\n's2crop <command> --help' explains each command's options.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  s2crop::parallel::MpiContext mpi(argc, argv);
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    if (mpi.is_root()) print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    if (mpi.is_root()) std::cout << "s2crop " << s2crop::kVersion << "\n";
+    return 0;
+  }
+  for (auto& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc - 1, argv + 1, mpi);
+    } catch (const s2crop::ConfigError& e) {
+      // Configuration errors are found identically on every rank: report once, exit cleanly.
+      if (mpi.is_root()) s2crop::log::error(e.what());
+      return 2;
+    } catch (const s2crop::AgreedError& e) {
+      if (mpi.is_root()) s2crop::log::error(std::string(c.name) + " failed: " + e.what());
+      return 1;
+    } catch (const std::exception& e) {
+      // Any other failure may hit one rank only while the others wait in a collective: stop them all.
+      s2crop::parallel::fail_fast(std::string(c.name) + " failed: " + e.what(), 1);
+    }
+  }
+  if (mpi.is_root()) {
+    std::cerr << "s2crop: unknown command '" << argv[1] << "'\n\n";
+    print_usage();
+  }
+  return 2;
+}

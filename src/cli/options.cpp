@@ -1,0 +1,80 @@
+#include "options.hpp"
+
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/common/log.hpp"
+
+namespace s2crop::cli {
+
+namespace {
+std::string value_text(const po::variable_value& v) {
+  const boost::any& a = v.value();
+  if (a.type() == typeid(std::string)) return boost::any_cast<std::string>(a);
+  if (a.type() == typeid(int)) return std::to_string(boost::any_cast<int>(a));
+  if (a.type() == typeid(long)) return std::to_string(boost::any_cast<long>(a));
+  if (a.type() == typeid(unsigned)) return std::to_string(boost::any_cast<unsigned>(a));
+  if (a.type() == typeid(double)) {
+    std::ostringstream s;
+    s << boost::any_cast<double>(a);
+    return s.str();
+  }
+  if (a.type() == typeid(bool)) return boost::any_cast<bool>(a) ? "true" : "false";
+  if (a.type() == typeid(std::vector<std::string>)) {
+    std::string out;
+    for (auto& s : boost::any_cast<std::vector<std::string>>(a)) out += (out.empty() ? "" : " ") + s;
+    return out;
+  }
+  return "?";
+}
+}  // namespace
+
+bool parse_options(const std::string& command, const std::string& usage, const std::string& description,
+                   po::options_description& options, po::positional_options_description* positional, int argc,
+                   char** argv, po::variables_map& vm, bool print_help_on_this_rank) {
+  po::options_description general("General options");
+  general.add_options()("help,h", "show this help and exit")(
+      "config", po::value<std::string>(),
+      "INI file with option defaults (key = value, same names as the long options); the command line wins")(
+      "verbose,v", po::bool_switch(), "debug logging");
+  po::options_description all;
+  all.add(options).add(general);
+  try {
+    po::command_line_parser parser(argc, argv);
+    parser.options(all);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    if (vm.count("help")) {
+      if (print_help_on_this_rank)
+        std::cout << "Usage: s2crop " << command << " " << usage << "\n\n" << description << "\n\n" << all << "\n";
+      return false;
+    }
+    if (vm.count("config")) {
+      std::string path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in) throw InputError(path, "cannot open configuration file");
+      po::store(po::parse_config_file(in, all, /*allow_unregistered=*/false), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(std::string("s2crop ") + command + ": " + e.what() + " (see s2crop " + command + " --help)");
+  }
+  if (vm.count("verbose") && vm["verbose"].as<bool>()) log::set_level(log::Level::Debug);
+  return true;
+}
+
+std::string effective_config(const po::variables_map& vm) {
+  std::map<std::string, std::string> sorted;
+  for (auto& [key, value] : vm) {
+    if (key == "help" || value.empty()) continue;
+    sorted[key] = value_text(value);
+  }
+  std::string out;
+  for (auto& [k, v] : sorted) out += k + " = " + v + "\n";
+  return out;
+}
+
+}  // namespace s2crop::cli

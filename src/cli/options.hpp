@@ -1,0 +1,26 @@
+#pragma once
+// Shared option handling for every subcommand: INI file via --config (command line wins), --help, and the
+// effective configuration text stored in every output.
+#include <boost/program_options.hpp>
+#include <string>
+
+#include "s2crop/parallel/mpi.hpp"
+
+namespace s2crop::cli {
+
+namespace po = boost::program_options;
+
+// Parses argv (after the subcommand name) and an optional --config INI file into `vm`. Adds --help, --config,
+// --verbose to `options`. Returns false when --help was printed (caller exits 0). Throws ConfigError on bad options.
+bool parse_options(const std::string& command, const std::string& usage, const std::string& description,
+                   po::options_description& options, po::positional_options_description* positional, int argc,
+                   char** argv, po::variables_map& vm, bool print_help_on_this_rank);
+
+// "key = value" lines of every option that has a value (defaulted ones too), sorted: what the run actually used.
+std::string effective_config(const po::variables_map& vm);
+
+// The subcommands.
+int run_synth(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_composite(int argc, char** argv, const parallel::MpiContext& mpi);
+
+}  // namespace s2crop::cli

@@ -1,0 +1,181 @@
+#include "s2crop/geo/raster.hpp"
+
+#include <cpl_conv.h>
+#include <cpl_error.h>
+#include <cpl_vsi.h>
+#include <gdal_priv.h>
+
+#include <cstdio>
+#include <mutex>
+
+#include "s2crop/common/errors.hpp"
+
+namespace s2crop::geo {
+
+namespace {
+std::string last_gdal_error() {
+  const char* msg = CPLGetLastErrorMsg();
+  return (msg && *msg) ? std::string(msg) : std::string("unknown GDAL error");
+}
+
+GDALDataType to_gdal(PixelType t) {
+  switch (t) {
+    case PixelType::UInt8: return GDT_Byte;
+    case PixelType::UInt16: return GDT_UInt16;
+    case PixelType::Int16: return GDT_Int16;
+    case PixelType::Float32: return GDT_Float32;
+    case PixelType::UInt32: return GDT_UInt32;
+  }
+  return GDT_Unknown;
+}
+}  // namespace
+
+void init_gdal() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    GDALAllRegister();
+    // We turn every failure into an exception with the file name; GDAL's own stderr lines would only repeat it.
+    CPLSetErrorHandler(CPLQuietErrorHandler);
+  });
+}
+
+RasterReader::RasterReader(const std::string& path) : path_(path) {
+  init_gdal();
+  CPLErrorReset();
+  dataset_ = static_cast<GDALDataset*>(GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr,
+                                                  nullptr, nullptr));
+  if (!dataset_) throw InputError(path, "cannot open as a raster (" + last_gdal_error() + ")");
+  grid_.width = dataset_->GetRasterXSize();
+  grid_.height = dataset_->GetRasterYSize();
+  if (dataset_->GetGeoTransform(grid_.geotransform.data()) != CE_None)
+    throw InputError(path, "raster has no geotransform (not georeferenced)");
+  const char* wkt = dataset_->GetProjectionRef();
+  grid_.crs_wkt = wkt ? wkt : "";
+  if (grid_.crs_wkt.empty()) throw InputError(path, "raster has no coordinate reference system");
+}
+
+RasterReader::~RasterReader() {
+  if (dataset_) GDALClose(dataset_);
+}
+RasterReader::RasterReader(RasterReader&& o) noexcept
+    : path_(std::move(o.path_)), dataset_(o.dataset_), grid_(std::move(o.grid_)) {
+  o.dataset_ = nullptr;
+}
+RasterReader& RasterReader::operator=(RasterReader&& o) noexcept {
+  if (this != &o) {
+    if (dataset_) GDALClose(dataset_);
+    path_ = std::move(o.path_);
+    dataset_ = o.dataset_;
+    grid_ = std::move(o.grid_);
+    o.dataset_ = nullptr;
+  }
+  return *this;
+}
+
+int RasterReader::band_count() const { return dataset_->GetRasterCount(); }
+
+bool RasterReader::nodata(int band, double& value) const {
+  int has = 0;
+  value = dataset_->GetRasterBand(band)->GetNoDataValue(&has);
+  return has != 0;
+}
+
+void RasterReader::read_raw(int band, const Window& w, void* out, int gdal_type) const {
+  if (band < 1 || band > band_count())
+    throw InputError(path_, "has " + std::to_string(band_count()) + " band(s), band " + std::to_string(band) +
+                                " was asked for");
+  if (w.x0 < 0 || w.y0 < 0 || w.x0 + w.width > grid_.width || w.y0 + w.height > grid_.height)
+    throw InputError(path_, "window outside the raster (" + grid_.describe() + ")");
+  CPLErrorReset();
+  CPLErr err = dataset_->GetRasterBand(band)->RasterIO(GF_Read, w.x0, w.y0, w.width, w.height, out, w.width,
+                                                        w.height, static_cast<GDALDataType>(gdal_type), 0, 0,
+                                                        nullptr);
+  if (err != CE_None) {
+    char where[128];
+    std::snprintf(where, sizeof where, "band %d, window x=%d y=%d %dx%d", band, w.x0, w.y0, w.width, w.height);
+    throw InputError(path_, std::string("read failed (") + where + "): " + last_gdal_error() +
+                                " - the file is probably truncated or corrupt");
+  }
+}
+
+void RasterReader::read(int band, const Window& w, std::int16_t* out) const { read_raw(band, w, out, GDT_Int16); }
+void RasterReader::read(int band, const Window& w, std::uint16_t* out) const { read_raw(band, w, out, GDT_UInt16); }
+void RasterReader::read(int band, const Window& w, std::uint8_t* out) const { read_raw(band, w, out, GDT_Byte); }
+void RasterReader::read(int band, const Window& w, float* out) const { read_raw(band, w, out, GDT_Float32); }
+
+void RasterReader::check_complete() const {
+  GDALDriver* driver = dataset_->GetDriver();
+  if (!driver || std::string(driver->GetDescription()) != "GTiff") return;
+  VSIStatBufL st;
+  if (VSIStatL(path_.c_str(), &st) != 0) return;  // e.g. inside an archive without stat support
+  auto file_size = static_cast<unsigned long long>(st.st_size);
+  for (int b = 1; b <= band_count(); ++b) {
+    GDALRasterBand* band = dataset_->GetRasterBand(b);
+    int bx = 0, by = 0;
+    band->GetBlockSize(&bx, &by);
+    int nx = (grid_.width + bx - 1) / bx, ny = (grid_.height + by - 1) / by;
+    // The last block is the one written last by GDAL and by downloaders: checking it (and the first) catches
+    // truncation without reading pixel data.
+    for (auto [x, y] : {std::pair<int, int>{0, 0}, {nx - 1, ny - 1}}) {
+      std::string key = "_" + std::to_string(x) + "_" + std::to_string(y);
+      const char* off = band->GetMetadataItem(("BLOCK_OFFSET" + key).c_str(), "TIFF");
+      const char* size = band->GetMetadataItem(("BLOCK_SIZE" + key).c_str(), "TIFF");
+      if (!off || !size) continue;  // sparse block
+      unsigned long long end = std::stoull(off) + std::stoull(size);
+      if (end > file_size)
+        throw InputError(path_, "truncated: band " + std::to_string(b) + " data ends at byte " +
+                                    std::to_string(end) + " but the file has " + std::to_string(file_size) +
+                                    " bytes");
+    }
+  }
+}
+
+void write_raster(const std::string& path, const Grid& grid, PixelType type, const std::vector<RasterBandData>& bands,
+                  const WriteOptions& options) {
+  init_gdal();
+  GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
+  GDALDriver* out_driver = GetGDALDriverManager()->GetDriverByName(options.driver.c_str());
+  if (!mem || !out_driver) throw OutputError(path, "GDAL driver " + options.driver + " is not available");
+  GDALDataType gt = to_gdal(type);
+  std::unique_ptr<GDALDataset> src(
+      mem->Create("", grid.width, grid.height, static_cast<int>(bands.size()), gt, nullptr));
+  src->SetGeoTransform(const_cast<double*>(grid.geotransform.data()));
+  src->SetProjection(grid.crs_wkt.c_str());
+  for (size_t i = 0; i < bands.size(); ++i) {
+    GDALRasterBand* b = src->GetRasterBand(static_cast<int>(i) + 1);
+    if (b->RasterIO(GF_Write, 0, 0, grid.width, grid.height, const_cast<void*>(bands[i].data), grid.width,
+                    grid.height, gt, 0, 0, nullptr) != CE_None)
+      throw OutputError(path, "cannot fill in-memory raster: " + last_gdal_error());
+    if (!bands[i].description.empty()) b->SetDescription(bands[i].description.c_str());
+    if (options.has_nodata) b->SetNoDataValue(options.nodata);
+  }
+  std::string bs = std::to_string(options.block_size);
+  std::vector<std::string> opts = {"COMPRESS=" + options.compress};
+  if (options.driver == "COG") {
+    opts.push_back("BLOCKSIZE=" + bs);
+    if (!options.overviews) opts.push_back("OVERVIEWS=NONE");
+  } else {
+    opts.push_back("TILED=YES");
+    opts.push_back("BLOCKXSIZE=" + bs);
+    opts.push_back("BLOCKYSIZE=" + bs);
+  }
+  if (options.compress == "DEFLATE" || options.compress == "ZSTD") opts.push_back("PREDICTOR=2");
+  std::vector<const char*> copts;
+  for (auto& o : opts) copts.push_back(o.c_str());
+  copts.push_back(nullptr);
+  std::string tmp = path + ".tmp.tif";
+  CPLErrorReset();
+  GDALDataset* out = out_driver->CreateCopy(tmp.c_str(), src.get(), FALSE, const_cast<char**>(copts.data()),
+                                            nullptr, nullptr);
+  if (!out) {
+    VSIUnlink(tmp.c_str());
+    throw OutputError(path, "cannot write raster: " + last_gdal_error());
+  }
+  GDALClose(out);
+  if (VSIRename(tmp.c_str(), path.c_str()) != 0) {
+    VSIUnlink(tmp.c_str());
+    throw OutputError(path, "cannot rename the finished raster into place");
+  }
+}
+
+}  // namespace s2crop::geo

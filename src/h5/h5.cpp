@@ -1,0 +1,388 @@
+#include "s2crop/h5/h5.hpp"
+
+#include <hdf5_hl.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "s2crop/common/errors.hpp"
+
+namespace s2crop::h5 {
+
+namespace {
+
+void quiet_hdf5() {
+  static std::once_flag once;
+  // HDF5 prints its error stack to stderr by default; we collect it into the exception instead.
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+herr_t walk(unsigned n, const H5E_error2_t* err, void* data) {
+  auto* out = static_cast<std::string*>(data);
+  if (n == 0 && err->desc) *out = err->desc;  // innermost: the actual reason
+  else if (err->desc && out->empty()) *out = err->desc;
+  return 0;
+}
+
+[[noreturn]] void fail(const std::string& file, const std::string& what) {
+  throw OutputError(file, what + ": " + last_error());
+}
+
+hid_t check(hid_t id, const std::string& file, const std::string& what) {
+  if (id < 0) fail(file, what);
+  return id;
+}
+
+void check(herr_t status, const std::string& file, const std::string& what, int) {
+  if (status < 0) fail(file, what);
+}
+
+std::string join(const std::string& a, const std::string& b) { return a == "/" ? "/" + b : a + "/" + b; }
+
+Handle string_type(size_t len) {
+  Handle t(H5Tcopy(H5T_C_S1));
+  H5Tset_size(t.id(), len == 0 ? 1 : len);
+  H5Tset_strpad(t.id(), H5T_STR_NULLTERM);
+  H5Tset_cset(t.id(), H5T_CSET_UTF8);
+  return t;
+}
+
+}  // namespace
+
+std::string last_error() {
+  std::string msg;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk, &msg);
+  H5Eclear2(H5E_DEFAULT);
+  return msg.empty() ? "HDF5 error" : msg;
+}
+
+template <> hid_t native_type<std::int16_t>() { return H5T_NATIVE_INT16; }
+template <> hid_t native_type<std::uint8_t>() { return H5T_NATIVE_UINT8; }
+template <> hid_t native_type<std::uint16_t>() { return H5T_NATIVE_UINT16; }
+template <> hid_t native_type<std::int32_t>() { return H5T_NATIVE_INT32; }
+template <> hid_t native_type<std::uint32_t>() { return H5T_NATIVE_UINT32; }
+template <> hid_t native_type<std::int64_t>() { return H5T_NATIVE_INT64; }
+template <> hid_t native_type<float>() { return H5T_NATIVE_FLOAT; }
+template <> hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
+
+Handle& Handle::operator=(Handle&& o) noexcept {
+  if (this != &o) {
+    reset();
+    id_ = o.id_;
+    o.id_ = H5I_INVALID_HID;
+  }
+  return *this;
+}
+
+void Handle::reset() {
+  if (id_ < 0) return;
+  switch (H5Iget_type(id_)) {
+    case H5I_FILE: H5Fclose(id_); break;
+    case H5I_GROUP: H5Gclose(id_); break;
+    case H5I_DATASET: H5Dclose(id_); break;
+    case H5I_DATASPACE: H5Sclose(id_); break;
+    case H5I_DATATYPE: H5Tclose(id_); break;
+    case H5I_ATTR: H5Aclose(id_); break;
+    case H5I_GENPROP_LST: H5Pclose(id_); break;
+    default: break;
+  }
+  id_ = H5I_INVALID_HID;
+}
+
+// ---- Node ----
+
+Node Node::create_group(const std::string& name) const {
+  hid_t g = check(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), file_,
+                  "cannot create group " + join(path_, name));
+  return Node(Handle(g), file_, join(path_, name));
+}
+
+Node Node::open_group(const std::string& name) const {
+  hid_t g = H5Gopen2(id(), name.c_str(), H5P_DEFAULT);
+  if (g < 0) throw InputError(file_, "has no group " + join(path_, name) + " (" + last_error() + ")");
+  return Node(Handle(g), file_, join(path_, name));
+}
+
+bool Node::exists(const std::string& name) const {
+  htri_t r = H5Lexists(id(), name.c_str(), H5P_DEFAULT);
+  H5Eclear2(H5E_DEFAULT);
+  return r > 0;
+}
+
+std::vector<std::string> Node::children() const {
+  std::vector<std::string> names;
+  auto cb = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+    static_cast<std::vector<std::string>*>(data)->push_back(name);
+    return 0;
+  };
+  H5Literate(id(), H5_INDEX_NAME, H5_ITER_INC, nullptr, cb, &names);
+  return names;
+}
+
+template <typename T>
+Dataset Node::create_dataset(const std::string& name, const std::vector<hsize_t>& dims,
+                             const std::vector<hsize_t>& chunk, int deflate, T fill) const {
+  Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  check(H5Pset_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data()), file_, "bad chunk shape for " + name, 0);
+  H5Pset_fill_value(dcpl.id(), native_type<T>(), &fill);
+  if (deflate > 0) {
+    H5Pset_shuffle(dcpl.id());
+    H5Pset_deflate(dcpl.id(), static_cast<unsigned>(deflate));
+  }
+  hid_t d = check(H5Dcreate2(id(), name.c_str(), native_type<T>(), space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT),
+                  file_, "cannot create dataset " + join(path_, name));
+  return Dataset(Handle(d), file_, join(path_, name));
+}
+
+Dataset Node::create_string_dataset(const std::string& name, const std::vector<std::string>& values) const {
+  size_t len = 1;
+  for (auto& v : values) len = std::max(len, v.size() + 1);
+  std::vector<char> buf(len * values.size(), '\0');
+  for (size_t i = 0; i < values.size(); ++i) values[i].copy(buf.data() + i * len, values[i].size());
+  Handle type = string_type(len);
+  hsize_t n = values.size();
+  Handle space(H5Screate_simple(1, &n, nullptr));
+  hid_t d = check(H5Dcreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), file_,
+                  "cannot create dataset " + join(path_, name));
+  Dataset ds(Handle(d), file_, join(path_, name));
+  // Small metadata-like dataset: every rank writes the same bytes collectively.
+  Handle dxpl(H5Pcreate(H5P_DATASET_XFER));
+  H5Pset_dxpl_mpio(dxpl.id(), H5FD_MPIO_COLLECTIVE);
+  if (n) check(H5Dwrite(d, type.id(), H5S_ALL, H5S_ALL, dxpl.id(), buf.data()), file_, "cannot write " + name, 0);
+  return ds;
+}
+
+template <typename T>
+Dataset Node::create_small_dataset(const std::string& name, const std::vector<T>& values) const {
+  hsize_t n = values.size();
+  Handle space(H5Screate_simple(1, &n, nullptr));
+  hid_t d = check(H5Dcreate2(id(), name.c_str(), native_type<T>(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                  file_, "cannot create dataset " + join(path_, name));
+  Handle dxpl(H5Pcreate(H5P_DATASET_XFER));
+  H5Pset_dxpl_mpio(dxpl.id(), H5FD_MPIO_COLLECTIVE);
+  if (n)
+    check(H5Dwrite(d, native_type<T>(), H5S_ALL, H5S_ALL, dxpl.id(), values.data()), file_, "cannot write " + name, 0);
+  return Dataset(Handle(d), file_, join(path_, name));
+}
+
+Dataset Node::open_dataset(const std::string& name) const {
+  hid_t d = H5Dopen2(id(), name.c_str(), H5P_DEFAULT);
+  if (d < 0) throw InputError(file_, "has no dataset " + join(path_, name) + " (" + last_error() + ")");
+  return Dataset(Handle(d), file_, join(path_, name));
+}
+
+namespace {
+void write_attr(hid_t obj, const std::string& file, const std::string& name, hid_t type, hid_t space,
+                const void* data) {
+  if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
+  Handle a(check(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), file,
+                 "cannot create attribute " + name));
+  check(H5Awrite(a.id(), type, data), file, "cannot write attribute " + name, 0);
+}
+}  // namespace
+
+void Node::set_attr(const std::string& name, const std::string& value) const {
+  Handle type = string_type(value.size() + 1);
+  Handle space(H5Screate(H5S_SCALAR));
+  write_attr(id(), file_, name, type.id(), space.id(), value.c_str());
+}
+
+void Node::set_attr(const std::string& name, const std::vector<std::string>& values) const {
+  size_t len = 1;
+  for (auto& v : values) len = std::max(len, v.size() + 1);
+  std::vector<char> buf(len * std::max<size_t>(values.size(), 1), '\0');
+  for (size_t i = 0; i < values.size(); ++i) values[i].copy(buf.data() + i * len, values[i].size());
+  Handle type = string_type(len);
+  hsize_t n = values.size();
+  Handle space(H5Screate_simple(1, &n, nullptr));
+  write_attr(id(), file_, name, type.id(), space.id(), buf.data());
+}
+
+void Node::set_attr(const std::string& name, double value) const {
+  Handle space(H5Screate(H5S_SCALAR));
+  write_attr(id(), file_, name, H5T_NATIVE_DOUBLE, space.id(), &value);
+}
+
+void Node::set_attr(const std::string& name, std::int64_t value) const {
+  Handle space(H5Screate(H5S_SCALAR));
+  write_attr(id(), file_, name, H5T_NATIVE_INT64, space.id(), &value);
+}
+
+void Node::set_attr(const std::string& name, const std::vector<double>& values) const {
+  hsize_t n = values.size();
+  Handle space(H5Screate_simple(1, &n, nullptr));
+  write_attr(id(), file_, name, H5T_NATIVE_DOUBLE, space.id(), values.data());
+}
+
+bool Node::has_attr(const std::string& name) const { return H5Aexists(id(), name.c_str()) > 0; }
+
+namespace {
+Handle open_attr(hid_t obj, const std::string& file, const std::string& path, const std::string& name) {
+  hid_t a = H5Aopen(obj, name.c_str(), H5P_DEFAULT);
+  if (a < 0) throw InputError(file, path + " has no attribute '" + name + "'");
+  return Handle(a);
+}
+}  // namespace
+
+std::vector<std::string> Node::attr_strings(const std::string& name) const {
+  Handle a = open_attr(id(), file_, path_, name);
+  Handle type(H5Aget_type(a.id()));
+  Handle space(H5Aget_space(a.id()));
+  hssize_t n = H5Sget_simple_extent_npoints(space.id());
+  std::vector<std::string> out;
+  if (H5Tget_class(type.id()) != H5T_STRING) throw InputError(file_, path_ + " attribute '" + name + "' is not text");
+  if (H5Tis_variable_str(type.id()) > 0) {
+    std::vector<char*> ptrs(static_cast<size_t>(n));
+    Handle mem(H5Tcopy(H5T_C_S1));
+    H5Tset_size(mem.id(), H5T_VARIABLE);
+    H5Aread(a.id(), mem.id(), ptrs.data());
+    for (auto* p : ptrs) out.emplace_back(p ? p : "");
+    H5Dvlen_reclaim(mem.id(), space.id(), H5P_DEFAULT, ptrs.data());
+  } else {
+    size_t len = H5Tget_size(type.id());
+    std::vector<char> buf(len * static_cast<size_t>(n) + 1, '\0');
+    H5Aread(a.id(), type.id(), buf.data());
+    for (hssize_t i = 0; i < n; ++i) {
+      const char* p = buf.data() + static_cast<size_t>(i) * len;
+      out.emplace_back(p, strnlen(p, len));
+    }
+  }
+  return out;
+}
+
+std::string Node::attr_string(const std::string& name) const {
+  auto v = attr_strings(name);
+  return v.empty() ? std::string() : v[0];
+}
+
+std::vector<double> Node::attr_doubles(const std::string& name) const {
+  Handle a = open_attr(id(), file_, path_, name);
+  Handle space(H5Aget_space(a.id()));
+  hssize_t n = H5Sget_simple_extent_npoints(space.id());
+  std::vector<double> out(static_cast<size_t>(n));
+  if (H5Aread(a.id(), H5T_NATIVE_DOUBLE, out.data()) < 0)
+    throw InputError(file_, path_ + " attribute '" + name + "' is not numeric");
+  return out;
+}
+
+std::int64_t Node::attr_int(const std::string& name) const {
+  Handle a = open_attr(id(), file_, path_, name);
+  std::int64_t v = 0;
+  if (H5Aread(a.id(), H5T_NATIVE_INT64, &v) < 0)
+    throw InputError(file_, path_ + " attribute '" + name + "' is not an integer");
+  return v;
+}
+
+// ---- Dataset ----
+
+std::vector<hsize_t> Dataset::dims() const {
+  Handle space(H5Dget_space(id()));
+  int rank = H5Sget_simple_extent_ndims(space.id());
+  std::vector<hsize_t> d(static_cast<size_t>(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space.id(), d.data(), nullptr);
+  return d;
+}
+
+template <typename T>
+void Dataset::write(const std::vector<hsize_t>& offset, const std::vector<hsize_t>& count, const T* data,
+                    bool collective) const {
+  Handle file_space(H5Dget_space(id()));
+  bool empty = count.empty();
+  for (auto c : count) empty = empty || c == 0;
+  Handle mem_space;
+  if (empty) {
+    H5Sselect_none(file_space.id());
+    hsize_t one = 1;
+    mem_space = Handle(H5Screate_simple(1, &one, nullptr));
+    H5Sselect_none(mem_space.id());
+  } else {
+    check(H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, offset.data(), nullptr, count.data(), nullptr), file_,
+          "bad selection in " + path_, 0);
+    mem_space = Handle(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
+  }
+  Handle dxpl(H5Pcreate(H5P_DATASET_XFER));
+  H5Pset_dxpl_mpio(dxpl.id(), collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT);
+  T dummy{};
+  check(H5Dwrite(id(), native_type<T>(), mem_space.id(), file_space.id(), dxpl.id(), empty ? &dummy : data), file_,
+        "cannot write " + path_, 0);
+}
+
+template <typename T>
+void Dataset::read(const std::vector<hsize_t>& offset, const std::vector<hsize_t>& count, T* out) const {
+  Handle file_space(H5Dget_space(id()));
+  if (H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, offset.data(), nullptr, count.data(), nullptr) < 0)
+    throw InputError(file_, "bad selection in " + path_ + ": " + last_error());
+  Handle mem_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
+  if (H5Dread(id(), native_type<T>(), mem_space.id(), file_space.id(), H5P_DEFAULT, out) < 0)
+    throw InputError(file_, "cannot read " + path_ + ": " + last_error());
+}
+
+void Dataset::make_scale(const std::string& dimension_name) const {
+  check(H5DSset_scale(id(), dimension_name.c_str()), file_, "cannot make " + path_ + " a dimension scale", 0);
+}
+
+void Dataset::attach_scale(const Dataset& scale, unsigned dim) const {
+  check(H5DSattach_scale(id(), scale.id(), dim), file_, "cannot attach scale " + scale.path() + " to " + path_, 0);
+  std::string name = scale.path().substr(scale.path().rfind('/') + 1);
+  check(H5DSset_label(id(), dim, name.c_str()), file_, "cannot label dimension of " + path_, 0);
+}
+
+// ---- File ----
+
+File File::create(const std::string& path, MPI_Comm comm) {
+  quiet_hdf5();
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+  H5Pset_fapl_mpio(fapl.id(), comm, MPI_INFO_NULL);
+  // All ranks make identical metadata calls; let HDF5 do metadata I/O collectively instead of from every rank.
+  H5Pset_all_coll_metadata_ops(fapl.id(), true);
+  H5Pset_coll_metadata_write(fapl.id(), true);
+  H5Pset_libver_bounds(fapl.id(), H5F_LIBVER_EARLIEST, H5F_LIBVER_V18);
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
+  if (f < 0) throw OutputError(path, "cannot create HDF5 file (" + last_error() + "); is the directory writable?");
+  File file;
+  file.h_ = Handle(f);
+  file.file_ = path;
+  file.path_ = "/";
+  return file;
+}
+
+File File::open_read(const std::string& path, MPI_Comm comm) {
+  quiet_hdf5();
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+  if (comm != MPI_COMM_NULL) H5Pset_fapl_mpio(fapl.id(), comm, MPI_INFO_NULL);
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.id());
+  if (f < 0) throw InputError(path, "cannot open as HDF5 (" + last_error() + ")");
+  File file;
+  file.h_ = Handle(f);
+  file.file_ = path;
+  file.path_ = "/";
+  return file;
+}
+
+void File::flush() const { check(H5Fflush(id(), H5F_SCOPE_GLOBAL), file_, "cannot flush", 0); }
+
+void File::close() {
+  if (!h_.valid()) return;
+  // Close explicitly rather than in the destructor, so a failure to write out metadata is reported.
+  herr_t status = H5Fclose(h_.release());
+  if (status < 0) throw OutputError(file_, "failed to finish writing (" + last_error() + ")");
+}
+
+// Explicit instantiations of the templates used by s2crop.
+#define S2CROP_H5_INSTANTIATE(T)                                                                                    \
+  template Dataset Node::create_dataset<T>(const std::string&, const std::vector<hsize_t>&,                       \
+                                           const std::vector<hsize_t>&, int, T) const;                            \
+  template Dataset Node::create_small_dataset<T>(const std::string&, const std::vector<T>&) const;                 \
+  template void Dataset::write<T>(const std::vector<hsize_t>&, const std::vector<hsize_t>&, const T*, bool) const; \
+  template void Dataset::read<T>(const std::vector<hsize_t>&, const std::vector<hsize_t>&, T*) const;
+S2CROP_H5_INSTANTIATE(std::int16_t)
+S2CROP_H5_INSTANTIATE(std::uint8_t)
+S2CROP_H5_INSTANTIATE(std::uint16_t)
+S2CROP_H5_INSTANTIATE(std::int32_t)
+S2CROP_H5_INSTANTIATE(std::uint32_t)
+S2CROP_H5_INSTANTIATE(std::int64_t)
+S2CROP_H5_INSTANTIATE(float)
+S2CROP_H5_INSTANTIATE(double)
+
+}  // namespace s2crop::h5

@@ -1,0 +1,139 @@
+#include "s2crop/parallel/mpi.hpp"
+
+#include <algorithm>
+#include <numeric>
+#include <queue>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/common/log.hpp"
+
+namespace s2crop::parallel {
+
+MpiContext::MpiContext(int& argc, char**& argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node_comm_);
+  MPI_Comm_rank(node_comm_, &node_rank_);
+  MPI_Comm_size(node_comm_, &node_size_);
+  log::set_rank(rank_, size_);
+}
+
+MpiContext::~MpiContext() {
+  if (node_comm_ != MPI_COMM_NULL) MPI_Comm_free(&node_comm_);
+  MPI_Finalize();
+}
+
+void fail_fast(const std::string& message, int exit_code) {
+  log::error(message);
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  int size = 1;
+  if (initialized && !finalized) MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size > 1) {
+    log::error("aborting all ranks");
+    MPI_Abort(MPI_COMM_WORLD, exit_code);
+  }
+  std::_Exit(exit_code);
+}
+
+std::string broadcast_string(MPI_Comm comm, const std::string& value, int root) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  long long n = static_cast<long long>(value.size());
+  MPI_Bcast(&n, 1, MPI_LONG_LONG, root, comm);
+  std::string out = rank == root ? value : std::string(static_cast<size_t>(n), '\0');
+  // Large payloads (acquisition lists of a country) go in pieces below INT_MAX.
+  const long long piece = 1 << 30;
+  for (long long off = 0; off < n; off += piece)
+    MPI_Bcast(out.data() + off, static_cast<int>(std::min(piece, n - off)), MPI_CHAR, root, comm);
+  return out;
+}
+
+void root_first(MPI_Comm comm, const std::function<void()>& work) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  std::string error;
+  int kind = 0;  // 0 ok, 1 ConfigError, 2 InputError/Error
+  if (rank == 0) {
+    try {
+      work();
+    } catch (const ConfigError& e) {
+      error = e.what();
+      kind = 1;
+    } catch (const std::exception& e) {
+      error = e.what();
+      kind = 2;
+    }
+  }
+  MPI_Bcast(&kind, 1, MPI_INT, 0, comm);
+  if (kind == 0) return;
+  error = broadcast_string(comm, error);
+  if (kind == 1) throw ConfigError(error);
+  throw AgreedError(error);
+}
+
+std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& value, int root) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int n = static_cast<int>(value.size());
+  std::vector<int> lengths(static_cast<size_t>(size)), displs(static_cast<size_t>(size));
+  MPI_Gather(&n, 1, MPI_INT, lengths.data(), 1, MPI_INT, root, comm);
+  std::string all;
+  if (rank == root) {
+    int total = 0;
+    for (int r = 0; r < size; ++r) {
+      displs[static_cast<size_t>(r)] = total;
+      total += lengths[static_cast<size_t>(r)];
+    }
+    all.resize(static_cast<size_t>(total));
+  }
+  MPI_Gatherv(value.data(), n, MPI_CHAR, all.data(), lengths.data(), displs.data(), MPI_CHAR, root, comm);
+  std::vector<std::string> out;
+  if (rank == root)
+    for (int r = 0; r < size; ++r)
+      out.push_back(all.substr(static_cast<size_t>(displs[static_cast<size_t>(r)]),
+                               static_cast<size_t>(lengths[static_cast<size_t>(r)])));
+  return out;
+}
+
+bool all_true(MPI_Comm comm, bool value) {
+  int v = value ? 1 : 0, r = 0;
+  MPI_Allreduce(&v, &r, 1, MPI_INT, MPI_MIN, comm);
+  return r == 1;
+}
+
+std::int64_t sum(MPI_Comm comm, std::int64_t value) {
+  long long v = value, r = 0;
+  MPI_Allreduce(&v, &r, 1, MPI_LONG_LONG, MPI_SUM, comm);
+  return r;
+}
+
+double max(MPI_Comm comm, double value) {
+  double r = 0;
+  MPI_Allreduce(&value, &r, 1, MPI_DOUBLE, MPI_MAX, comm);
+  return r;
+}
+
+std::vector<std::vector<std::size_t>> balance(const std::vector<double>& costs, int ranks) {
+  std::vector<std::size_t> order(costs.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return costs[a] > costs[b]; });
+  using Load = std::pair<double, int>;  // (load, rank): ties go to the lower rank
+  std::priority_queue<Load, std::vector<Load>, std::greater<Load>> heap;
+  for (int r = 0; r < ranks; ++r) heap.push({0.0, r});
+  std::vector<std::vector<std::size_t>> out(static_cast<size_t>(ranks));
+  for (size_t u : order) {
+    auto [load, r] = heap.top();
+    heap.pop();
+    out[static_cast<size_t>(r)].push_back(u);
+    heap.push({load + costs[u], r});
+  }
+  for (auto& v : out) std::sort(v.begin(), v.end());
+  return out;
+}
+
+}  // namespace s2crop::parallel

@@ -1,0 +1,824 @@
+#include "s2crop/pipeline/composite_stage.hpp"
+
+#include <cpl_vsi.h>
+#include <gdal_priv.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/common/log.hpp"
+#include "s2crop/geo/raster.hpp"
+#include "s2crop/h5/h5.hpp"
+#include "s2crop/sentinel2/reader.hpp"
+#include "s2crop/version.hpp"
+#include "s2crop/viz/quicklook.hpp"
+
+namespace fs = std::filesystem;
+
+namespace s2crop::pipeline {
+
+using composite::kMonths;
+using sentinel2::Acquisition;
+using sentinel2::Date;
+
+namespace {
+
+constexpr const char* kFormat = "s2crop monthly composites";
+constexpr std::int64_t kFormatVersion = 1;
+constexpr int kProgressTag = 7301;
+
+// ---------------------------------------------------------------- plan
+
+struct TilePlan {
+  std::string name;
+  geo::Grid grid;
+  std::vector<Acquisition> acquisitions;        // sorted by date
+  std::vector<std::vector<size_t>> by_month;    // month -> indices into acquisitions
+  std::vector<geo::Window> blocks;
+};
+
+struct Plan {
+  int season_year = 0, season_month = 0;
+  std::vector<TilePlan> tiles;
+  std::vector<sentinel2::Skipped> skipped;
+  std::string fingerprint;  // identifies everything a block's result depends on
+  std::set<std::pair<size_t, size_t>> done;  // (tile, block) units with a part file
+};
+
+std::string month_label(int year, int month, int index) {
+  int m = month - 1 + index;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d-%02d", year + m / 12, m % 12 + 1);
+  return buf;
+}
+
+int month_index(const Plan& p, const Date& d) {
+  return (d.year * 12 + d.month - 1) - (p.season_year * 12 + p.season_month - 1);
+}
+
+std::string escape(std::string s) {
+  for (auto& c : s)
+    if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
+std::string grid_text(const geo::Grid& g) {
+  std::ostringstream o;
+  o.precision(17);
+  o << g.width << '\t' << g.height;
+  for (double v : g.geotransform) o << '\t' << v;
+  o << '\t' << escape(g.crs_wkt);
+  return o.str();
+}
+
+geo::Grid grid_from(const std::vector<std::string>& f, size_t at) {
+  geo::Grid g;
+  g.width = std::stoi(f[at]);
+  g.height = std::stoi(f[at + 1]);
+  for (int i = 0; i < 6; ++i) g.geotransform[static_cast<size_t>(i)] = std::stod(f[at + 2 + static_cast<size_t>(i)]);
+  g.crs_wkt = f[at + 8];
+  return g;
+}
+
+std::vector<std::string> split_tabs(const std::string& line) {
+  std::vector<std::string> f;
+  size_t start = 0;
+  while (true) {
+    size_t t = line.find('\t', start);
+    f.push_back(line.substr(start, t == std::string::npos ? std::string::npos : t - start));
+    if (t == std::string::npos) break;
+    start = t + 1;
+  }
+  return f;
+}
+
+std::uint64_t fnv1a(const void* data, size_t n, std::uint64_t h = 1469598103934665603ULL) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string hex(std::uint64_t v) {
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string parts_dir(const CompositeSettings& s) { return s.output + ".parts"; }
+std::string partial_path(const CompositeSettings& s) { return s.output + ".partial.h5"; }
+std::string part_path(const CompositeSettings& s, const TilePlan& t, size_t block) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%06zu.part", block);
+  return parts_dir(s) + "/" + t.name + "/" + buf;
+}
+
+size_t part_bytes(const geo::Window& w, size_t n_bands) {
+  size_t n = static_cast<size_t>(w.pixels());
+  return 8 + 6 * 4 + kMonths * n_bands * n * 2 + kMonths * n + 8;
+}
+
+// Rank 0: discovery and the decisions that need the whole picture.
+std::string make_plan_on_root(const CompositeSettings& s, const std::vector<std::string>& inspections,
+                              const std::vector<Acquisition>& acqs, std::vector<sentinel2::Skipped> skipped,
+                              int season_year, int season_month) {
+  // inspections: per acquisition, "G\t<grid>" or "E\t<path>\t<problem>"
+  std::map<std::string, std::vector<size_t>> by_tile;
+  for (size_t i = 0; i < acqs.size(); ++i) by_tile[acqs[i].tile].push_back(i);
+  std::ostringstream plan;
+  plan << "P\t" << season_year << '\t' << season_month << '\n';
+  for (auto& [tile, idx] : by_tile) {
+    // The tile's grid is the one most of its acquisitions agree on (ties: the earliest acquisition's), so one stray
+    // product on another grid is reported as the odd one out.
+    std::map<std::string, std::pair<int, size_t>> votes;
+    for (size_t i : idx) {
+      auto f = split_tabs(inspections[i]);
+      if (f[0] != "G") continue;
+      std::string key = inspections[i];
+      auto& v = votes[key];
+      if (v.first == 0) v.second = i;
+      v.first++;
+    }
+    std::string best;
+    int best_n = 0;
+    size_t best_first = 0;
+    for (auto& [k, v] : votes)
+      if (v.first > best_n || (v.first == best_n && v.second < best_first)) {
+        best = k;
+        best_n = v.first;
+        best_first = v.second;
+      }
+    geo::Grid ref;
+    if (!best.empty()) ref = grid_from(split_tabs(best), 1);
+    std::vector<size_t> kept;
+    for (size_t i : idx) {
+      auto f = split_tabs(inspections[i]);
+      std::string problem, where;
+      if (f[0] == "E") {
+        where = f[1];
+        problem = f[2];
+      } else if (inspections[i] != best) {
+        geo::Grid g = grid_from(f, 1);
+        where = acqs[i].bands.begin()->second.path;
+        problem = "acquisition " + acqs[i].id + " is on another grid (" + g.describe() + ") than tile " + tile + " (" +
+                  ref.describe() + ")";
+      }
+      if (problem.empty()) {
+        kept.push_back(i);
+      } else if (s.skip_bad) {
+        log::warn("skipping " + where + ": " + problem);
+        skipped.push_back({where, problem});
+      } else {
+        throw InputError(where, problem + " (use --on-error skip to leave bad acquisitions out)");
+      }
+    }
+    if (kept.empty()) {
+      log::warn("tile " + tile + " has no usable acquisition; left out");
+      continue;
+    }
+    plan << "T\t" << tile << '\t' << grid_text(ref) << '\n';
+    std::vector<Acquisition> mine;
+    for (size_t i : kept) mine.push_back(acqs[i]);
+    plan << sentinel2::serialise(mine);
+  }
+  for (auto& k : skipped) plan << "S\t" << escape(k.what) << '\t' << escape(k.reason) << '\n';
+  return plan.str();
+}
+
+Plan parse_plan(const std::string& text, const CompositeSettings& s) {
+  Plan p;
+  std::istringstream in(text);
+  std::string line, acq_text;
+  auto flush_acqs = [&] {
+    if (!p.tiles.empty() && !acq_text.empty()) p.tiles.back().acquisitions = sentinel2::deserialise(acq_text);
+    acq_text.clear();
+  };
+  while (std::getline(in, line)) {
+    auto f = split_tabs(line);
+    if (f[0] == "P") {
+      p.season_year = std::stoi(f[1]);
+      p.season_month = std::stoi(f[2]);
+    } else if (f[0] == "T") {
+      flush_acqs();
+      TilePlan t;
+      t.name = f[1];
+      t.grid = grid_from(f, 2);
+      p.tiles.push_back(std::move(t));
+    } else if (f[0] == "S") {
+      p.skipped.push_back({f[1], f.size() > 2 ? f[2] : ""});
+    } else {
+      acq_text += line + "\n";
+    }
+  }
+  flush_acqs();
+  for (auto& t : p.tiles) {
+    t.by_month.assign(kMonths, {});
+    for (size_t i = 0; i < t.acquisitions.size(); ++i) {
+      int m = month_index(p, t.acquisitions[i].date);
+      if (m >= 0 && m < kMonths) t.by_month[static_cast<size_t>(m)].push_back(i);
+    }
+    t.blocks = geo::cut_blocks(t.grid.width, t.grid.height, s.block_size);
+  }
+  std::ostringstream fp;
+  fp << "format " << kFormatVersion << "\nbands";
+  for (auto& b : s.bands) fp << ' ' << b;
+  fp << "\nmethod " << static_cast<int>(s.method) << "\nblock " << s.block_size << "\ndilation " << s.dilation
+     << "\nvalid";
+  for (int c : s.valid_scl) fp << ' ' << c;
+  fp << "\nplan\n" << text;
+  p.fingerprint = hex(fnv1a(fp.str().data(), fp.str().size()));
+  return p;
+}
+
+// ---------------------------------------------------------------- compute
+
+struct BlockResult {
+  std::vector<std::int16_t> refl;   // [month][band][pixel]
+  std::vector<std::uint8_t> count;  // [month][pixel]
+};
+
+BlockResult composite_block(const TilePlan& t, const geo::Window& w, const CompositeSettings& s,
+                            const sentinel2::MaskOptions& mask) {
+  const size_t n = static_cast<size_t>(w.pixels()), nb = s.bands.size();
+  BlockResult r;
+  r.refl.assign(kMonths * nb * n, composite::kNoData);
+  r.count.assign(kMonths * n, 0);
+  std::vector<std::int16_t> obs;
+  std::vector<std::uint8_t> valid;
+  for (int m = 0; m < kMonths; ++m) {
+    const auto& idx = t.by_month[static_cast<size_t>(m)];
+    if (idx.empty()) continue;
+    // Only one month of observations is held at a time: memory follows block size x acquisitions per month.
+    obs.resize(idx.size() * nb * n);
+    valid.resize(idx.size() * n);
+    for (size_t k = 0; k < idx.size(); ++k) {
+      sentinel2::AcquisitionReader reader(t.acquisitions[idx[k]], t.grid, s.bands);
+      reader.read(w, mask, obs.data() + k * nb * n, valid.data() + k * n);
+    }
+    composite::composite_month(obs.data(), valid.data(), idx.size(), nb, n, s.method,
+                               r.refl.data() + static_cast<size_t>(m) * nb * n,
+                               r.count.data() + static_cast<size_t>(m) * n);
+  }
+  composite::fill_gaps(r.refl.data(), r.count.data(), kMonths, nb, n);
+  return r;
+}
+
+void write_part(const std::string& path, const geo::Window& w, size_t nb, const BlockResult& r) {
+  std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  std::string buf;
+  buf.reserve(part_bytes(w, nb));
+  buf.append("S2CPART1", 8);
+  std::int32_t head[6] = {w.x0, w.y0, w.width, w.height, kMonths, static_cast<std::int32_t>(nb)};
+  buf.append(reinterpret_cast<const char*>(head), sizeof head);
+  buf.append(reinterpret_cast<const char*>(r.refl.data()), r.refl.size() * 2);
+  buf.append(reinterpret_cast<const char*>(r.count.data()), r.count.size());
+  std::uint64_t sum = fnv1a(buf.data(), buf.size());
+  buf.append(reinterpret_cast<const char*>(&sum), 8);
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw OutputError(tmp, std::string("cannot create: ") + std::strerror(errno));
+  bool ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size();
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    throw OutputError(tmp, "write failed (disk full?)");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw OutputError(path, std::string("cannot rename part into place: ") + std::strerror(errno));
+}
+
+BlockResult read_part(const std::string& path, const geo::Window& w, size_t nb) {
+  std::ifstream in(path, std::ios::binary);
+  std::string buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (buf.size() != part_bytes(w, nb) || buf.compare(0, 8, "S2CPART1") != 0)
+    throw InputError(path, "damaged intermediate block (wrong size); delete it and rerun to recompute the block");
+  std::uint64_t sum;
+  std::memcpy(&sum, buf.data() + buf.size() - 8, 8);
+  if (fnv1a(buf.data(), buf.size() - 8) != sum)
+    throw InputError(path, "damaged intermediate block (checksum); delete it and rerun to recompute the block");
+  std::int32_t head[6];
+  std::memcpy(head, buf.data() + 8, sizeof head);
+  if (head[0] != w.x0 || head[1] != w.y0 || head[2] != w.width || head[3] != w.height)
+    throw InputError(path, "intermediate block belongs to another block layout");
+  size_t n = static_cast<size_t>(w.pixels());
+  BlockResult r;
+  r.refl.resize(kMonths * nb * n);
+  r.count.resize(kMonths * n);
+  const char* p = buf.data() + 8 + sizeof head;
+  std::memcpy(r.refl.data(), p, r.refl.size() * 2);
+  std::memcpy(r.count.data(), p + r.refl.size() * 2, r.count.size());
+  return r;
+}
+
+// Progress across ranks without collectives (ranks have different unit counts): workers send a note to rank 0
+// per finished unit; rank 0 counts them between its own units and at the end.
+class UnitProgress {
+ public:
+  UnitProgress(const parallel::MpiContext& mpi, std::int64_t total, std::int64_t already_done)
+      : mpi_(mpi), total_(total), done_(already_done),
+        progress_("composite", "blocks", total, 10.0) {}
+  void unit_done() {
+    if (mpi_.is_root()) {
+      ++done_;
+      poll(false);
+    } else {
+      requests_.emplace_back();
+      MPI_Isend(&one_, 1, MPI_INT, 0, kProgressTag, mpi_.world(), &requests_.back());
+    }
+  }
+  void finish(std::int64_t expected_total_done) {
+    if (mpi_.is_root()) {
+      while (done_ < expected_total_done) poll(true);
+      progress_.finish();
+    } else if (!requests_.empty()) {
+      MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+    }
+  }
+
+ private:
+  void poll(bool block) {
+    int flag = 0;
+    MPI_Status st;
+    do {
+      if (block) {
+        MPI_Probe(MPI_ANY_SOURCE, kProgressTag, mpi_.world(), &st);
+        flag = 1;
+      } else {
+        MPI_Iprobe(MPI_ANY_SOURCE, kProgressTag, mpi_.world(), &flag, &st);
+      }
+      if (flag) {
+        int v;
+        MPI_Recv(&v, 1, MPI_INT, st.MPI_SOURCE, kProgressTag, mpi_.world(), MPI_STATUS_IGNORE);
+        done_ += v;
+        block = false;
+      }
+    } while (flag);
+    progress_.update(done_);
+  }
+  const parallel::MpiContext& mpi_;
+  std::int64_t total_, done_;
+  log::Progress progress_;
+  std::vector<MPI_Request> requests_;
+  int one_ = 1;
+};
+
+// ---------------------------------------------------------------- assemble
+
+std::string now_iso() {
+  char stamp[32];
+  std::time_t t = std::time(nullptr);
+  std::tm tm_utc;
+  gmtime_r(&t, &tm_utc);
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm_utc);
+  return stamp;
+}
+
+void write_hdf5(const Plan& p, const CompositeSettings& s, const parallel::MpiContext& mpi) {
+  const size_t nb = s.bands.size();
+  const hsize_t bs = static_cast<hsize_t>(s.block_size);
+  h5::File file = h5::File::create(partial_path(s), mpi.world());
+  file.set_attr("format", std::string(kFormat));
+  file.set_attr("format_version", kFormatVersion);
+  file.set_attr("s2crop_version", std::string(kVersion));
+  file.set_attr("created", now_iso());
+  file.set_attr("config", s.config_text);
+  file.set_attr("inputs", s.inputs);
+  file.set_attr("run_fingerprint", p.fingerprint);
+  std::vector<std::string> skipped;
+  for (auto& k : p.skipped) skipped.push_back(k.what + ": " + k.reason);
+  file.set_attr("skipped_acquisitions", skipped);
+  std::vector<std::string> months;
+  for (int m = 0; m < kMonths; ++m) months.push_back(month_label(p.season_year, p.season_month, m));
+  std::int64_t total_blocks = 0;
+  for (auto& t : p.tiles) total_blocks += static_cast<std::int64_t>(t.blocks.size());
+  log::Progress progress("write " + fs::path(s.output).filename().string(), "blocks", total_blocks, 10.0);
+  std::int64_t written = 0;
+  {
+  h5::Node tiles = file.create_group("tiles");
+  for (auto& t : p.tiles) {
+    h5::Node g = tiles.create_group(t.name);
+    g.set_attr("crs_wkt", t.grid.crs_wkt);
+    g.set_attr("crs", geo::crs_short_name(t.grid.crs_wkt));
+    g.set_attr("geotransform", std::vector<double>(t.grid.geotransform.begin(), t.grid.geotransform.end()));
+    g.set_attr("year", static_cast<std::int64_t>(p.season_year));
+    g.set_attr("season_start", month_label(p.season_year, p.season_month, 0));
+    g.set_attr("bands", s.bands);
+    g.set_attr("months", months);
+    g.set_attr("method", std::string(s.method == composite::Method::Median ? "median" : "mean"));
+    g.set_attr("block_size", static_cast<std::int64_t>(s.block_size));
+    std::vector<std::string> acq;
+    for (auto& a : t.acquisitions)
+      acq.push_back(a.date.iso() + " " + a.id + " (offset " + std::to_string(a.bands.begin()->second.offset) + ", " +
+                    a.offset_origin + ")");
+    g.set_attr("acquisitions", acq);
+    const hsize_t H = static_cast<hsize_t>(t.grid.height), W = static_cast<hsize_t>(t.grid.width);
+    auto refl = g.create_dataset<std::int16_t>("reflectance", {kMonths, nb, H, W},
+                                               {1, 1, std::min(bs, H), std::min(bs, W)}, s.deflate,
+                                               composite::kNoData);
+    refl.set_attr("nodata", static_cast<double>(composite::kNoData));
+    refl.set_attr("scale_factor", 1e-4);
+    refl.set_attr("long_name", std::string("surface reflectance x 10000, monthly composite, gap-filled"));
+    auto count = g.create_dataset<std::uint8_t>("clear_count", {kMonths, H, W}, {1, std::min(bs, H), std::min(bs, W)},
+                                                s.deflate, std::uint8_t{0});
+    count.set_attr("long_name", std::string("clear observations per month (0: month gap-filled)"));
+    // Dimension scales, so h5py/xarray users see named, georeferenced axes.
+    auto month_ds = g.create_string_dataset("month", months);
+    auto band_ds = g.create_string_dataset("band", s.bands);
+    std::vector<double> xs(W), ys(H);
+    for (hsize_t i = 0; i < W; ++i) xs[i] = t.grid.geotransform[0] + (i + 0.5) * t.grid.geotransform[1];
+    for (hsize_t i = 0; i < H; ++i) ys[i] = t.grid.geotransform[3] + (i + 0.5) * t.grid.geotransform[5];
+    auto x_ds = g.create_small_dataset("x", xs);
+    auto y_ds = g.create_small_dataset("y", ys);
+    month_ds.make_scale("month");
+    band_ds.make_scale("band");
+    x_ds.make_scale("x");
+    y_ds.make_scale("y");
+    refl.attach_scale(month_ds, 0);
+    refl.attach_scale(band_ds, 1);
+    refl.attach_scale(y_ds, 2);
+    refl.attach_scale(x_ds, 3);
+    count.attach_scale(month_ds, 0);
+    count.attach_scale(y_ds, 1);
+    count.attach_scale(x_ds, 2);
+
+    // Collective writes of compressed data: every rank calls once per round, ranks without a block select nothing.
+    const size_t rounds = (t.blocks.size() + static_cast<size_t>(mpi.size()) - 1) / static_cast<size_t>(mpi.size());
+    for (size_t round = 0; round < rounds; ++round) {
+      size_t b = round * static_cast<size_t>(mpi.size()) + static_cast<size_t>(mpi.rank());
+      if (b < t.blocks.size()) {
+        const geo::Window& w = t.blocks[b];
+        BlockResult r = read_part(part_path(s, t, b), w, nb);
+        std::vector<hsize_t> off = {0, 0, static_cast<hsize_t>(w.y0), static_cast<hsize_t>(w.x0)};
+        std::vector<hsize_t> cnt = {kMonths, nb, static_cast<hsize_t>(w.height), static_cast<hsize_t>(w.width)};
+        refl.write(off, cnt, r.refl.data(), true);
+        count.write({0, off[2], off[3]}, {kMonths, cnt[2], cnt[3]}, r.count.data(), true);
+      } else {
+        refl.write<std::int16_t>({}, {}, nullptr, true);
+        count.write<std::uint8_t>({}, {}, nullptr, true);
+      }
+      written += std::min<std::int64_t>(mpi.size(), static_cast<std::int64_t>(t.blocks.size() - round * mpi.size()));
+      progress.update(written);
+    }
+  }
+  }  // every group and dataset is closed before the file
+  file.close();
+  progress.finish();
+}
+
+// One COG per (tile, month) with the bands as named bands, built block by block from the parts.
+void write_cog(const Plan& p, const TilePlan& t, int month, const CompositeSettings& s) {
+  const size_t nb = s.bands.size();
+  std::string dir = s.cog_dir + "/" + t.name;
+  std::string label = month_label(p.season_year, p.season_month, month);
+  std::string path = dir + "/" + t.name + "_" + label + ".tif";
+  std::string tmp = dir + "/." + t.name + "_" + label + ".stage.tif";
+  GDALDriver* gtiff = GetGDALDriverManager()->GetDriverByName("GTiff");
+  GDALDriver* cog = GetGDALDriverManager()->GetDriverByName("COG");
+  const char* tmp_opts[] = {"TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=LZW", "BIGTIFF=IF_SAFER",
+                            nullptr};
+  GDALDataset* ds = gtiff->Create(tmp.c_str(), t.grid.width, t.grid.height, static_cast<int>(nb), GDT_Int16,
+                                  const_cast<char**>(tmp_opts));
+  if (!ds) throw OutputError(tmp, std::string("cannot create: ") + CPLGetLastErrorMsg());
+  ds->SetGeoTransform(const_cast<double*>(t.grid.geotransform.data()));
+  ds->SetProjection(t.grid.crs_wkt.c_str());
+  for (size_t b = 0; b < nb; ++b) {
+    GDALRasterBand* band = ds->GetRasterBand(static_cast<int>(b) + 1);
+    band->SetNoDataValue(composite::kNoData);
+    band->SetDescription(s.bands[b].c_str());
+  }
+  for (size_t bi = 0; bi < t.blocks.size(); ++bi) {
+    const geo::Window& w = t.blocks[bi];
+    BlockResult r = read_part(part_path(s, t, bi), w, nb);
+    size_t n = static_cast<size_t>(w.pixels());
+    for (size_t b = 0; b < nb; ++b) {
+      std::int16_t* src = r.refl.data() + (static_cast<size_t>(month) * nb + b) * n;
+      if (ds->GetRasterBand(static_cast<int>(b) + 1)
+              ->RasterIO(GF_Write, w.x0, w.y0, w.width, w.height, src, w.width, w.height, GDT_Int16, 0, 0, nullptr) !=
+          CE_None) {
+        GDALClose(ds);
+        throw OutputError(tmp, std::string("write failed: ") + CPLGetLastErrorMsg());
+      }
+    }
+  }
+  ds->SetMetadataItem("MONTH", label.c_str());
+  ds->SetMetadataItem("SCALE_FACTOR", "0.0001");
+  const char* cog_opts[] = {"COMPRESS=DEFLATE", "PREDICTOR=2", "BLOCKSIZE=512", "BIGTIFF=IF_SAFER", nullptr};
+  std::string out_tmp = path + ".tmp.tif";
+  GDALDataset* out = cog->CreateCopy(out_tmp.c_str(), ds, FALSE, const_cast<char**>(cog_opts), nullptr, nullptr);
+  GDALClose(ds);
+  VSIUnlink(tmp.c_str());
+  if (!out) throw OutputError(path, std::string("cannot write COG: ") + CPLGetLastErrorMsg());
+  GDALClose(out);
+  if (VSIRename(out_tmp.c_str(), path.c_str()) != 0) throw OutputError(path, "cannot move COG into place");
+}
+
+void write_quicklook(const Plan& p, const TilePlan& t, int month, const CompositeSettings& s) {
+  auto find = [&](const std::string& b) -> int {
+    auto it = std::find(s.bands.begin(), s.bands.end(), b);
+    return it == s.bands.end() ? -1 : static_cast<int>(it - s.bands.begin());
+  };
+  int red = find("B04"), green = find("B03"), blue = find("B02"), nir = find("B08");
+  if (nir < 0) nir = find("B8A");
+  if (red < 0 || green < 0 || blue < 0) {
+    log::warn("quicklook of " + t.name + " skipped: needs bands B02, B03, B04");
+    return;
+  }
+  const size_t nb = s.bands.size();
+  int step = std::max(1, (std::max(t.grid.width, t.grid.height) + 1023) / 1024);
+  int W = (t.grid.width + step - 1) / step, H = (t.grid.height + step - 1) / step;
+  viz::Image rgb(W, H), ndvi(W, H);
+  for (size_t bi = 0; bi < t.blocks.size(); ++bi) {
+    const geo::Window& w = t.blocks[bi];
+    BlockResult r = read_part(part_path(s, t, bi), w, nb);
+    size_t n = static_cast<size_t>(w.pixels());
+    auto at = [&](int band, int x, int y) {
+      return r.refl[(static_cast<size_t>(month) * nb + static_cast<size_t>(band)) * n +
+                    static_cast<size_t>(y) * w.width + x];
+    };
+    for (int y = (step - w.y0 % step) % step; y < w.height; y += step)
+      for (int x = (step - w.x0 % step) % step; x < w.width; x += step) {
+        int X = (w.x0 + x) / step, Y = (w.y0 + y) / step;
+        if (at(red, x, y) == composite::kNoData) {
+          rgb.set(X, Y, 40, 40, 40);
+          ndvi.set(X, Y, 40, 40, 40);
+          continue;
+        }
+        rgb.set(X, Y, viz::stretch(at(red, x, y)), viz::stretch(at(green, x, y)), viz::stretch(at(blue, x, y)));
+        if (nir >= 0) {
+          double r4 = at(red, x, y), r8 = at(nir, x, y);
+          double v = (r8 + r4) != 0 ? (r8 - r4) / (r8 + r4) : 0.0;
+          std::uint8_t c[3];
+          viz::ndvi_colour(v, c);
+          ndvi.set(X, Y, c[0], c[1], c[2]);
+        }
+      }
+  }
+  std::string label = month_label(p.season_year, p.season_month, month);
+  viz::write_png(s.quicklook_dir + "/" + t.name + "_" + label + "_rgb_ndvi.png", viz::side_by_side(rgb, ndvi));
+}
+
+void ensure_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir)) throw OutputError(dir, "cannot create directory: " + ec.message());
+  std::string probe = dir + "/.s2crop-write-test-" + std::to_string(::getpid());
+  FILE* f = std::fopen(probe.c_str(), "wb");
+  if (!f) throw OutputError(dir, std::string("directory is not writable: ") + std::strerror(errno));
+  std::fclose(f);
+  std::remove(probe.c_str());
+}
+
+}  // namespace
+
+void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) {
+  using clock = std::chrono::steady_clock;
+  auto t0 = clock::now();
+  if (s.inputs.empty()) throw ConfigError("composite: no input given (--input DIR ...)");
+  if (s.output.empty()) throw ConfigError("composite: no output given (--output FILE.h5)");
+  if (s.block_size < 16 || s.block_size % 2) throw ConfigError("--block-size must be an even number >= 16");
+  auto mask = sentinel2::MaskOptions::from(s.valid_scl, s.dilation);
+  geo::init_gdal();
+
+  // ---- plan: discovery on rank 0
+  std::vector<Acquisition> acqs;
+  std::vector<sentinel2::Skipped> skipped;
+  int season_year = 0, season_month = 0;
+  bool already_complete = false;
+  parallel::root_first(mpi.world(), [&] {
+    std::string parent = fs::path(s.output).parent_path().string();
+    ensure_dir(parent.empty() ? "." : parent);
+    sentinel2::DiscoveryOptions opt;
+    opt.bands = s.bands;
+    opt.offset_mode = s.offset_mode;
+    opt.tiles = s.tiles;
+    acqs = sentinel2::discover(s.inputs, opt, s.skip_bad, skipped);
+    if (acqs.empty()) {
+      std::string in;
+      for (auto& i : s.inputs) in += " " + i;
+      throw InputError(in.substr(1), "no Sentinel-2 L2A acquisition with bands " +
+                                         [&] {
+                                           std::string b;
+                                           for (auto& x : s.bands) b += (b.empty() ? "" : ",") + x;
+                                           return b;
+                                         }() +
+                                         " found (STAC items, SAFE folders/zips or band GeoTIFF folders)");
+    }
+    if (s.season_start == "auto") {
+      Date first = acqs.front().date;
+      for (auto& a : acqs) first = std::min(first, a.date);
+      season_year = first.month >= s.season_month ? first.year : first.year - 1;
+      season_month = s.season_month;
+    } else {
+      Date d;
+      try {
+        d = Date::parse(s.season_start + "-01");
+      } catch (const Error&) {
+        throw ConfigError("--season-start must be YYYY-MM or auto (got '" + s.season_start + "')");
+      }
+      season_year = d.year;
+      season_month = d.month;
+    }
+    Plan probe;
+    probe.season_year = season_year;
+    probe.season_month = season_month;
+    std::vector<Acquisition> in_season;
+    for (auto& a : acqs) {
+      int m = month_index(probe, a.date);
+      if (m >= 0 && m < kMonths) in_season.push_back(a);
+    }
+    log::info("found " + std::to_string(acqs.size()) + " acquisitions, " + std::to_string(in_season.size()) +
+              " in the season starting " + month_label(season_year, season_month, 0));
+    if (in_season.empty()) throw InputError(s.inputs.front(), "no acquisition falls in the season starting " +
+                                                                  month_label(season_year, season_month, 0));
+    acqs = std::move(in_season);
+  });
+  // ---- plan: every rank inspects its share of the files (opening thousands of files is slow on parallel FS)
+  std::vector<Acquisition> all = sentinel2::deserialise(parallel::broadcast_string(
+      mpi.world(), mpi.is_root() ? sentinel2::serialise(acqs) : std::string()));
+  std::string mine;
+  for (size_t i = static_cast<size_t>(mpi.rank()); i < all.size(); i += static_cast<size_t>(mpi.size())) {
+    std::string line;
+    try {
+      line = "G\t" + grid_text(sentinel2::inspect(all[i], s.bands));
+    } catch (const InputError& e) {
+      line = "E\t" + escape(e.path()) + "\t" + escape(std::string(e.what()).substr(e.path().size() + 2));
+    }
+    mine += std::to_string(i) + "\t" + line + "\n";
+  }
+  auto gathered = parallel::gather_strings(mpi.world(), mine);
+  std::string plan_text;
+  parallel::root_first(mpi.world(), [&] {
+    std::vector<std::string> inspections(all.size());
+    for (auto& chunk : gathered) {
+      std::istringstream in(chunk);
+      std::string line;
+      while (std::getline(in, line)) {
+        size_t tab = line.find('\t');
+        inspections[std::stoul(line.substr(0, tab))] = line.substr(tab + 1);
+      }
+    }
+    plan_text = make_plan_on_root(s, inspections, all, skipped, season_year, season_month);
+  });
+  plan_text = parallel::broadcast_string(mpi.world(), plan_text);
+  Plan plan = parse_plan(plan_text, s);
+  if (plan.tiles.empty()) throw AgreedError("no tile has a usable acquisition");
+
+  // ---- resume state: rank 0 looks at the output and the parts left by an interrupted run
+  std::string done_text;
+  parallel::root_first(mpi.world(), [&] {
+    if (fs::exists(s.output)) {
+      std::string previous;
+      try {
+        previous = h5::File::open_read(s.output, MPI_COMM_NULL).attr_string("run_fingerprint");
+      } catch (const Error&) {
+      }
+      if (previous == plan.fingerprint && !s.overwrite) {
+        already_complete = true;
+        return;
+      }
+      if (!s.overwrite)
+        throw OutputError(s.output, "exists from a different run (other inputs or options); pass --overwrite to "
+                                    "replace it");
+    }
+    std::string dir = parts_dir(s);
+    std::string manifest = dir + "/run_fingerprint";
+    if (fs::exists(manifest)) {
+      std::ifstream in(manifest);
+      std::string previous;
+      in >> previous;
+      if (previous != plan.fingerprint) {
+        if (!s.overwrite)
+          throw OutputError(dir, "holds blocks of an interrupted run with other inputs or options; remove it or pass "
+                                 "--overwrite");
+        fs::remove_all(dir);
+      }
+    }
+    ensure_dir(dir);
+    {
+      std::ofstream out(manifest);
+      out << plan.fingerprint << "\n";
+      if (!out) throw OutputError(manifest, "cannot write");
+    }
+    std::ostringstream done;
+    for (size_t ti = 0; ti < plan.tiles.size(); ++ti) {
+      ensure_dir(dir + "/" + plan.tiles[ti].name);
+      for (size_t b = 0; b < plan.tiles[ti].blocks.size(); ++b) {
+        std::error_code ec;
+        auto size = fs::file_size(part_path(s, plan.tiles[ti], b), ec);
+        if (!ec && size == part_bytes(plan.tiles[ti].blocks[b], s.bands.size())) done << ti << ' ' << b << '\n';
+      }
+    }
+    done_text = done.str();
+  });
+  int complete = already_complete ? 1 : 0;
+  MPI_Bcast(&complete, 1, MPI_INT, 0, mpi.world());
+  if (complete) {
+    log::root(s.output + " is already complete for these inputs and options: nothing to do");
+    return;
+  }
+  {
+    std::istringstream in(parallel::broadcast_string(mpi.world(), done_text));
+    size_t ti, b;
+    while (in >> ti >> b) plan.done.insert({ti, b});
+  }
+
+  // ---- compute
+  std::vector<std::pair<size_t, size_t>> units;
+  std::vector<double> costs;
+  std::int64_t total_units = 0;
+  long long total_obs_px = 0;
+  for (size_t ti = 0; ti < plan.tiles.size(); ++ti) {
+    const TilePlan& t = plan.tiles[ti];
+    for (size_t b = 0; b < t.blocks.size(); ++b) {
+      ++total_units;
+      if (plan.done.count({ti, b})) continue;
+      units.push_back({ti, b});
+      // Cost model: pixels x acquisitions read (dominant: decoding the inputs).
+      costs.push_back(static_cast<double>(t.blocks[b].pixels()) * static_cast<double>(t.acquisitions.size() + 1));
+      total_obs_px += t.blocks[b].pixels() * static_cast<long long>(t.acquisitions.size());
+    }
+  }
+  if (mpi.is_root()) {
+    size_t n_acq = 0;
+    for (auto& t : plan.tiles) n_acq += t.acquisitions.size();
+    log::info("plan: " + std::to_string(plan.tiles.size()) + " tile(s), " + std::to_string(n_acq) +
+              " acquisitions, " + std::to_string(total_units) + " blocks of " + std::to_string(s.block_size) + " px, " +
+              std::to_string(plan.done.size()) + " already done, " + std::to_string(units.size()) + " to compute on " +
+              std::to_string(mpi.size()) + " rank(s); season " + month_label(plan.season_year, plan.season_month, 0) +
+              " to " + month_label(plan.season_year, plan.season_month, kMonths - 1));
+    for (auto& k : plan.skipped) log::warn("skipped " + k.what + ": " + k.reason);
+  }
+  auto assignment = parallel::balance(costs, mpi.size());
+  auto t_compute = clock::now();
+  UnitProgress progress(mpi, total_units, static_cast<std::int64_t>(plan.done.size()));
+  for (size_t u : assignment[static_cast<size_t>(mpi.rank())]) {
+    auto [ti, b] = units[u];
+    const TilePlan& t = plan.tiles[ti];
+    BlockResult r = composite_block(t, t.blocks[b], s, mask);
+    write_part(part_path(s, t, b), t.blocks[b], s.bands.size(), r);
+    progress.unit_done();
+  }
+  progress.finish(total_units);
+  MPI_Barrier(mpi.world());
+  double compute_s = std::chrono::duration<double>(clock::now() - t_compute).count();
+  if (mpi.is_root() && !units.empty())
+    log::info("composited " + std::to_string(units.size()) + " blocks in " + log::format_duration(compute_s) + " (" +
+              std::to_string(static_cast<long long>(total_obs_px * static_cast<long long>(s.bands.size()) /
+                                                    std::max(compute_s, 1e-9) / mpi.size())) +
+              " acquisition-band-pixels/s per rank)");
+
+  // ---- assemble
+  write_hdf5(plan, s, mpi);
+  if (!s.cog_dir.empty() || !s.quicklook_dir.empty()) {
+    if (mpi.is_root()) {
+      if (!s.cog_dir.empty())
+        for (auto& t : plan.tiles) ensure_dir(s.cog_dir + "/" + t.name);
+      if (!s.quicklook_dir.empty()) ensure_dir(s.quicklook_dir);
+    }
+    MPI_Barrier(mpi.world());
+    int ql_month = kMonths - 2;
+    if (!s.quicklook_month.empty()) {
+      Date d = Date::parse(s.quicklook_month + "-01");
+      ql_month = month_index(plan, d);
+      if (ql_month < 0 || ql_month >= kMonths)
+        throw ConfigError("--quicklook-month " + s.quicklook_month + " is outside the season");
+    }
+    size_t job = 0;
+    for (auto& t : plan.tiles) {
+      if (!s.cog_dir.empty())
+        for (int m = 0; m < kMonths; ++m, ++job)
+          if (job % static_cast<size_t>(mpi.size()) == static_cast<size_t>(mpi.rank())) write_cog(plan, t, m, s);
+      if (!s.quicklook_dir.empty()) {
+        if (job % static_cast<size_t>(mpi.size()) == static_cast<size_t>(mpi.rank()))
+          write_quicklook(plan, t, ql_month, s);
+        ++job;
+      }
+    }
+    MPI_Barrier(mpi.world());
+  }
+  parallel::root_first(mpi.world(), [&] {
+    std::error_code ec;
+    fs::rename(partial_path(s), s.output, ec);
+    if (ec) throw OutputError(s.output, "cannot move the finished file into place: " + ec.message());
+    fs::remove_all(parts_dir(s), ec);
+    double total = std::chrono::duration<double>(clock::now() - t0).count();
+    log::info("wrote " + s.output + " (" + std::to_string(plan.tiles.size()) + " tile(s)) in " +
+              log::format_duration(total));
+    if (!s.cog_dir.empty()) log::info("COGs in " + s.cog_dir);
+    if (!s.quicklook_dir.empty()) log::info("quicklooks in " + s.quicklook_dir);
+  });
+}
+
+}  // namespace s2crop::pipeline

@@ -1,0 +1,560 @@
+// Discovery of Sentinel-2 L2A acquisitions in the layouts users have: STAC items with COGs, SAFE folders or zips,
+// plain folders of per-band GeoTIFFs, and sen2r outputs.
+#include <cpl_json.h>
+#include <cpl_minixml.h>
+#include <cpl_string.h>
+#include <cpl_vsi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/geo/raster.hpp"
+#include "s2crop/sentinel2/acquisition.hpp"
+
+namespace fs = std::filesystem;
+
+namespace s2crop::sentinel2 {
+
+OffsetMode parse_offset_mode(const std::string& text) {
+  if (text == "auto") return OffsetMode::Auto;
+  if (text == "0" || text == "none") return OffsetMode::Zero;
+  if (text == "-1000") return OffsetMode::Baseline04;
+  throw ConfigError("--boa-offset must be auto, 0 or -1000 (got '" + text + "')");
+}
+
+namespace {
+
+const std::regex kTileRe(R"((?:^|[_T/])(\d{2}[C-HJ-NP-X][A-Z]{2})(?=[_./]|$))");
+const std::regex kDateRe(R"((?:^|[^0-9])((?:19|20)\d{2})(0[1-9]|1[0-2])([0-3]\d)(?:[^0-9]|$))");
+const std::regex kBandFileRe(R"((?:^|.*[_.-])(B0?[1-9]|B8A|B1[0-2]|SCL|MASK)(?:_(\d{2})m)?\.(?:tif|tiff|jp2|TIF|TIFF|JP2)$)",
+                             std::regex::icase);
+const std::regex kSen2rRe(R"(^S2([AB])2A_(\d{8})_(\d{3})_(.+)_(BOA|SCL)_(\d+)\.tif$)");
+
+std::string upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string normalise_band(const std::string& raw) {
+  std::string b = upper(raw);
+  if (b == "SCL" || b == "MASK") return b;
+  if (b.size() == 2) b = "B0" + b.substr(1);
+  return b;
+}
+
+bool find_tile(const std::string& text, std::string& tile) {
+  std::smatch m;
+  std::string s = text;
+  if (std::regex_search(s, m, kTileRe)) {
+    tile = m[1];
+    return true;
+  }
+  return false;
+}
+
+bool find_date(const std::string& text, Date& date) {
+  std::smatch m;
+  if (std::regex_search(text, m, kDateRe)) {
+    Date d{std::stoi(m[1]), std::stoi(m[2]), std::stoi(m[3])};
+    if (d.valid()) {
+      date = d;
+      return true;
+    }
+  }
+  return false;
+}
+
+// MGRS tile from a path like .../36/M/XB/2019/... (the AWS / WorldCereal folder convention).
+bool tile_from_path(const std::string& path, std::string& tile) {
+  static const std::regex re(R"((?:^|/)(\d{1,2})/([C-HJ-NP-X])/([A-Z]{2})(?:/|$))");
+  std::smatch m;
+  if (std::regex_search(path, m, re)) {
+    std::string zone = m[1];
+    if (zone.size() == 1) zone = "0" + zone;
+    tile = zone + std::string(m[2]) + std::string(m[3]);
+    return true;
+  }
+  return false;
+}
+
+struct Builder {
+  const DiscoveryOptions& options;
+  bool skip_bad;
+  std::vector<Skipped>& skipped;
+  std::vector<Acquisition> found;
+  std::set<std::string> claimed;  // raster files already used by an item/product
+
+  void bad(const std::string& what, const std::string& reason) {
+    if (!skip_bad) throw InputError(what, reason);
+    skipped.push_back({what, reason});
+  }
+
+  int decide_offset(const Date& date, int metadata_offset, bool have_metadata, std::string& origin,
+                    const std::string& metadata_name) {
+    switch (options.offset_mode) {
+      case OffsetMode::Zero: origin = "forced 0 (--boa-offset)"; return 0;
+      case OffsetMode::Baseline04: origin = "forced -1000 (--boa-offset)"; return kBaseline04Offset;
+      case OffsetMode::Auto: break;
+    }
+    if (have_metadata) {
+      origin = metadata_name;
+      return metadata_offset;
+    }
+    origin = "date rule (processing baseline 04.00 from 2022-01-25)";
+    return offset_by_date(date);
+  }
+
+  bool wanted(const Acquisition& a) const {
+    if (!options.tiles.empty() &&
+        std::find(options.tiles.begin(), options.tiles.end(), a.tile) == options.tiles.end())
+      return false;
+    if (!options.date_from.empty() && a.date < Date::parse(options.date_from)) return false;
+    if (!options.date_to.empty() && Date::parse(options.date_to) < a.date) return false;
+    return true;
+  }
+
+  // Checks that every required band is there; reports the first missing one.
+  bool complete(const Acquisition& a) {
+    for (auto& b : options.bands)
+      if (!a.bands.count(b)) {
+        bad(a.source, "band " + b + " is missing from acquisition " + a.id + " (" + a.date.iso() +
+                          "); present: " + present(a));
+        return false;
+      }
+    return true;
+  }
+
+  static std::string present(const Acquisition& a) {
+    std::string s;
+    for (auto& [k, v] : a.bands) s += (s.empty() ? "" : " ") + k;
+    return s.empty() ? "none" : s;
+  }
+
+  void add(Acquisition a) {
+    if (!wanted(a) || !complete(a)) return;
+    // Keep only the bands asked for: fewer files to open per block.
+    std::map<std::string, BandSource> kept;
+    for (auto& b : options.bands) kept[b] = a.bands[b];
+    a.bands = std::move(kept);
+    found.push_back(std::move(a));
+  }
+
+  // ---- STAC item ----
+  bool try_stac(const std::string& path) {
+    CPLJSONDocument doc;
+    if (!doc.Load(path)) {
+      // A .json that is not even JSON inside a data folder is most likely a broken item.
+      bad(path, "malformed STAC item: not valid JSON");
+      return true;
+    }
+    CPLJSONObject root = doc.GetRoot();
+    if (root.GetString("type") != "Feature" && !root.GetObj("assets").IsValid()) return false;  // other JSON
+    std::string base = fs::path(path).parent_path().string();
+    Acquisition a;
+    a.source = path;
+    a.id = root.GetString("id");
+    CPLJSONObject props = root.GetObj("properties");
+    CPLJSONObject assets = root.GetObj("assets");
+    if (!props.IsValid() || !assets.IsValid() || assets.GetType() != CPLJSONObject::Type::Object) {
+      bad(path, "malformed STAC item: missing 'properties' or 'assets'");
+      return true;
+    }
+    std::string dt = props.GetString("datetime");
+    try {
+      a.date = Date::parse(dt);
+    } catch (const Error&) {
+      bad(path, "malformed STAC item: properties.datetime is missing or not a date ('" + dt + "')");
+      return true;
+    }
+    int zone = props.GetInteger("mgrs:utm_zone", -1);
+    std::string lat = props.GetString("mgrs:latitude_band"), sq = props.GetString("mgrs:grid_square");
+    if (zone > 0 && !lat.empty() && !sq.empty()) {
+      char buf[16];
+      std::snprintf(buf, sizeof buf, "%02d%s%s", zone, lat.c_str(), sq.c_str());
+      a.tile = buf;
+    } else if (!props.GetString("s2:mgrs_tile").empty()) {
+      a.tile = props.GetString("s2:mgrs_tile");
+    } else if (!find_tile(props.GetString("grid:code"), a.tile) && !find_tile(a.id, a.tile)) {
+      bad(path, "STAC item does not say its MGRS tile (mgrs:* or grid:code properties)");
+      return true;
+    }
+    if (a.id.empty()) a.id = fs::path(path).stem().string();
+
+    bool have_meta = false;
+    int meta_offset = 0;
+    std::string meta_name;
+    CPLJSONObject applied = props.GetObj("earthsearch:boa_offset_applied");
+    if (applied.IsValid() && applied.GetType() == CPLJSONObject::Type::Boolean && applied.ToBool()) {
+      have_meta = true;
+      meta_offset = 0;
+      meta_name = "STAC earthsearch:boa_offset_applied=true";
+    }
+    auto href_of = [&](const CPLJSONObject& asset) {
+      std::string href = asset.GetString("href");
+      if (href.rfind("http://", 0) == 0 || href.rfind("https://", 0) == 0) return "/vsicurl/" + href;
+      if (href.rfind("s3://", 0) == 0) return "/vsis3/" + href.substr(5);
+      if (!href.empty() && href[0] == '/') return href;
+      if (href.rfind("./", 0) == 0) href = href.substr(2);
+      return base + "/" + href;
+    };
+    for (auto& spec : all_bands()) {
+      CPLJSONObject asset = assets.GetObj(spec.stac_key);
+      if (!asset.IsValid()) asset = assets.GetObj(spec.name);
+      if (!asset.IsValid()) continue;
+      BandSource src{href_of(asset), 1, 0};
+      if (src.path == base + "/") {
+        bad(path, "asset '" + spec.stac_key + "' has no href");
+        return true;
+      }
+      int band_offset = 0;
+      bool band_meta = have_meta;
+      if (!have_meta) {
+        CPLJSONArray rb = asset.GetArray("raster:bands");
+        if (rb.IsValid() && rb.Size() > 0) {
+          CPLJSONObject first = rb[0];
+          double scale = first.GetDouble("scale", 0.0), off = first.GetDouble("offset", 0.0);
+          if (scale > 0 && first.GetObj("offset").IsValid()) {
+            band_offset = static_cast<int>(std::lround(off / scale));
+            band_meta = true;
+            meta_name = "STAC raster:bands offset";
+          }
+        }
+        if (!band_meta) {
+          std::string pb = props.GetString("s2:processing_baseline");
+          int o = 0;
+          if (!pb.empty() && offset_by_baseline(pb, o)) {
+            band_offset = o;
+            band_meta = true;
+            meta_name = "STAC s2:processing_baseline " + pb;
+          }
+        }
+      }
+      src.offset = decide_offset(a.date, have_meta ? meta_offset : band_offset, band_meta, a.offset_origin, meta_name);
+      a.bands[spec.name] = src;
+      claimed.insert(fs::path(src.path).lexically_normal().string());
+    }
+    for (const char* key : {"scl", "SCL"}) {
+      CPLJSONObject asset = assets.GetObj(key);
+      if (asset.IsValid()) {
+        a.mask_kind = MaskKind::Scl;
+        a.mask = BandSource{href_of(asset), 1, 0};
+        claimed.insert(fs::path(a.mask.path).lexically_normal().string());
+        break;
+      }
+    }
+    add(std::move(a));
+    return true;
+  }
+
+  // ---- SAFE (folder or zip) ----
+  void add_safe(const std::string& safe_root, const std::string& display) {
+    // safe_root: GDAL-readable path of the .SAFE folder (may be /vsizip/...)
+    std::string mtd = safe_root + "/MTD_MSIL2A.xml";
+    CPLXMLNode* xml = CPLParseXMLFile(mtd.c_str());
+    if (!xml) {
+      bad(display, "SAFE product without a readable MTD_MSIL2A.xml");
+      return;
+    }
+    struct Free {
+      CPLXMLNode* n;
+      ~Free() { CPLDestroyXMLNode(n); }
+    } guard{xml};
+    // Namespace prefixes differ between baselines: strip them so paths below match.
+    CPLStripXMLNamespace(xml, nullptr, TRUE);
+    CPLXMLNode* product = CPLGetXMLNode(xml, "=Level-2A_User_Product");
+    if (!product) {
+      bad(mtd, "not a Level-2A product metadata file (no Level-2A_User_Product element)");
+      return;
+    }
+    Acquisition a;
+    a.source = mtd;
+    std::string start = CPLGetXMLValue(product, "General_Info.Product_Info.PRODUCT_START_TIME", "");
+    std::string uri = CPLGetXMLValue(product, "General_Info.Product_Info.PRODUCT_URI", "");
+    if (uri.empty()) uri = fs::path(safe_root).filename().string();
+    a.id = uri.substr(0, uri.find(".SAFE"));
+    try {
+      a.date = Date::parse(start);
+    } catch (const Error&) {
+      if (!find_date(a.id, a.date)) {
+        bad(mtd, "no PRODUCT_START_TIME and no date in the product name");
+        return;
+      }
+    }
+    if (!find_tile(a.id, a.tile)) {
+      bad(mtd, "cannot tell the MGRS tile from product name " + a.id);
+      return;
+    }
+    std::map<int, int> offsets;
+    CPLXMLNode* list = CPLGetXMLNode(product, "General_Info.Product_Image_Characteristics.BOA_ADD_OFFSET_VALUES_LIST");
+    for (CPLXMLNode* n = list ? list->psChild : nullptr; n; n = n->psNext) {
+      if (n->eType != CXT_Element || std::string(n->pszValue) != "BOA_ADD_OFFSET") continue;
+      const char* id = CPLGetXMLValue(n, "band_id", nullptr);
+      const char* v = CPLGetXMLValue(n, nullptr, nullptr);
+      if (id && v) offsets[std::atoi(id)] = std::atoi(v);
+    }
+    std::string baseline = CPLGetXMLValue(product, "General_Info.Product_Info.PROCESSING_BASELINE", "");
+    // Files: GRANULE/<granule>/IMG_DATA/R10m|R20m|R60m/<name>_<band>_<res>m.<ext>
+    char** files = VSIReadDirRecursive((safe_root + "/GRANULE").c_str());
+    std::map<std::string, std::map<int, std::string>> by_band;  // band -> resolution -> path
+    for (int i = 0; files && files[i]; ++i) {
+      std::string rel = files[i];
+      std::smatch m;
+      std::string name = fs::path(rel).filename().string();
+      if (rel.find("IMG_DATA") == std::string::npos || !std::regex_match(name, m, kBandFileRe)) continue;
+      std::string b = normalise_band(m[1]);
+      int res = m[2].matched ? std::stoi(m[2]) : 10;
+      by_band[b][res] = safe_root + "/GRANULE/" + rel;
+    }
+    CSLDestroy(files);
+    auto pick = [&](const std::string& b, int native) -> std::string {
+      auto it = by_band.find(b);
+      if (it == by_band.end()) return "";
+      auto r = it->second.find(native);
+      if (r != it->second.end()) return r->second;
+      return it->second.begin()->second;  // finest available
+    };
+    for (auto& spec : all_bands()) {
+      std::string p = pick(spec.name, spec.resolution_m);
+      if (p.empty()) continue;
+      int meta = 0;
+      bool have = false;
+      std::string origin = "MTD_MSIL2A.xml BOA_ADD_OFFSET";
+      auto o = offsets.find(spec.safe_band_id);
+      if (o != offsets.end()) {
+        meta = o->second;
+        have = true;
+      } else if (offsets.empty() && !baseline.empty() && offset_by_baseline(baseline, meta)) {
+        have = true;  // products before baseline 04.00 have no offset list
+        origin = "MTD_MSIL2A.xml PROCESSING_BASELINE " + baseline;
+      }
+      a.bands[spec.name] = BandSource{p, 1, decide_offset(a.date, meta, have, a.offset_origin, origin)};
+    }
+    std::string scl = pick("SCL", 20);
+    if (!scl.empty()) {
+      a.mask_kind = MaskKind::Scl;
+      a.mask = BandSource{scl, 1, 0};
+    }
+    add(std::move(a));
+  }
+
+  // ---- plain folders of band files ----
+  struct Group {
+    std::string dir, tile;
+    Date date;
+    std::map<std::string, std::string> files;  // band -> path
+  };
+
+  void add_band_files(const std::vector<std::string>& paths) {
+    std::map<std::string, Group> groups;
+    for (auto& p : paths) {
+      std::string name = fs::path(p).filename().string();
+      std::string dir = fs::path(p).parent_path().string();
+      std::smatch m;
+      if (std::regex_match(name, m, kSen2rRe)) {
+        std::string key = dir + "|sen2r|" + std::string(m[2]) + "|" + std::string(m[4]);
+        Group& g = groups[key];
+        g.dir = dir;
+        g.date = Date::parse(m[2]);
+        g.tile = m[4];  // sen2r names the extent, not the tile
+        g.files[m[5] == "BOA" ? "BOA" : "SCL"] = p;
+        continue;
+      }
+      if (!std::regex_match(name, m, kBandFileRe)) continue;
+      std::string band = normalise_band(m[1]);
+      Date date;
+      if (!find_date(name, date) && !find_date(dir, date)) continue;  // not an acquisition file
+      std::string tile;
+      if (!find_tile(name, tile) && !find_tile(fs::path(dir).filename().string(), tile) && !tile_from_path(dir, tile))
+        tile = fs::path(dir).filename().string();
+      std::string key = dir + "|" + date.compact() + "|" + tile;
+      Group& g = groups[key];
+      g.dir = dir;
+      g.date = date;
+      g.tile = tile;
+      g.files[band] = p;
+    }
+    for (auto& [key, g] : groups) {
+      Acquisition a;
+      a.source = g.dir;
+      a.tile = g.tile;
+      a.date = g.date;
+      a.id = fs::path(g.dir).filename().string();
+      if (a.id.find(g.date.compact()) == std::string::npos) a.id += "_" + g.date.compact();
+      std::string origin;
+      int offset = decide_offset(a.date, 0, false, origin, "");
+      a.offset_origin = origin;
+      if (g.files.count("BOA")) {
+        // sen2r BOA stack: bands B01..B09, B11, B12 (11 bands) with B8A inserted after B08 when 12.
+        std::string boa = g.files["BOA"];
+        a.source = boa;
+        a.id = fs::path(boa).stem().string();
+        int count = 0;
+        try {
+          count = geo::RasterReader(boa).band_count();
+        } catch (const InputError& e) {
+          bad(boa, e.what());
+          continue;
+        }
+        std::vector<std::string> order = {"B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B11", "B12"};
+        if (count == 12) order.insert(order.begin() + 8, "B8A");
+        if (count != static_cast<int>(order.size())) {
+          bad(boa, "sen2r BOA file with " + std::to_string(count) + " bands (expected 11 or 12)");
+          continue;
+        }
+        for (size_t i = 0; i < order.size(); ++i) a.bands[order[i]] = BandSource{boa, static_cast<int>(i) + 1, offset};
+        if (g.files.count("SCL")) {
+          a.mask_kind = MaskKind::Scl;
+          a.mask = BandSource{g.files["SCL"], 1, 0};
+        }
+      } else {
+        for (auto& [band, path] : g.files) {
+          if (band == "SCL") {
+            a.mask_kind = MaskKind::Scl;
+            a.mask = BandSource{path, 1, 0};
+          } else if (band == "MASK") {
+            if (a.mask_kind != MaskKind::Scl) {
+              a.mask_kind = MaskKind::Valid;
+              a.mask = BandSource{path, 1, 0};
+            }
+          } else if (is_band(band)) {
+            a.bands[band] = BandSource{path, 1, offset};
+          }
+        }
+      }
+      add(std::move(a));
+    }
+  }
+
+  // ---- walking ----
+  void walk(const std::string& input) {
+    std::error_code ec;
+    fs::path p(input);
+    if (!fs::exists(p, ec)) throw InputError(input, "input does not exist");
+    std::vector<std::string> band_files;
+    auto visit_file = [&](const fs::path& f) {
+      std::string ext = upper(f.extension().string());
+      std::string s = f.string();
+      if (ext == ".JSON") {
+        try_stac(s);
+      } else if (ext == ".ZIP") {
+        visit_zip(s);
+      } else if (f.filename() == "MTD_MSIL2A.xml") {
+        add_safe(f.parent_path().string(), f.parent_path().string());
+      } else if (ext == ".TIF" || ext == ".TIFF" || ext == ".JP2") {
+        band_files.push_back(s);
+      }
+    };
+    if (fs::is_directory(p)) {
+      if (upper(p.extension().string()) == ".SAFE") {
+        add_safe(p.string(), p.string());
+      } else {
+        std::vector<fs::path> entries;
+        for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::follow_directory_symlink, ec);
+             it != fs::recursive_directory_iterator(); it.increment(ec)) {
+          if (ec) throw InputError(input, "cannot list folder: " + ec.message());
+          if (it->is_directory() && upper(it->path().extension().string()) == ".SAFE") {
+            add_safe(it->path().string(), it->path().string());
+            it.disable_recursion_pending();
+            continue;
+          }
+          if (it->is_regular_file()) entries.push_back(it->path());
+        }
+        std::sort(entries.begin(), entries.end());
+        for (auto& e : entries) visit_file(e);
+      }
+    } else {
+      visit_file(p);
+    }
+    std::vector<std::string> unclaimed;
+    for (auto& f : band_files)
+      if (!claimed.count(fs::path(f).lexically_normal().string())) unclaimed.push_back(f);
+    add_band_files(unclaimed);
+  }
+
+  void visit_zip(const std::string& zip) {
+    std::string root = "/vsizip/" + zip;
+    char** entries = VSIReadDir(root.c_str());
+    bool any = false;
+    for (int i = 0; entries && entries[i]; ++i) {
+      std::string e = entries[i];
+      if (upper(fs::path(e).extension().string()) == ".SAFE") {
+        add_safe(root + "/" + e, zip);
+        any = true;
+      }
+    }
+    CSLDestroy(entries);
+    if (!any) bad(zip, "zip file without a .SAFE product inside (or not a readable zip)");
+  }
+};
+
+}  // namespace
+
+std::vector<Acquisition> discover(const std::vector<std::string>& inputs, const DiscoveryOptions& options,
+                                  bool skip_bad, std::vector<Skipped>& skipped) {
+  geo::init_gdal();
+  Builder b{options, skip_bad, skipped, {}, {}};
+  for (auto& in : inputs) b.walk(in);
+  std::sort(b.found.begin(), b.found.end(), [](const Acquisition& x, const Acquisition& y) {
+    if (x.tile != y.tile) return x.tile < y.tile;
+    if (x.date != y.date) return x.date < y.date;
+    return x.id < y.id;
+  });
+  // The same product reached twice (e.g. SAFE folder and its zip both given) must not count twice.
+  b.found.erase(std::unique(b.found.begin(), b.found.end(),
+                            [](const Acquisition& x, const Acquisition& y) {
+                              return x.tile == y.tile && x.date == y.date && x.id == y.id;
+                            }),
+                b.found.end());
+  return b.found;
+}
+
+// ---- serialisation: one record per line, fields separated by tabs ----
+
+std::string serialise(const std::vector<Acquisition>& acquisitions) {
+  std::ostringstream out;
+  for (auto& a : acquisitions) {
+    out << "A\t" << a.id << '\t' << a.tile << '\t' << a.source << '\t' << a.date.iso() << '\t' << a.offset_origin
+        << '\t' << static_cast<int>(a.mask_kind) << '\t' << a.mask.path << '\t' << a.mask.band << '\n';
+    for (auto& [name, src] : a.bands)
+      out << "B\t" << name << '\t' << src.path << '\t' << src.band << '\t' << src.offset << '\n';
+  }
+  return out.str();
+}
+
+std::vector<Acquisition> deserialise(const std::string& text) {
+  std::vector<Acquisition> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    std::string field;
+    while (std::getline(ss, field, '\t')) f.push_back(field);
+    if (line.size() && line.back() == '\t') f.push_back("");
+    if (f.empty()) continue;
+    if (f[0] == "A" && f.size() >= 9) {
+      Acquisition a;
+      a.id = f[1];
+      a.tile = f[2];
+      a.source = f[3];
+      a.date = Date::parse(f[4]);
+      a.offset_origin = f[5];
+      a.mask_kind = static_cast<MaskKind>(std::stoi(f[6]));
+      a.mask = BandSource{f[7], std::stoi(f[8]), 0};
+      out.push_back(std::move(a));
+    } else if (f[0] == "B" && f.size() >= 5 && !out.empty()) {
+      out.back().bands[f[1]] = BandSource{f[2], std::stoi(f[3]), std::stoi(f[4])};
+    } else {
+      throw Error("corrupt acquisition list line: " + line);
+    }
+  }
+  return out;
+}
+
+}  // namespace s2crop::sentinel2

@@ -1,0 +1,157 @@
+#include "s2crop/sentinel2/reader.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/composite/kernels.hpp"
+
+namespace s2crop::sentinel2 {
+
+MaskOptions MaskOptions::from(const std::vector<int>& valid_classes, int dilation) {
+  MaskOptions m;
+  for (int c : valid_classes) {
+    if (c < 0 || c > 255) throw ConfigError("SCL class " + std::to_string(c) + " out of range 0-255");
+    m.valid_scl[static_cast<size_t>(c)] = 1;
+  }
+  if (dilation < 0) throw ConfigError("--dilation must be >= 0");
+  m.dilation = dilation;
+  return m;
+}
+
+namespace {
+std::vector<std::string> files_of(const Acquisition& a, const std::vector<std::string>& bands) {
+  std::vector<std::string> paths;
+  for (auto& b : bands) paths.push_back(a.bands.at(b).path);
+  if (a.mask_kind != MaskKind::None) paths.push_back(a.mask.path);
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  return paths;
+}
+}  // namespace
+
+geo::Grid inspect(const Acquisition& a, const std::vector<std::string>& bands) {
+  std::vector<geo::RasterReader> files;
+  for (auto& p : files_of(a, bands)) {
+    files.emplace_back(p);
+    files.back().check_complete();
+  }
+  const geo::RasterReader* finest = &files.front();
+  for (auto& f : files)
+    if (f.grid().pixel_size_x() < finest->grid().pixel_size_x()) finest = &f;
+  geo::Grid fine = finest->grid();
+  for (auto& f : files) {
+    int factor = 0;
+    if (!fine.is_aligned_coarser(f.grid(), factor))
+      throw InputError(f.path(), "not on the grid of the rest of acquisition " + a.id + ": it is " +
+                                     f.grid().describe() + ", " + finest->path() + " is " + fine.describe());
+  }
+  for (auto& b : bands) {
+    const BandSource& s = a.bands.at(b);
+    for (auto& f : files)
+      if (f.path() == s.path && s.band > f.band_count())
+        throw InputError(s.path, "has " + std::to_string(f.band_count()) + " band(s); band " + b +
+                                     " was expected in band " + std::to_string(s.band));
+  }
+  return fine;
+}
+
+AcquisitionReader::AcquisitionReader(const Acquisition& a, const geo::Grid& tile_grid,
+                                     const std::vector<std::string>& bands)
+    : acquisition_(a), grid_(tile_grid) {
+  std::map<std::string, geo::RasterReader*> by_path;
+  auto open = [&](const BandSource& s) -> Source {
+    auto it = by_path.find(s.path);
+    if (it == by_path.end()) {
+      files_.push_back(std::make_unique<geo::RasterReader>(s.path));
+      it = by_path.emplace(s.path, files_.back().get()).first;
+    }
+    geo::RasterReader* f = it->second;
+    int factor = 0;
+    if (!grid_.is_aligned_coarser(f->grid(), factor))
+      throw InputError(s.path, "not on the tile grid (" + f->grid().describe() + " vs " + grid_.describe() + ")");
+    double nd = 0;
+    bool has = f->nodata(s.band, nd);
+    // A declared no-data outside uint16 (e.g. -9999 on a float file) cannot match a DN: ignore it.
+    bool usable = has && nd >= 0 && nd <= 65535 && nd == std::floor(nd);
+    return Source{f, s.band, factor, s.offset, usable, static_cast<std::uint16_t>(usable ? nd : 0)};
+  };
+  for (auto& b : bands) bands_.push_back(open(a.bands.at(b)));
+  if (a.mask_kind != MaskKind::None) {
+    mask_ = open(a.mask);
+    has_mask_ = true;
+  }
+}
+
+void AcquisitionReader::read_resampled_u16(const Source& s, const geo::Window& w, std::uint16_t* out) {
+  if (s.factor == 1) {
+    s.file->read(s.band, w, out);
+    return;
+  }
+  int f = s.factor;
+  geo::Window c{w.x0 / f, w.y0 / f, (w.x0 + w.width - 1) / f - w.x0 / f + 1,
+                (w.y0 + w.height - 1) / f - w.y0 / f + 1};
+  coarse_u16_.resize(static_cast<size_t>(c.pixels()));
+  s.file->read(s.band, c, coarse_u16_.data());
+  for (int y = 0; y < w.height; ++y) {
+    const std::uint16_t* row = coarse_u16_.data() + static_cast<size_t>((w.y0 + y) / f - c.y0) * c.width;
+    std::uint16_t* o = out + static_cast<size_t>(y) * w.width;
+    for (int x = 0; x < w.width; ++x) o[x] = row[(w.x0 + x) / f - c.x0];
+  }
+}
+
+void AcquisitionReader::read_resampled_u8(const Source& s, const geo::Window& w, std::uint8_t* out) {
+  if (s.factor == 1) {
+    s.file->read(s.band, w, out);
+    return;
+  }
+  int f = s.factor;
+  geo::Window c{w.x0 / f, w.y0 / f, (w.x0 + w.width - 1) / f - w.x0 / f + 1,
+                (w.y0 + w.height - 1) / f - w.y0 / f + 1};
+  coarse_u8_.resize(static_cast<size_t>(c.pixels()));
+  s.file->read(s.band, c, coarse_u8_.data());
+  for (int y = 0; y < w.height; ++y) {
+    const std::uint8_t* row = coarse_u8_.data() + static_cast<size_t>((w.y0 + y) / f - c.y0) * c.width;
+    std::uint8_t* o = out + static_cast<size_t>(y) * w.width;
+    for (int x = 0; x < w.width; ++x) o[x] = row[(w.x0 + x) / f - c.x0];
+  }
+}
+
+void AcquisitionReader::read(const geo::Window& w, const MaskOptions& mask, std::int16_t* refl, std::uint8_t* valid) {
+  const size_t n = static_cast<size_t>(w.pixels());
+  std::fill(valid, valid + n, std::uint8_t{1});
+  if (has_mask_) {
+    if (acquisition_.mask_kind == MaskKind::Scl && mask.dilation > 0) {
+      // Dilation must see clouds just outside the block, or results would depend on the block layout.
+      int d = mask.dilation;
+      geo::Window h{std::max(0, w.x0 - d), std::max(0, w.y0 - d), 0, 0};
+      h.width = std::min(grid_.width, w.x0 + w.width + d) - h.x0;
+      h.height = std::min(grid_.height, w.y0 + w.height + d) - h.y0;
+      mask_buf_.resize(static_cast<size_t>(h.pixels()));
+      halo_valid_.resize(mask_buf_.size());
+      read_resampled_u8(mask_, h, mask_buf_.data());
+      composite::scl_to_valid(mask_buf_.data(), h.width, h.height, mask.valid_scl.data(), d, halo_valid_.data());
+      for (int y = 0; y < w.height; ++y) {
+        const std::uint8_t* src = halo_valid_.data() + static_cast<size_t>(w.y0 - h.y0 + y) * h.width + (w.x0 - h.x0);
+        std::copy(src, src + w.width, valid + static_cast<size_t>(y) * w.width);
+      }
+    } else {
+      mask_buf_.resize(n);
+      read_resampled_u8(mask_, w, mask_buf_.data());
+      if (acquisition_.mask_kind == MaskKind::Scl) {
+        composite::scl_to_valid(mask_buf_.data(), w.width, w.height, mask.valid_scl.data(), 0, valid);
+      } else {
+        for (size_t i = 0; i < n; ++i) valid[i] = mask_buf_[i] != 0;
+      }
+    }
+  }
+  dn_.resize(n);
+  for (size_t b = 0; b < bands_.size(); ++b) {
+    const Source& s = bands_[b];
+    read_resampled_u16(s, w, dn_.data());
+    composite::apply_offset(dn_.data(), n, s.offset, s.has_nodata, s.nodata, refl + b * n, valid);
+  }
+}
+
+}  // namespace s2crop::sentinel2

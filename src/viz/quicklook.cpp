@@ -1,0 +1,72 @@
+#include "s2crop/viz/quicklook.hpp"
+
+#include <cpl_vsi.h>
+#include <gdal_priv.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/geo/raster.hpp"
+
+namespace s2crop::viz {
+
+void Image::set(int x, int y, std::uint8_t r, std::uint8_t g, std::uint8_t b) {
+  size_t i = (static_cast<size_t>(y) * width + x) * 3;
+  rgb[i] = r;
+  rgb[i + 1] = g;
+  rgb[i + 2] = b;
+}
+
+std::uint8_t stretch(int value, int lo, int hi) {
+  double t = (static_cast<double>(value) - lo) / (hi - lo);
+  t = std::clamp(t, 0.0, 1.0);
+  return static_cast<std::uint8_t>(std::lround(255.0 * std::pow(t, 1.0 / 1.6)));
+}
+
+void ndvi_colour(double ndvi, std::uint8_t rgb[3]) {
+  // Piecewise ramp: soil brown -> straw -> light green -> dark green.
+  static const double stops[][4] = {{-0.2, 120, 80, 50}, {0.2, 200, 170, 100}, {0.5, 120, 190, 70}, {0.9, 0, 100, 20}};
+  double v = std::clamp(ndvi, stops[0][0], stops[3][0]);
+  for (int i = 0; i < 3; ++i) {
+    if (v <= stops[i + 1][0]) {
+      double t = (v - stops[i][0]) / (stops[i + 1][0] - stops[i][0]);
+      for (int c = 0; c < 3; ++c)
+        rgb[c] = static_cast<std::uint8_t>(std::lround(stops[i][c + 1] + t * (stops[i + 1][c + 1] - stops[i][c + 1])));
+      return;
+    }
+  }
+}
+
+Image side_by_side(const Image& a, const Image& b, int gap) {
+  Image out(a.width + gap + b.width, std::max(a.height, b.height));
+  std::fill(out.rgb.begin(), out.rgb.end(), std::uint8_t{255});
+  for (int y = 0; y < a.height; ++y)
+    std::copy_n(a.rgb.data() + static_cast<size_t>(y) * a.width * 3, a.width * 3,
+                out.rgb.data() + static_cast<size_t>(y) * out.width * 3);
+  for (int y = 0; y < b.height; ++y)
+    std::copy_n(b.rgb.data() + static_cast<size_t>(y) * b.width * 3, b.width * 3,
+                out.rgb.data() + (static_cast<size_t>(y) * out.width + a.width + gap) * 3);
+  return out;
+}
+
+void write_png(const std::string& path, const Image& image) {
+  geo::init_gdal();
+  GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
+  GDALDriver* png = GetGDALDriverManager()->GetDriverByName("PNG");
+  if (!mem || !png) throw OutputError(path, "GDAL PNG driver not available");
+  std::unique_ptr<GDALDataset> src(mem->Create("", image.width, image.height, 3, GDT_Byte, nullptr));
+  for (int b = 0; b < 3; ++b)
+    src->GetRasterBand(b + 1)->RasterIO(GF_Write, 0, 0, image.width, image.height,
+                                        const_cast<std::uint8_t*>(image.rgb.data()) + b, image.width, image.height,
+                                        GDT_Byte, 3, static_cast<GSpacing>(image.width) * 3, nullptr);
+  std::string tmp = path + ".tmp.png";
+  GDALDataset* out = png->CreateCopy(tmp.c_str(), src.get(), FALSE, nullptr, nullptr, nullptr);
+  if (!out) throw OutputError(path, std::string("cannot write PNG: ") + CPLGetLastErrorMsg());
+  GDALClose(out);
+  VSIUnlink((tmp + ".aux.xml").c_str());
+  if (VSIRename(tmp.c_str(), path.c_str()) != 0) throw OutputError(path, "cannot move PNG into place");
+}
+
+}  // namespace s2crop::viz
