@@ -62,6 +62,7 @@ int run_composite(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("quicklook-month", po::value<std::string>()->default_value(""),
        "YYYY-MM of the quicklook (default: the 11th month of the season, July for a September start)")
       ("deflate", po::value<int>()->default_value(4), "HDF5 deflate level (0 = uncompressed)")
+      ("list", po::bool_switch(), "only discover and check the inputs, print the acquisitions per tile (TSV) and stop")
       ("overwrite", po::bool_switch(), "replace an existing output (or leftovers of another interrupted run)");
   po::positional_options_description pos;
   po::variables_map vm;
@@ -93,6 +94,7 @@ int run_composite(int argc, char** argv, const parallel::MpiContext& mpi) {
   s.quicklook_month = vm["quicklook-month"].as<std::string>();
   s.deflate = vm["deflate"].as<int>();
   s.overwrite = vm["overwrite"].as<bool>();
+  s.list_only = vm["list"].as<bool>();
   s.config_text = effective_config(vm);
   pipeline::run_composite(s, mpi);
   return 0;

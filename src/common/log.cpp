@@ -73,7 +73,7 @@ void Progress::finish() {
 void Progress::print(std::int64_t done) {
   auto now = std::chrono::steady_clock::now();
   double elapsed = std::chrono::duration<double>(now - start_).count();
-  double rate = elapsed > 0 ? done / elapsed : 0.0;
+  double rate = elapsed > 0 ? static_cast<double>(done - base_) / elapsed : 0.0;
   double eta = rate > 0 ? (total_ - done) / rate : -1.0;
   char buf[256];
   std::snprintf(buf, sizeof buf, "%s: %lld/%lld %s (%.0f%%), %.2f %s/s, elapsed %s, ETA %s", label_.c_str(),

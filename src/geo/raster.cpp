@@ -130,6 +130,23 @@ void RasterReader::check_complete() const {
   }
 }
 
+RasterReader& RasterCache::get(const std::string& path) {
+  auto it = open_.find(path);
+  if (it == open_.end()) {
+    if (open_.size() >= capacity_) {
+      auto oldest = open_.begin();
+      for (auto i = open_.begin(); i != open_.end(); ++i)
+        if (i->second.last_used < oldest->second.last_used) oldest = i;
+      open_.erase(oldest);
+    }
+    it = open_.emplace(path, Entry{std::make_unique<RasterReader>(path), 0}).first;
+  }
+  it->second.last_used = ++clock_;
+  return *it->second.reader;
+}
+
+void RasterCache::clear() { open_.clear(); }
+
 void write_raster(const std::string& path, const Grid& grid, PixelType type, const std::vector<RasterBandData>& bands,
                   const WriteOptions& options) {
   init_gdal();

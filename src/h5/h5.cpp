@@ -47,6 +47,13 @@ Handle string_type(size_t len) {
   return t;
 }
 
+Handle vlen_string_type() {
+  Handle t(H5Tcopy(H5T_C_S1));
+  H5Tset_size(t.id(), H5T_VARIABLE);
+  H5Tset_cset(t.id(), H5T_CSET_UTF8);
+  return t;
+}
+
 }  // namespace
 
 std::string last_error() {
@@ -182,21 +189,22 @@ void write_attr(hid_t obj, const std::string& file, const std::string& name, hid
 }
 }  // namespace
 
+// Attributes hold variable-length UTF-8 strings: h5py and xarray read them as str, not bytes.
 void Node::set_attr(const std::string& name, const std::string& value) const {
-  Handle type = string_type(value.size() + 1);
+  Handle type = vlen_string_type();
   Handle space(H5Screate(H5S_SCALAR));
-  write_attr(id(), file_, name, type.id(), space.id(), value.c_str());
+  const char* p = value.c_str();
+  write_attr(id(), file_, name, type.id(), space.id(), &p);
 }
 
 void Node::set_attr(const std::string& name, const std::vector<std::string>& values) const {
-  size_t len = 1;
-  for (auto& v : values) len = std::max(len, v.size() + 1);
-  std::vector<char> buf(len * std::max<size_t>(values.size(), 1), '\0');
-  for (size_t i = 0; i < values.size(); ++i) values[i].copy(buf.data() + i * len, values[i].size());
-  Handle type = string_type(len);
+  std::vector<const char*> ptrs;
+  for (auto& v : values) ptrs.push_back(v.c_str());
+  if (ptrs.empty()) ptrs.push_back("");  // HDF5 rejects a null buffer even for an empty attribute
+  Handle type = vlen_string_type();
   hsize_t n = values.size();
   Handle space(H5Screate_simple(1, &n, nullptr));
-  write_attr(id(), file_, name, type.id(), space.id(), buf.data());
+  write_attr(id(), file_, name, type.id(), space.id(), ptrs.data());
 }
 
 void Node::set_attr(const std::string& name, double value) const {

@@ -2,6 +2,7 @@
 
 #include <cpl_vsi.h>
 #include <gdal_priv.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -251,7 +252,7 @@ struct BlockResult {
 };
 
 BlockResult composite_block(const TilePlan& t, const geo::Window& w, const CompositeSettings& s,
-                            const sentinel2::MaskOptions& mask) {
+                            const sentinel2::MaskOptions& mask, geo::RasterCache& files) {
   const size_t n = static_cast<size_t>(w.pixels()), nb = s.bands.size();
   BlockResult r;
   r.refl.assign(kMonths * nb * n, composite::kNoData);
@@ -265,7 +266,7 @@ BlockResult composite_block(const TilePlan& t, const geo::Window& w, const Compo
     obs.resize(idx.size() * nb * n);
     valid.resize(idx.size() * n);
     for (size_t k = 0; k < idx.size(); ++k) {
-      sentinel2::AcquisitionReader reader(t.acquisitions[idx[k]], t.grid, s.bands);
+      sentinel2::AcquisitionReader reader(t.acquisitions[idx[k]], t.grid, s.bands, files);
       reader.read(w, mask, obs.data() + k * nb * n, valid.data() + k * n);
     }
     composite::composite_month(obs.data(), valid.data(), idx.size(), nb, n, s.method,
@@ -328,7 +329,9 @@ class UnitProgress {
  public:
   UnitProgress(const parallel::MpiContext& mpi, std::int64_t total, std::int64_t already_done)
       : mpi_(mpi), total_(total), done_(already_done),
-        progress_("composite", "blocks", total, 10.0) {}
+        progress_("composite", "blocks", total, 10.0) {
+    progress_.set_base(already_done);
+  }
   void unit_done() {
     if (mpi_.is_root()) {
       ++done_;
@@ -569,6 +572,42 @@ void write_quicklook(const Plan& p, const TilePlan& t, int month, const Composit
   viz::write_png(s.quicklook_dir + "/" + t.name + "_" + label + "_rgb_ndvi.png", viz::side_by_side(rgb, ndvi));
 }
 
+// The plan as TSV for people and scripts (the NumPy reference compositor in bench/ reads it).
+void print_plan(const Plan& p, const CompositeSettings& s) {
+  std::ostringstream o;
+  o << "#season_start\t" << month_label(p.season_year, p.season_month, 0) << "\n";
+  o << "#columns\ttile\tdate\tmonth\tid\tmask_kind\tmask_path\tmask_band";
+  for (auto& b : s.bands) o << "\t" << b << "(path|band|offset)";
+  o << "\n";
+  static const char* kinds[] = {"none", "scl", "valid"};
+  for (auto& t : p.tiles) {
+    o << "#tile\t" << t.name << "\t" << grid_text(t.grid) << "\n";
+    for (auto& a : t.acquisitions) {
+      o << t.name << '\t' << a.date.iso() << '\t' << month_index(p, a.date) << '\t' << a.id << '\t'
+        << kinds[static_cast<int>(a.mask_kind)] << '\t' << a.mask.path << '\t' << a.mask.band;
+      for (auto& b : s.bands) {
+        auto& src = a.bands.at(b);
+        o << '\t' << src.path << '|' << src.band << '|' << src.offset;
+      }
+      o << '\n';
+    }
+  }
+  for (auto& k : p.skipped) o << "#skipped\t" << k.what << "\t" << k.reason << "\n";
+  std::fputs(o.str().c_str(), stdout);
+  std::fflush(stdout);
+}
+
+// As many open rasters as the descriptor limit allows (raised to the hard limit), leaving room for the rest.
+size_t raster_cache_capacity() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 65536);
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 256;
+  return static_cast<size_t>(std::clamp<rlim_t>(rl.rlim_cur / 2, 64, 4096));
+}
+
 void ensure_dir(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -674,6 +713,10 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   plan_text = parallel::broadcast_string(mpi.world(), plan_text);
   Plan plan = parse_plan(plan_text, s);
   if (plan.tiles.empty()) throw AgreedError("no tile has a usable acquisition");
+  if (s.list_only) {
+    if (mpi.is_root()) print_plan(plan, s);
+    return;
+  }
 
   // ---- resume state: rank 0 looks at the output and the parts left by an interrupted run
   std::string done_text;
@@ -763,10 +806,12 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   auto assignment = parallel::balance(costs, mpi.size());
   auto t_compute = clock::now();
   UnitProgress progress(mpi, total_units, static_cast<std::int64_t>(plan.done.size()));
+  // Units are in (tile, block) order, so the open files of a tile are reused block after block.
+  geo::RasterCache files(raster_cache_capacity());
   for (size_t u : assignment[static_cast<size_t>(mpi.rank())]) {
     auto [ti, b] = units[u];
     const TilePlan& t = plan.tiles[ti];
-    BlockResult r = composite_block(t, t.blocks[b], s, mask);
+    BlockResult r = composite_block(t, t.blocks[b], s, mask, files);
     write_part(part_path(s, t, b), t.blocks[b], s.bands.size(), r);
     progress.unit_done();
   }

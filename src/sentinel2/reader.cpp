@@ -58,16 +58,10 @@ geo::Grid inspect(const Acquisition& a, const std::vector<std::string>& bands) {
 }
 
 AcquisitionReader::AcquisitionReader(const Acquisition& a, const geo::Grid& tile_grid,
-                                     const std::vector<std::string>& bands)
+                                     const std::vector<std::string>& bands, geo::RasterCache& files)
     : acquisition_(a), grid_(tile_grid) {
-  std::map<std::string, geo::RasterReader*> by_path;
   auto open = [&](const BandSource& s) -> Source {
-    auto it = by_path.find(s.path);
-    if (it == by_path.end()) {
-      files_.push_back(std::make_unique<geo::RasterReader>(s.path));
-      it = by_path.emplace(s.path, files_.back().get()).first;
-    }
-    geo::RasterReader* f = it->second;
+    geo::RasterReader* f = &files.get(s.path);
     int factor = 0;
     if (!grid_.is_aligned_coarser(f->grid(), factor))
       throw InputError(s.path, "not on the tile grid (" + f->grid().describe() + " vs " + grid_.describe() + ")");

@@ -25,6 +25,8 @@ class Progress {
  public:
   Progress(std::string label, std::string unit, std::int64_t total, double interval_seconds = 5.0);
   void update(std::int64_t done);  // absolute count, monotonic
+  // Units already done before this run (a resumed job): counted in done/total, not in the rate and ETA.
+  void set_base(std::int64_t already_done) { base_ = already_done; }
   void finish();
  private:
   void print(std::int64_t done);
@@ -33,6 +35,7 @@ class Progress {
   double interval_;
   std::chrono::steady_clock::time_point start_, last_print_;
   std::int64_t last_done_ = -1;
+  std::int64_t base_ = 0;
   bool finished_ = false;
 };
 

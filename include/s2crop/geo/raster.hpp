@@ -1,6 +1,7 @@
 #pragma once
 // Thin RAII over GDAL rasters. Every failure is an InputError/OutputError naming the file.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,24 @@ class RasterReader {
   std::string path_;
   GDALDataset* dataset_ = nullptr;
   Grid grid_;
+};
+
+// Keeps recently used rasters open: a rank works through the blocks of a tile and reads the same few hundred files
+// for each block; reopening (and re-parsing COG headers) per block would dominate small blocks.
+class RasterCache {
+ public:
+  explicit RasterCache(size_t capacity = 256) : capacity_(capacity) {}
+  RasterReader& get(const std::string& path);  // opens on first use; throws InputError like RasterReader
+  void clear();
+
+ private:
+  size_t capacity_;
+  std::uint64_t clock_ = 0;
+  struct Entry {
+    std::unique_ptr<RasterReader> reader;
+    std::uint64_t last_used;
+  };
+  std::map<std::string, Entry> open_;
 };
 
 enum class PixelType { UInt8, UInt16, Int16, Float32, UInt32 };

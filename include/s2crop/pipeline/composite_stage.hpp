@@ -37,6 +37,7 @@ struct CompositeSettings {
   std::vector<std::string> tiles;     // only these tiles (empty: all found)
   bool skip_bad = false;              // --on-error skip
   bool overwrite = false;
+  bool list_only = false;             // print the plan (acquisitions as TSV) on stdout and stop
   int deflate = 4;
   std::string config_text;            // the effective configuration, stored in the output
 };

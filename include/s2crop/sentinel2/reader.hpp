@@ -24,8 +24,9 @@ geo::Grid inspect(const Acquisition& acquisition, const std::vector<std::string>
 
 class AcquisitionReader {
  public:
-  // Opens the files; `tile_grid` must equal inspect()'s grid (checked by the caller).
-  AcquisitionReader(const Acquisition& acquisition, const geo::Grid& tile_grid, const std::vector<std::string>& bands);
+  // Takes the files from `files` (kept open across blocks); `tile_grid` must equal inspect()'s grid.
+  AcquisitionReader(const Acquisition& acquisition, const geo::Grid& tile_grid, const std::vector<std::string>& bands,
+                    geo::RasterCache& files);
   // refl: [n_bands][window pixels] reflectance x 10000; valid: [window pixels] 1 = clear.
   void read(const geo::Window& window, const MaskOptions& mask, std::int16_t* refl, std::uint8_t* valid);
 
@@ -42,7 +43,6 @@ class AcquisitionReader {
   void read_resampled_u8(const Source& s, const geo::Window& w, std::uint8_t* out);
   const Acquisition& acquisition_;
   geo::Grid grid_;
-  std::vector<std::unique_ptr<geo::RasterReader>> files_;
   std::vector<Source> bands_;
   Source mask_{};
   bool has_mask_ = false;

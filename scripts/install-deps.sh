@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs s2crop's build and run dependencies from Debian/Ubuntu packages (needs root or sudo).
+# Idempotent: does nothing when everything is already there.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  openmpi-bin libopenmpi-dev            # MPI (mpirun, mpicxx)
+  libhdf5-openmpi-dev hdf5-tools        # parallel HDF5 (MPI-IO) + h5dump/h5diff
+  libgdal-dev gdal-bin                  # GDAL/OGR: GeoTIFF, COG, JPEG2000, GeoPackage
+  libboost-program-options-dev
+  libpng-dev
+  libgtest-dev googletest
+  libtorch-dev                          # LibTorch (CPU) for the model stages
+  python3-numpy python3-gdal python3-h5py   # NumPy reference, test checks (called as /usr/bin/python3)
+  procps time                           # pkill / peak-memory measurements in tests and benches
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,48 @@
+# Shared helpers for the shell-driven integration and MPI tests. Sourced by tests/*/test_*.sh.
+# ctest sets S2CROP (binary), S2CROP_SOURCE_DIR, MPIEXEC and the Open MPI root/oversubscribe variables.
+set -euo pipefail
+
+: "${S2CROP:?run through ctest (S2CROP unset)}"
+: "${S2CROP_SOURCE_DIR:?}"
+MPIEXEC="${MPIEXEC:-mpirun}"
+PY=/usr/bin/python3   # Debian's python with numpy/h5py/gdal (the python3 on PATH may be another one)
+TESTS_DIR="$S2CROP_SOURCE_DIR/tests"
+SHARED_DATA="$S2CROP_SOURCE_DIR/../shared/data"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/s2crop-test.XXXXXX")"
+cleanup() { [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"; }
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+skip() { echo "SKIP: $*"; exit 77; }
+
+# mpi N args...: run s2crop on N ranks
+mpi() {
+  local n="$1"; shift
+  "$MPIEXEC" -np "$n" --oversubscribe "$S2CROP" "$@"
+}
+
+# A small synthetic region shared by the tests of one script: 2 tiles in two UTM zones, a full season.
+# synth_region DIR [extra synth options]
+synth_region() {
+  local dir="$1"; shift
+  mpi 2 synth --out "$dir" --tiles 32TQT,33UVP --size 96 --days 365 --seed 7 "$@" > "$WORK/synth.log" 2>&1 \
+    || { cat "$WORK/synth.log"; fail "synth failed"; }
+}
+
+# expect_failure NAME PATTERN -- command...: the command must exit non-zero within 60 s, print PATTERN
+expect_failure() {
+  local name="$1" pattern="$2"; shift 3
+  local log="$WORK/$name.log" start end rc=0
+  start=$(date +%s)
+  timeout 60 "$@" > "$log" 2>&1 || rc=$?
+  end=$(date +%s)
+  [ "$rc" -ne 0 ] || { cat "$log"; fail "$name: expected a failure, got exit 0"; }
+  [ "$rc" -ne 124 ] || { cat "$log"; fail "$name: hung (killed after 60 s)"; }
+  grep -qF -- "$pattern" "$log" || { cat "$log"; fail "$name: error output does not mention '$pattern'"; }
+  pass "$name: exit $rc after $((end - start)) s, message names '$pattern'"
+}
+
+# h5_same A B: every dataset and attribute identical, except the creation time
+h5_same() { "$PY" "$TESTS_DIR/h5_compare.py" "$1" "$2"; }
