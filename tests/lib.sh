@@ -24,10 +24,19 @@ mpi() {
 }
 
 # A small synthetic region shared by the tests of one script: 2 tiles in two UTM zones, a full season.
-# synth_region DIR [extra synth options]
+# synth_region DIR [synth options, replacing the defaults of the same name]
 synth_region() {
   local dir="$1"; shift
-  mpi 2 synth --out "$dir" --tiles 32TQT,33UVP --size 96 --days 365 --seed 7 "$@" > "$WORK/synth.log" 2>&1 \
+  local -A opt=([tiles]=32TQT,33UVP [size]=96 [days]=365 [seed]=7)
+  local extra=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --tiles|--size|--days|--seed) opt[${1#--}]="$2"; shift 2 ;;
+      *) extra+=("$1"); shift ;;
+    esac
+  done
+  mpi 2 synth --out "$dir" --tiles "${opt[tiles]}" --size "${opt[size]}" --days "${opt[days]}" --seed "${opt[seed]}" \
+    "${extra[@]}" > "$WORK/synth.log" 2>&1 \
     || { cat "$WORK/synth.log"; fail "synth failed"; }
 }
 
@@ -35,6 +44,10 @@ synth_region() {
 expect_failure() {
   local name="$1" pattern="$2"; shift 3
   local log="$WORK/$name.log" start end rc=0
+  if [ "$1" = mpi ]; then  # timeout cannot run shell functions
+    local n="$2"; shift 2
+    set -- "$MPIEXEC" -np "$n" --oversubscribe "$S2CROP" "$@"
+  fi
   start=$(date +%s)
   timeout 60 "$@" > "$log" 2>&1 || rc=$?
   end=$(date +%s)

@@ -244,7 +244,9 @@ std::vector<std::string> Node::attr_strings(const std::string& name) const {
     std::vector<char*> ptrs(static_cast<size_t>(n));
     Handle mem(H5Tcopy(H5T_C_S1));
     H5Tset_size(mem.id(), H5T_VARIABLE);
-    H5Aread(a.id(), mem.id(), ptrs.data());
+    H5Tset_cset(mem.id(), H5Tget_cset(type.id()));
+    if (H5Aread(a.id(), mem.id(), ptrs.data()) < 0)
+      throw InputError(file_, path_ + " attribute '" + name + "' cannot be read: " + last_error());
     for (auto* p : ptrs) out.emplace_back(p ? p : "");
     H5Dvlen_reclaim(mem.id(), space.id(), H5P_DEFAULT, ptrs.data());
   } else {
