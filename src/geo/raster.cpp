@@ -34,6 +34,9 @@ void init_gdal() {
   static std::once_flag once;
   std::call_once(once, [] {
     GDALAllRegister();
+    // GDAL's default block cache is 5 % of RAM per process; with one rank per core that multiplies. Blocks are
+    // read once per unit, so a modest cache keeps memory per rank bounded by the block size. Users can still set it.
+    if (!CPLGetConfigOption("GDAL_CACHEMAX", nullptr)) GDALSetCacheMax64(static_cast<GIntBig>(64) << 20);
     // We turn every failure into an exception with the file name; GDAL's own stderr lines would only repeat it.
     CPLSetErrorHandler(CPLQuietErrorHandler);
   });

@@ -597,6 +597,23 @@ void print_plan(const Plan& p, const CompositeSettings& s) {
   std::fflush(stdout);
 }
 
+// Peak resident memory of every rank, gathered on rank 0: the number to size jobs by (--mem-per-cpu).
+void log_peak_memory(const parallel::MpiContext& mpi, const std::string& when) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double mib = static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+  std::vector<double> all(static_cast<size_t>(mpi.size()));
+  MPI_Gather(&mib, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, 0, mpi.world());
+  if (!mpi.is_root()) return;
+  std::string line = "peak memory per rank " + when + " (MiB):";
+  char buf[32];
+  for (double v : all) {
+    std::snprintf(buf, sizeof buf, " %.0f", v);
+    line += buf;
+  }
+  log::info(line);
+}
+
 // As many open rasters as the descriptor limit allows (raised to the hard limit), leaving room for the rest.
 size_t raster_cache_capacity() {
   struct rlimit rl;
@@ -818,11 +835,15 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   progress.finish(total_units);
   MPI_Barrier(mpi.world());
   double compute_s = std::chrono::duration<double>(clock::now() - t_compute).count();
-  if (mpi.is_root() && !units.empty())
-    log::info("composited " + std::to_string(units.size()) + " blocks in " + log::format_duration(compute_s) + " (" +
-              std::to_string(static_cast<long long>(total_obs_px * static_cast<long long>(s.bands.size()) /
-                                                    std::max(compute_s, 1e-9) / mpi.size())) +
-              " acquisition-band-pixels/s per rank)");
+  if (mpi.is_root() && !units.empty()) {
+    char line[256];
+    std::snprintf(line, sizeof line, "composited %zu blocks in %.3f s (%.4g acquisition-band-pixels/s per rank)",
+                  units.size(), compute_s,
+                  static_cast<double>(total_obs_px) * static_cast<double>(s.bands.size()) /
+                      std::max(compute_s, 1e-9) / mpi.size());
+    log::info(line);
+  }
+  log_peak_memory(mpi, "after compositing");
 
   // ---- assemble
   write_hdf5(plan, s, mpi);
