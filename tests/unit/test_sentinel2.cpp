@@ -1,0 +1,226 @@
+// Band table, dates, the radiometric offset rule and discovery of the product layouts, on small real files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/geo/raster.hpp"
+#include "s2crop/sentinel2/acquisition.hpp"
+#include "s2crop/sentinel2/bands.hpp"
+#include "s2crop/sentinel2/reader.hpp"
+
+namespace fs = std::filesystem;
+using namespace s2crop;
+using namespace s2crop::sentinel2;
+
+TEST(Sentinel2Bands, TableMatchesDomainFacts) {
+  EXPECT_EQ(band("B8A").resolution_m, 20);
+  EXPECT_EQ(band("B08").resolution_m, 10);
+  EXPECT_EQ(band("b4").name, "B04");
+  EXPECT_EQ(band("B11").stac_key, "swir16");
+  EXPECT_EQ(band("B8A").safe_band_id, 8);
+  EXPECT_EQ(band("B12").safe_band_id, 12);
+  EXPECT_EQ(default_crop_bands().size(), 10u);
+  EXPECT_THROW(band("B10"), ConfigError);  // not in L2A
+  EXPECT_THROW(parse_band_list("B02,B02"), ConfigError);
+  EXPECT_EQ(parse_band_list(" b2, B8A ,B11"), (std::vector<std::string>{"B02", "B8A", "B11"}));
+}
+
+TEST(Sentinel2Dates, ParseOrderAndRoundTrip) {
+  EXPECT_EQ(Date::parse("2022-01-25T10:20:31Z").iso(), "2022-01-25");
+  EXPECT_EQ(Date::parse("20180505").iso(), "2018-05-05");
+  EXPECT_THROW(Date::parse("2021-02-30"), ConfigError);
+  EXPECT_THROW(Date::parse("yesterday"), ConfigError);
+  for (long d = -1000; d < 40000; d += 37) EXPECT_EQ(Date::from_days(d).days_since_epoch(), d);
+  EXPECT_EQ((Date{2020, 3, 1}.days_since_epoch() - Date{2020, 2, 28}.days_since_epoch()), 2);  // leap year
+  EXPECT_TRUE(Date::parse("2021-12-31") < Date::parse("2022-01-01"));
+}
+
+TEST(Sentinel2Offset, DateRuleAndBaseline) {
+  EXPECT_EQ(offset_by_date(Date{2022, 1, 24}), 0);
+  EXPECT_EQ(offset_by_date(Date{2022, 1, 25}), -1000);
+  int o = 7;
+  EXPECT_TRUE(offset_by_baseline("04.00", o));
+  EXPECT_EQ(o, -1000);
+  EXPECT_TRUE(offset_by_baseline("N0301", o));
+  EXPECT_EQ(o, 0);
+  EXPECT_TRUE(offset_by_baseline("05.09", o));
+  EXPECT_EQ(o, -1000);
+  EXPECT_FALSE(offset_by_baseline("N9999", o));  // reprocessing placeholder: says nothing
+  EXPECT_FALSE(offset_by_baseline("", o));
+}
+
+namespace {
+
+// A tiny product on a 12 x 12 px 10 m grid (6 x 6 at 20 m).
+geo::Grid grid(double res, int size, double x0 = 399960, double y0 = 5400000) {
+  geo::Grid g;
+  g.crs_wkt = geo::wkt_from_epsg(32633);
+  g.geotransform = {x0, res, 0, y0, 0, -res};
+  g.width = g.height = size;
+  return g;
+}
+
+void write_u16(const std::string& path, const geo::Grid& g, std::uint16_t value) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::vector<std::uint16_t> v(static_cast<size_t>(g.width) * g.height, value);
+  geo::WriteOptions o;
+  o.driver = "GTiff";
+  o.block_size = 16;
+  geo::write_raster(path, g, geo::PixelType::UInt16, {{v.data(), ""}}, o);
+}
+
+void write_u8(const std::string& path, const geo::Grid& g, std::uint8_t value) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::vector<std::uint8_t> v(static_cast<size_t>(g.width) * g.height, value);
+  geo::WriteOptions o;
+  o.driver = "GTiff";
+  o.block_size = 16;
+  geo::write_raster(path, g, geo::PixelType::UInt8, {{v.data(), ""}}, o);
+}
+
+std::string tmpdir(const std::string& name) {
+  std::string d = testing::TempDir() + "/s2crop_s2_" + name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// A SAFE product with the real folder structure and MTD_MSIL2A.xml elements.
+std::string make_safe(const std::string& root, const std::string& date, int offset, const std::string& baseline) {
+  std::string name = "S2A_MSIL2A_" + date + "T101031_N" + baseline + "_R022_T33UVP_" + date + "T120005.SAFE";
+  std::string safe = root + "/" + name;
+  std::string img = safe + "/GRANULE/L2A_T33UVP_A015000_" + date + "T101031/IMG_DATA";
+  for (auto& b : all_bands()) {
+    if (b.resolution_m == 60) continue;
+    std::string res = b.resolution_m == 10 ? "10" : "20";
+    write_u16(img + "/R" + res + "m/T33UVP_" + date + "T101031_" + b.name + "_" + res + "m.tif",
+              grid(b.resolution_m, b.resolution_m == 10 ? 12 : 6), static_cast<std::uint16_t>(2000 - offset));
+  }
+  // Real products also carry 20 m versions of the 10 m bands: discovery must pick the native one.
+  write_u16(img + "/R20m/T33UVP_" + date + "T101031_B04_20m.tif", grid(20, 6), 1);
+  write_u8(img + "/R20m/T33UVP_" + date + "T101031_SCL_20m.tif", grid(20, 6), 4);
+  std::ofstream x(safe + "/MTD_MSIL2A.xml");
+  x << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+       "<n1:Level-2A_User_Product xmlns:n1=\"https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd\">\n"
+       "<n1:General_Info><Product_Info><PRODUCT_START_TIME>"
+    << date.substr(0, 4) << "-" << date.substr(4, 2) << "-" << date.substr(6, 2)
+    << "T10:10:31.024Z</PRODUCT_START_TIME><PROCESSING_BASELINE>" << baseline.substr(0, 2) << "."
+    << baseline.substr(2) << "</PROCESSING_BASELINE><PRODUCT_URI>" << name
+    << "</PRODUCT_URI></Product_Info><Product_Image_Characteristics><QUANTIFICATION_VALUES_LIST>"
+       "<BOA_QUANTIFICATION_VALUE unit=\"none\">10000</BOA_QUANTIFICATION_VALUE></QUANTIFICATION_VALUES_LIST>";
+  if (offset != 0 || baseline >= "0400") {
+    x << "<BOA_ADD_OFFSET_VALUES_LIST>";
+    for (int i = 0; i < 13; ++i) x << "<BOA_ADD_OFFSET band_id=\"" << i << "\">" << offset << "</BOA_ADD_OFFSET>";
+    x << "</BOA_ADD_OFFSET_VALUES_LIST>";
+  }
+  x << "</Product_Image_Characteristics></n1:General_Info></n1:Level-2A_User_Product>\n";
+  return safe;
+}
+
+}  // namespace
+
+TEST(Sentinel2Discovery, SafeProductsOffsetsAndNativeResolution) {
+  std::string root = tmpdir("safe");
+  make_safe(root, "20220301", -1000, "0400");
+  make_safe(root, "20211101", 0, "0301");
+  std::vector<Skipped> skipped;
+  auto acqs = discover({root}, DiscoveryOptions{}, false, skipped);
+  ASSERT_EQ(acqs.size(), 2u);
+  EXPECT_EQ(acqs[0].date.iso(), "2021-11-01");  // sorted by date
+  EXPECT_EQ(acqs[0].tile, "33UVP");
+  EXPECT_EQ(acqs[0].bands.at("B04").offset, 0);
+  EXPECT_EQ(acqs[1].bands.at("B04").offset, -1000);
+  EXPECT_NE(acqs[1].bands.at("B04").path.find("R10m"), std::string::npos) << "B04 must come from R10m";
+  EXPECT_NE(acqs[1].bands.at("B8A").path.find("R20m"), std::string::npos);
+  EXPECT_EQ(acqs[1].mask_kind, MaskKind::Scl);
+  EXPECT_EQ(acqs[1].bands.size(), 10u);
+  // Both products give the same reflectance: the offset cancels what the DN carries.
+  for (auto& a : acqs) {
+    geo::Grid g = inspect(a, default_crop_bands());
+    EXPECT_EQ(g.width, 12);
+    geo::RasterCache cache;
+    AcquisitionReader reader(a, g, default_crop_bands(), cache);
+    std::vector<std::int16_t> refl(10 * 4);
+    std::vector<std::uint8_t> valid(4);
+    reader.read({2, 2, 2, 2}, MaskOptions::from(scl::default_valid(), 1), refl.data(), valid.data());
+    for (auto v : refl) EXPECT_EQ(v, 2000);
+    for (auto v : valid) EXPECT_EQ(v, 1);
+  }
+}
+
+TEST(Sentinel2Discovery, ForcedOffsetAndFilters) {
+  std::string root = tmpdir("forced");
+  make_safe(root, "20220301", -1000, "0400");
+  DiscoveryOptions opt;
+  opt.offset_mode = OffsetMode::Zero;
+  std::vector<Skipped> skipped;
+  auto acqs = discover({root}, opt, false, skipped);
+  ASSERT_EQ(acqs.size(), 1u);
+  EXPECT_EQ(acqs[0].bands.at("B02").offset, 0);
+  opt.tiles = {"32TQT"};
+  EXPECT_TRUE(discover({root}, opt, false, skipped).empty());
+}
+
+TEST(Sentinel2Discovery, BandFolderWithValidityMaskAndMissingBand) {
+  std::string root = tmpdir("folder");
+  std::string dir = root + "/36/M/XB/2019/20190810/S2A_MSIL2A_20190810T074621_N9999R135T36MXB_36MXB";
+  for (std::string b : {"B02", "B03", "B04", "B08"})
+    write_u16(dir + "/S2A_L2A_20190810T074621_N9999R135T36MXB_36MXB_" + b + ".tif", grid(10, 12), 500);
+  for (std::string b : {"B05", "B06", "B07", "B11", "B12"})
+    write_u16(dir + "/S2A_L2A_20190810T074621_N9999R135T36MXB_36MXB_" + b + ".tif", grid(20, 6), 700);
+  write_u8(dir + "/S2A_L2A_20190810T074621_N9999R135T36MXB_36MXB_MASK.tif", grid(20, 6), 1);
+  DiscoveryOptions opt;
+  opt.bands = parse_band_list("B02,B03,B04,B05,B06,B07,B08,B11,B12");
+  std::vector<Skipped> skipped;
+  auto acqs = discover({root}, opt, false, skipped);
+  ASSERT_EQ(acqs.size(), 1u);
+  EXPECT_EQ(acqs[0].tile, "36MXB");
+  EXPECT_EQ(acqs[0].date.iso(), "2019-08-10");
+  EXPECT_EQ(acqs[0].mask_kind, MaskKind::Valid);
+  EXPECT_EQ(acqs[0].bands.at("B05").offset, 0);  // 2019: date rule, N9999 says nothing
+  // The default band set needs B8A, which these files lack: a clear error naming the folder, or a skip.
+  try {
+    discover({root}, DiscoveryOptions{}, false, skipped);
+    FAIL() << "missing B8A not reported";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("band B8A is missing"), std::string::npos) << e.what();
+    EXPECT_EQ(e.path(), dir);
+  }
+  EXPECT_TRUE(discover({root}, DiscoveryOptions{}, true, skipped).empty());
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].what, dir);
+}
+
+TEST(Sentinel2Discovery, SerialiseRoundTrip) {
+  std::string root = tmpdir("serial");
+  make_safe(root, "20220301", -1000, "0400");
+  std::vector<Skipped> skipped;
+  auto acqs = discover({root}, DiscoveryOptions{}, false, skipped);
+  auto back = deserialise(serialise(acqs));
+  ASSERT_EQ(back.size(), acqs.size());
+  EXPECT_EQ(back[0].id, acqs[0].id);
+  EXPECT_EQ(back[0].date, acqs[0].date);
+  EXPECT_EQ(back[0].bands.at("B11").path, acqs[0].bands.at("B11").path);
+  EXPECT_EQ(back[0].bands.at("B11").offset, -1000);
+  EXPECT_EQ(back[0].mask.path, acqs[0].mask.path);
+}
+
+TEST(Sentinel2Reader, MisalignedBandIsRejected) {
+  std::string root = tmpdir("misaligned");
+  std::string safe = make_safe(root, "20220301", -1000, "0400");
+  // Shift one 20 m band by 10 m: it no longer shares the 10 m grid's corner.
+  for (auto& e : fs::recursive_directory_iterator(safe))
+    if (e.path().filename().string().find("_B05_20m") != std::string::npos)
+      write_u16(e.path().string(), grid(20, 6, 399970), 1000);
+  std::vector<Skipped> skipped;
+  auto acqs = discover({root}, DiscoveryOptions{}, false, skipped);
+  ASSERT_EQ(acqs.size(), 1u);
+  try {
+    inspect(acqs[0], default_crop_bands());
+    FAIL() << "misaligned band accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(e.path().find("_B05_20m"), std::string::npos) << e.what();
+  }
+}
