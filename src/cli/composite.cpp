@@ -61,7 +61,9 @@ int run_composite(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("quicklook", po::value<std::string>()->default_value(""), "write one RGB|NDVI PNG per tile into this folder")
       ("quicklook-month", po::value<std::string>()->default_value(""),
        "YYYY-MM of the quicklook (default: the 11th month of the season, July for a September start)")
-      ("deflate", po::value<int>()->default_value(4), "HDF5 deflate level (0 = uncompressed)")
+      ("deflate", po::value<int>()->default_value(1),
+       "HDF5 deflate level with byte shuffle (0 = uncompressed; 1 compresses int16 reflectance nearly as well as 9, "
+       "several times faster)")
       ("list", po::bool_switch(), "only discover and check the inputs, print the acquisitions per tile (TSV) and stop")
       ("overwrite", po::bool_switch(), "replace an existing output (or leftovers of another interrupted run)");
   po::positional_options_description pos;

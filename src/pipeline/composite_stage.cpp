@@ -4,6 +4,7 @@
 #include <gdal_priv.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -129,7 +130,7 @@ std::string part_path(const CompositeSettings& s, const TilePlan& t, size_t bloc
 
 size_t part_bytes(const geo::Window& w, size_t n_bands) {
   size_t n = static_cast<size_t>(w.pixels());
-  return 8 + 6 * 4 + kMonths * n_bands * n * 2 + kMonths * n + 8;
+  return 8 + 6 * 4 + kMonths * n_bands * n * 2 + kMonths * n + 8;  // magic, header, data, checksum
 }
 
 // Rank 0: discovery and the decisions that need the whole picture.
@@ -251,46 +252,68 @@ struct BlockResult {
   std::vector<std::uint8_t> count;  // [month][pixel]
 };
 
-BlockResult composite_block(const TilePlan& t, const geo::Window& w, const CompositeSettings& s,
-                            const sentinel2::MaskOptions& mask, geo::RasterCache& files) {
-  const size_t n = static_cast<size_t>(w.pixels()), nb = s.bands.size();
-  BlockResult r;
-  r.refl.assign(kMonths * nb * n, composite::kNoData);
-  r.count.assign(kMonths * n, 0);
+// Everything a rank reuses from block to block: readers of the current tile's acquisitions (grid checks done
+// once), open files, and the buffers, so memory follows the block size and nothing is rebuilt per block.
+struct Workspace {
+  explicit Workspace(size_t file_capacity) : files(file_capacity) {}
+  geo::RasterCache files;
+  size_t tile = static_cast<size_t>(-1);
+  std::vector<std::unique_ptr<sentinel2::AcquisitionReader>> readers;
+  sentinel2::ReadScratch scratch;
   std::vector<std::int16_t> obs;
   std::vector<std::uint8_t> valid;
+  BlockResult result;
+};
+
+void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w, const CompositeSettings& s,
+                     const sentinel2::MaskOptions& mask, Workspace& ws) {
+  const size_t n = static_cast<size_t>(w.pixels()), nb = s.bands.size();
+  if (ws.tile != tile_index) {
+    ws.readers.clear();
+    ws.readers.resize(t.acquisitions.size());
+    ws.tile = tile_index;
+  }
+  BlockResult& r = ws.result;
+  r.refl.assign(kMonths * nb * n, composite::kNoData);
+  r.count.assign(kMonths * n, 0);
   for (int m = 0; m < kMonths; ++m) {
     const auto& idx = t.by_month[static_cast<size_t>(m)];
     if (idx.empty()) continue;
     // Only one month of observations is held at a time: memory follows block size x acquisitions per month.
-    obs.resize(idx.size() * nb * n);
-    valid.resize(idx.size() * n);
+    ws.obs.resize(idx.size() * nb * n);
+    ws.valid.resize(idx.size() * n);
     for (size_t k = 0; k < idx.size(); ++k) {
-      sentinel2::AcquisitionReader reader(t.acquisitions[idx[k]], t.grid, s.bands, files);
-      reader.read(w, mask, obs.data() + k * nb * n, valid.data() + k * n);
+      auto& reader = ws.readers[idx[k]];
+      if (!reader)
+        reader = std::make_unique<sentinel2::AcquisitionReader>(t.acquisitions[idx[k]], t.grid, s.bands, ws.files);
+      reader->read(w, mask, ws.files, ws.scratch, ws.obs.data() + k * nb * n, ws.valid.data() + k * n);
     }
-    composite::composite_month(obs.data(), valid.data(), idx.size(), nb, n, s.method,
+    composite::composite_month(ws.obs.data(), ws.valid.data(), idx.size(), nb, n, s.method,
                                r.refl.data() + static_cast<size_t>(m) * nb * n,
                                r.count.data() + static_cast<size_t>(m) * n);
   }
   composite::fill_gaps(r.refl.data(), r.count.data(), kMonths, nb, n);
-  return r;
 }
+
+// Part files: magic, header, reflectance, counts, CRC-32 of all before it.
+constexpr char kPartMagic[8] = {'S', '2', 'C', 'P', 'A', 'R', 'T', '2'};
 
 void write_part(const std::string& path, const geo::Window& w, size_t nb, const BlockResult& r) {
   std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  std::string buf;
-  buf.reserve(part_bytes(w, nb));
-  buf.append("S2CPART1", 8);
   std::int32_t head[6] = {w.x0, w.y0, w.width, w.height, kMonths, static_cast<std::int32_t>(nb)};
-  buf.append(reinterpret_cast<const char*>(head), sizeof head);
-  buf.append(reinterpret_cast<const char*>(r.refl.data()), r.refl.size() * 2);
-  buf.append(reinterpret_cast<const char*>(r.count.data()), r.count.size());
-  std::uint64_t sum = fnv1a(buf.data(), buf.size());
-  buf.append(reinterpret_cast<const char*>(&sum), 8);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(kPartMagic), sizeof kPartMagic);
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(head), sizeof head);
+  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(r.refl.data()), r.refl.size() * 2);
+  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(r.count.data()), r.count.size());
+  std::uint64_t sum = crc;
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw OutputError(tmp, std::string("cannot create: ") + std::strerror(errno));
-  bool ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size();
+  bool ok = std::fwrite(kPartMagic, 1, sizeof kPartMagic, f) == sizeof kPartMagic &&
+            std::fwrite(head, 1, sizeof head, f) == sizeof head &&
+            std::fwrite(r.refl.data(), 2, r.refl.size(), f) == r.refl.size() &&
+            std::fwrite(r.count.data(), 1, r.count.size(), f) == r.count.size() &&
+            std::fwrite(&sum, 1, sizeof sum, f) == sizeof sum;
   ok = (std::fclose(f) == 0) && ok;
   if (!ok) {
     std::remove(tmp.c_str());
@@ -301,25 +324,31 @@ void write_part(const std::string& path, const geo::Window& w, size_t nb, const 
 }
 
 BlockResult read_part(const std::string& path, const geo::Window& w, size_t nb) {
-  std::ifstream in(path, std::ios::binary);
-  std::string buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (buf.size() != part_bytes(w, nb) || buf.compare(0, 8, "S2CPART1") != 0)
-    throw InputError(path, "damaged intermediate block (wrong size); delete it and rerun to recompute the block");
-  std::uint64_t sum;
-  std::memcpy(&sum, buf.data() + buf.size() - 8, 8);
-  if (fnv1a(buf.data(), buf.size() - 8) != sum)
-    throw InputError(path, "damaged intermediate block (checksum); delete it and rerun to recompute the block");
-  std::int32_t head[6];
-  std::memcpy(head, buf.data() + 8, sizeof head);
-  if (head[0] != w.x0 || head[1] != w.y0 || head[2] != w.width || head[3] != w.height)
-    throw InputError(path, "intermediate block belongs to another block layout");
-  size_t n = static_cast<size_t>(w.pixels());
+  const size_t n = static_cast<size_t>(w.pixels());
   BlockResult r;
   r.refl.resize(kMonths * nb * n);
   r.count.resize(kMonths * n);
-  const char* p = buf.data() + 8 + sizeof head;
-  std::memcpy(r.refl.data(), p, r.refl.size() * 2);
-  std::memcpy(r.count.data(), p + r.refl.size() * 2, r.count.size());
+  char magic[8];
+  std::int32_t head[6];
+  std::uint64_t sum = 0;
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw InputError(path, "intermediate block missing; rerun to recompute it");
+  bool ok = std::fread(magic, 1, 8, f) == 8 && std::fread(head, 1, sizeof head, f) == sizeof head &&
+            std::fread(r.refl.data(), 2, r.refl.size(), f) == r.refl.size() &&
+            std::fread(r.count.data(), 1, r.count.size(), f) == r.count.size() &&
+            std::fread(&sum, 1, sizeof sum, f) == sizeof sum && std::fgetc(f) == EOF;
+  std::fclose(f);
+  if (!ok || std::memcmp(magic, kPartMagic, 8) != 0)
+    throw InputError(path, "damaged intermediate block (wrong size or format); delete it and rerun to recompute it");
+  if (head[0] != w.x0 || head[1] != w.y0 || head[2] != w.width || head[3] != w.height)
+    throw InputError(path, "intermediate block belongs to another block layout");
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(magic), sizeof magic);
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(head), sizeof head);
+  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(r.refl.data()), r.refl.size() * 2);
+  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(r.count.data()), r.count.size());
+  if (crc != sum)
+    throw InputError(path, "damaged intermediate block (checksum); delete it and rerun to recompute the block");
   return r;
 }
 
@@ -643,7 +672,7 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   auto t0 = clock::now();
   if (s.inputs.empty()) throw ConfigError("composite: no input given (--input DIR ...)");
   if (s.output.empty()) throw ConfigError("composite: no output given (--output FILE.h5)");
-  if (s.block_size < 16 || s.block_size % 2) throw ConfigError("--block-size must be an even number >= 16");
+  if (s.block_size < 4 || s.block_size > 8192) throw ConfigError("--block-size must be between 4 and 8192 pixels");
   auto mask = sentinel2::MaskOptions::from(s.valid_scl, s.dilation);
   geo::init_gdal();
 
@@ -823,13 +852,13 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   auto assignment = parallel::balance(costs, mpi.size());
   auto t_compute = clock::now();
   UnitProgress progress(mpi, total_units, static_cast<std::int64_t>(plan.done.size()));
-  // Units are in (tile, block) order, so the open files of a tile are reused block after block.
-  geo::RasterCache files(raster_cache_capacity());
+  // Units are in (tile, block) order, so the readers and open files of a tile serve block after block.
+  Workspace ws(raster_cache_capacity());
   for (size_t u : assignment[static_cast<size_t>(mpi.rank())]) {
     auto [ti, b] = units[u];
     const TilePlan& t = plan.tiles[ti];
-    BlockResult r = composite_block(t, t.blocks[b], s, mask, files);
-    write_part(part_path(s, t, b), t.blocks[b], s.bands.size(), r);
+    composite_block(ti, t, t.blocks[b], s, mask, ws);
+    write_part(part_path(s, t, b), t.blocks[b], s.bands.size(), ws.result);
     progress.unit_done();
   }
   progress.finish(total_units);

@@ -59,17 +59,17 @@ geo::Grid inspect(const Acquisition& a, const std::vector<std::string>& bands) {
 
 AcquisitionReader::AcquisitionReader(const Acquisition& a, const geo::Grid& tile_grid,
                                      const std::vector<std::string>& bands, geo::RasterCache& files)
-    : acquisition_(a), grid_(tile_grid) {
+    : mask_kind_(a.mask_kind), grid_(tile_grid) {
   auto open = [&](const BandSource& s) -> Source {
-    geo::RasterReader* f = &files.get(s.path);
+    const geo::RasterReader& f = files.get(s.path);
     int factor = 0;
-    if (!grid_.is_aligned_coarser(f->grid(), factor))
-      throw InputError(s.path, "not on the tile grid (" + f->grid().describe() + " vs " + grid_.describe() + ")");
+    if (!grid_.is_aligned_coarser(f.grid(), factor))
+      throw InputError(s.path, "not on the tile grid (" + f.grid().describe() + " vs " + grid_.describe() + ")");
     double nd = 0;
-    bool has = f->nodata(s.band, nd);
+    bool has = f.nodata(s.band, nd);
     // A declared no-data outside uint16 (e.g. -9999 on a float file) cannot match a DN: ignore it.
     bool usable = has && nd >= 0 && nd <= 65535 && nd == std::floor(nd);
-    return Source{f, s.band, factor, s.offset, usable, static_cast<std::uint16_t>(usable ? nd : 0)};
+    return Source{s.path, s.band, factor, s.offset, usable, static_cast<std::uint16_t>(usable ? nd : 0)};
   };
   for (auto& b : bands) bands_.push_back(open(a.bands.at(b)));
   if (a.mask_kind != MaskKind::None) {
@@ -78,73 +78,77 @@ AcquisitionReader::AcquisitionReader(const Acquisition& a, const geo::Grid& tile
   }
 }
 
-void AcquisitionReader::read_resampled_u16(const Source& s, const geo::Window& w, std::uint16_t* out) {
-  if (s.factor == 1) {
-    s.file->read(s.band, w, out);
+namespace {
+// Reads `w` (10 m grid) from a raster `f` times coarser by replicating each coarse pixel f x f (nearest neighbour).
+// Rows are expanded once and copied for the fine rows that share them; no division per pixel.
+template <typename T>
+void read_replicated(const geo::RasterReader& file, int band, int f, const geo::Window& w, std::vector<T>& coarse,
+                     T* out) {
+  if (f == 1) {
+    file.read(band, w, out);
     return;
   }
-  int f = s.factor;
   geo::Window c{w.x0 / f, w.y0 / f, (w.x0 + w.width - 1) / f - w.x0 / f + 1,
                 (w.y0 + w.height - 1) / f - w.y0 / f + 1};
-  coarse_u16_.resize(static_cast<size_t>(c.pixels()));
-  s.file->read(s.band, c, coarse_u16_.data());
+  coarse.resize(static_cast<size_t>(c.pixels()));
+  file.read(band, c, coarse.data());
+  int previous_row = -1;
   for (int y = 0; y < w.height; ++y) {
-    const std::uint16_t* row = coarse_u16_.data() + static_cast<size_t>((w.y0 + y) / f - c.y0) * c.width;
-    std::uint16_t* o = out + static_cast<size_t>(y) * w.width;
-    for (int x = 0; x < w.width; ++x) o[x] = row[(w.x0 + x) / f - c.x0];
+    T* o = out + static_cast<size_t>(y) * w.width;
+    int cy = (w.y0 + y) / f - c.y0;
+    if (cy == previous_row) {
+      std::copy(o - w.width, o, o);
+      continue;
+    }
+    previous_row = cy;
+    const T* row = coarse.data() + static_cast<size_t>(cy) * c.width;
+    int phase = w.x0 % f, x = 0;
+    for (int cx = 0; x < w.width; ++cx) {
+      T v = row[cx];
+      for (; phase < f && x < w.width; ++phase) o[x++] = v;
+      phase = 0;
+    }
   }
 }
+}  // namespace
 
-void AcquisitionReader::read_resampled_u8(const Source& s, const geo::Window& w, std::uint8_t* out) {
-  if (s.factor == 1) {
-    s.file->read(s.band, w, out);
-    return;
-  }
-  int f = s.factor;
-  geo::Window c{w.x0 / f, w.y0 / f, (w.x0 + w.width - 1) / f - w.x0 / f + 1,
-                (w.y0 + w.height - 1) / f - w.y0 / f + 1};
-  coarse_u8_.resize(static_cast<size_t>(c.pixels()));
-  s.file->read(s.band, c, coarse_u8_.data());
-  for (int y = 0; y < w.height; ++y) {
-    const std::uint8_t* row = coarse_u8_.data() + static_cast<size_t>((w.y0 + y) / f - c.y0) * c.width;
-    std::uint8_t* o = out + static_cast<size_t>(y) * w.width;
-    for (int x = 0; x < w.width; ++x) o[x] = row[(w.x0 + x) / f - c.x0];
-  }
-}
-
-void AcquisitionReader::read(const geo::Window& w, const MaskOptions& mask, std::int16_t* refl, std::uint8_t* valid) {
+void AcquisitionReader::read(const geo::Window& w, const MaskOptions& mask, geo::RasterCache& files,
+                             ReadScratch& scratch, std::int16_t* refl, std::uint8_t* valid) const {
   const size_t n = static_cast<size_t>(w.pixels());
   std::fill(valid, valid + n, std::uint8_t{1});
   if (has_mask_) {
-    if (acquisition_.mask_kind == MaskKind::Scl && mask.dilation > 0) {
+    const geo::RasterReader& mf = files.get(mask_.path);
+    if (mask_kind_ == MaskKind::Scl && mask.dilation > 0) {
       // Dilation must see clouds just outside the block, or results would depend on the block layout.
       int d = mask.dilation;
       geo::Window h{std::max(0, w.x0 - d), std::max(0, w.y0 - d), 0, 0};
       h.width = std::min(grid_.width, w.x0 + w.width + d) - h.x0;
       h.height = std::min(grid_.height, w.y0 + w.height + d) - h.y0;
-      mask_buf_.resize(static_cast<size_t>(h.pixels()));
-      halo_valid_.resize(mask_buf_.size());
-      read_resampled_u8(mask_, h, mask_buf_.data());
-      composite::scl_to_valid(mask_buf_.data(), h.width, h.height, mask.valid_scl.data(), d, halo_valid_.data());
+      scratch.mask.resize(static_cast<size_t>(h.pixels()));
+      scratch.halo_valid.resize(scratch.mask.size());
+      read_replicated(mf, mask_.band, mask_.factor, h, scratch.coarse_u8, scratch.mask.data());
+      composite::scl_to_valid(scratch.mask.data(), h.width, h.height, mask.valid_scl.data(), d,
+                              scratch.halo_valid.data());
       for (int y = 0; y < w.height; ++y) {
-        const std::uint8_t* src = halo_valid_.data() + static_cast<size_t>(w.y0 - h.y0 + y) * h.width + (w.x0 - h.x0);
+        const std::uint8_t* src =
+            scratch.halo_valid.data() + static_cast<size_t>(w.y0 - h.y0 + y) * h.width + (w.x0 - h.x0);
         std::copy(src, src + w.width, valid + static_cast<size_t>(y) * w.width);
       }
     } else {
-      mask_buf_.resize(n);
-      read_resampled_u8(mask_, w, mask_buf_.data());
-      if (acquisition_.mask_kind == MaskKind::Scl) {
-        composite::scl_to_valid(mask_buf_.data(), w.width, w.height, mask.valid_scl.data(), 0, valid);
+      scratch.mask.resize(n);
+      read_replicated(mf, mask_.band, mask_.factor, w, scratch.coarse_u8, scratch.mask.data());
+      if (mask_kind_ == MaskKind::Scl) {
+        composite::scl_to_valid(scratch.mask.data(), w.width, w.height, mask.valid_scl.data(), 0, valid);
       } else {
-        for (size_t i = 0; i < n; ++i) valid[i] = mask_buf_[i] != 0;
+        for (size_t i = 0; i < n; ++i) valid[i] = scratch.mask[i] != 0;
       }
     }
   }
-  dn_.resize(n);
+  scratch.dn.resize(n);
   for (size_t b = 0; b < bands_.size(); ++b) {
     const Source& s = bands_[b];
-    read_resampled_u16(s, w, dn_.data());
-    composite::apply_offset(dn_.data(), n, s.offset, s.has_nodata, s.nodata, refl + b * n, valid);
+    read_replicated(files.get(s.path), s.band, s.factor, w, scratch.coarse_u16, scratch.dn.data());
+    composite::apply_offset(scratch.dn.data(), n, s.offset, s.has_nodata, s.nodata, refl + b * n, valid);
   }
 }
 

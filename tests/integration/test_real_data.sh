@@ -25,6 +25,11 @@ assert "32736" in g.attrs["crs"], g.attrs["crs"]
 print("worldcereal: months with observations", [int(x) for x in c.reshape(12, -1).sum(1)])
 PY
 ls "$WORK"/wc-cog/36MXB/36MXB_2019-08.tif > /dev/null || fail "worldcereal: COG missing"
+# The mean method, and a different block size (results must not depend on it).
+mpi 2 composite --input "$WC" --output "$WORK/wc-mean.h5" --bands $BANDS --block-size 4 --method mean \
+  > "$WORK/wc-mean.log" 2>&1 || { cat "$WORK/wc-mean.log"; fail "worldcereal mean composite failed"; }
+"$PY" "$S2CROP_SOURCE_DIR/bench/numpy_composite.py" "$WORK/wc.tsv" --method mean --compare "$WORK/wc-mean.h5" \
+  || fail "worldcereal mean differs from the NumPy reference"
 pass "WorldCereal real L2A series composited, identical to NumPy"
 
 # Barbellino: sen2r BOA 11-band stack + SCL at 20 m, one date in the 2019 season.

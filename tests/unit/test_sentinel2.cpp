@@ -144,7 +144,8 @@ TEST(Sentinel2Discovery, SafeProductsOffsetsAndNativeResolution) {
     AcquisitionReader reader(a, g, default_crop_bands(), cache);
     std::vector<std::int16_t> refl(10 * 4);
     std::vector<std::uint8_t> valid(4);
-    reader.read({2, 2, 2, 2}, MaskOptions::from(scl::default_valid(), 1), refl.data(), valid.data());
+    ReadScratch scratch;
+    reader.read({2, 2, 2, 2}, MaskOptions::from(scl::default_valid(), 1), cache, scratch, refl.data(), valid.data());
     for (auto v : refl) EXPECT_EQ(v, 2000);
     for (auto v : valid) EXPECT_EQ(v, 1);
   }

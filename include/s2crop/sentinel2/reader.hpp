@@ -22,32 +22,37 @@ struct MaskOptions {
 // the finest grid among them (the acquisition's 10 m grid). Throws InputError naming the offending file.
 geo::Grid inspect(const Acquisition& acquisition, const std::vector<std::string>& bands);
 
+// Scratch buffers for reading, owned by the caller and reused for every acquisition and block, so memory does not
+// grow with the number of dates.
+struct ReadScratch {
+  std::vector<std::uint16_t> dn, coarse_u16;
+  std::vector<std::uint8_t> mask, coarse_u8, halo_valid;
+};
+
 class AcquisitionReader {
  public:
-  // Takes the files from `files` (kept open across blocks); `tile_grid` must equal inspect()'s grid.
+  // Works out once per acquisition how each file sits on the tile grid (`tile_grid` must equal inspect()'s grid).
+  // Files are not held: every read takes them from `files`, so thousands of acquisitions never exhaust descriptors.
   AcquisitionReader(const Acquisition& acquisition, const geo::Grid& tile_grid, const std::vector<std::string>& bands,
                     geo::RasterCache& files);
   // refl: [n_bands][window pixels] reflectance x 10000; valid: [window pixels] 1 = clear.
-  void read(const geo::Window& window, const MaskOptions& mask, std::int16_t* refl, std::uint8_t* valid);
+  void read(const geo::Window& window, const MaskOptions& mask, geo::RasterCache& files, ReadScratch& scratch,
+            std::int16_t* refl, std::uint8_t* valid) const;
 
  private:
   struct Source {
-    geo::RasterReader* file;
+    std::string path;
     int band;
     int factor;
     int offset;
     bool has_nodata;
     std::uint16_t nodata;
   };
-  void read_resampled_u16(const Source& s, const geo::Window& w, std::uint16_t* out);
-  void read_resampled_u8(const Source& s, const geo::Window& w, std::uint8_t* out);
-  const Acquisition& acquisition_;
+  MaskKind mask_kind_;
   geo::Grid grid_;
   std::vector<Source> bands_;
   Source mask_{};
   bool has_mask_ = false;
-  std::vector<std::uint16_t> dn_, coarse_u16_;
-  std::vector<std::uint8_t> mask_buf_, coarse_u8_, halo_valid_;
 };
 
 }  // namespace s2crop::sentinel2
