@@ -269,7 +269,9 @@ void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w,
                      const sentinel2::MaskOptions& mask, Workspace& ws) {
   const size_t n = static_cast<size_t>(w.pixels()), nb = s.bands.size();
   if (ws.tile != tile_index) {
+    // Files of the previous tile are done with: closing them keeps memory from growing with the number of tiles.
     ws.readers.clear();
+    ws.files.clear();
     ws.readers.resize(t.acquisitions.size());
     ws.tile = tile_index;
   }
