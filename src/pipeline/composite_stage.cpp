@@ -2,6 +2,8 @@
 
 #include <cpl_vsi.h>
 #include <gdal_priv.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -262,11 +264,12 @@ struct Workspace {
   sentinel2::ReadScratch scratch;
   std::vector<std::int16_t> obs;
   std::vector<std::uint8_t> valid;
-  BlockResult result;
+  std::int64_t reads = 0, reads_skipped = 0;  // (acquisition, block) reads, and those the mask made unnecessary
 };
 
+// Composites one block into refl [month][band][pixel] and count [month][pixel] (the mapped part file).
 void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w, const CompositeSettings& s,
-                     const sentinel2::MaskOptions& mask, Workspace& ws) {
+                     const sentinel2::MaskOptions& mask, Workspace& ws, std::int16_t* refl, std::uint8_t* count) {
   const size_t n = static_cast<size_t>(w.pixels()), nb = s.bands.size();
   if (ws.tile != tile_index) {
     // Files of the previous tile are done with: closing them keeps memory from growing with the number of tiles.
@@ -275,9 +278,8 @@ void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w,
     ws.readers.resize(t.acquisitions.size());
     ws.tile = tile_index;
   }
-  BlockResult& r = ws.result;
-  r.refl.assign(kMonths * nb * n, composite::kNoData);
-  r.count.assign(kMonths * n, 0);
+  std::fill(refl, refl + kMonths * nb * n, composite::kNoData);
+  std::fill(count, count + kMonths * n, std::uint8_t{0});
   for (int m = 0; m < kMonths; ++m) {
     const auto& idx = t.by_month[static_cast<size_t>(m)];
     if (idx.empty()) continue;
@@ -288,42 +290,72 @@ void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w,
       auto& reader = ws.readers[idx[k]];
       if (!reader)
         reader = std::make_unique<sentinel2::AcquisitionReader>(t.acquisitions[idx[k]], t.grid, s.bands, ws.files);
-      reader->read(w, mask, ws.files, ws.scratch, ws.obs.data() + k * nb * n, ws.valid.data() + k * n);
+      ++ws.reads;
+      if (!reader->read(w, mask, ws.files, ws.scratch, ws.obs.data() + k * nb * n, ws.valid.data() + k * n))
+        ++ws.reads_skipped;
     }
     composite::composite_month(ws.obs.data(), ws.valid.data(), idx.size(), nb, n, s.method,
-                               r.refl.data() + static_cast<size_t>(m) * nb * n,
-                               r.count.data() + static_cast<size_t>(m) * n);
+                               refl + static_cast<size_t>(m) * nb * n, count + static_cast<size_t>(m) * n);
   }
-  composite::fill_gaps(r.refl.data(), r.count.data(), kMonths, nb, n);
+  composite::fill_gaps(refl, count, kMonths, nb, n);
 }
 
 // Part files: magic, header, reflectance, counts, CRC-32 of all before it.
 constexpr char kPartMagic[8] = {'S', '2', 'C', 'P', 'A', 'R', 'T', '2'};
 
-void write_part(const std::string& path, const geo::Window& w, size_t nb, const BlockResult& r) {
-  std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  std::int32_t head[6] = {w.x0, w.y0, w.width, w.height, kMonths, static_cast<std::int32_t>(nb)};
-  uLong crc = crc32(0L, Z_NULL, 0);
-  crc = crc32(crc, reinterpret_cast<const Bytef*>(kPartMagic), sizeof kPartMagic);
-  crc = crc32(crc, reinterpret_cast<const Bytef*>(head), sizeof head);
-  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(r.refl.data()), r.refl.size() * 2);
-  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(r.count.data()), r.count.size());
-  std::uint64_t sum = crc;
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw OutputError(tmp, std::string("cannot create: ") + std::strerror(errno));
-  bool ok = std::fwrite(kPartMagic, 1, sizeof kPartMagic, f) == sizeof kPartMagic &&
-            std::fwrite(head, 1, sizeof head, f) == sizeof head &&
-            std::fwrite(r.refl.data(), 2, r.refl.size(), f) == r.refl.size() &&
-            std::fwrite(r.count.data(), 1, r.count.size(), f) == r.count.size() &&
-            std::fwrite(&sum, 1, sizeof sum, f) == sizeof sum;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    throw OutputError(tmp, "write failed (disk full?)");
+// A part file being written: created under a temporary name at its final size and mapped, so the block is
+// composited straight into the page cache (no copy through write()); commit() adds the checksum and renames it.
+class PartWriter {
+ public:
+  PartWriter(const std::string& path, const geo::Window& w, size_t nb) : path_(path), tmp_(path + ".tmp" + std::to_string(::getpid())) {
+    n_ = static_cast<size_t>(w.pixels());
+    size_ = part_bytes(w, nb);
+    refl_count_ = kMonths * nb * n_;
+    fd_ = ::open(tmp_.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd_ < 0) throw OutputError(tmp_, std::string("cannot create: ") + std::strerror(errno));
+    if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) fail("cannot size the file (disk full?)");
+    void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (p == MAP_FAILED) fail("cannot map the file");
+    base_ = static_cast<unsigned char*>(p);
+    std::memcpy(base_, kPartMagic, sizeof kPartMagic);
+    std::int32_t head[6] = {w.x0, w.y0, w.width, w.height, kMonths, static_cast<std::int32_t>(nb)};
+    std::memcpy(base_ + 8, head, sizeof head);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw OutputError(path, std::string("cannot rename part into place: ") + std::strerror(errno));
-}
+  ~PartWriter() {
+    if (base_) ::munmap(base_, size_);
+    if (fd_ >= 0) {
+      ::close(fd_);
+      ::unlink(tmp_.c_str());  // not committed: leave nothing that looks like a finished block
+    }
+  }
+  PartWriter(const PartWriter&) = delete;
+  PartWriter& operator=(const PartWriter&) = delete;
+
+  std::int16_t* refl() { return reinterpret_cast<std::int16_t*>(base_ + 8 + 24); }
+  std::uint8_t* count() { return base_ + 8 + 24 + refl_count_ * 2; }
+
+  void commit() {
+    std::uint64_t sum = crc32_z(crc32(0L, Z_NULL, 0), base_, size_ - 8);
+    std::memcpy(base_ + size_ - 8, &sum, 8);
+    ::munmap(base_, size_);
+    base_ = nullptr;
+    int rc = ::close(fd_);
+    fd_ = -1;
+    if (rc != 0) throw OutputError(tmp_, std::string("write failed: ") + std::strerror(errno));
+    if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
+      throw OutputError(path_, std::string("cannot rename part into place: ") + std::strerror(errno));
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) {
+    std::string err = std::strerror(errno);
+    throw OutputError(tmp_, what + ": " + err);
+  }
+  std::string path_, tmp_;
+  int fd_ = -1;
+  unsigned char* base_ = nullptr;
+  size_t n_ = 0, size_ = 0, refl_count_ = 0;
+};
 
 BlockResult read_part(const std::string& path, const geo::Window& w, size_t nb) {
   const size_t n = static_cast<size_t>(w.pixels());
@@ -344,6 +376,7 @@ BlockResult read_part(const std::string& path, const geo::Window& w, size_t nb) 
     throw InputError(path, "damaged intermediate block (wrong size or format); delete it and rerun to recompute it");
   if (head[0] != w.x0 || head[1] != w.y0 || head[2] != w.width || head[3] != w.height)
     throw InputError(path, "intermediate block belongs to another block layout");
+  // Same bytes, same order as PartWriter::commit: magic, header, reflectance, counts.
   uLong crc = crc32(0L, Z_NULL, 0);
   crc = crc32(crc, reinterpret_cast<const Bytef*>(magic), sizeof magic);
   crc = crc32(crc, reinterpret_cast<const Bytef*>(head), sizeof head);
@@ -859,8 +892,9 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   for (size_t u : assignment[static_cast<size_t>(mpi.rank())]) {
     auto [ti, b] = units[u];
     const TilePlan& t = plan.tiles[ti];
-    composite_block(ti, t, t.blocks[b], s, mask, ws);
-    write_part(part_path(s, t, b), t.blocks[b], s.bands.size(), ws.result);
+    PartWriter part(part_path(s, t, b), t.blocks[b], s.bands.size());
+    composite_block(ti, t, t.blocks[b], s, mask, ws, part.refl(), part.count());
+    part.commit();
     progress.unit_done();
   }
   progress.finish(total_units);
@@ -873,6 +907,13 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
                   static_cast<double>(total_obs_px) * static_cast<double>(s.bands.size()) /
                       std::max(compute_s, 1e-9) / mpi.size());
     log::info(line);
+  }
+  {
+    std::int64_t reads = parallel::sum(mpi.world(), ws.reads);
+    std::int64_t skipped = parallel::sum(mpi.world(), ws.reads_skipped);
+    if (mpi.is_root() && reads > 0)
+      log::info(std::to_string(skipped) + " of " + std::to_string(reads) +
+                " acquisition-block reads skipped: no clear pixel in the mask (cloudy or no data)");
   }
   log_peak_memory(mpi, "after compositing");
 

@@ -112,7 +112,7 @@ void read_replicated(const geo::RasterReader& file, int band, int f, const geo::
 }
 }  // namespace
 
-void AcquisitionReader::read(const geo::Window& w, const MaskOptions& mask, geo::RasterCache& files,
+bool AcquisitionReader::read(const geo::Window& w, const MaskOptions& mask, geo::RasterCache& files,
                              ReadScratch& scratch, std::int16_t* refl, std::uint8_t* valid) const {
   const size_t n = static_cast<size_t>(w.pixels());
   std::fill(valid, valid + n, std::uint8_t{1});
@@ -144,12 +144,15 @@ void AcquisitionReader::read(const geo::Window& w, const MaskOptions& mask, geo:
       }
     }
   }
+  // Decoding the bands is most of the cost: skip it when the mask already rules out every pixel.
+  if (has_mask_ && std::find(valid, valid + n, std::uint8_t{1}) == valid + n) return false;
   scratch.dn.resize(n);
   for (size_t b = 0; b < bands_.size(); ++b) {
     const Source& s = bands_[b];
     read_replicated(files.get(s.path), s.band, s.factor, w, scratch.coarse_u16, scratch.dn.data());
     composite::apply_offset(scratch.dn.data(), n, s.offset, s.has_nodata, s.nodata, refl + b * n, valid);
   }
+  return true;
 }
 
 }  // namespace s2crop::sentinel2

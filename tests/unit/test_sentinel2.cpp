@@ -145,7 +145,8 @@ TEST(Sentinel2Discovery, SafeProductsOffsetsAndNativeResolution) {
     std::vector<std::int16_t> refl(10 * 4);
     std::vector<std::uint8_t> valid(4);
     ReadScratch scratch;
-    reader.read({2, 2, 2, 2}, MaskOptions::from(scl::default_valid(), 1), cache, scratch, refl.data(), valid.data());
+    EXPECT_TRUE(reader.read({2, 2, 2, 2}, MaskOptions::from(scl::default_valid(), 1), cache, scratch, refl.data(),
+                            valid.data()));
     for (auto v : refl) EXPECT_EQ(v, 2000);
     for (auto v : valid) EXPECT_EQ(v, 1);
   }

@@ -36,7 +36,9 @@ class AcquisitionReader {
   AcquisitionReader(const Acquisition& acquisition, const geo::Grid& tile_grid, const std::vector<std::string>& bands,
                     geo::RasterCache& files);
   // refl: [n_bands][window pixels] reflectance x 10000; valid: [window pixels] 1 = clear.
-  void read(const geo::Window& window, const MaskOptions& mask, geo::RasterCache& files, ReadScratch& scratch,
+  // The mask is read first: where it leaves no clear pixel in the window (a cloudy date, the no-data part of an
+  // orbit) the bands are not decoded at all, refl is left untouched and false is returned.
+  bool read(const geo::Window& window, const MaskOptions& mask, geo::RasterCache& files, ReadScratch& scratch,
             std::int16_t* refl, std::uint8_t* valid) const;
 
  private:
