@@ -55,3 +55,7 @@ print("B11 mean by month:", np.round(swir).astype(int).tolist(), "Jan->Feb chang
 assert abs(jump) < 600, f"a {jump:.0f} step at the baseline change looks like an unapplied offset"
 PY
 pass "matches NumPy reference; no offset jump across 2022-01-25"
+# The cloudy dates let the reader skip decoding bands (the equality above shows skipping changes nothing).
+skipped=$(grep -o '[0-9]* of [0-9]* acquisition-block reads skipped' "$WORK/stac.log" | cut -d' ' -f1)
+[ "${skipped:-0}" -gt 0 ] || fail "no acquisition-block read was skipped on a cloudy series"
+pass "$skipped acquisition-block reads skipped thanks to the mask"
