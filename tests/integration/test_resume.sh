@@ -53,6 +53,18 @@ for cond in '[ $(ls out/c.h5.parts/*/*.part 2>/dev/null | wc -l) -ge 1 ]' \
   pass "kill point $check_point: $done_before/$total blocks kept, restart computed the rest, output identical"
 done
 
+# Resuming on another number of ranks (a requeued job that got a different allocation) gives the same result.
+dir="$WORK/reranked"
+kill_when "$dir" "[ \$(ls out/c.h5.parts/*/*.part 2>/dev/null | wc -l) -ge $((total / 3)) ]"
+[ ! -e "$dir/out/c.h5" ] || fail "re-ranked: the run finished before the kill"
+done_before=$(parts "$dir")
+(cd "$dir" && mpi 3 composite --input "$WORK/region/stac" --output out/c.h5 --block-size 16 --cog out/cog) \
+  > "$dir/second.log" 2>&1 || { cat "$dir/second.log"; fail "restart on 3 ranks failed"; }
+grep -q "$done_before already done, $((total - done_before)) to compute on 3 rank(s)" "$dir/second.log" \
+  || { grep plan: "$dir/second.log"; fail "restart on 3 ranks did not resume"; }
+h5_same "$WORK/ref/out/c.h5" "$dir/out/c.h5" || fail "resumed on 3 ranks: output differs"
+pass "killed on 2 ranks with $done_before/$total blocks, resumed on 3 ranks, output identical"
+
 # Rerunning a finished job is a no-op, not a recomputation.
 run "$WORK/ref" > "$WORK/again.log" 2>&1 || fail "rerun of a complete job failed"
 grep -q "already complete" "$WORK/again.log" || fail "rerun of a complete job did not recognise it"
