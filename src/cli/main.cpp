@@ -1,5 +1,6 @@
 // s2crop: one MPI program, one subcommand per pipeline stage.
 #include <cstring>
+#include <exception>
 #include <iostream>
 #include <string>
 
@@ -32,9 +33,25 @@ void print_usage() {
   std::cout << "\n's2crop <command> --help' explains each command's options.\n";
 }
 
+// Reached when an exception escapes a noexcept collective section (e.g. parallel HDF5 writing): report it and stop
+// every rank, without unwinding through handles whose destructors would wait in collectives.
+[[noreturn]] void abort_all_ranks() {
+  std::string message = "unexpected failure";
+  if (auto current = std::current_exception()) {
+    try {
+      std::rethrow_exception(current);
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+    }
+  }
+  s2crop::parallel::fail_fast(message, 1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::set_terminate(abort_all_ranks);
   s2crop::parallel::MpiContext mpi(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     if (mpi.is_root()) print_usage();

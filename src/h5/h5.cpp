@@ -134,8 +134,8 @@ Dataset Node::create_dataset(const std::string& name, const std::vector<hsize_t>
   check(H5Pset_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data()), file_, "bad chunk shape for " + name, 0);
   H5Pset_fill_value(dcpl.id(), native_type<T>(), &fill);
   if (deflate > 0) {
-    H5Pset_shuffle(dcpl.id());
-    H5Pset_deflate(dcpl.id(), static_cast<unsigned>(deflate));
+    check(H5Pset_shuffle(dcpl.id()), file_, "cannot enable shuffle for " + name, 0);
+    check(H5Pset_deflate(dcpl.id(), static_cast<unsigned>(deflate)), file_, "cannot enable deflate for " + name, 0);
   }
   hid_t d = check(H5Dcreate2(id(), name.c_str(), native_type<T>(), space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT),
                   file_, "cannot create dataset " + join(path_, name));

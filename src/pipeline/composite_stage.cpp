@@ -56,7 +56,8 @@ struct Plan {
   int season_year = 0, season_month = 0;
   std::vector<TilePlan> tiles;
   std::vector<sentinel2::Skipped> skipped;
-  std::string fingerprint;  // identifies everything a block's result depends on
+  std::string fingerprint;         // identifies everything a block's result depends on (part files)
+  std::string output_fingerprint;  // ... plus the output and export options (the finished file)
   std::set<std::pair<size_t, size_t>> done;  // (tile, block) units with a part file
 };
 
@@ -237,13 +238,21 @@ Plan parse_plan(const std::string& text, const CompositeSettings& s) {
     t.blocks = geo::cut_blocks(t.grid.width, t.grid.height, s.block_size);
   }
   std::ostringstream fp;
-  fp << "format " << kFormatVersion << "\nbands";
+  fp << "s2crop " << kVersion << "\nformat " << kFormatVersion << "\nbands";
   for (auto& b : s.bands) fp << ' ' << b;
   fp << "\nmethod " << static_cast<int>(s.method) << "\nblock " << s.block_size << "\ndilation " << s.dilation
      << "\nvalid";
-  for (int c : s.valid_scl) fp << ' ' << c;
+  std::vector<int> valid = s.valid_scl;
+  std::sort(valid.begin(), valid.end());
+  valid.erase(std::unique(valid.begin(), valid.end()), valid.end());
+  for (int c : valid) fp << ' ' << c;
   fp << "\nplan\n" << text;
   p.fingerprint = hex(fnv1a(fp.str().data(), fp.str().size()));
+  // The finished file also depends on how it is written and what is exported with it.
+  std::ostringstream out;
+  out << p.fingerprint << "\ndeflate " << s.deflate << "\ncog " << s.cog_dir << "\nquicklook " << s.quicklook_dir
+      << ' ' << s.quicklook_month;
+  p.output_fingerprint = hex(fnv1a(out.str().data(), out.str().size()));
   return p;
 }
 
@@ -313,7 +322,11 @@ class PartWriter {
     refl_count_ = kMonths * nb * n_;
     fd_ = ::open(tmp_.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (fd_ < 0) throw OutputError(tmp_, std::string("cannot create: ") + std::strerror(errno));
-    if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) fail("cannot size the file (disk full?)");
+    // Reserve the blocks now: with a sparse file a full disk would surface as SIGBUS while writing the mapping.
+    if (int rc = ::posix_fallocate(fd_, 0, static_cast<off_t>(size_)); rc != 0) {
+      errno = rc;
+      fail("cannot reserve space (disk full?)");
+    }
     void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
     if (p == MAP_FAILED) fail("cannot map the file");
     base_ = static_cast<unsigned char*>(p);
@@ -452,17 +465,21 @@ std::string now_iso() {
   return stamp;
 }
 
-void write_hdf5(const Plan& p, const CompositeSettings& s, const parallel::MpiContext& mpi) {
+// Collective from start to end. noexcept on purpose: an exception on one rank must not unwind through the HDF5
+// handles, whose destructors close collectively and would wait for the other ranks forever. Escaping here ends in
+// std::terminate without unwinding, and main's terminate handler aborts every rank with the message.
+void write_hdf5(const Plan& p, const CompositeSettings& s, const parallel::MpiContext& mpi) noexcept(true) {
   const size_t nb = s.bands.size();
   const hsize_t bs = static_cast<hsize_t>(s.block_size);
   h5::File file = h5::File::create(partial_path(s), mpi.world());
   file.set_attr("format", std::string(kFormat));
   file.set_attr("format_version", kFormatVersion);
   file.set_attr("s2crop_version", std::string(kVersion));
-  file.set_attr("created", now_iso());
+  // Every rank must write identical attribute values: take rank 0's clock.
+  file.set_attr("created", parallel::broadcast_string(mpi.world(), now_iso()));
   file.set_attr("config", s.config_text);
   file.set_attr("inputs", s.inputs);
-  file.set_attr("run_fingerprint", p.fingerprint);
+  file.set_attr("run_fingerprint", p.output_fingerprint);
   std::vector<std::string> skipped;
   for (auto& k : p.skipped) skipped.push_back(k.what + ": " + k.reason);
   file.set_attr("skipped_acquisitions", skipped);
@@ -582,11 +599,15 @@ void write_cog(const Plan& p, const TilePlan& t, int month, const CompositeSetti
   ds->SetMetadataItem("MONTH", label.c_str());
   ds->SetMetadataItem("SCALE_FACTOR", "0.0001");
   const char* cog_opts[] = {"COMPRESS=DEFLATE", "PREDICTOR=2", "BLOCKSIZE=512", "BIGTIFF=IF_SAFER", nullptr};
-  std::string out_tmp = path + ".tmp.tif";
+  // Hidden temporary name: a killed export must not leave a *.tif that globs pick up as a finished COG.
+  std::string out_tmp = dir + "/." + t.name + "_" + label + ".tmp.tif";
   GDALDataset* out = cog->CreateCopy(out_tmp.c_str(), ds, FALSE, const_cast<char**>(cog_opts), nullptr, nullptr);
   GDALClose(ds);
   VSIUnlink(tmp.c_str());
-  if (!out) throw OutputError(path, std::string("cannot write COG: ") + CPLGetLastErrorMsg());
+  if (!out) {
+    VSIUnlink(out_tmp.c_str());
+    throw OutputError(path, std::string("cannot write COG: ") + CPLGetLastErrorMsg());
+  }
   GDALClose(out);
   if (VSIRename(out_tmp.c_str(), path.c_str()) != 0) throw OutputError(path, "cannot move COG into place");
 }
@@ -707,7 +728,15 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   auto t0 = clock::now();
   if (s.inputs.empty()) throw ConfigError("composite: no input given (--input DIR ...)");
   if (s.output.empty()) throw ConfigError("composite: no output given (--output FILE.h5)");
-  if (s.block_size < 4 || s.block_size > 8192) throw ConfigError("--block-size must be between 4 and 8192 pixels");
+  if (s.block_size < 4 || s.block_size > 4096) throw ConfigError("--block-size must be between 4 and 4096 pixels");
+  if (s.deflate < 0 || s.deflate > 9) throw ConfigError("--deflate must be 0-9");
+  if (!s.quicklook_month.empty()) {
+    try {
+      Date::parse(s.quicklook_month + "-01");
+    } catch (const Error&) {
+      throw ConfigError("--quicklook-month must be YYYY-MM (got '" + s.quicklook_month + "')");
+    }
+  }
   auto mask = sentinel2::MaskOptions::from(s.valid_scl, s.dilation);
   geo::init_gdal();
 
@@ -794,6 +823,14 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   plan_text = parallel::broadcast_string(mpi.world(), plan_text);
   Plan plan = parse_plan(plan_text, s);
   if (plan.tiles.empty()) throw AgreedError("no tile has a usable acquisition");
+  int ql_month = kMonths - 2;  // every rank knows the plan: checked here, before any work
+  if (!s.quicklook_month.empty()) {
+    ql_month = month_index(plan, Date::parse(s.quicklook_month + "-01"));
+    if (ql_month < 0 || ql_month >= kMonths)
+      throw ConfigError("--quicklook-month " + s.quicklook_month + " is outside the season " +
+                        month_label(plan.season_year, plan.season_month, 0) + " to " +
+                        month_label(plan.season_year, plan.season_month, kMonths - 1));
+  }
   if (s.list_only) {
     if (mpi.is_root()) print_plan(plan, s);
     return;
@@ -808,7 +845,7 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
         previous = h5::File::open_read(s.output, MPI_COMM_NULL).attr_string("run_fingerprint");
       } catch (const Error&) {
       }
-      if (previous == plan.fingerprint && !s.overwrite) {
+      if (previous == plan.output_fingerprint && !s.overwrite) {
         already_complete = true;
         return;
       }
@@ -839,9 +876,17 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
     for (size_t ti = 0; ti < plan.tiles.size(); ++ti) {
       ensure_dir(dir + "/" + plan.tiles[ti].name);
       for (size_t b = 0; b < plan.tiles[ti].blocks.size(); ++b) {
+        std::string part = part_path(s, plan.tiles[ti], b);
         std::error_code ec;
-        auto size = fs::file_size(part_path(s, plan.tiles[ti], b), ec);
-        if (!ec && size == part_bytes(plan.tiles[ti].blocks[b], s.bands.size())) done << ti << ' ' << b << '\n';
+        if (!fs::exists(part, ec)) continue;
+        // Rename makes parts atomic against SIGKILL, not against a node crash: verify before trusting one.
+        try {
+          read_part(part, plan.tiles[ti].blocks[b], s.bands.size());
+          done << ti << ' ' << b << '\n';
+        } catch (const InputError& e) {
+          log::warn(std::string(e.what()) + " - recomputing that block");
+          fs::remove(part, ec);
+        }
       }
     }
     done_text = done.str();
@@ -926,13 +971,6 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
       if (!s.quicklook_dir.empty()) ensure_dir(s.quicklook_dir);
     }
     MPI_Barrier(mpi.world());
-    int ql_month = kMonths - 2;
-    if (!s.quicklook_month.empty()) {
-      Date d = Date::parse(s.quicklook_month + "-01");
-      ql_month = month_index(plan, d);
-      if (ql_month < 0 || ql_month >= kMonths)
-        throw ConfigError("--quicklook-month " + s.quicklook_month + " is outside the season");
-    }
     size_t job = 0;
     for (auto& t : plan.tiles) {
       if (!s.cog_dir.empty())

@@ -30,7 +30,14 @@ OffsetMode parse_offset_mode(const std::string& text) {
 
 namespace {
 
-const std::regex kTileRe(R"((?:^|[_T/])(\d{2}[C-HJ-NP-X][A-Z]{2})(?=[_./]|$))");
+std::string normal_path(const std::string& p) {
+  if (p.rfind("/vsi", 0) == 0) return p;
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(fs::absolute(p, ec), ec);
+  return ec ? fs::path(p).lexically_normal().string() : c.string();
+}
+
+const std::regex kTileRe(R"((?:^|[_T/-])(\d{2}[C-HJ-NP-X][A-Z]{2})(?=[_./]|$))");
 const std::regex kDateRe(R"((?:^|[^0-9])((?:19|20)\d{2})(0[1-9]|1[0-2])([0-3]\d)(?:[^0-9]|$))");
 const std::regex kBandFileRe(R"((?:^|.*[_.-])(B0?[1-9]|B8A|B1[0-2]|SCL|MASK)(?:_(\d{2})m)?\.(?:tif|tiff|jp2|TIF|TIFF|JP2)$)",
                              std::regex::icase);
@@ -88,7 +95,8 @@ struct Builder {
   bool skip_bad;
   std::vector<Skipped>& skipped;
   std::vector<Acquisition> found;
-  std::set<std::string> claimed;  // raster files already used by an item/product
+  std::set<std::string> claimed;  // raster files already used by an item/product (normalised paths)
+  std::vector<std::string> loose_files;  // rasters seen outside STAC items and SAFE products
 
   void bad(const std::string& what, const std::string& reason) {
     if (!skip_bad) throw InputError(what, reason);
@@ -154,7 +162,8 @@ struct Builder {
       return true;
     }
     CPLJSONObject root = doc.GetRoot();
-    if (root.GetString("type") != "Feature" && !root.GetObj("assets").IsValid()) return false;  // other JSON
+    // Only Features are items: collections (with their own assets), catalogs and other JSON are not acquisitions.
+    if (root.GetString("type") != "Feature") return false;
     std::string base = fs::path(path).parent_path().string();
     Acquisition a;
     a.source = path;
@@ -237,14 +246,14 @@ struct Builder {
       }
       src.offset = decide_offset(a.date, have_meta ? meta_offset : band_offset, band_meta, a.offset_origin, meta_name);
       a.bands[spec.name] = src;
-      claimed.insert(fs::path(src.path).lexically_normal().string());
+      claimed.insert(normal_path(src.path));
     }
     for (const char* key : {"scl", "SCL"}) {
       CPLJSONObject asset = assets.GetObj(key);
       if (asset.IsValid()) {
         a.mask_kind = MaskKind::Scl;
         a.mask = BandSource{href_of(asset), 1, 0};
-        claimed.insert(fs::path(a.mask.path).lexically_normal().string());
+        claimed.insert(normal_path(a.mask.path));
         break;
       }
     }
@@ -348,6 +357,7 @@ struct Builder {
     std::string dir, tile;
     Date date;
     std::map<std::string, std::string> files;  // band -> path
+    std::map<std::string, int> res;            // band -> resolution stated in its name (0: none)
   };
 
   void add_band_files(const std::vector<std::string>& paths) {
@@ -367,17 +377,34 @@ struct Builder {
       }
       if (!std::regex_match(name, m, kBandFileRe)) continue;
       std::string band = normalise_band(m[1]);
+      int res = m[2].matched ? std::stoi(m[2]) : 0;  // 0: not stated in the name
+      // Date and tile from the innermost path component that has them (parents may carry unrelated run dates).
       Date date;
-      if (!find_date(name, date) && !find_date(dir, date)) continue;  // not an acquisition file
       std::string tile;
-      if (!find_tile(name, tile) && !find_tile(fs::path(dir).filename().string(), tile) && !tile_from_path(dir, tile))
-        tile = fs::path(dir).filename().string();
+      bool have_date = false, have_tile = false;
+      for (fs::path part = fs::path(p); !part.empty() && part != part.root_path(); part = part.parent_path()) {
+        std::string component = part.filename().string();
+        if (!have_date) have_date = find_date(component, date);
+        if (!have_tile) have_tile = find_tile(component, tile);
+        if (have_date && have_tile) break;
+      }
+      if (!have_date) continue;  // not an acquisition file
+      if (!have_tile && !tile_from_path(dir, tile)) tile = fs::path(dir).filename().string();
       std::string key = dir + "|" + date.compact() + "|" + tile;
       Group& g = groups[key];
       g.dir = dir;
       g.date = date;
       g.tile = tile;
-      g.files[band] = p;
+      // Several resolutions of one band (a flattened IMG_DATA): keep the native one, else the finest.
+      auto& current = g.files[band];
+      int current_res = g.res[band];
+      int native = is_band(band) ? sentinel2::band(band).resolution_m : 20;
+      bool better = current.empty() || res == native ||
+                    (current_res != native && res != 0 && (current_res == 0 || res < current_res));
+      if (better) {
+        current = p;
+        g.res[band] = res;
+      }
     }
     for (auto& [key, g] : groups) {
       Acquisition a;
@@ -471,9 +498,14 @@ struct Builder {
     } else {
       visit_file(p);
     }
+    loose_files.insert(loose_files.end(), band_files.begin(), band_files.end());
+  }
+
+  // After all inputs are walked, so STAC items of any input claim their files before loose folders are grouped.
+  void add_loose_files() {
     std::vector<std::string> unclaimed;
-    for (auto& f : band_files)
-      if (!claimed.count(fs::path(f).lexically_normal().string())) unclaimed.push_back(f);
+    for (auto& f : loose_files)
+      if (!claimed.count(normal_path(f))) unclaimed.push_back(f);
     add_band_files(unclaimed);
   }
 
@@ -500,6 +532,7 @@ std::vector<Acquisition> discover(const std::vector<std::string>& inputs, const 
   geo::init_gdal();
   Builder b{options, skip_bad, skipped, {}, {}};
   for (auto& in : inputs) b.walk(in);
+  b.add_loose_files();
   std::sort(b.found.begin(), b.found.end(), [](const Acquisition& x, const Acquisition& y) {
     if (x.tile != y.tile) return x.tile < y.tile;
     if (x.date != y.date) return x.date < y.date;

@@ -226,3 +226,27 @@ TEST(Sentinel2Reader, MisalignedBandIsRejected) {
     EXPECT_NE(e.path().find("_B05_20m"), std::string::npos) << e.what();
   }
 }
+
+TEST(Sentinel2Discovery, LooseFolderTakesInnermostDateAndNativeResolution) {
+  // A run folder with its own date above the acquisition folder, and a flattened IMG_DATA with two resolutions.
+  std::string root = tmpdir("innermost");
+  std::string dir = root + "/run_20240101/T32TQT/20220330";
+  for (std::string b : {"B02", "B03", "B04", "B08"}) write_u16(dir + "/" + b + "_10m.tif", grid(10, 12), 1500);
+  for (std::string b : {"B05", "B06", "B07", "B8A", "B11", "B12"}) {
+    write_u16(dir + "/" + b + "_20m.tif", grid(20, 6), 1500);
+    write_u16(dir + "/" + b + "_60m.tif", grid(60, 2), 1);
+  }
+  write_u8(dir + "/SCL_20m.tif", grid(20, 6), 4);
+  write_u8(dir + "/SCL_60m.tif", grid(60, 2), 9);
+  // A STAC collection with collection-level assets is not an acquisition and must not stop discovery.
+  std::ofstream(root + "/collection.json")
+      << R"({"type": "Collection", "id": "s2", "assets": {"thumbnail": {"href": "./t.png"}}})";
+  std::vector<Skipped> skipped;
+  auto acqs = discover({root}, DiscoveryOptions{}, false, skipped);
+  ASSERT_EQ(acqs.size(), 1u);
+  EXPECT_EQ(acqs[0].date.iso(), "2022-03-30");
+  EXPECT_EQ(acqs[0].tile, "32TQT");
+  EXPECT_EQ(acqs[0].bands.at("B8A").offset, -1000);  // date rule with the right date
+  EXPECT_NE(acqs[0].bands.at("B05").path.find("_20m"), std::string::npos);
+  EXPECT_NE(acqs[0].mask.path.find("SCL_20m"), std::string::npos);
+}
