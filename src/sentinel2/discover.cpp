@@ -41,7 +41,7 @@ const std::regex kTileRe(R"((?:^|[_T/-])(\d{2}[C-HJ-NP-X][A-Z]{2})(?=[_./]|$))")
 const std::regex kDateRe(R"((?:^|[^0-9])((?:19|20)\d{2})(0[1-9]|1[0-2])([0-3]\d)(?:[^0-9]|$))");
 const std::regex kBandFileRe(R"((?:^|.*[_.-])(B0?[1-9]|B8A|B1[0-2]|SCL|MASK)(?:_(\d{2})m)?\.(?:tif|tiff|jp2|TIF|TIFF|JP2)$)",
                              std::regex::icase);
-const std::regex kSen2rRe(R"(^S2([AB])2A_(\d{8})_(\d{3})_(.+)_(BOA|SCL)_(\d+)\.tif$)");
+const std::regex kSen2rRe(R"(^S2([A-D])2A_(\d{8})_(\d{3})_(.+)_(BOA|SCL)_(\d+)\.tif$)");
 
 std::string upper(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -367,7 +367,9 @@ struct Builder {
       std::string dir = fs::path(p).parent_path().string();
       std::smatch m;
       if (std::regex_match(name, m, kSen2rRe)) {
-        std::string key = dir + "|sen2r|" + std::string(m[2]) + "|" + std::string(m[4]);
+        // Sensor and orbit are part of the acquisition: two orbits on one date are two acquisitions.
+        std::string key = dir + "|sen2r|" + std::string(m[1]) + "|" + std::string(m[2]) + "|" + std::string(m[3]) +
+                          "|" + std::string(m[4]);
         Group& g = groups[key];
         g.dir = dir;
         g.date = Date::parse(m[2]);
