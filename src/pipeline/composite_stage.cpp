@@ -295,15 +295,19 @@ void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w,
     // Only one month of observations is held at a time: memory follows block size x acquisitions per month.
     ws.obs.resize(idx.size() * nb * n);
     ws.valid.resize(idx.size() * n);
+    size_t used = 0;  // observations with at least one clear pixel; fully masked ones are dropped, not composited
     for (size_t k = 0; k < idx.size(); ++k) {
       auto& reader = ws.readers[idx[k]];
       if (!reader)
         reader = std::make_unique<sentinel2::AcquisitionReader>(t.acquisitions[idx[k]], t.grid, s.bands, ws.files);
       ++ws.reads;
-      if (!reader->read(w, mask, ws.files, ws.scratch, ws.obs.data() + k * nb * n, ws.valid.data() + k * n))
+      if (reader->read(w, mask, ws.files, ws.scratch, ws.obs.data() + used * nb * n, ws.valid.data() + used * n))
+        ++used;
+      else
         ++ws.reads_skipped;
     }
-    composite::composite_month(ws.obs.data(), ws.valid.data(), idx.size(), nb, n, s.method,
+    if (used == 0) continue;  // the month stays empty (count 0) and is gap-filled
+    composite::composite_month(ws.obs.data(), ws.valid.data(), used, nb, n, s.method,
                                refl + static_cast<size_t>(m) * nb * n, count + static_cast<size_t>(m) * n);
   }
   composite::fill_gaps(refl, count, kMonths, nb, n);
