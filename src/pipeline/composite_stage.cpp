@@ -287,11 +287,17 @@ void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w,
     ws.readers.resize(t.acquisitions.size());
     ws.tile = tile_index;
   }
-  std::fill(refl, refl + kMonths * nb * n, composite::kNoData);
-  std::fill(count, count + kMonths * n, std::uint8_t{0});
+  // composite_month writes every pixel of a month it composites; only empty months need their no-data written.
+  auto mark_empty = [&](int m) {
+    std::fill(refl + static_cast<size_t>(m) * nb * n, refl + static_cast<size_t>(m + 1) * nb * n, composite::kNoData);
+    std::fill(count + static_cast<size_t>(m) * n, count + static_cast<size_t>(m + 1) * n, std::uint8_t{0});
+  };
   for (int m = 0; m < kMonths; ++m) {
     const auto& idx = t.by_month[static_cast<size_t>(m)];
-    if (idx.empty()) continue;
+    if (idx.empty()) {
+      mark_empty(m);
+      continue;
+    }
     // Only one month of observations is held at a time: memory follows block size x acquisitions per month.
     ws.obs.resize(idx.size() * nb * n);
     ws.valid.resize(idx.size() * n);
@@ -306,7 +312,10 @@ void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w,
       else
         ++ws.reads_skipped;
     }
-    if (used == 0) continue;  // the month stays empty (count 0) and is gap-filled
+    if (used == 0) {  // the month stays empty (count 0) and is gap-filled
+      mark_empty(m);
+      continue;
+    }
     composite::composite_month(ws.obs.data(), ws.valid.data(), used, nb, n, s.method,
                                refl + static_cast<size_t>(m) * nb * n, count + static_cast<size_t>(m) * n);
   }
