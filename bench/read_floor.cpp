@@ -118,6 +118,29 @@ GDALDataset* open_or_die(const std::string& path) {
   return ds;
 }
 
+// Reads one window of one band (masks as bytes, reflectance as uint16) and accounts for it in t.
+void read_window(GDALDataset* ds, const std::string& path, int band, bool mask, int x, int y, int w, int h,
+                 std::vector<std::uint16_t>& u16, std::vector<std::uint8_t>& u8, Totals& t) {
+  const size_t n = static_cast<size_t>(w) * static_cast<size_t>(h);
+  CPLErr err;
+  if (mask) {
+    u8.resize(n);
+    err = ds->GetRasterBand(band)->RasterIO(GF_Read, x, y, w, h, u8.data(), w, h, GDT_Byte, 0, 0, nullptr);
+    t.checksum += u8[n / 2];
+    t.bytes_read += static_cast<long long>(n);
+  } else {
+    u16.resize(n);
+    err = ds->GetRasterBand(band)->RasterIO(GF_Read, x, y, w, h, u16.data(), w, h, GDT_UInt16, 0, 0, nullptr);
+    t.checksum += u16[n / 2];
+    t.bytes_read += static_cast<long long>(2 * n);
+  }
+  if (err != CE_None) {
+    std::fprintf(stderr, "read failed: %s band %d: %s\n", path.c_str(), band, CPLGetLastErrorMsg());
+    std::exit(1);
+  }
+  t.pixels_read += static_cast<long long>(n);
+}
+
 Totals read_all(const Plan& p) {
   using clock = std::chrono::steady_clock;
   Totals t;
@@ -127,27 +150,8 @@ Totals read_all(const Plan& p) {
   for (const auto& path : p.files) {
     GDALDataset* ds = open_or_die(path);
     const int w = ds->GetRasterXSize(), h = ds->GetRasterYSize();
-    const size_t n = static_cast<size_t>(w) * static_cast<size_t>(h);
     const bool mask = p.is_mask.at(path);
-    for (int band : p.bands_of.at(path)) {
-      CPLErr err;
-      if (mask) {
-        u8.resize(n);
-        err = ds->GetRasterBand(band)->RasterIO(GF_Read, 0, 0, w, h, u8.data(), w, h, GDT_Byte, 0, 0, nullptr);
-        t.checksum += u8[n / 2];
-        t.bytes_read += static_cast<long long>(n);
-      } else {
-        u16.resize(n);
-        err = ds->GetRasterBand(band)->RasterIO(GF_Read, 0, 0, w, h, u16.data(), w, h, GDT_UInt16, 0, 0, nullptr);
-        t.checksum += u16[n / 2];
-        t.bytes_read += static_cast<long long>(2 * n);
-      }
-      if (err != CE_None) {
-        std::fprintf(stderr, "read failed: %s band %d: %s\n", path.c_str(), band, CPLGetLastErrorMsg());
-        std::exit(1);
-      }
-      t.pixels_read += static_cast<long long>(n);
-    }
+    for (int band : p.bands_of.at(path)) read_window(ds, path, band, mask, 0, 0, w, h, u16, u8, t);
     GDALClose(ds);
   }
   t.seconds = std::chrono::duration<double>(clock::now() - t0).count();
@@ -178,26 +182,7 @@ Totals read_blockwise(const Plan& p, int block_size) {
             const long long f = tw / ds->GetRasterXSize();  // 1, 2 or 6: the file's pixel is f x 10 m
             const int cx = static_cast<int>(x0 / f), cy = static_cast<int>(y0 / f);
             const int cw = static_cast<int>((x0 + bw - 1) / f - cx + 1), ch = static_cast<int>((y0 + bh - 1) / f - cy + 1);
-            const size_t n = static_cast<size_t>(cw) * static_cast<size_t>(ch);
-            CPLErr err;
-            if (mask) {
-              u8.resize(n);
-              err = ds->GetRasterBand(band)->RasterIO(GF_Read, cx, cy, cw, ch, u8.data(), cw, ch, GDT_Byte, 0, 0,
-                                                      nullptr);
-              t.checksum += u8[n / 2];
-              t.bytes_read += static_cast<long long>(n);
-            } else {
-              u16.resize(n);
-              err = ds->GetRasterBand(band)->RasterIO(GF_Read, cx, cy, cw, ch, u16.data(), cw, ch, GDT_UInt16, 0, 0,
-                                                      nullptr);
-              t.checksum += u16[n / 2];
-              t.bytes_read += static_cast<long long>(2 * n);
-            }
-            if (err != CE_None) {
-              std::fprintf(stderr, "read failed: %s band %d: %s\n", path.c_str(), band, CPLGetLastErrorMsg());
-              std::exit(1);
-            }
-            t.pixels_read += static_cast<long long>(n);
+            read_window(ds, path, band, mask, cx, cy, cw, ch, u16, u8, t);
           }
       }
   }

@@ -16,6 +16,19 @@ namespace s2crop::composite {
 
 namespace {
 
+// Clear observations per pixel of one chunk [p0, p0 + len): counted into cnt, stored saturated at 255 into count.
+// Shared by the mean and median kernels so both count the same way.
+template <typename Count>
+void count_clear(const std::uint8_t* valid, std::size_t n_obs, std::size_t n_pixels, std::size_t p0,
+                 std::size_t len, Count* cnt, std::uint8_t* count) {
+  std::fill(cnt, cnt + len, Count{0});
+  for (std::size_t o = 0; o < n_obs; ++o) {
+    const std::uint8_t* vr = valid + o * n_pixels + p0;
+    for (std::size_t i = 0; i < len; ++i) cnt[i] += static_cast<Count>(vr[i] != 0);
+  }
+  for (std::size_t i = 0; i < len; ++i) count[p0 + i] = static_cast<std::uint8_t>(std::min<Count>(cnt[i], 255));
+}
+
 // floor(num / den) for den > 0, exact for negative numerators too.
 inline std::int64_t floor_div(std::int64_t num, std::int64_t den) {
   std::int64_t q = num / den;
@@ -80,15 +93,8 @@ void composite_mean_fast(const std::int16_t* obs, const std::uint8_t* valid, std
   double den[kChunk];
   for (std::size_t p0 = 0; p0 < n_pixels; p0 += kChunk) {
     const std::size_t len = std::min(kChunk, n_pixels - p0);
-    std::fill(cnt, cnt + len, 0);
-    for (std::size_t o = 0; o < n_obs; ++o) {
-      const std::uint8_t* vr = valid + o * n_pixels + p0;
-      for (std::size_t i = 0; i < len; ++i) cnt[i] += static_cast<std::int32_t>(vr[i] != 0);
-    }
-    for (std::size_t i = 0; i < len; ++i) {
-      count[p0 + i] = static_cast<std::uint8_t>(std::min(cnt[i], 255));
-      den[i] = static_cast<double>(std::max(2 * cnt[i], 1));
-    }
+    count_clear(valid, n_obs, n_pixels, p0, len, cnt, count);
+    for (std::size_t i = 0; i < len; ++i) den[i] = static_cast<double>(std::max(2 * cnt[i], 1));
     for (std::size_t b = 0; b < n_bands; ++b) {
       std::fill(sum, sum + len, 0);
       for (std::size_t o = 0; o < n_obs; ++o) {
@@ -120,13 +126,7 @@ void composite_mean_wide(const std::int16_t* obs, const std::uint8_t* valid, std
   std::int64_t cnt[kChunk];
   for (std::size_t p0 = 0; p0 < n_pixels; p0 += kChunk) {
     const std::size_t len = std::min(kChunk, n_pixels - p0);
-    std::fill(cnt, cnt + len, 0);
-    for (std::size_t o = 0; o < n_obs; ++o) {
-      const std::uint8_t* vr = valid + o * n_pixels + p0;
-      for (std::size_t i = 0; i < len; ++i) cnt[i] += (vr[i] != 0) ? 1 : 0;
-    }
-    for (std::size_t i = 0; i < len; ++i)
-      count[p0 + i] = static_cast<std::uint8_t>(std::min<std::int64_t>(cnt[i], 255));
+    count_clear(valid, n_obs, n_pixels, p0, len, cnt, count);
     for (std::size_t b = 0; b < n_bands; ++b) {
       std::fill(sum, sum + len, 0);
       for (std::size_t o = 0; o < n_obs; ++o) {
@@ -226,15 +226,9 @@ void composite_median_network(const std::int16_t* obs, const std::uint8_t* valid
   std::uint32_t lo_off[kChunk], hi_off[kChunk];
   for (std::size_t p0 = 0; p0 < n_pixels; p0 += kChunk) {
     const std::size_t len = std::min(kChunk, n_pixels - p0);
-    std::fill(cnt, cnt + len, 0);
-    for (std::size_t o = 0; o < n_obs; ++o) {
-      const std::uint8_t* vr = valid + o * n_pixels + p0;
-      for (std::size_t i = 0; i < len; ++i) cnt[i] += static_cast<std::int32_t>(vr[i] != 0);
-    }
+    count_clear(valid, n_obs, n_pixels, p0, len, cnt, count);
     for (std::size_t i = 0; i < len; ++i) {
-      const std::int32_t k = cnt[i];
-      count[p0 + i] = static_cast<std::uint8_t>(std::min(k, 255));
-      const std::int32_t kk = std::max(k, 1);
+      const std::int32_t kk = std::max(cnt[i], 1);
       lo_off[i] = static_cast<std::uint32_t>(((kk - 1) / 2) * static_cast<std::int32_t>(kChunk) + static_cast<std::int32_t>(i));
       hi_off[i] = static_cast<std::uint32_t>((kk / 2) * static_cast<std::int32_t>(kChunk) + static_cast<std::int32_t>(i));
     }
