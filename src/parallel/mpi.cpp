@@ -112,12 +112,6 @@ std::int64_t sum(MPI_Comm comm, std::int64_t value) {
   return r;
 }
 
-double max(MPI_Comm comm, double value) {
-  double r = 0;
-  MPI_Allreduce(&value, &r, 1, MPI_DOUBLE, MPI_MAX, comm);
-  return r;
-}
-
 std::vector<std::vector<std::size_t>> balance(const std::vector<double>& costs, int ranks) {
   std::vector<std::size_t> order(costs.size());
   std::iota(order.begin(), order.end(), 0);

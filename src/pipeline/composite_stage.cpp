@@ -22,6 +22,7 @@
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/text.hpp"
 #include "s2crop/geo/raster.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/sentinel2/reader.hpp"
@@ -96,18 +97,6 @@ geo::Grid grid_from(const std::vector<std::string>& f, size_t at) {
   return g;
 }
 
-std::vector<std::string> split_tabs(const std::string& line) {
-  std::vector<std::string> f;
-  size_t start = 0;
-  while (true) {
-    size_t t = line.find('\t', start);
-    f.push_back(line.substr(start, t == std::string::npos ? std::string::npos : t - start));
-    if (t == std::string::npos) break;
-    start = t + 1;
-  }
-  return f;
-}
-
 std::uint64_t fnv1a(const void* data, size_t n, std::uint64_t h = 1469598103934665603ULL) {
   const auto* p = static_cast<const unsigned char*>(data);
   for (size_t i = 0; i < n; ++i) {
@@ -150,7 +139,7 @@ std::string make_plan_on_root(const CompositeSettings& s, const std::vector<std:
     // product on another grid is reported as the odd one out.
     std::map<std::string, std::pair<int, size_t>> votes;
     for (size_t i : idx) {
-      auto f = split_tabs(inspections[i]);
+      auto f = split_fields(inspections[i]);
       if (f[0] != "G") continue;
       std::string key = inspections[i];
       auto& v = votes[key];
@@ -167,10 +156,10 @@ std::string make_plan_on_root(const CompositeSettings& s, const std::vector<std:
         best_first = v.second;
       }
     geo::Grid ref;
-    if (!best.empty()) ref = grid_from(split_tabs(best), 1);
+    if (!best.empty()) ref = grid_from(split_fields(best), 1);
     std::vector<size_t> kept;
     for (size_t i : idx) {
-      auto f = split_tabs(inspections[i]);
+      auto f = split_fields(inspections[i]);
       std::string problem, where;
       if (f[0] == "E") {
         where = f[1];
@@ -212,7 +201,7 @@ Plan parse_plan(const std::string& text, const CompositeSettings& s) {
     acq_text.clear();
   };
   while (std::getline(in, line)) {
-    auto f = split_tabs(line);
+    auto f = split_fields(line);
     if (f[0] == "P") {
       p.season_year = std::stoi(f[1]);
       p.season_month = std::stoi(f[2]);

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/text.hpp"
 #include "s2crop/geo/raster.hpp"
 #include "s2crop/sentinel2/acquisition.hpp"
 
@@ -532,7 +533,7 @@ struct Builder {
 std::vector<Acquisition> discover(const std::vector<std::string>& inputs, const DiscoveryOptions& options,
                                   bool skip_bad, std::vector<Skipped>& skipped) {
   geo::init_gdal();
-  Builder b{options, skip_bad, skipped, {}, {}};
+  Builder b{options, skip_bad, skipped, {}, {}, {}};
   for (auto& in : inputs) b.walk(in);
   b.add_loose_files();
   std::sort(b.found.begin(), b.found.end(), [](const Acquisition& x, const Acquisition& y) {
@@ -567,12 +568,8 @@ std::vector<Acquisition> deserialise(const std::string& text) {
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
-    std::vector<std::string> f;
-    std::stringstream ss(line);
-    std::string field;
-    while (std::getline(ss, field, '\t')) f.push_back(field);
-    if (line.size() && line.back() == '\t') f.push_back("");
-    if (f.empty()) continue;
+    if (line.empty()) continue;
+    std::vector<std::string> f = split_fields(line);
     if (f[0] == "A" && f.size() >= 9) {
       Acquisition a;
       a.id = f[1];
