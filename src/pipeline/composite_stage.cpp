@@ -878,17 +878,8 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
     for (size_t ti = 0; ti < plan.tiles.size(); ++ti) {
       ensure_dir(dir + "/" + plan.tiles[ti].name);
       for (size_t b = 0; b < plan.tiles[ti].blocks.size(); ++b) {
-        std::string part = part_path(s, plan.tiles[ti], b);
         std::error_code ec;
-        if (!fs::exists(part, ec)) continue;
-        // Rename makes parts atomic against SIGKILL, not against a node crash: verify before trusting one.
-        try {
-          read_part(part, plan.tiles[ti].blocks[b], s.bands.size());
-          done << ti << ' ' << b << '\n';
-        } catch (const InputError& e) {
-          log::warn(std::string(e.what()) + " - recomputing that block");
-          fs::remove(part, ec);
-        }
+        if (fs::exists(part_path(s, plan.tiles[ti], b), ec)) done << ti << ' ' << b << '\n';
       }
     }
     done_text = done.str();
@@ -900,9 +891,29 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
     return;
   }
   {
+    // Rename makes parts atomic against SIGKILL, not against a node crash: every part found is verified (CRC)
+    // before it is trusted, the reading spread over the ranks; a damaged one is deleted and recomputed.
     std::istringstream in(parallel::broadcast_string(mpi.world(), done_text));
+    std::vector<std::pair<size_t, size_t>> found;
     size_t ti, b;
-    while (in >> ti >> b) plan.done.insert({ti, b});
+    while (in >> ti >> b) found.push_back({ti, b});
+    std::string verified;
+    for (size_t i = static_cast<size_t>(mpi.rank()); i < found.size(); i += static_cast<size_t>(mpi.size())) {
+      auto [t, blk] = found[i];
+      std::string part = part_path(s, plan.tiles[t], blk);
+      try {
+        read_part(part, plan.tiles[t].blocks[blk], s.bands.size());
+        verified += std::to_string(t) + ' ' + std::to_string(blk) + '\n';
+      } catch (const InputError& e) {
+        log::warn(std::string(e.what()) + " - recomputing that block");
+        std::error_code ec;
+        fs::remove(part, ec);
+      }
+    }
+    std::string all_verified;
+    for (auto& chunk : parallel::gather_strings(mpi.world(), verified)) all_verified += chunk;
+    std::istringstream good(parallel::broadcast_string(mpi.world(), all_verified));
+    while (good >> ti >> b) plan.done.insert({ti, b});
   }
 
   // ---- compute
