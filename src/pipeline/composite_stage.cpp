@@ -402,6 +402,20 @@ BlockResult read_part(const std::string& path, const geo::Window& w, size_t nb) 
   return r;
 }
 
+// One month of a part's reflectance, [band][pixel], read by seeking to it. Only for exports that run after the
+// assembly has read (and CRC-checked) every part: a COG per month need not read the other eleven months.
+std::vector<std::int16_t> read_part_month(const std::string& path, const geo::Window& w, size_t nb, int month) {
+  const size_t n = static_cast<size_t>(w.pixels());
+  std::vector<std::int16_t> refl(nb * n);
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw InputError(path, "intermediate block missing; rerun to recompute it");
+  long offset = static_cast<long>(sizeof kPartMagic + 6 * sizeof(std::int32_t) + static_cast<size_t>(month) * nb * n * 2);
+  bool ok = std::fseek(f, offset, SEEK_SET) == 0 && std::fread(refl.data(), 2, refl.size(), f) == refl.size();
+  std::fclose(f);
+  if (!ok) throw InputError(path, "damaged intermediate block (short read); delete it and rerun to recompute it");
+  return refl;
+}
+
 // Progress across ranks without collectives (ranks have different unit counts): workers send a note to rank 0
 // per finished unit; rank 0 counts them between its own units and at the end.
 class UnitProgress {
@@ -586,10 +600,10 @@ void write_cog(const Plan& p, const TilePlan& t, int month, const CompositeSetti
   }
   for (size_t bi = 0; bi < t.blocks.size(); ++bi) {
     const geo::Window& w = t.blocks[bi];
-    BlockResult r = read_part(part_path(s, t, bi), w, nb);
+    std::vector<std::int16_t> refl = read_part_month(part_path(s, t, bi), w, nb, month);
     size_t n = static_cast<size_t>(w.pixels());
     for (size_t b = 0; b < nb; ++b) {
-      std::int16_t* src = r.refl.data() + (static_cast<size_t>(month) * nb + b) * n;
+      std::int16_t* src = refl.data() + b * n;
       if (ds->GetRasterBand(static_cast<int>(b) + 1)
               ->RasterIO(GF_Write, w.x0, w.y0, w.width, w.height, src, w.width, w.height, GDT_Int16, 0, 0, nullptr) !=
           CE_None) {
@@ -631,11 +645,10 @@ void write_quicklook(const Plan& p, const TilePlan& t, int month, const Composit
   viz::Image rgb(W, H), ndvi(W, H);
   for (size_t bi = 0; bi < t.blocks.size(); ++bi) {
     const geo::Window& w = t.blocks[bi];
-    BlockResult r = read_part(part_path(s, t, bi), w, nb);
+    std::vector<std::int16_t> refl = read_part_month(part_path(s, t, bi), w, nb, month);
     size_t n = static_cast<size_t>(w.pixels());
     auto at = [&](int band, int x, int y) {
-      return r.refl[(static_cast<size_t>(month) * nb + static_cast<size_t>(band)) * n +
-                    static_cast<size_t>(y) * w.width + x];
+      return refl[static_cast<size_t>(band) * n + static_cast<size_t>(y) * w.width + x];
     };
     for (int y = (step - w.y0 % step) % step; y < w.height; y += step)
       for (int x = (step - w.x0 % step) % step; x < w.width; x += step) {
