@@ -1,37 +1,9 @@
-#include <sstream>
-
 #include "options.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/pipeline/composite_stage.hpp"
 
 namespace s2crop::cli {
 
-namespace {
-std::vector<int> parse_int_list(const std::string& text, const std::string& option) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      out.push_back(std::stoi(item, &used));
-      if (used != item.size() && item.find_first_not_of(' ', used) != std::string::npos) throw std::invalid_argument("");
-    } catch (const std::exception&) {
-      throw ConfigError("--" + option + ": '" + item + "' is not an integer");
-    }
-  }
-  return out;
-}
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-}  // namespace
 
 int run_composite(int argc, char** argv, const parallel::MpiContext& mpi) {
   po::options_description opts("Composite options");

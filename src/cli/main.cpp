@@ -1,4 +1,5 @@
 // s2crop: one MPI program, one subcommand per pipeline stage.
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -22,6 +23,16 @@ const Command kCommands[] = {
     {"synth", "generate a realistic synthetic Sentinel-2 L2A region (demo and test fixture)", s2crop::cli::run_synth},
     {"composite", "monthly cloud-masked, gap-filled composites of L2A time series into parallel HDF5",
      s2crop::cli::run_composite},
+    {"import-timesen2crop", "TimeSen2Crop folders (per-pixel CSVs) -> monthly-composite training set (HDF5)",
+     s2crop::cli::run_import_timesen2crop},
+    {"extract", "labelled pixel samples from composites and parcels (vector or raster) -> training set (HDF5)",
+     s2crop::cli::run_extract},
+    {"train", "train the LSTM crop-type classifier, data-parallel over ranks (MPI on CPU, NCCL on GPUs)",
+     s2crop::cli::run_train},
+    {"classify", "apply a trained model to every pixel of a composite file -> class map (HDF5, COG, quicklook)",
+     s2crop::cli::run_classify},
+    {"assess", "accuracy of a map or model against reference labels (OA, kappa, F1, Olofsson area-adjusted)",
+     s2crop::cli::run_assess},
 };
 
 void print_usage() {
@@ -29,7 +40,7 @@ void print_usage() {
             << " - Sentinel-2 L2A time series to crop-type maps on HPC clusters\n\n"
                "Usage: [mpirun -np N | srun --mpi=pmix] s2crop <command> [--config FILE] [options]\n\n"
                "Commands:\n";
-  for (auto& c : kCommands) std::cout << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << "\n";
+  for (auto& c : kCommands) std::cout << "  " << c.name << std::string(std::max<size_t>(2, 21 - std::strlen(c.name)), ' ') << c.summary << "\n";
   std::cout << "\n's2crop <command> --help' explains each command's options.\n";
 }
 

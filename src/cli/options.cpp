@@ -77,4 +77,29 @@ std::string effective_config(const po::variables_map& vm) {
   return out;
 }
 
+std::vector<int> parse_int_list(const std::string& text, const std::string& option) {
+  std::vector<int> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stoi(item, &used));
+      if (used != item.size() && item.find_first_not_of(' ', used) != std::string::npos) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      throw ConfigError("--" + option + ": '" + item + "' is not an integer");
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
 }  // namespace s2crop::cli

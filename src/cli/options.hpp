@@ -3,6 +3,7 @@
 // effective configuration text stored in every output.
 #include <boost/program_options.hpp>
 #include <string>
+#include <vector>
 
 #include "s2crop/parallel/mpi.hpp"
 
@@ -19,8 +20,18 @@ bool parse_options(const std::string& command, const std::string& usage, const s
 // "key = value" lines of every option that has a value (defaulted ones too), sorted: what the run actually used.
 std::string effective_config(const po::variables_map& vm);
 
+// "1,2, 3" -> {1,2,3}; names the option in the error.
+std::vector<int> parse_int_list(const std::string& text, const std::string& option);
+// "a,b,,c" -> {"a","b","c"}.
+std::vector<std::string> split_list(const std::string& text);
+
 // The subcommands.
 int run_synth(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_composite(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_import_timesen2crop(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_extract(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_train(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_classify(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_assess(int argc, char** argv, const parallel::MpiContext& mpi);
 
 }  // namespace s2crop::cli

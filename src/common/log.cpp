@@ -46,6 +46,15 @@ void root(const std::string& m) {
   if (g_rank == 0) info(m);
 }
 
+std::string utc_timestamp() {
+  char stamp[32];
+  std::time_t t = std::time(nullptr);
+  std::tm tm_utc;
+  gmtime_r(&t, &tm_utc);
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm_utc);
+  return stamp;
+}
+
 std::string format_duration(double seconds) {
   if (seconds < 0 || seconds > 1e8) return "--:--:--";
   long s = static_cast<long>(seconds + 0.5);

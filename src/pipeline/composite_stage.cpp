@@ -472,15 +472,6 @@ class UnitProgress {
 
 // ---------------------------------------------------------------- assemble
 
-std::string now_iso() {
-  char stamp[32];
-  std::time_t t = std::time(nullptr);
-  std::tm tm_utc;
-  gmtime_r(&t, &tm_utc);
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm_utc);
-  return stamp;
-}
-
 // Collective from start to end. noexcept on purpose: an exception on one rank must not unwind through the HDF5
 // handles, whose destructors close collectively and would wait for the other ranks forever. Escaping here ends in
 // std::terminate without unwinding, and main's terminate handler aborts every rank with the message.
@@ -492,7 +483,7 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, const parallel::MpiCo
   file.set_attr("format_version", kFormatVersion);
   file.set_attr("s2crop_version", std::string(kVersion));
   // Every rank must write identical attribute values: take rank 0's clock.
-  file.set_attr("created", parallel::broadcast_string(mpi.world(), now_iso()));
+  file.set_attr("created", parallel::broadcast_string(mpi.world(), log::utc_timestamp()));
   file.set_attr("config", s.config_text);
   file.set_attr("inputs", s.inputs);
   file.set_attr("run_fingerprint", p.output_fingerprint);

@@ -40,5 +40,7 @@ class Progress {
 };
 
 std::string format_duration(double seconds);
+// Current UTC time as ISO 8601 ("2026-11-24T16:25:00Z"), the `created` stamp of every output.
+std::string utc_timestamp();
 
 }  // namespace s2crop::log

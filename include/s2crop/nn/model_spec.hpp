@@ -1,0 +1,48 @@
+#pragma once
+// What a trained model needs besides its weights, torch-free so that every stage can read it: the architecture,
+// the input features (bands of a composite, NDVI), their normalisation and the classes. Stored as attributes of
+// the model file next to the weights, so `classify` needs nothing else.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace s2crop::nn {
+
+struct ModelSpec {
+  std::string kind = "lstm";
+  std::vector<std::string> bands;        // reflectance bands fed to the model, in this order
+  bool ndvi = true;                      // append NDVI as one more feature
+  std::string ndvi_nir;                  // NIR band for NDVI: B08 if present, else B8A
+  int months = 12;
+  int season_start_month = 9;
+  int hidden = 128;
+  int layers = 2;
+  double dropout = 0.2;
+  std::vector<std::string> class_names;
+  std::vector<float> mean, stddev;       // per feature, over the whole training set (all ranks)
+
+  int n_features() const { return static_cast<int>(bands.size()) + (ndvi ? 1 : 0); }
+  int n_classes() const { return static_cast<int>(class_names.size()); }
+};
+
+// Turns int16 reflectance series [month][source band] (source_bands names the columns) into the model's
+// normalised float features [month][feature]. Built once per input layout; throws ConfigError naming the missing
+// band when the input lacks one the model needs.
+class FeatureMap {
+ public:
+  FeatureMap(const ModelSpec& spec, const std::vector<std::string>& source_bands, const std::string& source_name);
+  int n_features() const { return n_features_; }
+  // `n` series of months x source bands (contiguous, [series][month][band]) -> [series][month][feature].
+  // Without normalisation (mean/stddev empty or raw=true) the features are reflectance (x 1e-4) and NDVI.
+  void apply(const std::int16_t* series, size_t n, float* out, bool raw = false) const;
+
+ private:
+  ModelSpec spec_;
+  std::vector<int> source_index_;
+  int red_ = -1, nir_ = -1, n_source_ = 0, n_features_ = 0;
+};
+
+// NIR band for NDVI among `bands`: B08, else B8A; empty if neither or no B04.
+std::string ndvi_nir_band(const std::vector<std::string>& bands);
+
+}  // namespace s2crop::nn

@@ -1,0 +1,11 @@
+// Placeholder until the 'import-timesen2crop' subcommand lands (issue 3): registered so the command list is complete.
+#include "options.hpp"
+#include "s2crop/common/errors.hpp"
+
+namespace s2crop::cli {
+
+int run_import_timesen2crop(int, char**, const parallel::MpiContext&) {
+  throw ConfigError("s2crop import-timesen2crop is not implemented in this build yet");
+}
+
+}  // namespace s2crop::cli

@@ -1,0 +1,71 @@
+#include "s2crop/nn/model_spec.hpp"
+
+#include <algorithm>
+
+#include "s2crop/common/errors.hpp"
+
+namespace s2crop::nn {
+
+namespace {
+int find(const std::vector<std::string>& v, const std::string& name) {
+  auto it = std::find(v.begin(), v.end(), name);
+  return it == v.end() ? -1 : static_cast<int>(it - v.begin());
+}
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+}  // namespace
+
+std::string ndvi_nir_band(const std::vector<std::string>& bands) {
+  if (find(bands, "B04") < 0) return "";
+  if (find(bands, "B08") >= 0) return "B08";
+  if (find(bands, "B8A") >= 0) return "B8A";
+  return "";
+}
+
+FeatureMap::FeatureMap(const ModelSpec& spec, const std::vector<std::string>& source_bands,
+                       const std::string& source_name)
+    : spec_(spec), n_source_(static_cast<int>(source_bands.size())), n_features_(spec.n_features()) {
+  for (auto& b : spec.bands) {
+    int i = find(source_bands, b);
+    if (i < 0)
+      throw ConfigError(source_name + " has bands " + join(source_bands) + " but the model needs " + join(spec.bands) +
+                        " (band " + b + " is missing): use a model trained on these bands");
+    source_index_.push_back(i);
+  }
+  if (spec.ndvi) {
+    red_ = find(source_bands, "B04");
+    nir_ = find(source_bands, spec.ndvi_nir);
+    if (red_ < 0 || nir_ < 0)
+      throw ConfigError(source_name + " lacks B04 or " + spec.ndvi_nir + ", which the model needs for NDVI");
+  }
+  bool normalised = !spec.mean.empty();
+  if (normalised && (spec.mean.size() != static_cast<size_t>(n_features_) ||
+                     spec.stddev.size() != static_cast<size_t>(n_features_)))
+    throw ConfigError(source_name + ": model normalisation has the wrong number of features");
+}
+
+void FeatureMap::apply(const std::int16_t* series, size_t n, float* out, bool raw) const {
+  const bool norm = !raw && !spec_.mean.empty();
+  const size_t nb = source_index_.size();
+  for (size_t s = 0; s < n; ++s) {
+    for (int m = 0; m < spec_.months; ++m) {
+      const std::int16_t* in = series + (s * static_cast<size_t>(spec_.months) + static_cast<size_t>(m)) *
+                                            static_cast<size_t>(n_source_);
+      float* o = out + (s * static_cast<size_t>(spec_.months) + static_cast<size_t>(m)) *
+                           static_cast<size_t>(n_features_);
+      for (size_t f = 0; f < nb; ++f) o[f] = static_cast<float>(in[source_index_[f]]) * 1e-4f;
+      if (spec_.ndvi) {
+        float red = static_cast<float>(in[red_]), nir = static_cast<float>(in[nir_]);
+        float sum = nir + red;
+        o[nb] = sum > 0.f ? (nir - red) / sum : 0.f;
+      }
+      if (norm)
+        for (int f = 0; f < n_features_; ++f) o[f] = (o[f] - spec_.mean[static_cast<size_t>(f)]) / spec_.stddev[static_cast<size_t>(f)];
+    }
+  }
+}
+
+}  // namespace s2crop::nn
