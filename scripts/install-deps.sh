@@ -12,6 +12,8 @@ PACKAGES=(
   libpng-dev
   libgtest-dev googletest
   libtorch-dev                          # LibTorch (CPU) for the model stages
+  libopenblas0-pthread                  # optimised BLAS behind LibTorch (Debian defaults to reference BLAS: ~3x slower)
+  python3-torch                         # the PyTorch baseline of the training/inference benchmarks
   python3-numpy python3-gdal python3-h5py   # NumPy reference, test checks (called as /usr/bin/python3)
   procps time                           # pkill / peak-memory measurements in tests and benches
 )

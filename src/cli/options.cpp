@@ -16,6 +16,7 @@ std::string value_text(const po::variable_value& v) {
   if (a.type() == typeid(std::string)) return boost::any_cast<std::string>(a);
   if (a.type() == typeid(int)) return std::to_string(boost::any_cast<int>(a));
   if (a.type() == typeid(long)) return std::to_string(boost::any_cast<long>(a));
+  if (a.type() == typeid(unsigned long)) return std::to_string(boost::any_cast<unsigned long>(a));
   if (a.type() == typeid(unsigned)) return std::to_string(boost::any_cast<unsigned>(a));
   if (a.type() == typeid(double)) {
     std::ostringstream s;

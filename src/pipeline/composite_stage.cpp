@@ -1,4 +1,5 @@
 #include "s2crop/pipeline/composite_stage.hpp"
+#include "s2crop/pipeline/stage_support.hpp"
 
 #include <cpl_vsi.h>
 #include <gdal_priv.h>
@@ -41,7 +42,6 @@ namespace {
 
 constexpr const char* kFormat = "s2crop monthly composites";
 constexpr std::int64_t kFormatVersion = 1;
-constexpr int kProgressTag = 7301;
 
 // ---------------------------------------------------------------- plan
 
@@ -416,59 +416,6 @@ std::vector<std::int16_t> read_part_month(const std::string& path, const geo::Wi
   return refl;
 }
 
-// Progress across ranks without collectives (ranks have different unit counts): workers send a note to rank 0
-// per finished unit; rank 0 counts them between its own units and at the end.
-class UnitProgress {
- public:
-  UnitProgress(const parallel::MpiContext& mpi, std::int64_t total, std::int64_t already_done)
-      : mpi_(mpi), total_(total), done_(already_done),
-        progress_("composite", "blocks", total, 10.0) {
-    progress_.set_base(already_done);
-  }
-  void unit_done() {
-    if (mpi_.is_root()) {
-      ++done_;
-      poll(false);
-    } else {
-      requests_.emplace_back();
-      MPI_Isend(&one_, 1, MPI_INT, 0, kProgressTag, mpi_.world(), &requests_.back());
-    }
-  }
-  void finish(std::int64_t expected_total_done) {
-    if (mpi_.is_root()) {
-      while (done_ < expected_total_done) poll(true);
-      progress_.finish();
-    } else if (!requests_.empty()) {
-      MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
-    }
-  }
-
- private:
-  void poll(bool block) {
-    int flag = 0;
-    MPI_Status st;
-    do {
-      if (block) {
-        MPI_Probe(MPI_ANY_SOURCE, kProgressTag, mpi_.world(), &st);
-        flag = 1;
-      } else {
-        MPI_Iprobe(MPI_ANY_SOURCE, kProgressTag, mpi_.world(), &flag, &st);
-      }
-      if (flag) {
-        int v;
-        MPI_Recv(&v, 1, MPI_INT, st.MPI_SOURCE, kProgressTag, mpi_.world(), MPI_STATUS_IGNORE);
-        done_ += v;
-        block = false;
-      }
-    } while (flag);
-    progress_.update(done_);
-  }
-  const parallel::MpiContext& mpi_;
-  std::int64_t total_, done_;
-  log::Progress progress_;
-  std::vector<MPI_Request> requests_;
-  int one_ = 1;
-};
 
 // ---------------------------------------------------------------- assemble
 
@@ -688,22 +635,6 @@ void print_plan(const Plan& p, const CompositeSettings& s) {
   std::fflush(stdout);
 }
 
-// Peak resident memory of every rank, gathered on rank 0: the number to size jobs by (--mem-per-cpu).
-void log_peak_memory(const parallel::MpiContext& mpi, const std::string& when) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  double mib = static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
-  std::vector<double> all(static_cast<size_t>(mpi.size()));
-  MPI_Gather(&mib, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, 0, mpi.world());
-  if (!mpi.is_root()) return;
-  std::string line = "peak memory per rank " + when + " (MiB):";
-  char buf[32];
-  for (double v : all) {
-    std::snprintf(buf, sizeof buf, " %.0f", v);
-    line += buf;
-  }
-  log::info(line);
-}
 
 // As many open rasters as the descriptor limit allows (raised to the hard limit), leaving room for the rest.
 size_t raster_cache_capacity() {
@@ -716,16 +647,6 @@ size_t raster_cache_capacity() {
   return static_cast<size_t>(std::clamp<rlim_t>(rl.rlim_cur / 2, 64, 4096));
 }
 
-void ensure_dir(const std::string& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) throw OutputError(dir, "cannot create directory: " + ec.message());
-  std::string probe = dir + "/.s2crop-write-test-" + std::to_string(::getpid());
-  FILE* f = std::fopen(probe.c_str(), "wb");
-  if (!f) throw OutputError(dir, std::string("directory is not writable: ") + std::strerror(errno));
-  std::fclose(f);
-  std::remove(probe.c_str());
-}
 
 }  // namespace
 
@@ -948,7 +869,7 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   }
   auto assignment = parallel::balance(costs, mpi.size());
   auto t_compute = clock::now();
-  UnitProgress progress(mpi, total_units, static_cast<std::int64_t>(plan.done.size()));
+  UnitProgress progress(mpi, "composite", total_units, static_cast<std::int64_t>(plan.done.size()));
   // Units are in (tile, block) order, so the readers and open files of a tile serve block after block.
   Workspace ws(raster_cache_capacity());
   for (size_t u : assignment[static_cast<size_t>(mpi.rank())]) {

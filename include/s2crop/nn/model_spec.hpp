@@ -46,3 +46,9 @@ class FeatureMap {
 std::string ndvi_nir_band(const std::vector<std::string>& bands);
 
 }  // namespace s2crop::nn
+
+namespace s2crop::nn {
+inline constexpr const char* kModelFormat = "s2crop model";
+// The spec stored in a model file (no weights read): lets torch-free code check bands and classes.
+ModelSpec read_model_spec(const std::string& path);
+}  // namespace s2crop::nn

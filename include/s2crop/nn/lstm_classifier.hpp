@@ -1,0 +1,23 @@
+#pragma once
+// The LSTM crop-type classifier (BreizhCrops' reference architecture): LayerNorm on the input features, a
+// multi-layer LSTM over the 12 months, the last cell states of all layers concatenated -> LayerNorm -> linear ->
+// log-softmax. Includes LibTorch: only for nn/train/infer sources.
+#include <torch/torch.h>
+
+#include "s2crop/nn/model_spec.hpp"
+
+namespace s2crop::nn {
+
+struct LstmClassifierImpl : torch::nn::Module {
+  explicit LstmClassifierImpl(const ModelSpec& spec);
+  // x: [batch][months][features] (normalised) -> log-probabilities [batch][classes].
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::LayerNorm input_norm{nullptr};
+  torch::nn::LSTM lstm{nullptr};
+  torch::nn::LayerNorm state_norm{nullptr};
+  torch::nn::Linear head{nullptr};
+};
+TORCH_MODULE(LstmClassifier);
+
+}  // namespace s2crop::nn

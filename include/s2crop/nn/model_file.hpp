@@ -1,0 +1,18 @@
+#pragma once
+// The one self-describing model file (HDF5): the ModelSpec as attributes (architecture, bands, NDVI, normalisation,
+// class names) and every parameter as a float32 dataset under /parameters/<name>, so h5py (and the PyTorch bench)
+// can read the weights too. Written to a temporary name and renamed.
+#include <string>
+
+#include "s2crop/nn/lstm_classifier.hpp"
+
+namespace s2crop::nn {
+
+// `provenance`: "key = value" lines of the training run, stored as attribute `config`.
+void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& model, const std::string& provenance);
+
+// Builds the model described by the file and loads its weights. Throws InputError naming the file for anything
+// missing, mis-shaped or from another format.
+LstmClassifier load_model(const std::string& path, ModelSpec& spec);
+
+}  // namespace s2crop::nn

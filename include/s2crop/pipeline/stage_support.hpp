@@ -1,0 +1,81 @@
+#pragma once
+// What every block-parallel stage (composite, classify) shares: progress across ranks, atomic part files for
+// resumable units, peak-memory reporting, output directories.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "s2crop/common/log.hpp"
+#include "s2crop/parallel/mpi.hpp"
+
+namespace s2crop::pipeline {
+
+inline constexpr int kProgressTag = 7301;
+
+// Progress across ranks without collectives (ranks have different unit counts): workers send a note to rank 0
+// per finished unit; rank 0 counts them between its own units and at the end.
+class UnitProgress {
+ public:
+  UnitProgress(const parallel::MpiContext& mpi, const std::string& stage, std::int64_t total, std::int64_t already_done)
+      : mpi_(mpi), total_(total), done_(already_done),
+        progress_(stage, "blocks", total, 10.0) {
+    progress_.set_base(already_done);
+  }
+  void unit_done() {
+    if (mpi_.is_root()) {
+      ++done_;
+      poll(false);
+    } else {
+      requests_.emplace_back();
+      MPI_Isend(&one_, 1, MPI_INT, 0, kProgressTag, mpi_.world(), &requests_.back());
+    }
+  }
+  void finish(std::int64_t expected_total_done) {
+    if (mpi_.is_root()) {
+      while (done_ < expected_total_done) poll(true);
+      progress_.finish();
+    } else if (!requests_.empty()) {
+      MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+    }
+  }
+
+ private:
+  void poll(bool block) {
+    int flag = 0;
+    MPI_Status st;
+    do {
+      if (block) {
+        MPI_Probe(MPI_ANY_SOURCE, kProgressTag, mpi_.world(), &st);
+        flag = 1;
+      } else {
+        MPI_Iprobe(MPI_ANY_SOURCE, kProgressTag, mpi_.world(), &flag, &st);
+      }
+      if (flag) {
+        int v;
+        MPI_Recv(&v, 1, MPI_INT, st.MPI_SOURCE, kProgressTag, mpi_.world(), MPI_STATUS_IGNORE);
+        done_ += v;
+        block = false;
+      }
+    } while (flag);
+    progress_.update(done_);
+  }
+  const parallel::MpiContext& mpi_;
+  std::int64_t total_, done_;
+  log::Progress progress_;
+  std::vector<MPI_Request> requests_;
+  int one_ = 1;
+};
+
+// Logs the peak resident memory of every rank (gathered on rank 0): the number to size jobs by. Collective.
+void log_peak_memory(const parallel::MpiContext& mpi, const std::string& when);
+
+// Creates `dir` (and parents) and checks that it is writable; throws OutputError.
+void ensure_dir(const std::string& dir);
+
+// A finished unit as one file: an 8-byte magic, the payload, a CRC-32 of both. Written under a temporary name and
+// renamed, so a SIGKILL never leaves a part that looks whole; a torn or damaged part fails read_part_file.
+void write_part_file(const std::string& path, const char (&magic)[8], const std::vector<std::uint8_t>& payload);
+// The payload; throws InputError (naming the file) if it is missing, of another kind or size, or damaged.
+std::vector<std::uint8_t> read_part_file(const std::string& path, const char (&magic)[8], size_t expected_bytes);
+
+}  // namespace s2crop::pipeline

@@ -1,0 +1,48 @@
+#pragma once
+// Gradient communicators of the data-parallel trainer. Debian's LibTorch (1.13, CPU) ships neither ProcessGroupMPI
+// nor ProcessGroupNCCL, so these are ours, over MPI and NCCL directly. Every rank calls the same collectives in the
+// same order on buffers of the same size (one fused buffer per bucket). Torch-free.
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "s2crop/parallel/mpi.hpp"
+
+namespace s2crop::train {
+
+enum class Backend { Mpi, Nccl };
+
+struct BackendChoice {
+  Backend backend = Backend::Mpi;
+  int gpu = -1;         // CUDA device of this rank (NCCL only)
+  std::string reason;   // one line for the log: why this backend
+};
+
+// Picks the backend. requested: "auto" (NCCL when built with it and every rank of the node has its own GPU, else
+// MPI), "mpi", or "nccl" (ConfigError if it cannot work). One rank per GPU: the GPU is the node-local rank (from
+// MPI_Comm_split_type, never SLURM_LOCALID). Pure function: unit-tested without GPUs.
+BackendChoice choose_backend(const std::string& requested, bool nccl_built, int gpus_on_node, int node_rank,
+                             int node_size);
+
+// GPUs visible to this process (0 when built without CUDA or when the driver reports none).
+int visible_gpus();
+bool nccl_built();
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  // In-place sum over all ranks of `count` floats in host memory.
+  virtual void allreduce_sum(float* data, size_t count) = 0;
+  // `count` floats from `root` to every rank.
+  virtual void broadcast(float* data, size_t count, int root) = 0;
+  virtual std::string name() const = 0;
+};
+
+// Collective over mpi.world() (NCCL shares its ncclUniqueId from rank 0 over MPI).
+std::unique_ptr<Communicator> make_communicator(const BackendChoice& choice, const parallel::MpiContext& mpi);
+
+#ifdef S2CROP_HAVE_NCCL
+std::unique_ptr<Communicator> make_nccl_communicator(int gpu, const parallel::MpiContext& mpi);
+#endif
+
+}  // namespace s2crop::train

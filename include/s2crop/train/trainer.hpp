@@ -1,0 +1,56 @@
+#pragma once
+// `s2crop train --model lstm`: the one data-parallel trainer. Torch-free interface.
+//
+// Data parallelism: every rank loads only its contiguous shard of the training set. Each step draws one global
+// batch of batch_size x ranks samples from a seeded, portable permutation of all training samples (the same on
+// every rank and for every rank count); each rank computes the loss of the batch members in its shard, normalised
+// by the weight of the whole global batch, so the all-reduced (summed) gradient equals the single-process gradient
+// of that batch. Parameters and gradients live in one flat buffer each (bucketed all-reduce, fused AdamW), rank 0's
+// initial parameters are broadcast. A run on R ranks with per-rank batch B/R follows the run on 1 rank with batch B.
+#include <string>
+#include <vector>
+
+#include "s2crop/parallel/mpi.hpp"
+
+namespace s2crop::train {
+
+struct TrainSettings {
+  std::string samples;               // training set (HDF5)
+  std::string output;                // model file to write
+  std::string checkpoint_dir;        // default: <output>.ckpt
+  std::vector<std::string> tiles;    // use only samples of these tiles (empty: all)
+  std::vector<std::string> val_tiles;  // validation = these tiles; else val_fraction of parcels
+  double val_fraction = 0.1;
+  std::vector<std::string> bands;    // input bands (empty: all bands of the set)
+  bool ndvi = true;
+  int hidden = 128, layers = 2;
+  double dropout = 0.2;
+  int epochs = 30;
+  int batch_size = 128;              // per rank
+  double lr = 2e-3, weight_decay = 1e-4;
+  std::string lr_schedule = "cosine";  // cosine | step | none
+  int patience = 6;                  // early stopping on validation macro-F1 (0: off)
+  std::string loss = "ce";           // ce | focal
+  double focal_gamma = 2.0;
+  std::string class_weights = "sqrt";  // none | inverse | sqrt (inverse square root of frequency)
+  std::string backend = "auto";      // auto | mpi | nccl
+  double bucket_mb = 8.0;            // all-reduce bucket size
+  std::uint64_t seed = 42;
+  int threads = 0;                   // intra-op threads per rank; 0: cores of the node / ranks on the node
+  bool overwrite = false;
+  bool require_resume = false;       // --resume: a matching checkpoint must exist
+  long max_steps = 0;                // stop after this many steps (tests, benchmarks); 0: no limit
+  std::string step_log;              // TSV per step (rank 0): step, epoch, loss, lr, parameter checksum, replicas
+  bool check_replicas = false;       // compare parameters across ranks after every step (abort if they differ)
+  std::string config_text;
+};
+
+void run_train(const TrainSettings& settings, const parallel::MpiContext& mpi);
+
+// Intra-op threads per rank: `requested` if > 0, else SLURM_CPUS_PER_TASK / OMP_NUM_THREADS, else the node's cores
+// shared by the ranks on it.
+int threads_per_rank(int requested, int ranks_on_node);
+// Sets LibTorch's intra-op threads and OpenBLAS's pool (when OpenBLAS is the BLAS) to `n`.
+void use_threads(int n);
+
+}  // namespace s2crop::train

@@ -1,0 +1,123 @@
+#include "s2crop/nn/model_file.hpp"
+
+#include <filesystem>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/common/log.hpp"
+#include "s2crop/h5/h5.hpp"
+#include "s2crop/version.hpp"
+
+namespace s2crop::nn {
+
+namespace {
+
+constexpr std::int64_t kModelFormatVersion = 1;
+
+std::vector<double> to_doubles(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+std::vector<float> to_floats(const std::vector<double>& v) { return {v.begin(), v.end()}; }
+
+}  // namespace
+
+void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& model, const std::string& provenance) {
+  const std::string tmp = path + ".partial";
+  {
+    h5::File f = h5::File::create(tmp, MPI_COMM_SELF);
+    f.set_attr("format", std::string(kModelFormat));
+    f.set_attr("format_version", kModelFormatVersion);
+    f.set_attr("s2crop_version", std::string(kVersion));
+    f.set_attr("created", log::utc_timestamp());
+    f.set_attr("config", provenance);
+    f.set_attr("kind", spec.kind);
+    f.set_attr("bands", spec.bands);
+    f.set_attr("ndvi", static_cast<std::int64_t>(spec.ndvi));
+    f.set_attr("ndvi_nir", spec.ndvi_nir);
+    f.set_attr("months", static_cast<std::int64_t>(spec.months));
+    f.set_attr("season_start_month", static_cast<std::int64_t>(spec.season_start_month));
+    f.set_attr("hidden", static_cast<std::int64_t>(spec.hidden));
+    f.set_attr("layers", static_cast<std::int64_t>(spec.layers));
+    f.set_attr("dropout", spec.dropout);
+    f.set_attr("class_names", spec.class_names);
+    f.set_attr("feature_mean", to_doubles(spec.mean));
+    f.set_attr("feature_std", to_doubles(spec.stddev));
+    {
+      auto group = f.create_group("parameters");
+      for (auto& p : model->named_parameters()) {
+        auto t = p.value().detach().to(torch::kCPU).contiguous();
+        std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+        auto ds = group.create_dataset<float>(p.key(), dims, dims, 0, 0.f);
+        ds.write<float>(std::vector<hsize_t>(dims.size(), 0), dims, t.data_ptr<float>(), false);
+      }
+    }  // every handle closed before the file, or HDF5 refuses to finish it
+    f.close();
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw OutputError(path, "cannot move the model file into place: " + ec.message());
+}
+
+ModelSpec read_model_spec(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw InputError(path, "model file not found");
+  h5::File f = [&] {
+    try {
+      return h5::File::open_read(path, MPI_COMM_NULL);
+    } catch (const Error& e) {
+      throw InputError(path, "not a readable model file (HDF5): " + std::string(e.what()));
+    }
+  }();
+  if (!f.has_attr("format") || f.attr_string("format") != kModelFormat)
+    throw InputError(path, "not an s2crop model file (made by 's2crop train')");
+  if (f.attr_int("format_version") > kModelFormatVersion)
+    throw InputError(path, "model format version is newer than this s2crop understands");
+  ModelSpec s;
+  try {
+    s.kind = f.attr_string("kind");
+    s.bands = f.attr_strings("bands");
+    s.ndvi = f.attr_int("ndvi") != 0;
+    s.ndvi_nir = f.attr_string("ndvi_nir");
+    s.months = static_cast<int>(f.attr_int("months"));
+    s.season_start_month = static_cast<int>(f.attr_int("season_start_month"));
+    s.hidden = static_cast<int>(f.attr_int("hidden"));
+    s.layers = static_cast<int>(f.attr_int("layers"));
+    s.dropout = f.attr_doubles("dropout").at(0);
+    s.class_names = f.attr_strings("class_names");
+    s.mean = to_floats(f.attr_doubles("feature_mean"));
+    s.stddev = to_floats(f.attr_doubles("feature_std"));
+  } catch (const Error& e) {
+    throw InputError(path, std::string("model file is incomplete: ") + e.what());
+  }
+  if (s.kind != "lstm") throw InputError(path, "model kind '" + s.kind + "' is not a crop-type LSTM");
+  if (s.mean.size() != static_cast<size_t>(s.n_features()) || s.stddev.size() != s.mean.size())
+    throw InputError(path, "model normalisation does not match its features");
+  if (s.hidden < 1 || s.layers < 1 || s.n_classes() < 2 || s.months != 12)
+    throw InputError(path, "model architecture attributes are invalid");
+  return s;
+}
+
+LstmClassifier load_model(const std::string& path, ModelSpec& spec) {
+  spec = read_model_spec(path);
+  LstmClassifier model(spec);
+  h5::File f = h5::File::open_read(path, MPI_COMM_NULL);
+  if (!f.exists("parameters")) throw InputError(path, "model file has no parameters");
+  auto group = f.open_group("parameters");
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->named_parameters()) {
+    if (!group.exists(p.key())) throw InputError(path, "model file lacks parameter " + p.key());
+    auto ds = group.open_dataset(p.key());
+    auto dims = ds.dims();
+    auto& t = p.value();
+    if (dims.size() != static_cast<size_t>(t.dim()))
+      throw InputError(path, "parameter " + p.key() + " has the wrong shape for this architecture");
+    for (size_t i = 0; i < dims.size(); ++i)
+      if (static_cast<int64_t>(dims[i]) != t.size(static_cast<int64_t>(i)))
+        throw InputError(path, "parameter " + p.key() + " has the wrong shape for this architecture");
+    std::vector<float> values(static_cast<size_t>(t.numel()));
+    ds.read<float>(std::vector<hsize_t>(dims.size(), 0), dims, values.data());
+    for (float v : values)
+      if (!std::isfinite(v)) throw InputError(path, "parameter " + p.key() + " holds NaN or infinity");
+    t.copy_(torch::from_blob(values.data(), t.sizes(), torch::kFloat32));
+  }
+  model->eval();
+  return model;
+}
+
+}  // namespace s2crop::nn

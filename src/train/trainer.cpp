@@ -1,0 +1,641 @@
+#include "s2crop/train/trainer.hpp"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <numeric>
+#include <set>
+#include <sstream>
+#include <mutex>
+#include <thread>
+#include <cstring>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/common/log.hpp"
+#include "s2crop/nn/model_file.hpp"
+#include "s2crop/samples/training_set.hpp"
+#include "s2crop/train/communicator.hpp"
+
+namespace fs = std::filesystem;
+
+namespace s2crop::train {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// Portable, seeded random numbers (std::shuffle and the std distributions differ between library versions, and a
+// run must be reproducible anywhere for a given rank count).
+std::uint64_t splitmix64(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+std::uint64_t hash64(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t s = a * 0x9E3779B97F4A7C15ULL ^ b;
+  return splitmix64(s);
+}
+
+std::vector<std::uint32_t> permutation(const std::vector<std::uint32_t>& items, std::uint64_t seed, int epoch) {
+  std::vector<std::uint32_t> p = items;
+  std::uint64_t state = hash64(seed, static_cast<std::uint64_t>(epoch) + 1);
+  for (size_t i = p.size(); i > 1; --i) std::swap(p[i - 1], p[splitmix64(state) % i]);
+  return p;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+// Which samples train and which validate, decided identically on every rank from the labels alone.
+struct Split {
+  std::vector<std::uint32_t> train, val;
+};
+
+Split make_split(const samples::TrainingSet& labels, const TrainSettings& s) {
+  const auto& tiles = labels.header.tiles;
+  auto tile_set = [&](const std::vector<std::string>& names, const char* option) {
+    std::set<std::uint16_t> out;
+    for (auto& n : names) {
+      auto it = std::find(tiles.begin(), tiles.end(), n);
+      if (it == tiles.end())
+        throw ConfigError(std::string("--") + option + ": tile " + n + " is not in " + s.samples + " (it has " +
+                          join(tiles) + ")");
+      out.insert(static_cast<std::uint16_t>(it - tiles.begin()));
+    }
+    return out;
+  };
+  auto use = tile_set(s.tiles, "tiles");
+  auto val_tiles = tile_set(s.val_tiles, "val-tiles");
+  Split split;
+  for (std::uint32_t i = 0; i < labels.size(); ++i) {
+    std::uint16_t t = labels.tile[i];
+    if (!use.empty() && !use.count(t) && !val_tiles.count(t)) continue;
+    bool val;
+    if (!val_tiles.empty()) {
+      val = val_tiles.count(t) > 0;
+    } else {
+      // By parcel where parcels are known (pixels of one field are not independent), else by sample.
+      std::uint64_t key = labels.parcel[i] >= 0 ? hash64(static_cast<std::uint64_t>(labels.parcel[i]), t + 1ULL)
+                                                : hash64(i, 0x5A17ULL);
+      val = static_cast<double>(key >> 11) * 0x1.0p-53 < s.val_fraction;
+    }
+    (val ? split.val : split.train).push_back(i);
+  }
+  return split;
+}
+
+std::vector<float> class_weights(const samples::TrainingSet& labels, const std::vector<std::uint32_t>& train,
+                                 const std::string& mode, size_t n_classes) {
+  std::vector<double> count(n_classes, 0.0);
+  for (auto i : train) count[labels.y[i]] += 1.0;
+  std::vector<float> w(n_classes, 1.f);
+  if (mode == "none") return w;
+  double total = 0.0, norm = 0.0;
+  for (size_t c = 0; c < n_classes; ++c) {
+    if (count[c] == 0) continue;
+    w[c] = static_cast<float>(mode == "inverse" ? 1.0 / count[c] : 1.0 / std::sqrt(count[c]));
+    total += count[c];
+    norm += count[c] * w[c];
+  }
+  // Scaled so that the average weight of a training sample is 1: the learning rate keeps its meaning.
+  for (auto& v : w) v = static_cast<float>(v * total / norm);
+  return w;
+}
+
+// The parameters and gradients of a model in one flat buffer each: parameters become views into flat_param and
+// autograd accumulates into views of flat_grad, so the all-reduce and the optimiser work on a few large buffers
+// (the gradient buckets) instead of one small tensor per parameter.
+struct FlatModel {
+  torch::Tensor param, grad;  // grad has one extra slot at the end: the batch's loss sum rides along
+  int64_t n = 0;
+};
+
+FlatModel flatten(nn::LstmClassifier& model) {
+  FlatModel f;
+  for (auto& p : model->parameters()) f.n += p.numel();
+  f.param = torch::zeros({f.n});
+  f.grad = torch::zeros({f.n + 1});
+  int64_t at = 0;
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) {
+    int64_t k = p.numel();
+    f.param.narrow(0, at, k).copy_(p.detach().reshape({-1}));
+    p.set_data(f.param.narrow(0, at, k).view(p.sizes()));
+    p.mutable_grad() = f.grad.narrow(0, at, k).view(p.sizes());
+    at += k;
+  }
+  return f;
+}
+
+// AdamW (decoupled weight decay) on the flat parameter buffer: a handful of vectorised kernels per step.
+struct FusedAdamW {
+  torch::Tensor m, v;
+  int64_t step = 0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  void init(int64_t n) {
+    m = torch::zeros({n});
+    v = torch::zeros({n});
+  }
+  void update(torch::Tensor& param, const torch::Tensor& grad, double lr, double weight_decay) {
+    torch::NoGradGuard no_grad;
+    ++step;
+    m.mul_(beta1).add_(grad, 1.0 - beta1);
+    v.mul_(beta2).addcmul_(grad, grad, 1.0 - beta2);
+    const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+    const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+    if (weight_decay > 0) param.mul_(1.0 - lr * weight_decay);
+    auto denom = (v.sqrt() / std::sqrt(bc2)).add_(eps);
+    param.addcdiv_(m, denom, -lr / bc1);
+  }
+};
+
+double learning_rate(const TrainSettings& s, int epoch) {
+  if (s.lr_schedule == "none") return s.lr;
+  if (s.lr_schedule == "step") return s.lr * std::pow(0.5, epoch / std::max(1, s.epochs / 3));
+  // cosine from lr down to lr/100 over the run
+  double t = s.epochs > 1 ? static_cast<double>(epoch) / (s.epochs - 1) : 0.0;
+  return s.lr * (0.01 + 0.99 * 0.5 * (1.0 + std::cos(M_PI * t)));
+}
+
+struct Metrics {
+  double loss = 0, oa = 0, macro_f1 = 0;
+  std::int64_t n = 0;
+};
+
+Metrics metrics_from(const std::vector<double>& confusion, size_t nc, double loss_sum) {
+  Metrics m;
+  double total = 0, diag = 0, f1_sum = 0;
+  int present = 0;
+  for (size_t r = 0; r < nc; ++r)
+    for (size_t c = 0; c < nc; ++c) total += confusion[r * nc + c];
+  for (size_t k = 0; k < nc; ++k) {
+    double tp = confusion[k * nc + k], pred = 0, ref = 0;
+    for (size_t j = 0; j < nc; ++j) {
+      pred += confusion[k * nc + j];  // rows: predicted
+      ref += confusion[j * nc + k];   // columns: reference
+    }
+    diag += tp;
+    if (ref > 0) {
+      ++present;
+      f1_sum += (pred + ref) > 0 ? 2 * tp / (pred + ref) : 0.0;
+    }
+  }
+  m.n = static_cast<std::int64_t>(total);
+  m.oa = total > 0 ? diag / total : 0;
+  m.macro_f1 = present ? f1_sum / present : 0;
+  m.loss = total > 0 ? loss_sum / total : 0;
+  return m;
+}
+
+// Everything a resumed run needs to continue exactly where the interrupted one stopped (at an epoch boundary).
+struct TrainState {
+  int epoch = 0;  // epochs completed
+  std::int64_t step = 0;
+  double best_f1 = -std::numeric_limits<double>::infinity();
+  int best_epoch = -1, bad_epochs = 0;
+  torch::Tensor best_param;
+  std::vector<torch::Tensor> rng_states;  // per rank (dropout)
+};
+
+std::string fingerprint_text(const TrainSettings& s, const nn::ModelSpec& spec, int ranks, std::uintmax_t samples_size) {
+  std::ostringstream o;
+  o << "samples=" << fs::absolute(s.samples).string() << " size=" << samples_size << " ranks=" << ranks
+    << " bands=" << join(spec.bands) << " ndvi=" << spec.ndvi << " hidden=" << spec.hidden << " layers=" << spec.layers
+    << " dropout=" << spec.dropout << " epochs=" << s.epochs << " batch=" << s.batch_size << " lr=" << s.lr
+    << " wd=" << s.weight_decay << " sched=" << s.lr_schedule << " loss=" << s.loss << " gamma=" << s.focal_gamma
+    << " cw=" << s.class_weights << " seed=" << s.seed << " tiles=" << join(s.tiles) << " val=" << join(s.val_tiles)
+    << " valf=" << s.val_fraction << " patience=" << s.patience;
+  return o.str();
+}
+
+torch::Tensor string_tensor(const std::string& text) {
+  auto t = torch::empty({static_cast<int64_t>(text.size())}, torch::kUInt8);
+  std::memcpy(t.data_ptr(), text.data(), text.size());
+  return t;
+}
+std::string tensor_string(const torch::Tensor& t) {
+  auto c = t.contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()));
+}
+
+void save_checkpoint(const std::string& dir, const std::string& fingerprint, const FlatModel& flat,
+                     const FusedAdamW& opt, const TrainState& st, const nn::ModelSpec& spec) {
+  torch::serialize::OutputArchive a;
+  a.write("fingerprint", string_tensor(fingerprint));
+  a.write("param", flat.param);
+  a.write("adam_m", opt.m);
+  a.write("adam_v", opt.v);
+  a.write("adam_step", torch::tensor(opt.step, torch::kInt64));
+  a.write("epoch", torch::tensor(static_cast<int64_t>(st.epoch), torch::kInt64));
+  a.write("step", torch::tensor(st.step, torch::kInt64));
+  a.write("best_f1", torch::tensor(st.best_f1, torch::kFloat64));
+  a.write("best_epoch", torch::tensor(static_cast<int64_t>(st.best_epoch), torch::kInt64));
+  a.write("bad_epochs", torch::tensor(static_cast<int64_t>(st.bad_epochs), torch::kInt64));
+  a.write("best_param", st.best_param);
+  a.write("rng_states", torch::stack(st.rng_states));
+  a.write("feature_mean", torch::tensor(spec.mean));
+  a.write("feature_std", torch::tensor(spec.stddev));
+  const std::string path = dir + "/checkpoint.pt", tmp = path + ".tmp";
+  a.save_to(tmp);
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw OutputError(path, "cannot move the checkpoint into place: " + ec.message());
+  std::ofstream info(dir + "/checkpoint.txt.tmp");
+  info << "epoch " << st.epoch << "\nstep " << st.step << "\nbest_epoch " << st.best_epoch << "\n";
+  info.close();
+  fs::rename(dir + "/checkpoint.txt.tmp", dir + "/checkpoint.txt", ec);
+}
+
+// Loads the checkpoint into `flat`, `opt`, `st`. False if there is none; throws InputError if it is damaged or
+// from other settings (nothing is modified then).
+bool load_checkpoint(const std::string& dir, const std::string& fingerprint, FlatModel& flat, FusedAdamW& opt,
+                     TrainState& st, int ranks) {
+  const std::string path = dir + "/checkpoint.pt";
+  if (!fs::exists(path)) return false;
+  torch::serialize::InputArchive a;
+  torch::Tensor fp, param, m, v, adam_step, epoch, step, best_f1, best_epoch, bad, best_param, rng;
+  try {
+    a.load_from(path);
+    a.read("fingerprint", fp);
+    a.read("param", param);
+    a.read("adam_m", m);
+    a.read("adam_v", v);
+    a.read("adam_step", adam_step);
+    a.read("epoch", epoch);
+    a.read("step", step);
+    a.read("best_f1", best_f1);
+    a.read("best_epoch", best_epoch);
+    a.read("bad_epochs", bad);
+    a.read("best_param", best_param);
+    a.read("rng_states", rng);
+  } catch (const c10::Error& e) {
+    std::string what = e.what();
+    throw InputError(path, "damaged checkpoint, cannot resume from it (" + what.substr(0, what.find('\n')) +
+                               "); delete " + dir + " or pass --overwrite to start over");
+  }
+  if (tensor_string(fp) != fingerprint)
+    throw InputError(path, "checkpoint of a run with other data, model or training options (or rank count); pass "
+                           "--overwrite to start over");
+  if (param.numel() != flat.n || m.numel() != flat.n || v.numel() != flat.n || best_param.numel() != flat.n ||
+      rng.size(0) != ranks)
+    throw InputError(path, "checkpoint does not match the model size; pass --overwrite to start over");
+  torch::NoGradGuard no_grad;
+  flat.param.copy_(param);
+  opt.m = m.clone();
+  opt.v = v.clone();
+  opt.step = adam_step.item<int64_t>();
+  st.epoch = static_cast<int>(epoch.item<int64_t>());
+  st.step = step.item<int64_t>();
+  st.best_f1 = best_f1.item<double>();
+  st.best_epoch = static_cast<int>(best_epoch.item<int64_t>());
+  st.bad_epochs = static_cast<int>(bad.item<int64_t>());
+  st.best_param = best_param.clone();
+  st.rng_states.clear();
+  for (int r = 0; r < ranks; ++r) st.rng_states.push_back(rng[r].clone());
+  return true;
+}
+
+// Bitwise checksum of the parameters: equal on every rank iff the replicas are identical (with overwhelming odds).
+std::uint64_t param_hash(const torch::Tensor& param) {
+  auto c = param.contiguous();
+  const auto* words = static_cast<const std::uint32_t*>(c.data_ptr());
+  std::uint64_t h = 1469598103934665603ULL;
+  for (int64_t i = 0; i < c.numel(); ++i) h = (h ^ words[i]) * 1099511628211ULL;
+  return h;
+}
+
+}  // namespace
+
+int threads_per_rank(int requested, int ranks_on_node) {
+  if (requested > 0) return requested;
+  for (const char* var : {"SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"})
+    if (const char* v = std::getenv(var))
+      if (int n = std::atoi(v); n > 0) return n;
+  int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(1, cores / std::max(1, ranks_on_node));
+}
+
+void use_threads(int n) {
+  torch::set_num_threads(n);
+  // OpenBLAS keeps its own pool (one thread per core in every rank unless told): match the intra-op count.
+  using SetThreads = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
+}
+
+void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
+  auto t_start = clock_type::now();
+  if (s.samples.empty()) throw ConfigError("train: no training set given (--samples FILE.h5)");
+  if (s.output.empty()) throw ConfigError("train: no output model given (--output MODEL.h5)");
+  if (s.epochs < 1 || s.batch_size < 1 || s.hidden < 1 || s.layers < 1)
+    throw ConfigError("--epochs, --batch-size, --hidden and --layers must be positive");
+  if (s.dropout < 0 || s.dropout >= 1) throw ConfigError("--dropout must be in [0, 1)");
+  if (s.loss != "ce" && s.loss != "focal") throw ConfigError("--loss must be ce or focal");
+  if (s.class_weights != "none" && s.class_weights != "inverse" && s.class_weights != "sqrt")
+    throw ConfigError("--class-weights must be none, inverse or sqrt");
+  if (s.lr_schedule != "cosine" && s.lr_schedule != "step" && s.lr_schedule != "none")
+    throw ConfigError("--lr-schedule must be cosine, step or none");
+  const std::string ckpt_dir = s.checkpoint_dir.empty() ? s.output + ".ckpt" : s.checkpoint_dir;
+
+  // ---- labels, split and model spec: every rank reads the small arrays and decides identically
+  samples::TrainingSet labels;
+  parallel::root_first(mpi.world(), [&] {
+    labels = samples::read_training_set_labels(s.samples);  // validates the file once, with a clear message
+    if (fs::exists(s.output) && !s.overwrite)
+      throw OutputError(s.output, "exists; pass --overwrite to replace it (nothing was changed)");
+  });
+  if (!mpi.is_root()) labels = samples::read_training_set_labels(s.samples);
+  const auto& header = labels.header;
+  nn::ModelSpec spec;
+  spec.bands = s.bands.empty() ? header.bands : s.bands;
+  for (auto& b : spec.bands)
+    if (std::find(header.bands.begin(), header.bands.end(), b) == header.bands.end())
+      throw ConfigError("--bands: " + b + " is not in " + s.samples + " (it has " + join(header.bands) + ")");
+  spec.ndvi = s.ndvi;
+  if (spec.ndvi) {
+    spec.ndvi_nir = nn::ndvi_nir_band(header.bands);
+    if (spec.ndvi_nir.empty()) throw ConfigError(s.samples + " lacks B04 or B08/B8A: train with --ndvi false");
+  }
+  spec.hidden = s.hidden;
+  spec.layers = s.layers;
+  spec.dropout = s.dropout;
+  spec.class_names = header.class_names;
+  spec.season_start_month = header.season_start_month;
+  const size_t nc = spec.class_names.size();
+  Split split = make_split(labels, s);
+  if (split.train.empty()) throw ConfigError("no training samples left after the tile selection and split");
+  auto weights = class_weights(labels, split.train, s.class_weights, nc);
+
+  // ---- this rank's shard: a contiguous slice of the file
+  const size_t n_all = labels.size();
+  const size_t shard_begin = n_all * static_cast<size_t>(mpi.rank()) / static_cast<size_t>(mpi.size());
+  const size_t shard_end = n_all * static_cast<size_t>(mpi.rank() + 1) / static_cast<size_t>(mpi.size());
+  auto in_shard = [&](std::uint32_t i) { return i >= shard_begin && i < shard_end; };
+  auto t_load = clock_type::now();
+  auto x = samples::read_training_set_x(s.samples, shard_begin, shard_end);
+  nn::FeatureMap raw_features(spec, header.bands, s.samples);
+  const int64_t nf = spec.n_features(), months = spec.months;
+  auto features = torch::empty({static_cast<int64_t>(shard_end - shard_begin), months, nf});
+  raw_features.apply(x.data(), shard_end - shard_begin, features.data_ptr<float>(), true);
+  x = {};
+  {
+    // Normalisation statistics over the training samples of all shards.
+    std::vector<double> acc(static_cast<size_t>(2 * nf + 1), 0.0);
+    const float* f = features.data_ptr<float>();
+    for (auto i : split.train) {
+      if (!in_shard(i)) continue;
+      const float* row = f + (i - shard_begin) * static_cast<size_t>(months * nf);
+      for (int64_t m = 0; m < months; ++m)
+        for (int64_t k = 0; k < nf; ++k) {
+          double v = row[m * nf + k];
+          acc[static_cast<size_t>(k)] += v;
+          acc[static_cast<size_t>(nf + k)] += v * v;
+        }
+      acc[static_cast<size_t>(2 * nf)] += static_cast<double>(months);
+    }
+    MPI_Allreduce(MPI_IN_PLACE, acc.data(), static_cast<int>(acc.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
+    const double count = acc[static_cast<size_t>(2 * nf)];
+    for (int64_t k = 0; k < nf; ++k) {
+      double mean = acc[static_cast<size_t>(k)] / count;
+      double var = std::max(0.0, acc[static_cast<size_t>(nf + k)] / count - mean * mean);
+      spec.mean.push_back(static_cast<float>(mean));
+      spec.stddev.push_back(static_cast<float>(std::max(std::sqrt(var), 1e-6)));
+    }
+    auto mean = torch::tensor(spec.mean).view({1, 1, nf}), sd = torch::tensor(spec.stddev).view({1, 1, nf});
+    features.sub_(mean).div_(sd);
+  }
+  auto labels_shard = torch::from_blob(labels.y.data() + shard_begin, {static_cast<int64_t>(shard_end - shard_begin)},
+                                       torch::kUInt8)
+                          .to(torch::kInt64);
+  auto weight_tensor = torch::tensor(weights);
+  double load_s = std::chrono::duration<double>(clock_type::now() - t_load).count();
+
+  // ---- model, communicator, replicas in sync
+  const int threads = threads_per_rank(s.threads, mpi.node_size());
+  use_threads(threads);
+  torch::manual_seed(s.seed);  // the same initial weights everywhere; rank 0's are broadcast anyway
+  nn::LstmClassifier model(spec);
+  FlatModel flat = flatten(model);
+  FusedAdamW opt;
+  opt.init(flat.n);
+  auto choice = choose_backend(s.backend, nccl_built(), visible_gpus(), mpi.node_rank(), mpi.node_size());
+  auto comm = make_communicator(choice, mpi);
+  comm->broadcast(flat.param.data_ptr<float>(), static_cast<size_t>(flat.n), 0);
+  torch::manual_seed(s.seed * 1000003ULL + static_cast<std::uint64_t>(mpi.rank()));  // dropout differs per rank
+
+  TrainState st;
+  st.best_param = flat.param.clone();
+  const std::string fingerprint = fingerprint_text(s, spec, mpi.size(), fs::file_size(s.samples));
+  bool resumed = false;
+  parallel::root_first(mpi.world(), [&] {
+    if (s.overwrite && fs::exists(ckpt_dir)) fs::remove_all(ckpt_dir);
+    fs::create_directories(ckpt_dir);
+    if (s.require_resume && !fs::exists(ckpt_dir + "/checkpoint.pt"))
+      throw InputError(ckpt_dir + "/checkpoint.pt", "--resume given but there is no checkpoint to resume from");
+  });
+  {
+    // Every rank validates and loads the same checkpoint file (shared file system), root first for one message.
+    std::string error;
+    try {
+      resumed = load_checkpoint(ckpt_dir, fingerprint, flat, opt, st, mpi.size());
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+    std::string root_error = parallel::broadcast_string(mpi.world(), error);
+    if (!parallel::all_true(mpi.world(), error.empty())) throw AgreedError(root_error.empty() ? error : root_error);
+    if (resumed) {
+      auto generator = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_state(st.rng_states[static_cast<size_t>(mpi.rank())]);
+    }
+  }
+
+  const size_t global_batch = static_cast<size_t>(s.batch_size) * static_cast<size_t>(mpi.size());
+  const size_t steps_per_epoch = (split.train.size() + global_batch - 1) / global_batch;
+  if (mpi.is_root()) {
+    log::info("training set " + s.samples + ": " + std::to_string(n_all) + " samples, " +
+              std::to_string(split.train.size()) + " training, " + std::to_string(split.val.size()) +
+              " validation; features " + join(spec.bands) + (spec.ndvi ? ",NDVI" : "") + " x 12 months");
+    log::info("model LSTM " + std::to_string(spec.hidden) + " hidden x " + std::to_string(spec.layers) +
+              " layers, " + std::to_string(flat.n) + " parameters, " + std::to_string(nc) + " classes; " +
+              comm->name() + ": " + choice.reason + "; " + std::to_string(mpi.size()) + " rank(s) x " +
+              std::to_string(threads) + " thread(s); global batch " + std::to_string(global_batch) + ", " +
+              std::to_string(steps_per_epoch) + " steps per epoch");
+    char line[160];
+    std::snprintf(line, sizeof line, "loaded and normalised the shards in %.2f s", load_s);
+    log::info(line);
+    if (resumed)
+      log::info("resumed from " + ckpt_dir + "/checkpoint.pt after epoch " + std::to_string(st.epoch));
+  }
+  std::ofstream step_log;
+  if (mpi.is_root() && !s.step_log.empty()) {
+    step_log.open(s.step_log, resumed ? std::ios::app : std::ios::trunc);
+    if (!step_log) throw OutputError(s.step_log, "cannot write the step log");
+    if (!resumed) step_log << "step\tepoch\tloss\tlr\tparam_sum\treplicas_identical\n";
+  }
+
+  // ---- epochs
+  const size_t bucket = std::max<size_t>(1024, static_cast<size_t>(s.bucket_mb * 1024 * 1024 / sizeof(float)));
+  std::vector<std::int64_t> local_pos;
+  bool stop = false;
+  double train_seconds = 0;
+  std::int64_t trained_samples = 0;
+  for (int epoch = st.epoch; epoch < s.epochs && !stop; ++epoch) {
+    auto t_epoch = clock_type::now();
+    const double lr = learning_rate(s, epoch);
+    model->train();
+    auto order = permutation(split.train, s.seed, epoch);
+    double epoch_loss = 0;
+    for (size_t b = 0; b < steps_per_epoch; ++b) {
+      const size_t begin = b * global_batch, end = std::min(order.size(), begin + global_batch);
+      local_pos.clear();
+      double batch_weight = 0;
+      for (size_t k = begin; k < end; ++k) {
+        std::uint32_t i = order[k];
+        batch_weight += weights[labels.y[i]];
+        if (in_shard(i)) local_pos.push_back(static_cast<std::int64_t>(i - shard_begin));
+      }
+      flat.grad.zero_();
+      if (!local_pos.empty()) {
+        auto idx = torch::from_blob(local_pos.data(), {static_cast<int64_t>(local_pos.size())}, torch::kInt64);
+        auto xb = features.index_select(0, idx);
+        auto yb = labels_shard.index_select(0, idx);
+        auto logp = model->forward(xb);
+        auto nll = -logp.gather(1, yb.unsqueeze(1)).squeeze(1);
+        if (s.loss == "focal") nll = nll * torch::pow(1.0 - torch::exp(-nll), s.focal_gamma);
+        auto loss = (nll * weight_tensor.index_select(0, yb)).sum() / batch_weight;
+        loss.backward();
+        flat.grad[flat.n] = loss.detach();
+      }
+      float* g = flat.grad.data_ptr<float>();
+      const size_t total = static_cast<size_t>(flat.n) + 1;
+      for (size_t at = 0; at < total; at += bucket) comm->allreduce_sum(g + at, std::min(bucket, total - at));
+      const double step_loss = flat.grad[flat.n].item<double>();
+      opt.update(flat.param, flat.grad.narrow(0, 0, flat.n), lr, s.weight_decay);
+      ++st.step;
+      epoch_loss += step_loss * static_cast<double>(end - begin);
+      trained_samples += static_cast<std::int64_t>(end - begin);
+      if (s.check_replicas || step_log.is_open()) {
+        int identical = 1;
+        if (s.check_replicas) {
+          std::uint64_t h = param_hash(flat.param), lo = h, hi = h;
+          MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, mpi.world());
+          MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, mpi.world());
+          identical = lo == hi;
+          if (!identical)
+            parallel::fail_fast("replicas diverged at step " + std::to_string(st.step) +
+                                ": parameters differ between ranks (bug in the gradient all-reduce)");
+        }
+        if (step_log.is_open()) {
+          char line[200];
+          std::snprintf(line, sizeof line, "%lld\t%d\t%.9g\t%.6g\t%.9g\t%d\n", static_cast<long long>(st.step), epoch,
+                        step_loss, lr, flat.param.abs().sum().item<double>(), identical);
+          step_log << line;
+        }
+      }
+      if (s.max_steps > 0 && st.step >= s.max_steps) {
+        stop = true;
+        break;
+      }
+    }
+    train_seconds += std::chrono::duration<double>(clock_type::now() - t_epoch).count();
+
+    // ---- validation: each rank predicts its shard's validation samples; confusion and loss all-reduced
+    std::vector<double> confusion(nc * nc + 1, 0.0);
+    {
+      torch::NoGradGuard no_grad;
+      model->eval();
+      local_pos.clear();
+      for (auto i : split.val)
+        if (in_shard(i)) local_pos.push_back(static_cast<std::int64_t>(i - shard_begin));
+      for (size_t at = 0; at < local_pos.size(); at += 4096) {
+        auto idx = torch::from_blob(local_pos.data() + at,
+                                    {static_cast<int64_t>(std::min<size_t>(4096, local_pos.size() - at))}, torch::kInt64);
+        auto logp = model->forward(features.index_select(0, idx));
+        auto yb = labels_shard.index_select(0, idx);
+        auto pred = logp.argmax(1);
+        confusion[nc * nc] += -logp.gather(1, yb.unsqueeze(1)).sum().item<double>();
+        auto p = pred.accessor<int64_t, 1>();
+        auto y = yb.accessor<int64_t, 1>();
+        for (int64_t k = 0; k < p.size(0); ++k) confusion[static_cast<size_t>(p[k]) * nc + static_cast<size_t>(y[k])] += 1;
+      }
+    }
+    MPI_Allreduce(MPI_IN_PLACE, confusion.data(), static_cast<int>(confusion.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
+    Metrics val = metrics_from(confusion, nc, confusion[nc * nc]);
+    const double score = split.val.empty() ? -epoch_loss : val.macro_f1;
+    if (score > st.best_f1) {
+      st.best_f1 = score;
+      st.best_epoch = epoch;
+      st.bad_epochs = 0;
+      st.best_param = flat.param.clone();
+    } else {
+      ++st.bad_epochs;
+    }
+    st.epoch = epoch + 1;
+    double seconds = std::chrono::duration<double>(clock_type::now() - t_epoch).count();
+    if (mpi.is_root()) {
+      char line[300];
+      std::snprintf(line, sizeof line,
+                    "epoch %d/%d  loss %.4f  val loss %.4f  val OA %.4f  val macro-F1 %.4f  lr %.2e  %.0f samples/s  "
+                    "%.1f s%s",
+                    epoch + 1, s.epochs, epoch_loss / std::max<double>(1, static_cast<double>(order.size())), val.loss,
+                    val.oa, val.macro_f1, lr,
+                    static_cast<double>(order.size()) / std::max(1e-9, seconds), seconds,
+                    st.best_epoch == epoch ? "  *best" : "");
+      log::info(line);
+    }
+    if (s.patience > 0 && st.bad_epochs >= s.patience) {
+      if (mpi.is_root())
+        log::info("early stopping: no validation improvement for " + std::to_string(s.patience) + " epochs");
+      stop = true;
+    }
+    // ---- checkpoint (rank 0 writes; every rank's dropout RNG state goes with it)
+    auto state = at::detail::getDefaultCPUGenerator().get_state();
+    std::vector<std::uint8_t> all_states(static_cast<size_t>(state.numel() * mpi.size()));
+    MPI_Gather(state.data_ptr(), static_cast<int>(state.numel()), MPI_BYTE, all_states.data(),
+               static_cast<int>(state.numel()), MPI_BYTE, 0, mpi.world());
+    parallel::root_first(mpi.world(), [&] {
+      st.rng_states.clear();
+      for (int r = 0; r < mpi.size(); ++r)
+        st.rng_states.push_back(torch::from_blob(all_states.data() + static_cast<size_t>(r) * state.numel(),
+                                                 {state.numel()}, torch::kUInt8)
+                                    .clone());
+      save_checkpoint(ckpt_dir, fingerprint, flat, opt, st, spec);
+    });
+  }
+
+  // ---- the model file: the best epoch's parameters
+  {
+    torch::NoGradGuard no_grad;
+    flat.param.copy_(st.best_param);
+  }
+  std::ostringstream provenance;
+  provenance << s.config_text << "best_epoch = " << st.best_epoch + 1 << "\nbest_val_macro_f1 = " << st.best_f1
+             << "\nranks = " << mpi.size() << "\n";
+  parallel::root_first(mpi.world(), [&] {
+    fs::path parent = fs::path(s.output).parent_path();
+    if (!parent.empty()) fs::create_directories(parent);
+    nn::save_model(s.output, spec, model, provenance.str());
+    double total = std::chrono::duration<double>(clock_type::now() - t_start).count();
+    char line[300];
+    std::snprintf(line, sizeof line,
+                  "wrote %s (best epoch %d, validation macro-F1 %.4f) in %s; training throughput %.0f samples/s "
+                  "(%lld steps)",
+                  s.output.c_str(), st.best_epoch + 1, st.best_f1, log::format_duration(total).c_str(),
+                  static_cast<double>(trained_samples) / std::max(train_seconds, 1e-9),
+                  static_cast<long long>(st.step));
+    log::info(line);
+  });
+}
+
+}  // namespace s2crop::train
