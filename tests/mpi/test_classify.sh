@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# classify: the same map for 1, 2 and 3 ranks; a run killed with SIGKILL and restarted with the same command
+# resumes and writes the identical map; bad inputs (model of another band set, missing tile, not a model) fail
+# clearly and overwrite nothing.
+source "$(dirname "$0")/../lib.sh"
+synth_region "$WORK/region" --tiles 33UVP,32TQT --size 96
+mpi 2 composite --input "$WORK/region/stac" --output "$WORK/comp.h5" > "$WORK/comp.log" 2>&1 \
+  || { cat "$WORK/comp.log"; fail "composite failed"; }
+"$PY" "$TESTS_DIR/make_training_set.py" "$WORK/set.h5" --samples 1500 > /dev/null
+mpi 1 train --samples "$WORK/set.h5" --output "$WORK/model.h5" --hidden 32 --epochs 2 --threads 1 > "$WORK/train.log" 2>&1 \
+  || { cat "$WORK/train.log"; fail "train failed"; }
+
+run() {  # run DIR RANKS: the one command
+  (cd "$1" && mpi "$2" classify --composites "$WORK/comp.h5" --model "$WORK/model.h5" --output out/map.h5 \
+     --block-size 16 --probabilities)
+}
+for n in 1 2 3; do
+  mkdir -p "$WORK/r$n"
+  run "$WORK/r$n" $n > "$WORK/r$n.log" 2>&1 || { cat "$WORK/r$n.log"; fail "classify on $n ranks failed"; }
+done
+h5_same "$WORK/r1/out/map.h5" "$WORK/r2/out/map.h5" || fail "map differs between 1 and 2 ranks"
+h5_same "$WORK/r1/out/map.h5" "$WORK/r3/out/map.h5" || fail "map differs between 1 and 3 ranks"
+"$PY" - "$WORK/r1/out/map.h5" "$WORK/comp.h5" <<'PY' || fail "map layout or content wrong"
+import sys
+import h5py
+import numpy as np
+with h5py.File(sys.argv[1], "r") as m, h5py.File(sys.argv[2], "r") as c:
+    assert m.attrs["format"] == "s2crop class map"
+    names = list(m.attrs["class_names"])
+    assert len(names) == 16 and len(m.attrs["class_colours"]) == 48
+    for tile in c["tiles"]:
+        g = m["tiles"][tile]
+        cls, conf, prob = g["class"][()], g["confidence"][()], g["probability"][()]
+        refl = c["tiles"][tile]["reflectance"][()]
+        assert cls.shape == refl.shape[2:] and prob.shape == (16,) + cls.shape
+        nodata = (refl == -32768).any(axis=(0, 1))
+        assert ((cls == 255) == nodata).all(), "no-data pixels must be exactly the composite's no-data"
+        ok = ~nodata
+        assert (cls[ok] < 16).all()
+        # the mapped class is the most probable one and its probability is the confidence
+        top = prob.argmax(axis=0)
+        agree = (top[ok] == cls[ok]) | (prob.max(axis=0)[ok] - np.take_along_axis(prob, cls[None].astype(int).clip(0, 15), 0)[0][ok] <= 1)
+        assert agree.all()
+        assert (np.abs(conf[ok].astype(int) - prob.max(axis=0)[ok]) <= 1).all()
+        assert len(np.unique(cls[ok])) >= 2, "a map of one class"
+        assert tuple(g.attrs["geotransform"]) == tuple(c["tiles"][tile].attrs["geotransform"])
+print("ok: layout, no-data, class = argmax of the stored probabilities, confidence = top probability")
+PY
+pass "classify: identical maps on 1, 2 and 3 ranks"
+
+total=$(grep -o '[0-9]* blocks of 16 px' "$WORK/r1.log" | cut -d' ' -f1)
+dir="$WORK/killed"
+mkdir -p "$dir"
+run "$dir" 2 > "$dir/first.log" 2>&1 &
+pid=$!
+for i in $(seq 1 3000); do
+  [ "$(ls "$dir"/out/map.h5.parts/*/*.part 2>/dev/null | wc -l)" -ge $((total / 2)) ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.01
+done
+pkill -9 -f -- "--output out/map.h5" || true
+wait $pid 2>/dev/null || true
+[ ! -e "$dir/out/map.h5" ] || fail "the run finished before the kill; the test did not interrupt it"
+done_before=$(ls "$dir"/out/map.h5.parts/*/*.part 2>/dev/null | wc -l)
+run "$dir" 2 > "$dir/second.log" 2>&1 || { cat "$dir/second.log"; fail "restart failed"; }
+grep -q "$done_before already done" "$dir/second.log" || { cat "$dir/second.log"; fail "restart did not resume"; }
+h5_same "$WORK/r1/out/map.h5" "$dir/out/map.h5" || fail "resumed map differs"
+[ ! -e "$dir/out/map.h5.parts" ] || fail "parts left behind"
+pass "killed with $done_before/$total blocks done, restarted: identical map"
+
+# Bad input. A model trained on other bands than the composite has:
+"$PY" - "$WORK/set.h5" "$WORK/set_b8a.h5" <<'PY'
+import sys, shutil, h5py
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "a") as f:
+    b = list(f.attrs["bands"]); b[b.index("B08")] = "B09"; f.attrs["bands"] = b
+PY
+mpi 1 train --samples "$WORK/set_b8a.h5" --output "$WORK/model_b09.h5" --hidden 16 --epochs 1 --threads 1 \
+  > "$WORK/train2.log" 2>&1 || { cat "$WORK/train2.log"; fail "train on B09 set failed"; }
+cp "$WORK/r1/out/map.h5" "$WORK/keep.h5"
+expect_failure other_bands "band B09 is missing" -- mpi 2 classify --composites "$WORK/comp.h5" \
+  --model "$WORK/model_b09.h5" --output "$WORK/r1/out/map.h5" --overwrite
+cmp -s "$WORK/keep.h5" "$WORK/r1/out/map.h5" || fail "the existing map was touched"
+expect_failure missing_tile "has no tile 31UFS" -- mpi 2 classify --composites "$WORK/comp.h5" \
+  --model "$WORK/model.h5" --output "$WORK/x.h5" --tiles 31UFS
+expect_failure not_a_model "not an s2crop model file" -- mpi 2 classify --composites "$WORK/comp.h5" \
+  --model "$WORK/comp.h5" --output "$WORK/x.h5"
+expect_failure samples_not_composite "not an s2crop composite file" -- mpi 2 classify --composites "$WORK/set.h5" \
+  --model "$WORK/model.h5" --output "$WORK/x.h5"
+[ ! -e "$WORK/x.h5" ] || fail "an output was written for bad input"
