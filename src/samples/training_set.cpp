@@ -95,10 +95,12 @@ void write_training_set(const std::string& path, const TrainingSet& local, const
       f.set_attr("months", h.months);
       f.set_attr("season_start_month", static_cast<std::int64_t>(h.season_start_month));
       const hsize_t n = static_cast<hsize_t>(total), off = static_cast<hsize_t>(offset);
-      auto x = f.create_dataset<std::int16_t>("x", {n, kSeasonMonths, nb},
-                                              {std::min(kChunkSamples, n), kSeasonMonths, nb}, 1, -32768);
-      x.set_attr("scale_factor", 1e-4);
-      x.write<std::int16_t>({off, 0, 0}, {static_cast<hsize_t>(mine), kSeasonMonths, nb}, local.x.data(), true);
+      {
+        auto x = f.create_dataset<std::int16_t>("x", {n, kSeasonMonths, nb},
+                                                {std::min(kChunkSamples, n), kSeasonMonths, nb}, 1, -32768);
+        x.set_attr("scale_factor", 1e-4);
+        x.write<std::int16_t>({off, 0, 0}, {static_cast<hsize_t>(mine), kSeasonMonths, nb}, local.x.data(), true);
+      }  // closed before the file, or HDF5 refuses to finish it
       write_column<std::uint8_t>(f, "y", local.y, off, n, 255);
       write_column<std::uint16_t>(f, "tile", local.tile, off, n, 0);
       write_column<std::int64_t>(f, "parcel", local.parcel, off, n, -1);
