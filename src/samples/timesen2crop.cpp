@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <regex>
 
 #include "s2crop/common/errors.hpp"
 
@@ -88,17 +89,9 @@ const std::vector<std::string>& csv_columns() {
 }
 
 bool is_tile_folder_name(const std::string& name) {
-  // ^(\d{4}_)?\d{1,2}[C-X][A-Z]{2}$, by hand: std::regex would be the only regex in the code base for five chars.
-  std::size_t i = 0;
-  auto digit = [&](std::size_t k) { return k < name.size() && std::isdigit(static_cast<unsigned char>(name[k])); };
-  if (name.size() > 5 && digit(0) && digit(1) && digit(2) && digit(3) && name[4] == '_') i = 5;
-  std::size_t d = 0;
-  while (digit(i + d)) ++d;
-  if (d < 1 || d > 2) return false;
-  i += d;
-  if (name.size() != i + 3) return false;
-  auto upper = [&](std::size_t k) { return name[k] >= 'A' && name[k] <= 'Z'; };
-  return name[i] >= 'C' && name[i] <= 'X' && upper(i + 1) && upper(i + 2);
+  // Broader than MGRS proper (I and O are not latitude bands): users keep their own regions in this layout.
+  static const std::regex pattern(R"(^(\d{4}_)?\d{1,2}[C-X][A-Z]{2}$)");
+  return std::regex_match(name, pattern);
 }
 
 std::vector<Date> parse_dates(const std::string& text, const std::string& path) {
