@@ -226,8 +226,8 @@ void check_output(const ImportSettings& s) {
   if (fs::exists(s.output, ec) && !s.overwrite)
     throw OutputError(s.output, "exists already; use --overwrite to replace it");
   fs::path parent = fs::path(s.output).parent_path();
-  if (!parent.empty() && !fs::is_directory(parent, ec))
-    throw OutputError(s.output, "its folder " + parent.string() + " does not exist");
+  if (!parent.empty() && !fs::create_directories(parent, ec) && ec)
+    throw OutputError(s.output, "cannot create its folder " + parent.string() + ": " + ec.message());
 }
 
 }  // namespace
