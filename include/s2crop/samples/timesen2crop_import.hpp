@@ -6,9 +6,13 @@
 //             (tile name, class id, file stem numeric then lexical) and broadcasts that inventory;
 //   parse     each rank parses and composites a contiguous, balanced range of the files; every few hundred files
 //             the ranks exchange progress and, with --on-error fail, whether one found a bad file (so all stop);
-//   agree     bad files are gathered on rank 0: fail -> every rank throws AgreedError naming the file and line;
-//             skip -> they are logged and listed in the output attribute `skipped`;
-//   write     write_training_set in the global file order, so the output does not depend on the rank count.
+//   agree     bad files are gathered on rank 0: fail -> every rank throws AgreedError naming the file and line
+//             (of several bad files, the first in the global order among those the ranks reached before they
+//             stopped); skip -> they are logged and listed in the output attributes `skipped` (the first
+//             kSkippedListed) and `skipped_count`; pixels without a clear observation are counted in
+//             `dropped_no_clear_observation`;
+//   write     write_training_set in the global file order (so the output does not depend on the rank count) to
+//             OUT.importing.h5; rank 0 adds the attributes above and renames it to OUT, so OUT is always whole.
 #include <string>
 #include <vector>
 
