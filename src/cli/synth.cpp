@@ -9,6 +9,7 @@
 #include "s2crop/common/log.hpp"
 #include "s2crop/synth/generator.hpp"
 #include "s2crop/synth/region.hpp"
+#include "s2crop/synth/timesen2crop_writer.hpp"
 
 namespace s2crop::cli {
 
@@ -28,7 +29,12 @@ int run_synth(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("seed", po::value<long>()->default_value(42), "random seed: same seed, same files, whatever the rank count")
       ("layout", po::value<std::string>()->default_value("stac"),
        "product layout: stac (Earth Search v1 style COGs + item JSON), safe (SAFE folders) or both")
-      ("safe-jp2", po::bool_switch(), "write SAFE images as lossless JPEG2000 (.jp2, slow) instead of tiled GeoTIFF");
+      ("safe-jp2", po::bool_switch(), "write SAFE images as lossless JPEG2000 (.jp2, slow) instead of tiled GeoTIFF")
+      ("timesen2crop", po::value<std::string>()->default_value(""),
+       "also write sampled parcel pixels in the TimeSen2Crop layout into this folder (<tile>/dates.csv, "
+       "<tile>/<class>/<n>.csv) with pixels.tsv giving each file's tile, row and column")
+      ("timesen2crop-per-class", po::value<int>()->default_value(40),
+       "with --timesen2crop: pixels per class and tile (inside parcels, away from their borders)");
   po::variables_map vm;
   if (!parse_options("synth", "--out DIR [options]",
                      "Generates a synthetic Sentinel-2 L2A region: crop parcels of the 16 TimeSen2Crop classes with\n"
@@ -53,6 +59,8 @@ int run_synth(int argc, char** argv, const parallel::MpiContext& mpi) {
   cfg.seed = static_cast<std::uint64_t>(seed);
   cfg.layout = synth::parse_layout(vm["layout"].as<std::string>());
   cfg.safe_jp2 = vm["safe-jp2"].as<bool>();
+  cfg.timesen2crop_dir = vm["timesen2crop"].as<std::string>();
+  cfg.timesen2crop_per_class = vm["timesen2crop-per-class"].as<int>();
   synth::Region region = synth::Region::plan(cfg);  // validates (ConfigError on every rank alike)
 
   const auto total = static_cast<std::int64_t>(region.acquisitions.size());
@@ -68,6 +76,13 @@ int run_synth(int argc, char** argv, const parallel::MpiContext& mpi) {
   });
   MPI_Barrier(mpi.world());
   if (progress) progress->finish();
+  if (!cfg.timesen2crop_dir.empty()) {
+    // Every rank's staged dates must exist before any pixel's series is assembled.
+    std::int64_t csv = parallel::sum(mpi.world(), synth::assemble_timesen2crop(region, mpi.rank(), mpi.size()));
+    MPI_Barrier(mpi.world());
+    if (mpi.is_root()) synth::remove_timesen2crop_staging(cfg.timesen2crop_dir);
+    log::root("synth: wrote " + std::to_string(csv) + " TimeSen2Crop pixel series to " + cfg.timesen2crop_dir);
+  }
   long long files = parallel::sum(mpi.world(), stats.files);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   char line[256];

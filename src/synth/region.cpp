@@ -41,6 +41,8 @@ void SynthConfig::validate() const {
   if (!(gap_fraction >= 0 && gap_fraction < 1)) throw ConfigError("--gap-fraction must be in [0, 1)");
   if (!(cloud_cover >= 0 && cloud_cover <= 1)) throw ConfigError("--cloud-cover must be in [0, 1]");
   if (!start.valid()) throw ConfigError("--start is not a valid date");
+  if (!timesen2crop_dir.empty() && timesen2crop_per_class < 1)
+    throw ConfigError("--timesen2crop-per-class must be at least 1");
   for (size_t i = 0; i < tiles.size(); ++i)
     for (size_t j = i + 1; j < tiles.size(); ++j)
       if (tiles[i] == tiles[j]) throw ConfigError("tile " + tiles[i] + " is listed twice in --tiles");

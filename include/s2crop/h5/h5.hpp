@@ -100,6 +100,8 @@ class File : public Node {
   static File create(const std::string& path, MPI_Comm comm);
   // Collective on `comm` (MPI-IO); pass MPI_COMM_NULL for a plain serial open.
   static File open_read(const std::string& path, MPI_Comm comm);
+  // Serial read-write open (one process), to add attributes to a finished file before it is moved into place.
+  static File open_update(const std::string& path);
   void flush() const;
   void close();  // collective; throws if HDF5 reports a failure while writing out metadata
 };

@@ -14,7 +14,8 @@ struct GenerateStats {
   std::int64_t files = 0;         // raster files written by this rank
 };
 
-// Writes this rank's acquisitions; rank 0 also writes parcels.gpkg, labels/ and region.json.
+// Writes this rank's acquisitions; rank 0 also writes parcels.gpkg, labels/ and region.json. With a TimeSen2Crop
+// folder configured, the sampled pixels of each acquisition are staged for assemble_timesen2crop.
 // `progress(done)` is called after each acquisition of this rank.
 GenerateStats generate(const Region& region, int rank, int ranks,
                        const std::function<void(std::int64_t)>& progress = {});

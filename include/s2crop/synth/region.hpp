@@ -27,6 +27,9 @@ struct SynthConfig {
   std::uint64_t seed = 42;
   Layout layout = Layout::Stac;
   bool safe_jp2 = false;
+  // Also write the sampled parcel pixels in the TimeSen2Crop layout here (empty: not at all).
+  std::string timesen2crop_dir;
+  int timesen2crop_per_class = 40;  // pixels per class and tile
   void validate() const;  // throws ConfigError naming the bad value
 };
 
