@@ -151,7 +151,7 @@ std::vector<std::uint8_t> classify_block(nn::LstmClassifier& model, const nn::Fe
     }
     features.apply(series.data(), m, input.data_ptr<float>());
     torch::InferenceMode guard;
-    auto probs = torch::exp(model->forward(input.narrow(0, 0, static_cast<int64_t>(m)))).contiguous();
+    auto probs = torch::exp(model->infer(input.narrow(0, 0, static_cast<int64_t>(m)))).contiguous();
     auto top = probs.max(1);
     auto top_p = std::get<0>(top).contiguous();
     auto top_k = std::get<1>(top).contiguous();
@@ -465,7 +465,7 @@ std::vector<std::uint8_t> predict_samples(const std::string& model_path, const s
   for (size_t at = 0; at < n; at += batch) {
     const size_t m = std::min(batch, n - at);
     features.apply(set.x.data() + at * per, m, input.data_ptr<float>());
-    auto top = model->forward(input.narrow(0, 0, static_cast<int64_t>(m))).max(1);
+    auto top = model->infer(input.narrow(0, 0, static_cast<int64_t>(m))).max(1);
     auto p = torch::exp(std::get<0>(top)).contiguous();
     auto k = std::get<1>(top).contiguous();
     for (size_t i = 0; i < m; ++i) {

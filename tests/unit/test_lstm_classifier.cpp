@@ -1,0 +1,107 @@
+// The LSTM classifier: the in-place inference path equals the autograd forward; features and NDVI are right; the
+// model file round-trips.
+#include <gtest/gtest.h>
+#include <mpi.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/nn/lstm_classifier.hpp"
+#include "s2crop/nn/model_file.hpp"
+
+using namespace s2crop;
+
+namespace {
+// The model file is HDF5 written through MPI-IO (MPI_COMM_SELF): MPI must be up, once for the whole test binary.
+class MpiEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    int up = 0;
+    MPI_Initialized(&up);
+    if (!up) MPI_Init(nullptr, nullptr);
+  }
+  void TearDown() override {
+    int down = 0;
+    MPI_Finalized(&down);
+    if (!down) MPI_Finalize();
+  }
+};
+const auto* const kMpi = ::testing::AddGlobalTestEnvironment(new MpiEnvironment);
+
+nn::ModelSpec spec(int layers) {
+  nn::ModelSpec s;
+  s.bands = {"B02", "B03", "B04", "B08"};
+  s.ndvi = true;
+  s.ndvi_nir = "B08";
+  s.hidden = 24;
+  s.layers = layers;
+  s.dropout = 0.0;
+  s.class_names = {"a", "b", "c", "d", "e"};
+  return s;
+}
+}  // namespace
+
+TEST(LstmClassifier, InferenceEqualsForward) {
+  for (int layers : {1, 2, 3}) {
+    torch::manual_seed(layers);
+    nn::LstmClassifier model(spec(layers));
+    model->eval();
+    auto x = torch::randn({37, 12, 5});
+    torch::NoGradGuard no_grad;
+    auto a = model->forward(x);
+    auto b = model->infer(x);
+    ASSERT_EQ(a.sizes(), b.sizes());
+    EXPECT_LT((a - b).abs().max().item<float>(), 1e-5f) << layers << " layers";
+    EXPECT_NEAR(a.exp().sum(1).mean().item<float>(), 1.f, 1e-5f);
+  }
+}
+
+TEST(FeatureMap, SelectsBandsAddsNdviAndNormalises) {
+  auto s = spec(1);
+  std::vector<std::string> source = {"B08", "B02", "B04", "B03"};  // another order than the model's
+  std::vector<std::int16_t> series(12 * 4);
+  for (int m = 0; m < 12; ++m) {
+    series[m * 4 + 0] = 3000;  // B08
+    series[m * 4 + 1] = 500;   // B02
+    series[m * 4 + 2] = 1000;  // B04
+    series[m * 4 + 3] = 700;   // B03
+  }
+  nn::FeatureMap raw(s, source, "test");
+  std::vector<float> out(12 * 5);
+  raw.apply(series.data(), 1, out.data());
+  EXPECT_FLOAT_EQ(out[0], 0.05f);
+  EXPECT_FLOAT_EQ(out[1], 0.07f);
+  EXPECT_FLOAT_EQ(out[2], 0.10f);
+  EXPECT_FLOAT_EQ(out[3], 0.30f);
+  EXPECT_FLOAT_EQ(out[4], 0.5f);  // (3000-1000)/(3000+1000)
+  s.mean = {0, 0, 0, 0, 0.25f};
+  s.stddev = {1, 1, 1, 1, 0.5f};
+  nn::FeatureMap norm(s, source, "test");
+  norm.apply(series.data(), 1, out.data());
+  EXPECT_FLOAT_EQ(out[4], 0.5f);  // (0.5 - 0.25) / 0.5
+  EXPECT_THROW(nn::FeatureMap(s, {"B02", "B03", "B04"}, "composite"), s2crop::ConfigError);
+}
+
+TEST(ModelFile, RoundTripsArchitectureNormalisationAndWeights) {
+  auto s = spec(2);
+  s.mean = {1, 2, 3, 4, 5};
+  s.stddev = {1, 1, 2, 2, 3};
+  torch::manual_seed(3);
+  nn::LstmClassifier model(s);
+  auto path = (std::filesystem::temp_directory_path() / "s2crop_model_test.h5").string();
+  nn::save_model(path, s, model, "test = 1\\n");
+  nn::ModelSpec loaded;
+  auto back = nn::load_model(path, loaded);
+  EXPECT_EQ(loaded.bands, s.bands);
+  EXPECT_EQ(loaded.class_names, s.class_names);
+  EXPECT_EQ(loaded.mean, s.mean);
+  EXPECT_EQ(loaded.layers, 2);
+  auto x = torch::randn({4, 12, 5});
+  model->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(model->forward(x), back->forward(x)));
+  std::remove(path.c_str());
+  EXPECT_THROW(nn::read_model_spec(path), s2crop::InputError);
+}
