@@ -25,6 +25,7 @@
 #include "s2crop/common/text.hpp"
 #include "s2crop/geo/raster.hpp"
 #include "s2crop/h5/h5.hpp"
+#include "s2crop/pipeline/composite_file.hpp"
 #include "s2crop/sentinel2/reader.hpp"
 #include "s2crop/version.hpp"
 #include "s2crop/viz/quicklook.hpp"
@@ -39,8 +40,9 @@ using sentinel2::Date;
 
 namespace {
 
-constexpr const char* kFormat = "s2crop monthly composites";
-constexpr std::int64_t kFormatVersion = 1;
+// One definition of the format for the writer (here) and the readers (composite_file.hpp).
+constexpr const char* kFormat = kCompositeFormat;
+constexpr std::int64_t kFormatVersion = kCompositeFormatVersion;
 constexpr int kProgressTag = 7301;
 
 // ---------------------------------------------------------------- plan
