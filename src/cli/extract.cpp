@@ -15,14 +15,14 @@ int run_extract(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("output,o", po::value<std::string>(), "training-set HDF5 file to write")
       ("tiles", po::value<std::string>()->default_value(""),
        "only these tiles of the composite file, comma-separated (default: all)")
-      ("per-class", po::value<long long>()->default_value(2000),
+      ("per-class", po::value<long>()->default_value(2000),
        "at most this many samples per class, a seeded uniform random choice (0: keep every candidate)")
       ("border", po::value<int>()->default_value(1),
        "keep only pixels whose neighbours within this many pixels belong to the same parcel and class "
        "(0: keep parcel edges too)")
       ("min-clear-months", po::value<int>()->default_value(1),
        "keep only pixels with a clear observation in at least this many months")
-      ("seed", po::value<unsigned long long>()->default_value(42), "seed of the per-class random choice")
+      ("seed", po::value<unsigned>()->default_value(42), "seed of the per-class random choice")
       ("class-field", po::value<std::string>()->default_value("class_id"),
        "vector labels: field with the class, an id 0-15 or a class name (e.g. 'Winter wheat')")
       ("parcel-field", po::value<std::string>()->default_value("parcel_id"),
@@ -42,10 +42,10 @@ int run_extract(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (vm.count("labels")) s.labels = vm["labels"].as<std::string>();
   if (vm.count("output")) s.output = vm["output"].as<std::string>();
   s.tiles = split_list(vm["tiles"].as<std::string>());
-  s.per_class = vm["per-class"].as<long long>();
+  s.per_class = vm["per-class"].as<long>();
   s.border = vm["border"].as<int>();
   s.min_clear_months = vm["min-clear-months"].as<int>();
-  s.seed = vm["seed"].as<unsigned long long>();
+  s.seed = vm["seed"].as<unsigned>();
   s.label_options.class_field = vm["class-field"].as<std::string>();
   s.label_options.parcel_field = vm["parcel-field"].as<std::string>();
   s.label_options.parcel_field_required = !vm["parcel-field"].defaulted();

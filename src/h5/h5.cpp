@@ -348,6 +348,10 @@ File File::create(const std::string& path, MPI_Comm comm) {
   H5Pset_all_coll_metadata_ops(fapl.id(), true);
   H5Pset_coll_metadata_write(fapl.id(), true);
   H5Pset_libver_bounds(fapl.id(), H5F_LIBVER_EARLIEST, H5F_LIBVER_V18);
+  // close() closes the datasets and groups still open in the file (every rank holds the same ones), instead of
+  // failing with "objects still open" under the MPI-IO driver's default (semi) degree when a writer's dataset
+  // handle outlives its close() call. Handle::reset then sees an invalid id and does nothing.
+  H5Pset_fclose_degree(fapl.id(), H5F_CLOSE_STRONG);
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
   if (f < 0) throw OutputError(path, "cannot create HDF5 file (" + last_error() + "); is the directory writable?");
   File file;

@@ -25,7 +25,6 @@
 #include "s2crop/common/text.hpp"
 #include "s2crop/geo/raster.hpp"
 #include "s2crop/h5/h5.hpp"
-#include "s2crop/pipeline/composite_file.hpp"
 #include "s2crop/sentinel2/reader.hpp"
 #include "s2crop/version.hpp"
 #include "s2crop/viz/quicklook.hpp"
@@ -40,9 +39,8 @@ using sentinel2::Date;
 
 namespace {
 
-// One definition of the format for the writer (here) and the readers (composite_file.hpp).
-constexpr const char* kFormat = kCompositeFormat;
-constexpr std::int64_t kFormatVersion = kCompositeFormatVersion;
+constexpr const char* kFormat = "s2crop monthly composites";
+constexpr std::int64_t kFormatVersion = 1;
 constexpr int kProgressTag = 7301;
 
 // ---------------------------------------------------------------- plan

@@ -212,7 +212,7 @@ std::vector<std::uint64_t> SmallestHashes::sorted() const {
 }
 
 std::uint64_t keep_threshold(std::vector<std::uint64_t> hashes, std::size_t cap) {
-  if (cap == 0 || hashes.size() <= cap) return kKeepAll;
+  if (cap == 0 || hashes.size() < cap) return kKeepAll;
   std::nth_element(hashes.begin(), hashes.begin() + static_cast<std::ptrdiff_t>(cap - 1), hashes.end());
   return hashes[cap - 1];
 }

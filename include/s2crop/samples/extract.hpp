@@ -56,8 +56,9 @@ class SmallestHashes {
   std::vector<std::uint64_t> heap_;  // max-heap: the largest kept hash on top
 };
 
-// The largest hash to keep so that the `cap` smallest of `hashes` are kept (the union of the ranks' SmallestHashes
-// lists holds the global `cap` smallest). UINT64_MAX (keep all) when there are at most `cap` hashes or cap is 0.
+// The largest hash to keep so that the `cap` smallest of `hashes` are kept: the cap-th smallest. `hashes` is the
+// union of the ranks' SmallestHashes lists, which holds the global `cap` smallest (and fewer than `cap` only when
+// the class has fewer candidates). UINT64_MAX (keep all) when there are fewer than `cap` hashes or cap is 0.
 std::uint64_t keep_threshold(std::vector<std::uint64_t> hashes, std::size_t cap);
 
 }  // namespace s2crop::samples
