@@ -4,9 +4,11 @@
 #include <cpl_error.h>
 #include <cpl_vsi.h>
 #include <gdal_priv.h>
+#include <gdalwarper.h>
 
 #include <cstdio>
 #include <mutex>
+#include <vector>
 
 #include "s2crop/common/errors.hpp"
 
@@ -105,6 +107,72 @@ void RasterReader::read(int band, const Window& w, std::int16_t* out) const { re
 void RasterReader::read(int band, const Window& w, std::uint16_t* out) const { read_raw(band, w, out, GDT_UInt16); }
 void RasterReader::read(int band, const Window& w, std::uint8_t* out) const { read_raw(band, w, out, GDT_Byte); }
 void RasterReader::read(int band, const Window& w, float* out) const { read_raw(band, w, out, GDT_Float32); }
+void RasterReader::read(int band, const Window& w, std::int64_t* out) const { read_raw(band, w, out, GDT_Int64); }
+
+void RasterReader::read_warped_raw(int band, const Grid& target, const Window& w, void* out, int gdal_type,
+                                   double fill) const {
+  if (band < 1 || band > band_count())
+    throw InputError(path_, "has " + std::to_string(band_count()) + " band(s), band " + std::to_string(band) +
+                                " was asked for");
+  GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
+  if (!mem) throw Error("GDAL driver MEM is not available");
+  const auto type = static_cast<GDALDataType>(gdal_type);
+  GDALDatasetUniquePtr dst(mem->Create("", w.width, w.height, 1, type, nullptr));
+  if (!dst) throw Error("cannot create an in-memory raster: " + last_gdal_error());
+  const auto& g = target.geotransform;
+  double gt[6] = {g[0] + g[1] * w.x0 + g[2] * w.y0, g[1], g[2], g[3] + g[4] * w.x0 + g[5] * w.y0, g[4], g[5]};
+  dst->SetGeoTransform(gt);
+  dst->SetProjection(target.crs_wkt.c_str());
+  GDALRasterBand* dst_band = dst->GetRasterBand(1);
+  dst_band->Fill(fill);
+  dst_band->SetNoDataValue(fill);
+  GDALWarpOptions* options = GDALCreateWarpOptions();
+  options->hSrcDS = dataset_;
+  options->hDstDS = dst.get();
+  options->nBandCount = 1;
+  options->panSrcBands = static_cast<int*>(CPLMalloc(sizeof(int)));
+  options->panSrcBands[0] = band;
+  options->panDstBands = static_cast<int*>(CPLMalloc(sizeof(int)));
+  options->panDstBands[0] = 1;
+  options->eResampleAlg = GRA_NearestNeighbour;
+  options->eWorkingDataType = type;
+  options->papszWarpOptions = CSLSetNameValue(options->papszWarpOptions, "INIT_DEST", CPLSPrintf("%.17g", fill));
+  int has_nodata = 0;
+  const double src_nodata = dataset_->GetRasterBand(band)->GetNoDataValue(&has_nodata);
+  if (has_nodata) {
+    options->padfSrcNoDataReal = static_cast<double*>(CPLMalloc(sizeof(double)));
+    options->padfSrcNoDataReal[0] = src_nodata;
+  }
+  CPLErrorReset();
+  // Exact transform (no GDALApproxTransform): the source pixel of each target pixel is computed on its own.
+  options->pTransformerArg = GDALCreateGenImgProjTransformer2(dataset_, dst.get(), nullptr);
+  CPLErr err = CE_Failure;
+  if (options->pTransformerArg) {
+    options->pfnTransformer = GDALGenImgProjTransform;
+    GDALWarpOperation warp;
+    err = warp.Initialize(options);
+    if (err == CE_None) err = warp.ChunkAndWarpImage(0, 0, w.width, w.height);
+    GDALDestroyGenImgProjTransformer(options->pTransformerArg);
+  }
+  options->pTransformerArg = nullptr;
+  GDALDestroyWarpOptions(options);
+  if (err != CE_None)
+    throw InputError(path_, "cannot resample onto the grid " + target.describe() + ": " + last_gdal_error());
+  err = dst_band->RasterIO(GF_Read, 0, 0, w.width, w.height, out, w.width, w.height, type, 0, 0, nullptr);
+  if (err != CE_None) throw InputError(path_, "read failed after resampling: " + last_gdal_error());
+}
+
+void RasterReader::read_warped(int band, const Grid& target, const Window& w, std::uint8_t* out,
+                               std::uint8_t fill) const {
+  read_warped_raw(band, target, w, out, GDT_Byte, fill);
+}
+void RasterReader::read_warped(int band, const Grid& target, const Window& w, std::int64_t* out,
+                               std::int64_t fill) const {
+  // Warped as doubles (exact for ids below 2^53): GDAL's warp kernel is on firmer ground there than with Int64.
+  std::vector<double> values(static_cast<size_t>(w.pixels()));
+  read_warped_raw(band, target, w, values.data(), GDT_Float64, static_cast<double>(fill));
+  for (size_t i = 0; i < values.size(); ++i) out[i] = static_cast<std::int64_t>(values[i]);
+}
 
 void RasterReader::check_complete() const {
   GDALDriver* driver = dataset_->GetDriver();

@@ -130,4 +130,23 @@ std::vector<std::vector<std::size_t>> balance(const std::vector<double>& costs, 
   return out;
 }
 
+std::vector<std::size_t> contiguous_ranges(const std::vector<double>& costs, int ranks) {
+  const size_t n_ranks = static_cast<size_t>(std::max(ranks, 1));
+  double total = 0;
+  for (double c : costs) total += c;
+  std::vector<std::size_t> bounds(n_ranks + 1, costs.size());
+  bounds[0] = 0;
+  // owner[u] is non-decreasing in u, so each rank's units form one range; empty ranges are allowed.
+  double before = 0;
+  size_t next_rank = 1;
+  for (size_t u = 0; u < costs.size(); ++u) {
+    const double midpoint = before + costs[u] / 2;
+    const size_t owner = total > 0 ? std::min(n_ranks - 1, static_cast<size_t>(midpoint / total * n_ranks))
+                                   : std::min(n_ranks - 1, u * n_ranks / costs.size());
+    while (next_rank <= owner) bounds[next_rank++] = u;
+    before += costs[u];
+  }
+  return bounds;
+}
+
 }  // namespace s2crop::parallel

@@ -34,12 +34,19 @@ class RasterReader {
   void read(int band, const Window& window, std::uint16_t* out) const;
   void read(int band, const Window& window, std::uint8_t* out) const;
   void read(int band, const Window& window, float* out) const;
+  void read(int band, const Window& window, std::int64_t* out) const;
+  // Reads band `band` resampled by nearest neighbour onto `window` of another grid `target` (any CRS). The transform
+  // is computed exactly per pixel, not approximated, so a pixel's value never depends on the window it is read in.
+  // Pixels the raster does not cover or marks as no-data receive `fill`.
+  void read_warped(int band, const Grid& target, const Window& window, std::uint8_t* out, std::uint8_t fill) const;
+  void read_warped(int band, const Grid& target, const Window& window, std::int64_t* out, std::int64_t fill) const;
   // Checks that every tile/strip of a GeoTIFF lies inside the file, so a truncated download is caught before any
   // work starts instead of after hours. No-op for other formats.
   void check_complete() const;
 
  private:
   void read_raw(int band, const Window& window, void* out, int gdal_type) const;
+  void read_warped_raw(int band, const Grid& target, const Window& window, void* out, int gdal_type, double fill) const;
   std::string path_;
   GDALDataset* dataset_ = nullptr;
   Grid grid_;

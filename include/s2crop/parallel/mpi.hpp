@@ -50,4 +50,10 @@ std::int64_t sum(MPI_Comm comm, std::int64_t value);
 // loaded rank, ties broken by unit index and rank. Returns per rank the sorted unit indices.
 std::vector<std::vector<std::size_t>> balance(const std::vector<double>& costs, int ranks);
 
+// Deterministic split of an ordered unit list into `ranks` contiguous ranges of near-equal cost, for stages whose
+// output is the concatenation of the ranks' results in rank order (so that order must be the global unit order).
+// Returns ranks+1 boundaries: rank r owns units [bounds[r], bounds[r+1]). A unit goes to the rank whose share of the
+// total cost contains the unit's cost midpoint.
+std::vector<std::size_t> contiguous_ranges(const std::vector<double>& costs, int ranks);
+
 }  // namespace s2crop::parallel
