@@ -52,6 +52,8 @@ with h5py.File(a.out, "w") as o:
     g.attrs["year"] = np.int64(t0.year)
     g.attrs["season_start"] = f"{t0.year}-{t0.month:02d}"
     g.attrs["bands"] = bands
+    g.attrs["block_size"] = np.int64(512)
+    g.attrs["months"] = [f"{t0.year + (t0.month - 1 + m) // 12}-{(t0.month - 1 + m) % 12 + 1:02d}" for m in range(12)]
     g.create_dataset("reflectance", data=out, chunks=(1, 1) + out.shape[2:], compression="gzip")
     g.create_dataset("clear_count", data=valid.all(axis=1).astype(np.uint8))
 print(f"{a.out}: tile {a.tile}, bands {','.join(bands)}, {out.shape[2]}x{out.shape[3]} px, "

@@ -17,6 +17,8 @@ std::string value_text(const po::variable_value& v) {
   if (a.type() == typeid(int)) return std::to_string(boost::any_cast<int>(a));
   if (a.type() == typeid(long)) return std::to_string(boost::any_cast<long>(a));
   if (a.type() == typeid(unsigned long)) return std::to_string(boost::any_cast<unsigned long>(a));
+  if (a.type() == typeid(long long)) return std::to_string(boost::any_cast<long long>(a));
+  if (a.type() == typeid(unsigned long long)) return std::to_string(boost::any_cast<unsigned long long>(a));
   if (a.type() == typeid(unsigned)) return std::to_string(boost::any_cast<unsigned>(a));
   if (a.type() == typeid(double)) {
     std::ostringstream s;

@@ -14,6 +14,7 @@
 #include "s2crop/geo/grid.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/nn/model_file.hpp"
+#include "s2crop/pipeline/composite_file.hpp"
 #include "s2crop/pipeline/stage_support.hpp"
 #include "s2crop/train/trainer.hpp"
 #include "s2crop/version.hpp"
@@ -24,7 +25,6 @@ namespace s2crop::infer {
 
 namespace {
 
-constexpr const char* kCompositeFormat = "s2crop monthly composites";
 constexpr const char* kMapFormat = "s2crop class map";
 constexpr std::int64_t kMapFormatVersion = 1;
 constexpr char kPartMagic[8] = {'S', '2', 'C', 'M', 'A', 'P', 'P', '1'};
@@ -63,49 +63,26 @@ std::uint64_t file_hash(const std::string& path) {
 }
 
 std::vector<TileInput> read_tiles(const ClassifySettings& s) {
-  if (!fs::exists(s.composites)) throw InputError(s.composites, "composite file not found");
-  h5::File f = [&] {
-    try {
-      return h5::File::open_read(s.composites, MPI_COMM_NULL);
-    } catch (const Error& e) {
-      throw InputError(s.composites, std::string("not a readable HDF5 file: ") + e.what());
-    }
-  }();
-  if (!f.has_attr("format") || f.attr_string("format") != kCompositeFormat)
-    throw InputError(s.composites, "not an s2crop composite file (made by 's2crop composite')");
-  if (!f.exists("tiles")) throw InputError(s.composites, "composite file has no /tiles group");
-  auto tiles = f.open_group("tiles");
-  std::vector<std::string> names = tiles.children();
-  std::sort(names.begin(), names.end());
-  if (!s.tiles.empty()) {
-    for (auto& t : s.tiles)
-      if (std::find(names.begin(), names.end(), t) == names.end())
-        throw InputError(s.composites, "has no tile " + t + " (it has " + join(names) + ")");
+  pipeline::CompositeFile file(s.composites);
+  std::vector<std::string> names;
+  if (s.tiles.empty())
+    for (auto& t : file.tiles()) names.push_back(t.name);
+  else
     names = s.tiles;
-  }
   std::vector<TileInput> out;
   for (auto& n : names) {
-    auto g = tiles.open_group(n);
+    const auto& c = file.tile(n);  // throws, naming the tiles the file has
     TileInput t;
-    t.name = n;
-    t.grid.crs_wkt = g.attr_string("crs_wkt");
-    auto gt = g.attr_doubles("geotransform");
-    if (gt.size() != 6) throw InputError(s.composites, "tile " + n + ": geotransform must have 6 numbers");
-    std::copy(gt.begin(), gt.end(), t.grid.geotransform.begin());
-    t.bands = g.attr_strings("bands");
-    t.year = g.attr_int("year");
-    t.season_start = g.attr_string("season_start");
-    if (!g.exists("reflectance")) throw InputError(s.composites, "tile " + n + " has no reflectance dataset");
-    auto d = g.open_dataset("reflectance").dims();
-    if (d.size() != 4 || d[0] != 12 || d[1] != t.bands.size())
-      throw InputError(s.composites, "tile " + n + ": reflectance must be [12][" + std::to_string(t.bands.size()) +
-                                         "][y][x]");
-    t.grid.height = static_cast<int>(d[2]);
-    t.grid.width = static_cast<int>(d[3]);
+    t.name = c.name;
+    t.grid = c.grid;
+    t.bands = c.bands;
+    t.year = c.year;
+    char label[16];
+    std::snprintf(label, sizeof label, "%04d-%02d", c.year, c.season_start_month);
+    t.season_start = label;
     t.blocks = geo::cut_blocks(t.grid.width, t.grid.height, s.block_size);
     out.push_back(std::move(t));
   }
-  if (out.empty()) throw InputError(s.composites, "composite file holds no tile");
   return out;
 }
 
@@ -120,12 +97,10 @@ size_t payload_bytes(const geo::Window& w, size_t n_classes, bool probabilities)
 
 // The model over one block: payload = class [px], confidence [px], then optionally probabilities [class][px].
 std::vector<std::uint8_t> classify_block(nn::LstmClassifier& model, const nn::FeatureMap& features,
-                                         const h5::Dataset& reflectance, const TileInput& t, const geo::Window& w,
-                                         const ClassifySettings& s, size_t n_classes) {
+                                         const pipeline::CompositeFile& composites, const TileInput& t,
+                                         const geo::Window& w, const ClassifySettings& s, size_t n_classes) {
   const size_t nb = t.bands.size(), n = static_cast<size_t>(w.pixels());
-  std::vector<std::int16_t> block(12 * nb * n);
-  reflectance.read<std::int16_t>({0, 0, static_cast<hsize_t>(w.y0), static_cast<hsize_t>(w.x0)},
-                                 {12, nb, static_cast<hsize_t>(w.height), static_cast<hsize_t>(w.width)}, block.data());
+  const std::vector<std::int16_t> block = composites.read_reflectance(composites.tile(t.name), w);
   std::vector<std::uint8_t> out(payload_bytes(w, n_classes, s.probabilities), 0);
   std::uint8_t* cls = out.data();
   std::uint8_t* conf = cls + n;
@@ -397,14 +372,13 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
   {
     nn::ModelSpec loaded;
     auto model = nn::load_model(s.model, loaded);
-    h5::File composites = h5::File::open_read(s.composites, MPI_COMM_NULL);
+    pipeline::CompositeFile composites(s.composites);
     pipeline::UnitProgress progress(mpi, "classify", static_cast<std::int64_t>(units.size()), already);
     for (size_t k : assignment[static_cast<size_t>(mpi.rank())]) {
       auto [ti, b] = units[todo[k]];
       const TileInput& t = tiles[ti];
-      auto reflectance = composites.open_group("tiles").open_group(t.name).open_dataset("reflectance");
       nn::FeatureMap features(loaded, t.bands, s.composites + " tile " + t.name);
-      auto payload = classify_block(model, features, reflectance, t, t.blocks[b], s, nc);
+      auto payload = classify_block(model, features, composites, t, t.blocks[b], s, nc);
       pipeline::write_part_file(part_path(s, t, b), kPartMagic, payload);
       pixels += t.blocks[b].pixels();
       progress.unit_done();

@@ -1,4 +1,5 @@
 #include "s2crop/pipeline/composite_stage.hpp"
+#include "s2crop/pipeline/composite_file.hpp"
 #include "s2crop/pipeline/stage_support.hpp"
 
 #include <cpl_vsi.h>
@@ -40,8 +41,8 @@ using sentinel2::Date;
 
 namespace {
 
-constexpr const char* kFormat = "s2crop monthly composites";
-constexpr std::int64_t kFormatVersion = 1;
+constexpr const char* kFormat = kCompositeFormat;
+constexpr std::int64_t kFormatVersion = kCompositeFormatVersion;
 
 // ---------------------------------------------------------------- plan
 
