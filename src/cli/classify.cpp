@@ -16,7 +16,7 @@ int run_classify(int argc, char** argv, const parallel::MpiContext& mpi) {
        "also export one GeoTIFF (COG) per tile with colour table and class names into this folder")
       ("quicklook", po::value<std::string>()->default_value(""), "write one PNG per tile with a legend into this folder")
       ("block-size", po::value<int>()->default_value(512), "block edge in pixels: the unit of work and of resume")
-      ("batch-size", po::value<int>()->default_value(8192), "pixels per model call")
+      ("batch-size", po::value<int>()->default_value(2048), "pixels per model call (a few thousand keep the working set in cache)")
       ("threads", po::value<int>()->default_value(0), "threads per rank (0: node cores / ranks on the node)")
       ("deflate", po::value<int>()->default_value(1), "HDF5 deflate level (0 = uncompressed)")
       ("overwrite", po::bool_switch(), "replace an existing map (or leftovers of another interrupted run)");

@@ -28,7 +28,7 @@ struct ClassifySettings {
   std::vector<std::string> tiles;  // only these tiles (empty: all)
   bool probabilities = false;
   int block_size = 512;
-  int batch_size = 8192;
+  int batch_size = 2048;
   int threads = 0;            // intra-op threads per rank; 0: cores of the node / ranks on the node
   bool overwrite = false;
   int deflate = 1;
