@@ -52,7 +52,20 @@ def train(a):
     feats = features(x, bands, bands, nir)
     mean = feats.reshape(-1, feats.shape[2]).mean(0)
     std = np.maximum(feats.reshape(-1, feats.shape[2]).std(0), 1e-6)
-    data = torch.utils.data.TensorDataset(torch.from_numpy((feats - mean) / std), torch.from_numpy(y))
+    if a.loader == "tensor":
+        # Everything precomputed into one tensor: the fastest way to feed PyTorch from memory.
+        data = torch.utils.data.TensorDataset(torch.from_numpy((feats - mean) / std), torch.from_numpy(y))
+    else:
+        # The usual pattern of crop-type loaders (BreizhCrops, torchgeo): raw series in memory, the transform
+        # (scaling, NDVI, normalisation) applied per sample in __getitem__.
+        class SeriesDataset(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(y)
+
+            def __getitem__(self, i):
+                f = (features(x[i:i + 1], bands, bands, nir)[0] - mean) / std
+                return torch.from_numpy(f.astype(np.float32)), int(y[i])
+        data = SeriesDataset()
     loader = torch.utils.data.DataLoader(data, batch_size=a.batch_size, shuffle=True)
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     w = np.where(counts > 0, 1 / np.sqrt(np.maximum(counts, 1)), 1.0)
@@ -72,7 +85,7 @@ def train(a):
             opt.step()
             seen += len(yb)
     total = time.perf_counter() - t0
-    print(f"pytorch epoch throughput: {seen / total:.1f} samples/s ({load_s:.2f} s loading, {total - load_s:.2f} s "
+    print(f"pytorch ({a.loader} loader) epoch throughput: {seen / total:.1f} samples/s ({load_s:.2f} s loading, {total - load_s:.2f} s "
           f"training, last loss {loss.item():.4f})")
 
 
@@ -124,6 +137,7 @@ t.add_argument("--hidden", type=int, default=128)
 t.add_argument("--layers", type=int, default=2)
 t.add_argument("--dropout", type=float, default=0.2)
 t.add_argument("--threads", type=int, default=1)
+t.add_argument("--loader", choices=["per-sample", "tensor"], default="per-sample")
 i = sub.add_parser("infer")
 i.add_argument("composites")
 i.add_argument("model")

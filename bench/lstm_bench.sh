@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# LSTM classifier benchmarks, s2crop against an idiomatic PyTorch script of the same model (bench/pytorch_lstm.py,
+# Debian's python3-torch + python3-h5py) on the same HDF5 data with the same thread count, side by side:
+#   training    samples/s over a whole run, data loading included (same model, batch, optimiser, epochs)
+#   inference   pixels/s classifying the same composite file with the same trained weights (+ agreement)
+#   scaling     s2crop training on 1 -> 2 ranks (1 thread each)
+# Prints ratios; the runs alternate so that machine noise hits both sides. Results go to bench/RESULTS.md by hand.
+#   bench/lstm_bench.sh [WORK_DIR]    env: SAMPLES (default 30000) EPOCHS (2) THREADS (1) REPEAT (2)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+S2CROP="${S2CROP:-$ROOT/build/s2crop}"
+WORK="${1:-$(mktemp -d /tmp/s2crop-lstm-bench.XXXXXX)}"
+SAMPLES="${SAMPLES:-30000}" EPOCHS="${EPOCHS:-2}" THREADS="${THREADS:-1}" REPEAT="${REPEAT:-2}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
+PY=/usr/bin/python3
+mkdir -p "$WORK"
+cd "$WORK"
+echo "bench: $(nproc) cores, $THREADS thread(s) per process, $SAMPLES samples x $EPOCHS epochs, work dir $WORK"
+[ -f set.h5 ] || "$PY" "$ROOT/tests/make_training_set.py" set.h5 --samples "$SAMPLES" --classes 16 > /dev/null
+common=(--samples set.h5 --hidden 128 --layers 2 --dropout 0.2 --batch-size 128 --epochs "$EPOCHS"
+        --val-fraction 0 --patience 0 --lr-schedule none --overwrite)
+ours() { "$S2CROP" train "${common[@]}" --threads "$THREADS" --output "model$1.h5" 2>&1 \
+         | grep -o 'incl. data loading: [0-9.]*' | grep -o '[0-9.]*$'; }
+theirs() { "$PY" "$ROOT/bench/pytorch_lstm.py" train set.h5 --epochs "$EPOCHS" --threads "$THREADS" --loader "$1" \
+           | grep -o 'throughput: [0-9.]*' | grep -o '[0-9.]*$'; }
+best() { sort -g | tail -1; }
+s_runs=(); p_runs=(); t_runs=()
+for r in $(seq 1 "$REPEAT"); do
+  s_runs+=("$(ours "")"); p_runs+=("$(theirs per-sample)"); t_runs+=("$(theirs tensor)")
+done
+s=$(printf '%s\n' "${s_runs[@]}" | best); p=$(printf '%s\n' "${p_runs[@]}" | best); t=$(printf '%s\n' "${t_runs[@]}" | best)
+echo "training (samples/s, best of $REPEAT): s2crop $s | PyTorch per-sample Dataset $p | PyTorch TensorDataset $t"
+awk -v s="$s" -v p="$p" -v t="$t" 'BEGIN { printf "  ratio s2crop / PyTorch per-sample: %.2fx, / PyTorch TensorDataset: %.2fx\n", s/p, s/t }'
+
+# Inference: a composite file of one synthetic tile, classified with the trained weights by both.
+if [ ! -f comp.h5 ]; then
+  "$S2CROP" synth --out region --tiles 33UVP --size "${TILE_SIZE:-400}" --days 365 --revisit 10 > /dev/null 2>&1
+  "$S2CROP" composite --input region/stac --output comp.h5 > /dev/null 2>&1
+fi
+si=(); pi=()
+for r in $(seq 1 "$REPEAT"); do
+  si+=("$("$S2CROP" classify --composites comp.h5 --model model.h5 --output map.h5 --overwrite --threads "$THREADS" \
+          2>&1 | grep -o '([0-9.e+]* pixels/s' | grep -o '[0-9.e+]*')")
+  out=$("$PY" "$ROOT/bench/pytorch_lstm.py" infer comp.h5 model.h5 --threads "$THREADS" --batch-size 2048 --compare map.h5)
+  pi+=("$(echo "$out" | grep -o 'inference: [0-9.]*' | grep -o '[0-9.]*$')")
+  agree=$(echo "$out" | grep -o 'map: [0-9.]*' | grep -o '[0-9.]*$')
+done
+si_best=$(printf '%s\n' "${si[@]}" | best); pi_best=$(printf '%s\n' "${pi[@]}" | best)
+echo "inference (pixels/s, best of $REPEAT): s2crop $si_best | PyTorch $pi_best; maps agree on $agree of the pixels"
+awk -v s="$si_best" -v p="$pi_best" 'BEGIN { printf "  ratio s2crop / PyTorch: %.2fx\n", s/p }'
+
+# Scaling: 1 -> 2 ranks, one thread each, the same global batch per step (per-rank batch halves).
+one=$(mpirun -np 1 "$S2CROP" train "${common[@]}" --batch-size 128 --threads 1 --output m1.h5 2>&1 \
+      | grep -o 'incl. data loading: [0-9.]*' | grep -o '[0-9.]*$')
+two=$(mpirun -np 2 "$S2CROP" train "${common[@]}" --batch-size 64 --threads 1 --output m2.h5 2>&1 \
+      | grep -o 'incl. data loading: [0-9.]*' | grep -o '[0-9.]*$')
+echo "scaling (samples/s, global batch 128): 1 rank $one | 2 ranks $two"
+awk -v a="$one" -v b="$two" 'BEGIN { printf "  speed-up 1 -> 2 ranks: %.2fx\n", b/a }'
