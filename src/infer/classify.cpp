@@ -183,9 +183,7 @@ void write_map(const std::vector<TileInput>& tiles, const ClassifySettings& s, c
     h5::Node group = file.create_group("tiles");
     for (auto& t : tiles) {
       h5::Node g = group.create_group(t.name);
-      g.set_attr("crs_wkt", t.grid.crs_wkt);
-      g.set_attr("crs", geo::crs_short_name(t.grid.crs_wkt));
-      g.set_attr("geotransform", std::vector<double>(t.grid.geotransform.begin(), t.grid.geotransform.end()));
+      auto [x_ds, y_ds] = pipeline::write_tile_georeference(g, t.grid);
       g.set_attr("year", t.year);
       g.set_attr("season_start", t.season_start);
       const hsize_t H = static_cast<hsize_t>(t.grid.height), W = static_cast<hsize_t>(t.grid.width);
@@ -203,13 +201,6 @@ void write_map(const std::vector<TileInput>& tiles, const ClassifySettings& s, c
                                               s.deflate, std::uint8_t{0});
         prob.set_attr("scale_factor", 0.01);
       }
-      std::vector<double> xs(W), ys(H);
-      for (hsize_t i = 0; i < W; ++i) xs[i] = t.grid.geotransform[0] + (i + 0.5) * t.grid.geotransform[1];
-      for (hsize_t i = 0; i < H; ++i) ys[i] = t.grid.geotransform[3] + (i + 0.5) * t.grid.geotransform[5];
-      auto x_ds = g.create_small_dataset("x", xs);
-      auto y_ds = g.create_small_dataset("y", ys);
-      x_ds.make_scale("x");
-      y_ds.make_scale("y");
       cls.attach_scale(y_ds, 0);
       cls.attach_scale(x_ds, 1);
       conf.attach_scale(y_ds, 0);

@@ -448,9 +448,7 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, const parallel::MpiCo
   h5::Node tiles = file.create_group("tiles");
   for (auto& t : p.tiles) {
     h5::Node g = tiles.create_group(t.name);
-    g.set_attr("crs_wkt", t.grid.crs_wkt);
-    g.set_attr("crs", geo::crs_short_name(t.grid.crs_wkt));
-    g.set_attr("geotransform", std::vector<double>(t.grid.geotransform.begin(), t.grid.geotransform.end()));
+    auto [x_ds, y_ds] = write_tile_georeference(g, t.grid);
     g.set_attr("year", static_cast<std::int64_t>(p.season_year));
     g.set_attr("season_start", month_label(p.season_year, p.season_month, 0));
     g.set_attr("bands", s.bands);
@@ -475,15 +473,8 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, const parallel::MpiCo
     // Dimension scales, so h5py/xarray users see named, georeferenced axes.
     auto month_ds = g.create_string_dataset("month", months);
     auto band_ds = g.create_string_dataset("band", s.bands);
-    std::vector<double> xs(W), ys(H);
-    for (hsize_t i = 0; i < W; ++i) xs[i] = t.grid.geotransform[0] + (i + 0.5) * t.grid.geotransform[1];
-    for (hsize_t i = 0; i < H; ++i) ys[i] = t.grid.geotransform[3] + (i + 0.5) * t.grid.geotransform[5];
-    auto x_ds = g.create_small_dataset("x", xs);
-    auto y_ds = g.create_small_dataset("y", ys);
     month_ds.make_scale("month");
     band_ds.make_scale("band");
-    x_ds.make_scale("x");
-    y_ds.make_scale("y");
     refl.attach_scale(month_ds, 0);
     refl.attach_scale(band_ds, 1);
     refl.attach_scale(y_ds, 2);

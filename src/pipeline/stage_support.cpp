@@ -32,6 +32,19 @@ void log_peak_memory(const parallel::MpiContext& mpi, const std::string& when) {
   log::info(line);
 }
 
+GridScales write_tile_georeference(const h5::Node& g, const geo::Grid& grid) {
+  g.set_attr("crs_wkt", grid.crs_wkt);
+  g.set_attr("crs", geo::crs_short_name(grid.crs_wkt));
+  g.set_attr("geotransform", std::vector<double>(grid.geotransform.begin(), grid.geotransform.end()));
+  std::vector<double> xs(static_cast<size_t>(grid.width)), ys(static_cast<size_t>(grid.height));
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = grid.geotransform[0] + (static_cast<double>(i) + 0.5) * grid.geotransform[1];
+  for (size_t i = 0; i < ys.size(); ++i) ys[i] = grid.geotransform[3] + (static_cast<double>(i) + 0.5) * grid.geotransform[5];
+  GridScales scales{g.create_small_dataset("x", xs), g.create_small_dataset("y", ys)};
+  scales.x.make_scale("x");
+  scales.y.make_scale("y");
+  return scales;
+}
+
 void ensure_dir(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);

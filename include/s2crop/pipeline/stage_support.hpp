@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "s2crop/common/log.hpp"
+#include "s2crop/geo/grid.hpp"
+#include "s2crop/h5/h5.hpp"
 #include "s2crop/parallel/mpi.hpp"
 
 namespace s2crop::pipeline {
@@ -65,6 +67,14 @@ class UnitProgress {
   std::vector<MPI_Request> requests_;
   int one_ = 1;
 };
+
+// A tile group's georeference: attrs crs_wkt, crs, geotransform, and the x / y dimension scales (pixel-centre
+// coordinates in the tile's CRS), so h5py/xarray users see named, georeferenced axes. Collective like every
+// metadata call.
+struct GridScales {
+  h5::Dataset x, y;
+};
+GridScales write_tile_georeference(const h5::Node& group, const geo::Grid& grid);
 
 // Logs the peak resident memory of every rank (gathered on rank 0): the number to size jobs by. Collective.
 void log_peak_memory(const parallel::MpiContext& mpi, const std::string& when);
