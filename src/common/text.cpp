@@ -1,5 +1,11 @@
 #include "s2crop/common/text.hpp"
 
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+
+#include "s2crop/common/errors.hpp"
+
 namespace s2crop {
 
 std::vector<std::string> split_fields(const std::string& line, char separator) {
@@ -12,6 +18,28 @@ std::vector<std::string> split_fields(const std::string& line, char separator) {
     start = end + 1;
   }
   return fields;
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw OutputError(path, "cannot open for writing");
+    out << text;
+    out.flush();
+    if (!out) {
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);
+      throw OutputError(path, "write failed (disk full?)");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw OutputError(path, "cannot rename the finished file into place: " + ec.message());
+  }
 }
 
 }  // namespace s2crop

@@ -236,18 +236,35 @@ void write_raster(const std::string& path, const Grid& grid, PixelType type, con
       throw OutputError(path, "cannot fill in-memory raster: " + last_gdal_error());
     if (!bands[i].description.empty()) b->SetDescription(bands[i].description.c_str());
     if (options.has_nodata) b->SetNoDataValue(options.nodata);
+    if (!bands[i].colour_table.empty()) {
+      GDALColorTable table(GPI_RGB);
+      for (size_t v = 0; v < bands[i].colour_table.size(); ++v) {
+        const auto& c = bands[i].colour_table[v];
+        GDALColorEntry entry{c[0], c[1], c[2], c[3]};
+        table.SetColorEntry(static_cast<int>(v), &entry);
+      }
+      b->SetColorTable(&table);
+      b->SetColorInterpretation(GCI_PaletteIndex);
+    }
+    if (!bands[i].category_names.empty()) {
+      std::vector<char*> names;
+      for (const auto& n : bands[i].category_names) names.push_back(const_cast<char*>(n.c_str()));
+      names.push_back(nullptr);
+      b->SetCategoryNames(names.data());
+    }
   }
   std::string bs = std::to_string(options.block_size);
   std::vector<std::string> opts = {"COMPRESS=" + options.compress};
   if (options.driver == "COG") {
     opts.push_back("BLOCKSIZE=" + bs);
     if (!options.overviews) opts.push_back("OVERVIEWS=NONE");
+    if (!options.overview_resampling.empty()) opts.push_back("OVERVIEW_RESAMPLING=" + options.overview_resampling);
   } else {
     opts.push_back("TILED=YES");
     opts.push_back("BLOCKXSIZE=" + bs);
     opts.push_back("BLOCKYSIZE=" + bs);
   }
-  if (options.compress == "DEFLATE" || options.compress == "ZSTD") opts.push_back("PREDICTOR=2");
+  if (options.predictor && (options.compress == "DEFLATE" || options.compress == "ZSTD")) opts.push_back("PREDICTOR=2");
   std::vector<const char*> copts;
   for (auto& o : opts) copts.push_back(o.c_str());
   copts.push_back(nullptr);
@@ -260,6 +277,19 @@ void write_raster(const std::string& path, const Grid& grid, PixelType type, con
     throw OutputError(path, "cannot write raster: " + last_gdal_error());
   }
   GDALClose(out);
+  // GeoTIFF keeps category names in a .aux.xml side file: it moves first, so the raster never appears without it,
+  // and a side file left by an earlier raster of the same name must not describe this one.
+  std::string tmp_aux = tmp + ".aux.xml", aux = path + ".aux.xml";
+  VSIStatBufL st;
+  if (VSIStatL(tmp_aux.c_str(), &st) == 0) {
+    if (VSIRename(tmp_aux.c_str(), aux.c_str()) != 0) {
+      VSIUnlink(tmp.c_str());
+      VSIUnlink(tmp_aux.c_str());
+      throw OutputError(path, "cannot rename the raster's .aux.xml side file into place");
+    }
+  } else if (VSIStatL(aux.c_str(), &st) == 0) {
+    VSIUnlink(aux.c_str());
+  }
   if (VSIRename(tmp.c_str(), path.c_str()) != 0) {
     VSIUnlink(tmp.c_str());
     throw OutputError(path, "cannot rename the finished raster into place");

@@ -8,4 +8,8 @@ namespace s2crop {
 // tab-separated records that ranks exchange (acquisition lists, plans).
 std::vector<std::string> split_fields(const std::string& line, char separator = '\t');
 
+// Writes `text` to `path` through a temporary name and a rename, so a reader never sees half a file. Throws
+// OutputError naming the path.
+void write_text_atomically(const std::string& path, const std::string& text);
+
 }  // namespace s2crop

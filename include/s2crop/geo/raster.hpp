@@ -1,5 +1,6 @@
 #pragma once
 // Thin RAII over GDAL rasters. Every failure is an InputError/OutputError naming the file.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -75,6 +76,10 @@ enum class PixelType { UInt8, UInt16, Int16, Float32, UInt32 };
 struct RasterBandData {
   const void* data = nullptr;  // width*height values of the raster's PixelType, row-major
   std::string description;     // band description (e.g. "B04"), may be empty
+  // Categorical (UInt8) bands: a palette entry per value (RGBA, index = value) and a name per value, so GIS tools
+  // show the classes by name and colour. Both may be empty.
+  std::vector<std::array<std::uint8_t, 4>> colour_table;
+  std::vector<std::string> category_names;
 };
 
 struct WriteOptions {
@@ -84,6 +89,8 @@ struct WriteOptions {
   bool has_nodata = false;
   double nodata = 0;
   bool overviews = true;           // COG only
+  std::string overview_resampling; // COG only: e.g. "MODE" for classes; empty = the driver's default
+  bool predictor = true;           // horizontal differencing with DEFLATE/ZSTD (pointless for class codes)
 };
 
 // Writes a multi-band GeoTIFF/COG atomically (temporary name, then rename) so a killed writer never leaves a
