@@ -11,6 +11,7 @@
 #include "s2crop/common/crop_classes.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/geo/class_raster.hpp"
 #include "s2crop/geo/grid.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/nn/model_file.hpp"
@@ -18,6 +19,7 @@
 #include "s2crop/pipeline/stage_support.hpp"
 #include "s2crop/train/trainer.hpp"
 #include "s2crop/version.hpp"
+#include "s2crop/viz/class_map.hpp"
 
 namespace fs = std::filesystem;
 
@@ -444,9 +446,23 @@ std::vector<std::uint8_t> predict_samples(const std::string& model_path, const s
 namespace {
 
 void export_tile(const TileInput& t, const ClassifySettings& s, const nn::ModelSpec& spec) {
-  (void)t;
-  (void)s;
-  (void)spec;
+  const size_t nc = spec.class_names.size();
+  const size_t W = static_cast<size_t>(t.grid.width), H = static_cast<size_t>(t.grid.height);
+  std::vector<std::uint8_t> classes(W * H, kNoClass);
+  for (size_t b = 0; b < t.blocks.size(); ++b) {
+    const geo::Window& w = t.blocks[b];
+    auto payload = pipeline::read_part_file(part_path(s, t, b), kPartMagic, payload_bytes(w, nc, s.probabilities));
+    for (int y = 0; y < w.height; ++y)
+      std::copy_n(payload.data() + static_cast<size_t>(y) * static_cast<size_t>(w.width), w.width,
+                  classes.data() + (static_cast<size_t>(w.y0 + y) * W + static_cast<size_t>(w.x0)));
+  }
+  auto colours = class_colours(spec.class_names);
+  if (!s.cog_dir.empty())
+    geo::write_class_cog(s.cog_dir + "/" + t.name + "_class.tif", t.grid, classes.data(), spec.class_names, colours,
+                         kNoClass);
+  if (!s.quicklook_dir.empty())
+    viz::write_class_quicklook(s.quicklook_dir + "/" + t.name + "_class.png", classes.data(), static_cast<int>(W),
+                               static_cast<int>(H), viz::ClassLegend{spec.class_names, colours}, kNoClass);
 }
 
 }  // namespace

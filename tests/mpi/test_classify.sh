@@ -88,3 +88,24 @@ expect_failure not_a_model "not an s2crop model file" -- mpi 2 classify --compos
 expect_failure samples_not_composite "not an s2crop composite file" -- mpi 2 classify --composites "$WORK/set.h5" \
   --model "$WORK/model.h5" --output "$WORK/x.h5"
 [ ! -e "$WORK/x.h5" ] || fail "an output was written for bad input"
+
+# GIS exports: a COG per tile with the classes as a colour table and category names, a quicklook with legend.
+mpi 2 classify --composites "$WORK/comp.h5" --model "$WORK/model.h5" --output "$WORK/exp/map.h5" --cog "$WORK/exp/cog" \
+  --quicklook "$WORK/exp/ql" --block-size 32 > "$WORK/exp.log" 2>&1 || { cat "$WORK/exp.log"; fail "classify with exports failed"; }
+"$PY" - "$WORK/exp" <<'PY' || fail "exports wrong"
+import sys, h5py, numpy as np
+from osgeo import gdal
+d = sys.argv[1]
+with h5py.File(d + "/map.h5", "r") as m:
+    for tile in m["tiles"]:
+        ds = gdal.Open(f"{d}/cog/{tile}_class.tif")
+        band = ds.GetRasterBand(1)
+        assert (band.ReadAsArray() == m["tiles"][tile]["class"][()]).all(), "COG differs from the HDF5 map"
+        assert band.GetNoDataValue() == 255
+        names = band.GetCategoryNames()
+        assert names[:16] == [n.decode() if isinstance(n, bytes) else n for n in m.attrs["class_names"]]
+        ct = band.GetColorTable()
+        assert ct is not None and tuple(ct.GetColorEntry(2)[:3]) == tuple(int(v) for v in m.attrs["class_colours"][6:9])
+        assert gdal.Open(f"{d}/ql/{tile}_class.png") is not None
+print("ok: COGs equal the map, with colour table, class names and no-data; quicklooks written")
+PY
