@@ -153,3 +153,29 @@ expect_failure tile_without_class "tile 33UVP has no 'class' dataset" -- mpi 2 a
 expect_failure both_modes "either --map or --model" -- mpi 2 assess --map "$WORK/map.h5" --model m.pt \
   --output-dir "$WORK/e7"
 pass "bad inputs fail with clear messages"
+
+# --model: the held-out sample set is read and filtered by tile before the model runs (a real model needs
+# s2crop train; here only the input checks that come first).
+"$PY" - "$WORK/held_out.h5" <<'PY'
+import sys, numpy as np, h5py
+n, bands = 40, ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
+s = lambda v: np.array(v, dtype=h5py.string_dtype())
+with h5py.File(sys.argv[1], "w") as f:
+    f.attrs["format"] = "s2crop training set"; f.attrs["format_version"] = 1; f.attrs["source"] = "extract"
+    f.attrs["bands"] = s(bands); f.attrs["class_names"] = s(["Maize", "Winter wheat"])
+    f.attrs["tiles"] = s(["32TQT", "33UVP"]); f.attrs["season_start_month"] = 9
+    f.attrs["months"] = s(["Sep", "Oct", "Nov", "Dec", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug"])
+    f.attrs["config"] = ""; f.attrs["inputs"] = s([]); f.attrs["s2crop_version"] = "test"; f.attrs["created"] = "now"
+    f["x"] = np.random.default_rng(1).integers(0, 5000, (n, 12, len(bands))).astype("i2")
+    f["y"] = (np.arange(n) % 2).astype("u1"); f["tile"] = (np.arange(n) // 20).astype("u2")
+    f["parcel"] = np.full(n, -1, "i8"); f["row"] = np.full(n, -1, "i4"); f["col"] = np.full(n, -1, "i4")
+PY
+expect_failure model_missing "$WORK/no_model.pt" -- mpi 2 assess --model "$WORK/no_model.pt" \
+  --samples "$WORK/held_out.h5" --output-dir "$WORK/e8"
+touch "$WORK/model.pt"
+expect_failure samples_without_tile "has no samples of tile 99XXX" -- mpi 2 assess --model "$WORK/model.pt" \
+  --samples "$WORK/held_out.h5" --tiles 99XXX --output-dir "$WORK/e9"
+expect_failure samples_not_a_set "not an s2crop training set" -- mpi 2 assess --model "$WORK/model.pt" \
+  --samples "$WORK/map.h5" --output-dir "$WORK/e10"
+no_report "$WORK/e10" samples_not_a_set
+pass "--model input checks"
