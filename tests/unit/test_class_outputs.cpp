@@ -161,8 +161,7 @@ TEST(ConfusionChart, ShadesByRowShareAndLeavesOutEmptyClasses) {
   Png two = read_png(path);
   viz::write_confusion_png(path, {90, 5, 10, 1, 1, 1, 30, 0, 70}, {"Maize", "Empty", "Rye"}, "test");
   Png three = read_png(path);
-  EXPECT_GT(three.width, two.width);
-  EXPECT_GT(three.height, two.height);
+  EXPECT_GT(three.height, two.height);  // one more grid row (the width may be set by the captions)
   // Darkest cell: the 90 % one (top-left of the grid); the lightest of the four: 10 %. Find both by brightness.
   int darkest = 255 * 3;
   for (int y = 0; y < two.height; ++y)
