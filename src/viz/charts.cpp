@@ -61,22 +61,25 @@ void write_confusion_png(const std::string& path, const std::vector<std::int64_t
     for (size_t o : shown) count_width = std::max(count_width, text_width(compact_count(at(k, o)), scale));
   }
   const int pad = 8;
+  const std::string column_caption = "reference (columns)", row_caption = "map (rows)";
+  const std::string heading = title.empty() ? "Confusion matrix" : title;
+  label_width = std::max(label_width, text_width(row_caption, scale));
   const int cell_w = count_width + 2 * pad, cell_h = kGlyphHeight * scale + 2 * pad;
   const int margin = 16;
-  const int title_h = kGlyphHeight * scale + margin;
-  const int axis_h = kGlyphHeight * scale + 6;  // the "reference" / "map" axis captions
-  const int left = margin + axis_h + label_width + pad;
-  const int top = margin + title_h + axis_h + label_width + pad;
-  const int width = left + n * cell_w + margin;
+  const int line_h = kGlyphHeight * scale + margin;
+  const int left = margin + label_width + pad;
+  const int top = margin + 2 * line_h + label_width + pad;
+  // Wide enough for the grid and for the captions when there are only one or two classes.
+  const int width = std::max({left + n * cell_w, left + text_width(column_caption, scale),
+                              margin + text_width(heading, scale)}) + margin;
   const int height = top + n * cell_h + margin;
   Image img(width, height);
   fill_rect(img, 0, 0, width, height, {255, 255, 255});
 
-  draw_text(img, margin, margin, title.empty() ? "Confusion matrix" : title, kInk, scale);
-  std::string caption = "reference (columns)";
-  draw_text(img, left + (n * cell_w - text_width(caption, scale)) / 2, margin + title_h, caption, kInk, scale);
-  caption = "map (rows)";
-  draw_text(img, margin, top + (n * cell_h + text_width(caption, scale)) / 2, caption, kInk, scale, true);
+  draw_text(img, margin, margin, heading, kInk, scale);
+  draw_text(img, left, margin + line_h, column_caption, kInk, scale);
+  draw_text(img, left - pad - text_width(row_caption, scale), top - pad - kGlyphHeight * scale, row_caption, kInk,
+            scale);
 
   for (int c = 0; c < n; ++c) {
     const std::string& name = names[shown[static_cast<size_t>(c)]];

@@ -78,8 +78,8 @@ struct RasterBandData {
   std::string description;     // band description (e.g. "B04"), may be empty
   // Categorical (UInt8) bands: a palette entry per value (RGBA, index = value) and a name per value, so GIS tools
   // show the classes by name and colour. Both may be empty.
-  std::vector<std::array<std::uint8_t, 4>> colour_table;
-  std::vector<std::string> category_names;
+  std::vector<std::array<std::uint8_t, 4>> colour_table{};
+  std::vector<std::string> category_names{};
 };
 
 struct WriteOptions {
