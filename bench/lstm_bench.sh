@@ -16,7 +16,7 @@ export OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
 PY=/usr/bin/python3
 mkdir -p "$WORK"
 cd "$WORK"
-echo "bench: $(nproc) cores, $THREADS thread(s) per process, $SAMPLES samples x $EPOCHS epochs, work dir $WORK"
+echo "bench: $(nproc --all) cores, $THREADS thread(s) per process, $SAMPLES samples x $EPOCHS epochs, work dir $WORK"
 [ -f set.h5 ] || "$PY" "$ROOT/tests/make_training_set.py" set.h5 --samples "$SAMPLES" --classes 16 > /dev/null
 common=(--samples set.h5 --hidden 128 --layers 2 --dropout 0.2 --batch-size 128 --epochs "$EPOCHS"
         --val-fraction 0 --patience 0 --lr-schedule none --overwrite)

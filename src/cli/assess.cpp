@@ -5,17 +5,10 @@
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/infer/classify.hpp"
+#include "s2crop/nn/model_spec.hpp"
 #include "s2crop/pipeline/assess_stage.hpp"
 #include "s2crop/samples/training_set.hpp"
 #include "s2crop/version.hpp"
-
-// The model stages live in s2crop_ml; until infer::predict_samples is part of every build, this weak reference
-// lets `assess --map` work in a build without it and `assess --model` say so clearly instead of failing to link.
-// Drop this redeclaration once src/infer defines predict_samples (see the branch report).
-namespace s2crop::infer {
-std::vector<std::uint8_t> predict_samples(const std::string& model_path, const samples::TrainingSet& set,
-                                          std::vector<float>* confidence) __attribute__((weak));
-}
 
 namespace s2crop::cli {
 
@@ -52,9 +45,9 @@ pipeline::Assessment assess_model(const ModelAssessmentSettings& s) {
     if (keep_tile[all.tile[k]])
       held_out.add(all.x.data() + k * V, all.y[k], all.tile[k], all.parcel[k], all.row[k], all.col[k]);
   if (held_out.size() == 0) throw InputError(s.samples, "has no samples of the chosen tiles");
-  if (!&infer::predict_samples)
-    throw ConfigError("s2crop assess --model: this build has no model inference (infer::predict_samples is not "
-                      "linked); assess a classified map with --map instead");
+  if (nn::read_model_spec(s.model).class_names != held_out.header.class_names)
+    throw ConfigError(s.model + " was trained on other classes than " + s.samples + " has: predictions and "
+                      "references would not be comparable");
   std::vector<std::uint8_t> predicted = infer::predict_samples(s.model, held_out, nullptr);
   if (predicted.size() != held_out.size())
     throw InputError(s.model, "gave " + std::to_string(predicted.size()) + " predictions for " +
