@@ -41,7 +41,7 @@ fi
 si=(); pi=()
 for r in $(seq 1 "$REPEAT"); do
   si+=("$("$S2CROP" classify --composites comp.h5 --model model.h5 --output map.h5 --overwrite --threads "$THREADS" \
-          2>&1 | grep -o '([0-9.e+]* pixels/s' | grep -o '[0-9.e+]*')")
+          2>&1 | grep -o '([0-9.e+]* pixels/s' | grep -o '[0-9][0-9.e+]*')")
   out=$("$PY" "$ROOT/bench/pytorch_lstm.py" infer comp.h5 model.h5 --threads "$THREADS" --batch-size 2048 --compare map.h5)
   pi+=("$(echo "$out" | grep -o 'inference: [0-9.]*' | grep -o '[0-9.]*$')")
   agree=$(echo "$out" | grep -o 'map: [0-9.]*' | grep -o '[0-9.]*$')

@@ -1,5 +1,7 @@
 #include "s2crop/nn/lstm_classifier.hpp"
 
+#include "s2crop/nn/fused_lstm.hpp"
+
 namespace s2crop::nn {
 
 LstmClassifierImpl::LstmClassifierImpl(const ModelSpec& spec) {
@@ -16,9 +18,18 @@ LstmClassifierImpl::LstmClassifierImpl(const ModelSpec& spec) {
 }
 
 torch::Tensor LstmClassifierImpl::forward(const torch::Tensor& x) {
-  auto out = lstm->forward(input_norm->forward(x));
-  const auto& cell = std::get<1>(std::get<1>(out));  // [layers][batch][hidden]
-  auto state = cell.transpose(0, 1).reshape({x.size(0), -1});
+  auto input = input_norm->forward(x);
+  const auto& weights = lstm->all_weights();  // per layer: weight_ih, weight_hh (no bias)
+  const int64_t layers = lstm->options.num_layers();
+  const double dropout = lstm->options.dropout();
+  std::vector<torch::Tensor> cells;
+  for (int64_t l = 0; l < layers; ++l) {
+    auto out = fused_lstm_layer(input, weights[static_cast<size_t>(2 * l)], weights[static_cast<size_t>(2 * l + 1)]);
+    cells.push_back(out[1]);
+    // Between layers, as torch::nn::LSTM: dropout on the hidden sequence while training.
+    input = (l + 1 < layers && dropout > 0) ? torch::dropout(out[0], dropout, is_training()) : out[0];
+  }
+  auto state = torch::stack(cells, 1).reshape({x.size(0), -1});  // [batch][layers * hidden], layer-major
   return torch::log_softmax(head->forward(state_norm->forward(state)), 1);
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "s2crop/common/errors.hpp"
+#include "s2crop/nn/fused_lstm.hpp"
 #include "s2crop/nn/lstm_classifier.hpp"
 #include "s2crop/nn/model_file.hpp"
 
@@ -104,4 +105,22 @@ TEST(ModelFile, RoundTripsArchitectureNormalisationAndWeights) {
   EXPECT_TRUE(torch::equal(model->forward(x), back->forward(x)));
   std::remove(path.c_str());
   EXPECT_THROW(nn::read_model_spec(path), s2crop::InputError);
+}
+
+TEST(FusedLstm, MatchesTorchLstmForwardAndGradients) {
+  torch::manual_seed(11);
+  auto lstm = torch::nn::LSTM(torch::nn::LSTMOptions(5, 16).num_layers(1).bias(false).batch_first(true));
+  auto x = torch::randn({9, 12, 5}, torch::requires_grad());
+  auto ref = lstm->forward(x);
+  auto ref_h = std::get<0>(ref), ref_c = std::get<1>(std::get<1>(ref))[0];
+  auto w_ih = lstm->all_weights()[0], w_hh = lstm->all_weights()[1];
+  auto ours = nn::fused_lstm_layer(x, w_ih, w_hh);
+  EXPECT_LT((ours[0] - ref_h).abs().max().item<float>(), 1e-5f);
+  EXPECT_LT((ours[1] - ref_c).abs().max().item<float>(), 1e-5f);
+  // The same loss through both: gradients of input and both weights must agree.
+  auto probe_h = torch::randn_like(ref_h), probe_c = torch::randn_like(ref_c);
+  auto ref_grads = torch::autograd::grad({(ref_h * probe_h).sum() + (ref_c * probe_c).sum()}, {x, w_ih, w_hh});
+  auto our_grads = torch::autograd::grad({(ours[0] * probe_h).sum() + (ours[1] * probe_c).sum()}, {x, w_ih, w_hh});
+  for (size_t k = 0; k < 3; ++k)
+    EXPECT_LT((ref_grads[k] - our_grads[k]).abs().max().item<float>(), 1e-4f) << "gradient " << k;
 }

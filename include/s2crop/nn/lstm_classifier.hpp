@@ -10,7 +10,8 @@ namespace s2crop::nn {
 
 struct LstmClassifierImpl : torch::nn::Module {
   explicit LstmClassifierImpl(const ModelSpec& spec);
-  // x: [batch][months][features] (normalised) -> log-probabilities [batch][classes].
+  // x: [batch][months][features] (normalised) -> log-probabilities [batch][classes]. The LSTM layers run through
+  // fused_lstm_layer (same function as torch::nn::LSTM, whose module holds the parameters and their names).
   torch::Tensor forward(const torch::Tensor& x);
   // The same function for inference only (no autograd): the recurrence runs in preallocated buffers with in-place
   // kernels (one GEMM and five element-wise passes per step instead of a dozen allocating ones). Equal to forward()
