@@ -50,7 +50,7 @@ echo "Demo finished in $(( $(date +%s) - start )) s."
 /usr/bin/python3 - "$OUT/accuracy/accuracy.json" "$OUT/baseline.json" "$TEST_TILE" <<'PY'
 import json, sys
 acc, base = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-print(f"  held-out tile {sys.argv[3]}: LSTM OA {acc['oa']:.3f}, macro-F1 {acc['macro_f1']:.3f}   "
+print(f"  held-out tile {sys.argv[3]}: LSTM OA {acc['overall_accuracy']:.3f}, macro-F1 {acc['macro_f1']:.3f}   "
       f"(nearest-centroid baseline: OA {base['oa']:.3f}, macro-F1 {base['macro_f1']:.3f})")
 PY
 echo "  composites (HDF5): $OUT/composites.h5, COGs in $OUT/cog, quicklooks in $OUT/quicklooks"
