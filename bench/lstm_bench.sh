@@ -18,9 +18,9 @@ mkdir -p "$WORK"
 cd "$WORK"
 echo "bench: $(nproc --all) cores, $THREADS thread(s) per process, $SAMPLES samples x $EPOCHS epochs, work dir $WORK"
 [ -f set.h5 ] || "$PY" "$ROOT/tests/make_training_set.py" set.h5 --samples "$SAMPLES" --classes 16 > /dev/null
-common=(--samples set.h5 --hidden 128 --layers 2 --dropout 0.2 --batch-size 128 --epochs "$EPOCHS"
+common=(--samples set.h5 --hidden 128 --layers 2 --dropout 0.2 --epochs "$EPOCHS"
         --val-fraction 0 --patience 0 --lr-schedule none --overwrite)
-ours() { "$S2CROP" train "${common[@]}" --threads "$THREADS" --output "model$1.h5" 2>&1 \
+ours() { "$S2CROP" train "${common[@]}" --batch-size 128 --threads "$THREADS" --output "model$1.h5" 2>&1 \
          | grep -o 'incl. data loading: [0-9.]*' | grep -o '[0-9.]*$'; }
 theirs() { "$PY" "$ROOT/bench/pytorch_lstm.py" train set.h5 --epochs "$EPOCHS" --threads "$THREADS" --loader "$1" \
            | grep -o 'throughput: [0-9.]*' | grep -o '[0-9.]*$'; }

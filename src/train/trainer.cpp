@@ -572,7 +572,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     }
     MPI_Allreduce(MPI_IN_PLACE, confusion.data(), static_cast<int>(confusion.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
     Metrics val = metrics_from(confusion, nc, confusion[nc * nc]);
-    const double score = split.val.empty() ? -epoch_loss : val.macro_f1;
+    const double score = split.val.empty() ? -epoch_loss / std::max<double>(1, static_cast<double>(order.size())) : val.macro_f1;
     if (score > st.best_f1) {
       st.best_f1 = score;
       st.best_epoch = epoch;
