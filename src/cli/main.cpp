@@ -6,6 +6,7 @@
 #include <string>
 
 #include "options.hpp"
+#include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/parallel/mpi.hpp"
@@ -62,6 +63,7 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  s2crop::blas::ensure_matching_kernels(argv);  // may re-exec: before MPI and anything else
   std::set_terminate(abort_all_ranks);
   s2crop::parallel::MpiContext mpi(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {

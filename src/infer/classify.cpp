@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "s2crop/common/crop_classes.hpp"
+#include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/geo/class_raster.hpp"
@@ -357,6 +358,9 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
               std::to_string(todo.size()) + " to classify on " + std::to_string(mpi.size()) + " rank(s) x " +
               std::to_string(threads) + " thread(s); model " + s.model + " (" + std::to_string(nc) + " classes, " +
               join(spec.bands) + (spec.ndvi ? ",NDVI" : "") + ")");
+
+  if (mpi.is_root())
+    if (auto blas_line = blas::describe(); !blas_line.empty()) log::info(blas_line);
 
   // ---- compute
   auto assignment = parallel::balance(costs, mpi.size());

@@ -16,6 +16,7 @@
 #include <thread>
 #include <cstring>
 
+#include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/nn/model_file.hpp"
@@ -474,6 +475,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     char line[160];
     std::snprintf(line, sizeof line, "loaded and normalised the shards in %.2f s", load_s);
     log::info(line);
+    if (auto blas_line = blas::describe(); !blas_line.empty()) log::info(blas_line);
     if (resumed)
       log::info("resumed from " + ckpt_dir + "/checkpoint.pt after epoch " + std::to_string(st.epoch));
   }
