@@ -18,7 +18,8 @@ std::vector<float> to_floats(const std::vector<double>& v) { return {v.begin(), 
 
 }  // namespace
 
-void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& model, const std::string& provenance) {
+void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& model, const std::string& provenance,
+                const std::string& run_fingerprint) {
   const std::string tmp = path + ".partial";
   {
     h5::File f = h5::File::create(tmp, MPI_COMM_SELF);
@@ -27,6 +28,7 @@ void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& 
     f.set_attr("s2crop_version", std::string(kVersion));
     f.set_attr("created", log::utc_timestamp());
     f.set_attr("config", provenance);
+    f.set_attr("run_fingerprint", run_fingerprint);
     f.set_attr("kind", spec.kind);
     f.set_attr("bands", spec.bands);
     f.set_attr("ndvi", static_cast<std::int64_t>(spec.ndvi));

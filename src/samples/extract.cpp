@@ -12,6 +12,7 @@
 #include "s2crop/common/log.hpp"
 #include "s2crop/composite/kernels.hpp"
 #include "s2crop/geo/rasterize.hpp"
+#include "s2crop/h5/h5.hpp"
 #include "s2crop/pipeline/composite_file.hpp"
 #include "s2crop/samples/training_set.hpp"
 
@@ -97,13 +98,23 @@ class CandidateFinder {
 };
 
 // Checks everything that can be checked before work starts (run on rank 0, errors reach every rank).
-void validate(const ExtractSettings& s) {
+// Returns false when the output already holds this very run (same effective configuration): nothing to do, so a
+// resubmitted job chain passes through this stage.
+bool validate(const ExtractSettings& s) {
   if (s.composites.empty()) throw ConfigError("extract: --composites is required");
   if (s.labels.empty()) throw ConfigError("extract: --labels is required");
   if (s.output.empty()) throw ConfigError("extract: --output is required");
   std::error_code ec;
-  if (fs::exists(s.output, ec) && !s.overwrite)
-    throw OutputError(s.output, "already exists; pass --overwrite to replace it");
+  if (fs::exists(s.output, ec) && !s.overwrite) {
+    std::string previous;
+    try {
+      auto file = h5::File::open_read(s.output, MPI_COMM_SELF);
+      if (file.has_attr("config")) previous = file.attr_string("config");
+    } catch (const std::exception&) {
+    }
+    if (!previous.empty() && previous == s.config_text) return false;
+    throw OutputError(s.output, "already exists from a different run; pass --overwrite to replace it");
+  }
   pipeline::CompositeFile composites(s.composites);
   std::vector<const pipeline::CompositeTile*> tiles;
   for (auto& name : s.tiles) tiles.push_back(&composites.tile(name));
@@ -124,6 +135,7 @@ void validate(const ExtractSettings& s) {
   const fs::path parent = fs::absolute(s.output).parent_path();
   fs::create_directories(parent, ec);
   if (!fs::is_directory(parent, ec)) throw OutputError(s.output, "cannot create the folder " + parent.string());
+  return true;
 }
 
 std::vector<std::int64_t> allreduce_sum(MPI_Comm comm, std::vector<std::int64_t> values) {
@@ -223,7 +235,13 @@ void run_extract(const ExtractSettings& s, const parallel::MpiContext& mpi) {
   if (s.min_clear_months < 0 || s.min_clear_months > kSeasonMonths)
     throw ConfigError("extract: --min-clear-months must be 0-12");
   const auto start = std::chrono::steady_clock::now();
-  parallel::root_first(mpi.world(), [&] { validate(s); });
+  int needed = 1;
+  parallel::root_first(mpi.world(), [&] { needed = validate(s) ? 1 : 0; });
+  MPI_Bcast(&needed, 1, MPI_INT, 0, mpi.world());
+  if (!needed) {
+    if (mpi.is_root()) log::info(s.output + " already holds this extraction (same configuration): nothing to do");
+    return;
+  }
 
   // Rank 0 has checked the inputs: a failure to open them here means they changed under the run.
   pipeline::CompositeFile composites(s.composites);

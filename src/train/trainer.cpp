@@ -19,6 +19,7 @@
 #include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/h5/h5.hpp"
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/samples/training_set.hpp"
 #include "s2crop/train/communicator.hpp"
@@ -352,8 +353,6 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   samples::TrainingSet labels;
   parallel::root_first(mpi.world(), [&] {
     labels = samples::read_training_set_labels(s.samples);  // validates the file once, with a clear message
-    if (fs::exists(s.output) && !s.overwrite)
-      throw OutputError(s.output, "exists; pass --overwrite to replace it (nothing was changed)");
   });
   if (!mpi.is_root()) labels = samples::read_training_set_labels(s.samples);
   const auto& header = labels.header;
@@ -437,6 +436,26 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   TrainState st;
   st.best_param = flat.param.clone();
   const std::string fingerprint = fingerprint_text(s, spec, mpi.size(), fs::file_size(s.samples));
+  // A finished run of the same training (a resubmitted job chain) has nothing to do; any other model is kept.
+  int already_done = 0;
+  parallel::root_first(mpi.world(), [&] {
+    if (!fs::exists(s.output) || s.overwrite) return;
+    std::string previous;
+    try {
+      auto file = h5::File::open_read(s.output, MPI_COMM_SELF);
+      if (file.has_attr("run_fingerprint")) previous = file.attr_string("run_fingerprint");
+    } catch (const std::exception&) {
+    }
+    if (previous != fingerprint)
+      throw OutputError(s.output, "exists from a different training run; pass --overwrite to replace it (nothing was "
+                                  "changed)");
+    already_done = 1;
+  });
+  MPI_Bcast(&already_done, 1, MPI_INT, 0, mpi.world());
+  if (already_done) {
+    if (mpi.is_root()) log::info(s.output + " is already trained with these data and settings: nothing to do");
+    return;
+  }
   bool resumed = false;
   parallel::root_first(mpi.world(), [&] {
     if (s.overwrite && fs::exists(ckpt_dir)) fs::remove_all(ckpt_dir);
@@ -627,7 +646,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   parallel::root_first(mpi.world(), [&] {
     fs::path parent = fs::path(s.output).parent_path();
     if (!parent.empty()) fs::create_directories(parent);
-    nn::save_model(s.output, spec, model, provenance.str());
+    nn::save_model(s.output, spec, model, provenance.str(), fingerprint);
     double total = std::chrono::duration<double>(clock_type::now() - t_start).count();
     char line[300];
     // The benchmark's measure (bench/lstm_bench.sh): samples per second over data loading plus the training steps.

@@ -137,4 +137,9 @@ no_output "$O" no_overlap
 before=$(md5sum < "$WORK/all_raster.h5")
 expect_failure exists "--overwrite" -- mpi 2 extract --composites "$C" --labels "$R/labels" --output "$WORK/all_raster.h5"
 [ "$(md5sum < "$WORK/all_raster.h5")" = "$before" ] || fail "exists: the existing output was changed"
+grep -q "different run" "$WORK/exists.log" || fail "exists: the message does not say the output is from a different run"
+# The very same extraction again (a resubmitted job chain): nothing to do, output untouched.
+extract all_raster 2 --labels "$R/labels" --per-class 0
+grep -q "already holds this extraction" "$WORK/all_raster.log" || { cat "$WORK/all_raster.log"; fail "rerun did not say it had nothing to do"; }
+[ "$(md5sum < "$WORK/all_raster.h5")" = "$before" ] || fail "rerun of a finished extraction changed the output"
 pass "extract: all checks passed"

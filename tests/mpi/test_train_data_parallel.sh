@@ -57,5 +57,10 @@ head -c 3000 "$WORK/killed/model.h5.ckpt/checkpoint.pt" > "$WORK/bad/model.h5.ck
   || dd if=/dev/urandom of="$WORK/bad/model.h5.ckpt/checkpoint.pt" bs=1k count=3 2>/dev/null
 expect_failure damaged_checkpoint "damaged checkpoint" -- mpi 2 "${resume_cmd[@]}" --output "$WORK/bad/model.h5" --resume
 [ ! -e "$WORK/bad/model.h5" ] || fail "a model was written despite the damaged checkpoint"
-expect_failure existing_model "exists; pass --overwrite" -- mpi 2 "${resume_cmd[@]}" --output "$WORK/killed/model.h5"
+expect_failure existing_model "exists from a different training run; pass --overwrite" -- \
+  mpi 2 "${resume_cmd[@]}" --epochs 7 --output "$WORK/killed/model.h5"
 cmp -s "$WORK/before.h5" "$WORK/killed/model.h5" || fail "the existing model was modified"
+# The same training again (a resubmitted job chain): nothing to do, the model stays as it is.
+mpi 2 "${resume_cmd[@]}" --output "$WORK/killed/model.h5" > "$WORK/rerun.log" 2>&1 || { cat "$WORK/rerun.log"; fail "rerun of a finished training failed"; }
+grep -q "already trained with these data and settings: nothing to do" "$WORK/rerun.log" || { cat "$WORK/rerun.log"; fail "rerun did not say it had nothing to do"; }
+cmp -s "$WORK/before.h5" "$WORK/killed/model.h5" || fail "the rerun of a finished training modified the model"

@@ -8,8 +8,10 @@
 
 namespace s2crop::nn {
 
-// `provenance`: "key = value" lines of the training run, stored as attribute `config`.
-void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& model, const std::string& provenance);
+// `provenance`: "key = value" lines of the training run, stored as attribute `config`; `run_fingerprint` identifies
+// the run's data and settings, so rerunning a finished training can tell it has nothing to do.
+void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& model, const std::string& provenance,
+                const std::string& run_fingerprint = "");
 
 // Builds the model described by the file and loads its weights. Throws InputError naming the file for anything
 // missing, mis-shaped or from another format.
