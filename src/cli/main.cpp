@@ -34,6 +34,8 @@ const Command kCommands[] = {
      s2crop::cli::run_classify},
     {"assess", "accuracy of a map or model against reference labels (OA, kappa, F1, Olofsson area-adjusted)",
      s2crop::cli::run_assess},
+    {"plan", "estimate a job definition's volume, memory, run time and node-hours before submitting it",
+     s2crop::cli::run_plan},
 };
 
 void print_usage() {
