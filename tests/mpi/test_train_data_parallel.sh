@@ -58,7 +58,7 @@ head -c 3000 "$WORK/killed/model.h5.ckpt/checkpoint.pt" > "$WORK/bad/model.h5.ck
 expect_failure damaged_checkpoint "damaged checkpoint" -- mpi 2 "${resume_cmd[@]}" --output "$WORK/bad/model.h5" --resume
 [ ! -e "$WORK/bad/model.h5" ] || fail "a model was written despite the damaged checkpoint"
 expect_failure existing_model "exists from a different training run; pass --overwrite" -- \
-  mpi 2 "${resume_cmd[@]}" --epochs 7 --output "$WORK/killed/model.h5"
+  mpi 2 "${resume_cmd[@]}" --seed 7 --output "$WORK/killed/model.h5"
 cmp -s "$WORK/before.h5" "$WORK/killed/model.h5" || fail "the existing model was modified"
 # The same training again (a resubmitted job chain): nothing to do, the model stays as it is.
 mpi 2 "${resume_cmd[@]}" --output "$WORK/killed/model.h5" > "$WORK/rerun.log" 2>&1 || { cat "$WORK/rerun.log"; fail "rerun of a finished training failed"; }
