@@ -1,5 +1,6 @@
 """Compares two s2crop HDF5 files: every dataset byte for byte (dtype, shape, values) and every attribute,
-except the creation time. Exit 0 if identical, 1 with the first differences otherwise."""
+except the creation time (and any attribute named by --ignore-attr NAME, repeatable). Exit 0 if identical, 1 with
+the first differences otherwise."""
 import sys
 
 import h5py
@@ -60,4 +61,9 @@ def main(a_path, b_path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    args = sys.argv[1:]
+    while "--ignore-attr" in args:
+        i = args.index("--ignore-attr")
+        IGNORED_ATTRS.add(args[i + 1])
+        del args[i:i + 2]
+    sys.exit(main(args[0], args[1]))
