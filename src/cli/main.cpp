@@ -36,6 +36,7 @@ const Command kCommands[] = {
      s2crop::cli::run_assess},
     {"plan", "estimate a job definition's volume, memory, run time and node-hours before submitting it",
      s2crop::cli::run_plan},
+    {"mosaic", "per-tile class maps (any UTM zones) -> one Cloud-Optimized GeoTIFF in one CRS", s2crop::cli::run_mosaic},
 };
 
 void print_usage() {

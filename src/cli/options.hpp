@@ -34,5 +34,6 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_classify(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_assess(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_plan(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_mosaic(int argc, char** argv, const parallel::MpiContext& mpi);
 
 }  // namespace s2crop::cli

@@ -34,7 +34,11 @@ int run_synth(int argc, char** argv, const parallel::MpiContext& mpi) {
        "also write sampled parcel pixels in the TimeSen2Crop layout into this folder (<tile>/dates.csv, "
        "<tile>/<class>/<n>.csv) with pixels.tsv giving each file's tile, row and column")
       ("timesen2crop-per-class", po::value<int>()->default_value(40),
-       "with --timesen2crop: pixels per class and tile (inside parcels, away from their borders)");
+       "with --timesen2crop: pixels per class and tile (inside parcels, away from their borders)")
+      ("subset-at", po::value<std::string>(),
+       "LON,LAT (WGS84 degrees): centre every tile's SIZE x SIZE window on this point instead of placing it at the "
+       "tile's upper-left corner (snapped to 60 m, kept inside the tile's 109.8 km extent; an error if the point is "
+       "outside a tile). Neighbouring tiles, also across a UTM zone border, then overlap like real ones");
   po::variables_map vm;
   if (!parse_options("synth", "--out DIR [options]",
                      "Generates a synthetic Sentinel-2 L2A region: crop parcels of the 16 TimeSen2Crop classes with\n"
@@ -61,6 +65,7 @@ int run_synth(int argc, char** argv, const parallel::MpiContext& mpi) {
   cfg.safe_jp2 = vm["safe-jp2"].as<bool>();
   cfg.timesen2crop_dir = vm["timesen2crop"].as<std::string>();
   cfg.timesen2crop_per_class = vm["timesen2crop-per-class"].as<int>();
+  if (vm.count("subset-at")) cfg.subset_at = synth::parse_lon_lat(vm["subset-at"].as<std::string>(), "subset-at");
   synth::Region region = synth::Region::plan(cfg);  // validates (ConfigError on every rank alike)
 
   const auto total = static_cast<std::int64_t>(region.acquisitions.size());

@@ -6,10 +6,12 @@
 #include <gdal_priv.h>
 #include <gdalwarper.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <mutex>
 #include <vector>
 
+#include "block_dataset.hpp"
 #include "s2crop/common/errors.hpp"
 
 namespace s2crop::geo {
@@ -78,6 +80,11 @@ RasterReader& RasterReader::operator=(RasterReader&& o) noexcept {
 }
 
 int RasterReader::band_count() const { return dataset_->GetRasterCount(); }
+
+std::string RasterReader::metadata_item(const std::string& key) const {
+  const char* v = dataset_->GetMetadataItem(key.c_str());
+  return v ? v : "";
+}
 
 bool RasterReader::nodata(int band, double& value) const {
   int has = 0;
@@ -225,14 +232,32 @@ void write_raster(const std::string& path, const Grid& grid, PixelType type, con
   GDALDriver* out_driver = GetGDALDriverManager()->GetDriverByName(options.driver.c_str());
   if (!mem || !out_driver) throw OutputError(path, "GDAL driver " + options.driver + " is not available");
   GDALDataType gt = to_gdal(type);
-  std::unique_ptr<GDALDataset> src(
-      mem->Create("", grid.width, grid.height, static_cast<int>(bands.size()), gt, nullptr));
-  src->SetGeoTransform(const_cast<double*>(grid.geotransform.data()));
-  src->SetProjection(grid.crs_wkt.c_str());
+  const bool streamed = std::any_of(bands.begin(), bands.end(), [](const RasterBandData& b) { return !b.data; });
+  std::unique_ptr<GDALDataset> src;
+  detail::BlockDataset* blocks = nullptr;
+  if (streamed) {
+    // Pixels come window by window from the callers' readers as the driver asks for them: memory stays at a few
+    // windows (GDAL's block cache), whatever the raster's size.
+    for (auto& b : bands)
+      if (!b.data && !b.read_block) throw OutputError(path, "a band has neither pixels nor a block reader");
+    src = std::make_unique<detail::BlockDataset>(
+        grid, static_cast<int>(bands.size()), gt, options.read_block_size,
+        [&bands](int band, const Window& w, void* out) {
+          const RasterBandData& b = bands[static_cast<size_t>(band - 1)];
+          if (b.read_block) return b.read_block(w, out);
+          throw Error("write_raster: cannot mix bands in memory and streamed bands");
+        });
+    blocks = static_cast<detail::BlockDataset*>(src.get());
+  } else {
+    src.reset(mem->Create("", grid.width, grid.height, static_cast<int>(bands.size()), gt, nullptr));
+    src->SetGeoTransform(const_cast<double*>(grid.geotransform.data()));
+    src->SetProjection(grid.crs_wkt.c_str());
+  }
+  for (auto& [key, value] : options.metadata) src->SetMetadataItem(key.c_str(), value.c_str());
   for (size_t i = 0; i < bands.size(); ++i) {
     GDALRasterBand* b = src->GetRasterBand(static_cast<int>(i) + 1);
-    if (b->RasterIO(GF_Write, 0, 0, grid.width, grid.height, const_cast<void*>(bands[i].data), grid.width,
-                    grid.height, gt, 0, 0, nullptr) != CE_None)
+    if (!streamed && b->RasterIO(GF_Write, 0, 0, grid.width, grid.height, const_cast<void*>(bands[i].data),
+                                 grid.width, grid.height, gt, 0, 0, nullptr) != CE_None)
       throw OutputError(path, "cannot fill in-memory raster: " + last_gdal_error());
     if (!bands[i].description.empty()) b->SetDescription(bands[i].description.c_str());
     if (options.has_nodata) b->SetNoDataValue(options.nodata);
@@ -274,9 +299,17 @@ void write_raster(const std::string& path, const Grid& grid, PixelType type, con
                                             nullptr, nullptr);
   if (!out) {
     VSIUnlink(tmp.c_str());
+    VSIUnlink((tmp + ".aux.xml").c_str());
+    // A reader's own error (e.g. a damaged intermediate file, named) says more than GDAL's echo of it.
+    if (blocks && blocks->failure()) std::rethrow_exception(blocks->failure());
     throw OutputError(path, "cannot write raster: " + last_gdal_error());
   }
   GDALClose(out);
+  if (blocks && blocks->failure()) {  // a read failed but the driver carried on: never move such a file into place
+    VSIUnlink(tmp.c_str());
+    VSIUnlink((tmp + ".aux.xml").c_str());
+    std::rethrow_exception(blocks->failure());
+  }
   // GeoTIFF keeps category names in a .aux.xml side file: it moves first, so the raster never appears without it,
   // and a side file left by an earlier raster of the same name must not describe this one.
   std::string tmp_aux = tmp + ".aux.xml", aux = path + ".aux.xml";

@@ -2,6 +2,7 @@
 
 #include <ogr_spatialref.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -74,7 +75,18 @@ std::vector<std::string> parse_tile_list(const std::string& text) {
   return out;
 }
 
-TileSpec make_tile(const std::string& name, int index, int size, std::uint64_t run_seed) {
+std::array<double, 2> parse_lon_lat(const std::string& text, const std::string& option) {
+  double lon = 0, lat = 0;
+  char extra = 0;
+  if (std::sscanf(text.c_str(), " %lf , %lf %c", &lon, &lat, &extra) != 2)
+    throw ConfigError("--" + option + " '" + text + "' is not LON,LAT (degrees, e.g. 12.72,47.33)");
+  if (!(lon >= -180 && lon <= 180) || !(lat >= -80 && lat <= 84))
+    throw ConfigError("--" + option + " " + text + " is outside the UTM range (lon -180..180, lat -80..84)");
+  return {lon, lat};
+}
+
+TileSpec make_tile(const std::string& name, int index, int size, std::uint64_t run_seed,
+                   const std::optional<std::array<double, 2>>& subset_at) {
   std::smatch m;
   if (!std::regex_match(name, m, tile_regex())) throw ConfigError("'" + name + "' is not an MGRS tile name");
   TileSpec t;
@@ -108,6 +120,32 @@ TileSpec make_tile(const std::string& name, int index, int size, std::uint64_t r
   }
   // Snapped to 60 m so the 10, 20 and 60 m grids of every tile share their origin.
   double ulx = std::round((easting - 40.0) / 60.0) * 60.0, uly = std::round((best + 100000.0) / 60.0) * 60.0;
+  if (subset_at) {
+    // The window centred on the point, inside the tile's real extent (109.8 km from the corner above).
+    OGRSpatialReference wgs, utm;
+    wgs.importFromEPSG(4326);
+    utm.importFromEPSG(t.epsg);
+    wgs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    utm.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&wgs, &utm));
+    double x = (*subset_at)[0], y = (*subset_at)[1];
+    if (!ct || !ct->Transform(1, &x, &y)) throw Error("cannot transform a lon/lat point to EPSG:" + std::to_string(t.epsg));
+    constexpr double kExtent = 109800.0;
+    const double window = 10.0 * size;
+    if (x < ulx || x > ulx + kExtent || y > uly || y < uly - kExtent) {
+      char msg[320];
+      std::snprintf(msg, sizeof msg,
+                    "--subset-at %.6f,%.6f lies outside tile %s (EPSG:%d x %.0f..%.0f, y %.0f..%.0f; the point is at "
+                    "x %.0f, y %.0f)",
+                    (*subset_at)[0], (*subset_at)[1], name.c_str(), t.epsg, ulx, ulx + kExtent, uly - kExtent, uly, x, y);
+      throw ConfigError(msg);
+    }
+    // Offsets from the corner in whole 60 m steps (window and extent are multiples of 60 m too).
+    const double dx = std::round((x - window / 2 - ulx) / 60.0) * 60.0;
+    const double dy = std::round((uly - (y + window / 2)) / 60.0) * 60.0;
+    ulx += std::clamp(dx, 0.0, kExtent - window);
+    uly -= std::clamp(dy, 0.0, kExtent - window);
+  }
   t.grid10.crs_wkt = geo::wkt_from_epsg(t.epsg);
   t.grid10.geotransform = {ulx, 10.0, 0.0, uly, 0.0, -10.0};
   t.grid10.width = t.grid10.height = size;
@@ -181,7 +219,7 @@ Region Region::plan(const SynthConfig& config) {
   Region r;
   r.config = config;
   for (size_t i = 0; i < config.tiles.size(); ++i) {
-    r.tiles.push_back(make_tile(config.tiles[i], static_cast<int>(i), config.size, config.seed));
+    r.tiles.push_back(make_tile(config.tiles[i], static_cast<int>(i), config.size, config.seed, config.subset_at));
     auto acq = plan_acquisitions(config, r.tiles.back());
     r.acquisitions.insert(r.acquisitions.end(), acq.begin(), acq.end());
   }

@@ -379,8 +379,10 @@ void write_region_json(const std::string& path, const Region& region, const std:
     << "  \"start\": " << jstr(c.start.iso()) << ",\n  \"days\": " << c.days << ",\n  \"revisit\": " << c.revisit
     << ",\n  \"gap_fraction\": " << jnum(c.gap_fraction) << ",\n  \"cloud_cover\": " << jnum(c.cloud_cover)
     << ",\n  \"size\": " << c.size << ",\n  \"layout\": " << jstr(layout_name(c.layout))
-    << ",\n  \"safe_jp2\": " << (c.safe_jp2 ? "true" : "false") << ",\n"
-    << "  \"bands\": [";
+    << ",\n  \"safe_jp2\": " << (c.safe_jp2 ? "true" : "false") << ",\n";
+  // Only when set: the default region.json stays as it was.
+  if (c.subset_at) j << "  \"subset_at\": [" << jnum((*c.subset_at)[0]) << ", " << jnum((*c.subset_at)[1]) << "],\n";
+  j << "  \"bands\": [";
   for (int b = 0; b < kSynthBands; ++b) j << (b ? ", " : "") << jstr(synth_band_names()[static_cast<size_t>(b)]);
   j << "],\n  \"classes\": [\n";
   for (const auto& k : crop_classes()) {

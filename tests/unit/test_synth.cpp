@@ -3,11 +3,13 @@
 #include <cpl_json.h>
 #include <gdal_priv.h>
 #include <gtest/gtest.h>
+#include <ogr_spatialref.h>
 #include <ogrsf_frmts.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <unistd.h>
 #include <cmath>
@@ -113,6 +115,64 @@ TEST(SynthRegion, TilesSitAtTheirMgrsSquares) {
   int f = 0;
   EXPECT_TRUE(uvp.grid10.is_aligned_coarser(uvp.grid20, f));
   EXPECT_EQ(f, 2);
+}
+
+TEST(SynthRegion, SubsetAtCentresEveryTilesWindowOnThePoint) {
+  // 32TQT (zone 32) and its zone-33 neighbour 33TUN overlap across the zone border around 12.72 E, 47.33 N.
+  const std::array<double, 2> point = {12.72, 47.33};
+  for (const char* name : {"32TQT", "33TUN"}) {
+    TileSpec plain = make_tile(name, 0, 300, 42);
+    TileSpec sub = make_tile(name, 0, 300, 42, point);
+    OGRSpatialReference wgs, utm;
+    wgs.importFromEPSG(4326);
+    utm.importFromEPSG(sub.epsg);
+    wgs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    utm.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&wgs, &utm));
+    double x = point[0], y = point[1];
+    ASSERT_TRUE(ct->Transform(1, &x, &y));
+    const auto& g = sub.grid10.geotransform;
+    // Centred within half a 60 m step, on the 60 m lattice, inside the tile's 109.8 km extent; the rest unchanged.
+    EXPECT_LE(std::abs(g[0] + 1500 - x), 30.0) << name;
+    EXPECT_LE(std::abs(g[3] - 1500 - y), 30.0) << name;
+    EXPECT_EQ(std::fmod(g[0], 60.0), 0.0) << name;
+    EXPECT_EQ(std::fmod(g[3], 60.0), 0.0) << name;
+    const auto& p = plain.grid10.geotransform;
+    EXPECT_GE(g[0], p[0]);
+    EXPECT_LE(g[0] + 3000, p[0] + 109800);
+    EXPECT_LE(g[3], p[3]);
+    EXPECT_GE(g[3] - 3000, p[3] - 109800);
+    EXPECT_EQ(sub.grid10.width, 300);
+    EXPECT_EQ(sub.grid20.geotransform[0], g[0]);
+    EXPECT_EQ(sub.grid20.width, 150);
+    EXPECT_EQ(sub.seed, plain.seed);
+  }
+  EXPECT_DOUBLE_EQ(make_tile("32TQT", 0, 300, 42, point).grid10.geotransform[0], 779580.0);
+  EXPECT_DOUBLE_EQ(make_tile("33TUN", 0, 300, 42, point).grid10.geotransform[0], 326220.0);
+  // Near a tile's edge the window is clamped inside the tile: 32TQT's west edge is at x 699960 (about 11.635 E).
+  TileSpec west = make_tile("32TQT", 0, 600, 42, std::array<double, 2>{11.66, 47.3});
+  EXPECT_DOUBLE_EQ(west.grid10.geotransform[0], 699960.0);
+  // A point outside a tile is a ConfigError naming the tile; the default placement is unchanged.
+  try {
+    make_tile("32TQT", 0, 300, 42, std::array<double, 2>{15.0, 47.33});
+    FAIL() << "no error for a point outside the tile";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("32TQT"), std::string::npos) << e.what();
+  }
+  EXPECT_DOUBLE_EQ(make_tile("32TQT", 1, 1098, 42).grid10.geotransform[0], 699960.0);
+  const std::array<double, 2> want = {12.72, 47.33};
+  EXPECT_EQ(parse_lon_lat(" 12.72 , 47.33", "subset-at"), want);
+  EXPECT_THROW(parse_lon_lat("12.72", "subset-at"), ConfigError);
+  EXPECT_THROW(parse_lon_lat("12.72,47.33,3", "subset-at"), ConfigError);
+  EXPECT_THROW(parse_lon_lat("200,47", "subset-at"), ConfigError);
+  // Through the region plan, as `synth --subset-at` uses it.
+  SynthConfig c;
+  c.out_dir = "/nonexistent";
+  c.tiles = {"32TQT", "33TUN"};
+  c.size = 300;
+  c.subset_at = point;
+  Region r = Region::plan(c);
+  EXPECT_DOUBLE_EQ(r.tiles[1].grid10.geotransform[0], 326220.0);
 }
 
 TEST(SynthRegion, AcquisitionPlan) {

@@ -2,6 +2,7 @@
 // Thin RAII over GDAL rasters. Every failure is an InputError/OutputError naming the file.
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,6 +30,8 @@ class RasterReader {
   int band_count() const;
   // The band's no-data value, if it declares one.
   bool nodata(int band, double& value) const;
+  // A dataset metadata item (default domain), empty if absent.
+  std::string metadata_item(const std::string& key) const;
   // Reads a window of band `band` (1-based) converted to the buffer type. Throws InputError on any read error
   // (truncated or corrupt file) naming the file, band and window.
   void read(int band, const Window& window, std::int16_t* out) const;
@@ -74,12 +77,15 @@ class RasterCache {
 enum class PixelType { UInt8, UInt16, Int16, Float32, UInt32 };
 
 struct RasterBandData {
-  const void* data = nullptr;  // width*height values of the raster's PixelType, row-major
+  const void* data = nullptr;  // width*height values of the raster's PixelType, row-major (or null: read_block)
   std::string description;     // band description (e.g. "B04"), may be empty
   // Categorical (UInt8) bands: a palette entry per value (RGBA, index = value) and a name per value, so GIS tools
   // show the classes by name and colour. Both may be empty.
   std::vector<std::array<std::uint8_t, 4>> colour_table{};
   std::vector<std::string> category_names{};
+  // Rasters larger than memory: where `data` is null, the writer asks for the pixels of one window at a time
+  // (windows of WriteOptions::read_block_size on a block grid from the top-left, clipped at the edges), row-major.
+  std::function<void(const Window& window, void* out)> read_block{};
 };
 
 struct WriteOptions {
@@ -91,6 +97,8 @@ struct WriteOptions {
   bool overviews = true;           // COG only
   std::string overview_resampling; // COG only: e.g. "MODE" for classes; empty = the driver's default
   bool predictor = true;           // horizontal differencing with DEFLATE/ZSTD (pointless for class codes)
+  int read_block_size = 1024;      // window edge for bands given by RasterBandData::read_block
+  std::vector<std::pair<std::string, std::string>> metadata{};  // dataset metadata items (GDAL_METADATA tag)
 };
 
 // Writes a multi-band GeoTIFF/COG atomically (temporary name, then rename) so a killed writer never leaves a

@@ -3,6 +3,7 @@
 // plan (revisit, S2A/S2B alternation, dropped acquisitions, cloud cover per date).
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@ struct SynthConfig {
   // Also write the sampled parcel pixels in the TimeSen2Crop layout here (empty: not at all).
   std::string timesen2crop_dir;
   int timesen2crop_per_class = 40;  // pixels per class and tile
+  // Centre of every tile's window (lon, lat in WGS84); unset: the window sits at the tile's upper-left corner.
+  std::optional<std::array<double, 2>> subset_at;
   void validate() const;  // throws ConfigError naming the bad value
 };
 
@@ -50,9 +53,15 @@ struct TileSpec {
   std::vector<std::array<double, 2>> footprint_lonlat() const;
 };
 
+// "13.5,47.2" -> {13.5, 47.2} (lon, lat); throws ConfigError naming the option if malformed or out of range.
+std::array<double, 2> parse_lon_lat(const std::string& text, const std::string& option);
+
 // Places tile `name` in its UTM zone at the position of the real MGRS 100 km square (upper-left corner, origin on
-// a 60 m multiple); `size` pixels of 10 m per side.
-TileSpec make_tile(const std::string& name, int index, int size, std::uint64_t run_seed);
+// a 60 m multiple); `size` pixels of 10 m per side. With `subset_at` (lon, lat) the window is centred on that point
+// instead (origin snapped to 60 m so the 10/20/60 m grids still align, clamped inside the tile's real 109.8 km
+// extent); ConfigError if the point lies outside that extent.
+TileSpec make_tile(const std::string& name, int index, int size, std::uint64_t run_seed,
+                   const std::optional<std::array<double, 2>>& subset_at = std::nullopt);
 
 struct Acquisition {
   int tile = 0;             // index into the tile list
