@@ -48,6 +48,11 @@ NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=8000 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=60 State=UP
 CONF
   export SLURM_CONF="$dir/slurm.conf"
+  if pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
+    echo "a slurmctld or slurmd is already running on this machine (PIDs $(pgrep -d ' ' -x 'slurmctld|slurmd')):" \
+         "stop it first; this test starts its own cluster" >&2
+    return 1
+  fi
   if ! pgrep -x munged >/dev/null; then
     runuser -u munge -- /usr/sbin/munged --foreground > "$dir/log/munged.out" 2>&1 &
     SLURM_CLUSTER_PIDS+=($!)

@@ -34,9 +34,9 @@ const Command kCommands[] = {
      s2crop::cli::run_classify},
     {"assess", "accuracy of a map or model against reference labels (OA, kappa, F1, Olofsson area-adjusted)",
      s2crop::cli::run_assess},
+    {"mosaic", "per-tile class maps (any UTM zones) -> one Cloud-Optimized GeoTIFF in one CRS", s2crop::cli::run_mosaic},
     {"plan", "estimate a job definition's volume, memory, run time and node-hours before submitting it",
      s2crop::cli::run_plan},
-    {"mosaic", "per-tile class maps (any UTM zones) -> one Cloud-Optimized GeoTIFF in one CRS", s2crop::cli::run_mosaic},
 };
 
 void print_usage() {

@@ -16,6 +16,7 @@ SIZE=360
 
 cluster_stop() { slurm_cluster_stop; cleanup; }
 trap cluster_stop EXIT
+trap 'exit 143' TERM INT  # ctest's timeout: still stop the daemons
 slurm_cluster_start "$WORK/cluster" 4 || fail "the Slurm cluster did not start"
 pass "Slurm cluster up: $(sinfo -h -o '%N %c CPUs %T')"
 
@@ -162,7 +163,7 @@ pass "resubmitting a finished chain completes at once"
 C="$WORK/c"
 mkdir -p "$C"
 submit c --set "DEFAULT.workdir=$C" --stages train --set "train.time=00:02:00" --set "train.signal=B:USR1@60" \
-  --set "train.args=--config configs/demo-train.ini --samples $REF/samples.h5 --tiles 32TQT,33TUM --output $C/model.h5 --epochs 400 --patience 0"
+  --set "train.args=--config configs/demo-train.ini --samples $REF/samples.h5 --tiles 32TQT,33TUM --output $C/model.h5 --epochs 60 --patience 0"
 train_job=$IDS
 wait_jobs "$train_job"
 check_completed "$C/logs" "$train_job"
@@ -171,6 +172,6 @@ restarts=$(job_field "$train_job" Restarts)
 [ "$restarts" -ge 1 ] || { cat "$log"; fail "the training job was never requeued (Restarts=$restarts)"; }
 grep -q "time limit near: requeueing" "$log" || { cat "$log"; fail "no requeue message in the job log"; }
 grep -q "resumed from .* after epoch" "$log" || { cat "$log"; fail "the requeued training did not resume from its checkpoint"; }
-grep -q "epoch 400/400" "$log" || { tail -5 "$log"; fail "the requeued training did not reach its last epoch"; }
+grep -q "epoch 60/60" "$log" || { tail -5 "$log"; fail "the requeued training did not reach its last epoch"; }
 [ -f "$C/model.h5" ] || fail "no model after the requeued training"
 pass "training requeued $restarts time(s) before its time limit, resumed from the checkpoint and finished"
