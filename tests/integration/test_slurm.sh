@@ -87,6 +87,47 @@ assert srs.GetAuthorityCode(None) == "3035", ds.GetProjection()[:80]
 band = ds.GetRasterBand(1)
 assert band.GetColorTable() is not None, "no colour table"
 assert band.GetCategoryNames() and "Maize" in band.GetCategoryNames(), band.GetCategoryNames()
+# NO-DATA COUNT along the tile borders in both UTM zones: each tile's outline (every edge pixel corner, transformed
+# to EPSG:3035), eroded by one pixel, rasterised on its window of the mosaic grid, holds no no-data pixel beyond the
+# map's own no-data pixels.
+import numpy as np
+from osgeo import ogr
+gt = ds.GetGeoTransform()
+dst = osr.SpatialReference(); dst.ImportFromEPSG(3035); dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+with h5py.File(f"{a}/map.h5") as f:
+    for name, g in f["tiles"].items():
+        src = osr.SpatialReference(wkt=g.attrs["crs_wkt"]); src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        ct = osr.CoordinateTransformation(src, dst)
+        tgt = g.attrs["geotransform"]; h, w = g["class"].shape
+        ring = ([(i, 0) for i in range(w + 1)] + [(w, j) for j in range(1, h + 1)] +
+                [(i, h) for i in range(w - 1, -1, -1)] + [(0, j) for j in range(h - 1, -1, -1)])
+        pts = [ct.TransformPoint(tgt[0] + i * tgt[1], tgt[3] + j * tgt[5])[:2] for i, j in ring]
+        xs, ys = zip(*pts)
+        c0, c1 = int((min(xs) - gt[0]) // gt[1]) - 2, int((max(xs) - gt[0]) // gt[1]) + 3
+        r0, r1 = int((max(ys) - gt[3]) // gt[5]) - 2, int((min(ys) - gt[3]) // gt[5]) + 3
+        c0, r0, c1, r1 = max(c0, 0), max(r0, 0), min(c1, ds.RasterXSize), min(r1, ds.RasterYSize)
+        win = band.ReadAsArray(c0, r0, c1 - c0, r1 - r0)
+        mem = gdal.GetDriverByName("MEM").Create("", c1 - c0, r1 - r0, 1, gdal.GDT_Byte)
+        mem.SetGeoTransform((gt[0] + c0 * gt[1], gt[1], 0, gt[3] + r0 * gt[5], 0, gt[5]))
+        mem.SetProjection(dst.ExportToWkt())
+        vec = ogr.GetDriverByName("Memory").CreateDataSource("")
+        layer = vec.CreateLayer("outline", dst, ogr.wkbPolygon)
+        lr = ogr.Geometry(ogr.wkbLinearRing)
+        for x, y in pts:
+            lr.AddPoint_2D(x, y)
+        poly = ogr.Geometry(ogr.wkbPolygon); poly.AddGeometry(lr)
+        feature = ogr.Feature(layer.GetLayerDefn()); feature.SetGeometry(poly); layer.CreateFeature(feature)
+        gdal.RasterizeLayer(mem, [1], layer, burn_values=[1])
+        inside = mem.ReadAsArray().astype(bool)
+        eroded = inside.copy()
+        eroded[1:, :] &= inside[:-1, :]; eroded[:-1, :] &= inside[1:, :]
+        eroded[:, 1:] &= inside[:, :-1]; eroded[:, :-1] &= inside[:, 1:]
+        holes = int(np.count_nonzero(win[eroded] == 255))
+        own = int(np.count_nonzero(g["class"][()] == 255))
+        print(f"ok: mosaic around {name}: {int(eroded.sum())} px inside the outline, {holes} no-data "
+              f"(the map itself has {own} no-data px)")
+        assert eroded.sum() > 0.9 * h * w, "outline window misplaced"
+        assert holes <= own, f"{name}: {holes} no-data pixels inside the tile in the mosaic"
 acc = json.load(open(f"{a}/accuracy/accuracy.json"))
 print(f"ok: outputs sound; held-out OA {acc['overall_accuracy']:.3f}, macro-F1 {acc['macro_f1']:.3f}")
 assert acc["overall_accuracy"] > 0.6, acc["overall_accuracy"]
