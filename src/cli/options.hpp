@@ -35,5 +35,6 @@ int run_classify(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_assess(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_plan(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_mosaic(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_ndvi(int argc, char** argv, const parallel::MpiContext& mpi);
 
 }  // namespace s2crop::cli

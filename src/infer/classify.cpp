@@ -262,6 +262,9 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
   parallel::root_first(mpi.world(), [&] {
     tiles = read_tiles(s);
     spec = nn::read_model_spec(s.model);
+    if (spec.kind != "lstm")
+      throw InputError(s.model, "model kind '" + spec.kind + "' is an NDVI model, not a crop-type classifier: use "
+                                "'s2crop ndvi predict'");
     for (auto& t : tiles) nn::FeatureMap check(spec, t.bands, s.composites + " tile " + t.name);
     {
       h5::File f = h5::File::open_read(s.composites, MPI_COMM_NULL);

@@ -20,6 +20,11 @@ std::vector<float> to_floats(const std::vector<double>& v) { return {v.begin(), 
 
 void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& model, const std::string& provenance,
                 const std::string& run_fingerprint) {
+  save_model(path, spec, *model, provenance, run_fingerprint);
+}
+
+void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Module& model, const std::string& provenance,
+                const std::string& run_fingerprint) {
   const std::string tmp = path + ".partial";
   {
     h5::File f = h5::File::create(tmp, MPI_COMM_SELF);
@@ -41,9 +46,15 @@ void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& 
     f.set_attr("class_names", spec.class_names);
     f.set_attr("feature_mean", to_doubles(spec.mean));
     f.set_attr("feature_std", to_doubles(spec.stddev));
+    if (spec.is_ndvi_model()) {
+      f.set_attr("task", spec.task);
+      f.set_attr("horizon", static_cast<std::int64_t>(spec.horizon));
+      f.set_attr("t_min", static_cast<std::int64_t>(spec.t_min));
+      f.set_attr("t_max", static_cast<std::int64_t>(spec.t_max));
+    }
     {
       auto group = f.create_group("parameters");
-      for (auto& p : model->named_parameters()) {
+      for (auto& p : model.named_parameters()) {
         auto t = p.value().detach().to(torch::kCPU).contiguous();
         std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
         auto ds = group.create_dataset<float>(p.key(), dims, dims, 0, 0.f);
@@ -84,10 +95,23 @@ ModelSpec read_model_spec(const std::string& path) {
     s.class_names = f.attr_strings("class_names");
     s.mean = to_floats(f.attr_doubles("feature_mean"));
     s.stddev = to_floats(f.attr_doubles("feature_std"));
+    if (s.kind == "ndvi_lstm") {
+      s.task = f.attr_string("task");
+      s.horizon = static_cast<int>(f.attr_int("horizon"));
+      s.t_min = static_cast<int>(f.attr_int("t_min"));
+      s.t_max = static_cast<int>(f.attr_int("t_max"));
+    }
   } catch (const Error& e) {
     throw InputError(path, std::string("model file is incomplete: ") + e.what());
   }
-  if (s.kind != "lstm") throw InputError(path, "model kind '" + s.kind + "' is not a crop-type LSTM");
+  if (s.kind != "lstm" && s.kind != "ndvi_lstm") throw InputError(path, "model kind '" + s.kind + "' is unknown");
+  if (s.is_ndvi_model()) {
+    if ((s.task != "forecast" && s.task != "gapfill") || (s.task == "forecast" && (s.horizon < 1 || s.t_min < 1 ||
+                                                                                  s.t_max < s.t_min || s.t_max > 11)))
+      throw InputError(path, "NDVI model task attributes are invalid");
+    if (s.hidden < 1 || s.layers < 1 || s.months != 12) throw InputError(path, "model architecture attributes are invalid");
+    return s;
+  }
   if (s.mean.size() != static_cast<size_t>(s.n_features()) || s.stddev.size() != s.mean.size())
     throw InputError(path, "model normalisation does not match its features");
   if (s.hidden < 1 || s.layers < 1 || s.n_classes() < 2 || s.months != 12)
@@ -97,12 +121,20 @@ ModelSpec read_model_spec(const std::string& path) {
 
 LstmClassifier load_model(const std::string& path, ModelSpec& spec) {
   spec = read_model_spec(path);
+  if (spec.kind != "lstm")
+    throw InputError(path, "model kind '" + spec.kind + "' is not a crop-type classifier (NDVI models: s2crop ndvi)");
   LstmClassifier model(spec);
+  load_parameters(path, *model);
+  model->eval();
+  return model;
+}
+
+void load_parameters(const std::string& path, torch::nn::Module& model) {
   h5::File f = h5::File::open_read(path, MPI_COMM_NULL);
   if (!f.exists("parameters")) throw InputError(path, "model file has no parameters");
   auto group = f.open_group("parameters");
   torch::NoGradGuard no_grad;
-  for (auto& p : model->named_parameters()) {
+  for (auto& p : model.named_parameters()) {
     if (!group.exists(p.key())) throw InputError(path, "model file lacks parameter " + p.key());
     auto ds = group.open_dataset(p.key());
     auto dims = ds.dims();
@@ -118,8 +150,6 @@ LstmClassifier load_model(const std::string& path, ModelSpec& spec) {
       if (!std::isfinite(v)) throw InputError(path, "parameter " + p.key() + " holds NaN or infinity");
     t.copy_(torch::from_blob(values.data(), t.sizes(), torch::kFloat32));
   }
-  model->eval();
-  return model;
 }
 
 }  // namespace s2crop::nn

@@ -326,8 +326,11 @@ void run_extract(const ExtractSettings& s, const parallel::MpiContext& mpi) {
     if (kept.empty()) continue;
     const auto& tile = *tiles[unit.tile];
     const auto reflectance = composites.read_reflectance(tile, unit.block);
+    const auto clear_count = composites.read_clear_count(tile, unit.block);
     const size_t npix = static_cast<size_t>(unit.block.pixels());
+    std::uint8_t clear_months[kSeasonMonths];
     for (const Candidate* c : kept) {
+      for (int m = 0; m < kSeasonMonths; ++m) clear_months[m] = clear_count[static_cast<size_t>(m) * npix + c->pixel] > 0;
       for (size_t mb = 0; mb < series.size(); ++mb) {
         series[mb] = reflectance[mb * npix + c->pixel];
         if (series[mb] == composite::kNoData)
@@ -335,7 +338,8 @@ void run_extract(const ExtractSettings& s, const parallel::MpiContext& mpi) {
                                              std::to_string(c->col) +
                                              ") has clear observations but no-data reflectance: damaged composite");
       }
-      local.add(series.data(), c->label, static_cast<std::uint16_t>(unit.tile), c->parcel, c->row, c->col);
+      local.add(series.data(), c->label, static_cast<std::uint16_t>(unit.tile), c->parcel, c->row, c->col,
+                clear_months);
       ++class_kept[c->label];
     }
   }

@@ -37,7 +37,15 @@ std::vector<T> read_column(const h5::Node& root, const std::string& name, size_t
 }  // namespace
 
 void TrainingSet::add(const std::int16_t* series, std::uint8_t label, std::uint16_t tile_index,
-                      std::int64_t parcel_id, std::int32_t row_index, std::int32_t col_index) {
+                      std::int64_t parcel_id, std::int32_t row_index, std::int32_t col_index,
+                      const std::uint8_t* clear_months) {
+  // clear is all-or-nothing: either every sample carries its flags or none does.
+  if (clear_months != nullptr) {
+    if (clear.size() != size() * kSeasonMonths) throw Error("training set: clear flags given for some samples only");
+    clear.insert(clear.end(), clear_months, clear_months + kSeasonMonths);
+  } else if (!clear.empty()) {
+    throw Error("training set: clear flags missing for a sample");
+  }
   x.insert(x.end(), series, series + values_per_sample());
   y.push_back(label);
   tile.push_back(tile_index);
@@ -51,6 +59,7 @@ void TrainingSet::check_consistent(const std::string& what) const {
   if (x.size() != n * values_per_sample() || tile.size() != n || parcel.size() != n || row.size() != n ||
       col.size() != n)
     throw Error(what + ": training-set arrays disagree in length");
+  if (!clear.empty() && clear.size() != n * kSeasonMonths) throw Error(what + ": clear flags disagree in length");
   if (header.months.size() != static_cast<size_t>(kSeasonMonths)) throw Error(what + ": needs 12 month labels");
   for (auto v : y)
     if (v >= header.class_names.size())
@@ -106,6 +115,16 @@ void write_training_set(const std::string& path, const TrainingSet& local, const
       write_column<std::int64_t>(f, "parcel", local.parcel, off, n, -1);
       write_column<std::int32_t>(f, "row", local.row, off, n, -1);
       write_column<std::int32_t>(f, "col", local.col, off, n, -1);
+      // Every rank must agree on whether the dataset exists (collective create): a rank without samples has none.
+      int has_clear = local.clear.empty() && mine > 0 ? 0 : 1, all_clear = 0;
+      MPI_Allreduce(&has_clear, &all_clear, 1, MPI_INT, MPI_MIN, mpi.world());
+      int any_clear = local.clear.empty() ? 0 : 1, some = 0;
+      MPI_Allreduce(&any_clear, &some, 1, MPI_INT, MPI_MAX, mpi.world());
+      if (all_clear && some) {
+        auto ds = f.create_dataset<std::uint8_t>("clear", {n, kSeasonMonths}, {std::min(kChunkSamples, n), kSeasonMonths},
+                                                 1, 0);
+        ds.write<std::uint8_t>({off, 0}, {static_cast<hsize_t>(mine), kSeasonMonths}, local.clear.data(), true);
+      }
       f.close();
     };
     write_all();
@@ -163,9 +182,26 @@ std::vector<std::int16_t> read_training_set_x(const std::string& path, size_t be
   return out;
 }
 
+std::vector<std::uint8_t> read_training_set_clear(const std::string& path, size_t begin, size_t end) {
+  h5::File f = h5::File::open_read(path, MPI_COMM_NULL);
+  const hsize_t n = f.open_dataset("x").dims()[0];
+  if (end < begin || end > n) throw InputError(path, "sample range outside the training set");
+  std::vector<std::uint8_t> out((end - begin) * kSeasonMonths, 1);
+  if (!f.exists("clear")) return out;
+  auto ds = f.open_dataset("clear");
+  auto d = ds.dims();
+  if (d.size() != 2 || d[0] != n || d[1] != kSeasonMonths)
+    throw InputError(path, "dataset 'clear' must be [sample][12]");
+  if (end > begin) ds.read<std::uint8_t>({begin, 0}, {end - begin, kSeasonMonths}, out.data());
+  for (auto& v : out) v = v ? 1 : 0;
+  return out;
+}
+
 TrainingSet read_training_set(const std::string& path) {
   TrainingSet s = read_training_set_labels(path);
   s.x = read_training_set_x(path, 0, s.size());
+  h5::File f = h5::File::open_read(path, MPI_COMM_NULL);
+  if (f.exists("clear")) s.clear = read_training_set_clear(path, 0, s.size());
   return s;
 }
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <set>
 #include <sstream>
@@ -21,6 +22,8 @@
 #include "s2crop/common/log.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/nn/model_file.hpp"
+#include "s2crop/nn/ndvi_lstm.hpp"
+#include "s2crop/samples/ndvi_series.hpp"
 #include "s2crop/samples/training_set.hpp"
 #include "s2crop/train/communicator.hpp"
 
@@ -123,14 +126,14 @@ struct FlatModel {
   int64_t n = 0;
 };
 
-FlatModel flatten(nn::LstmClassifier& model) {
+FlatModel flatten(torch::nn::Module& model) {
   FlatModel f;
-  for (auto& p : model->parameters()) f.n += p.numel();
+  for (auto& p : model.parameters()) f.n += p.numel();
   f.param = torch::zeros({f.n});
   f.grad = torch::zeros({f.n + 1});
   int64_t at = 0;
   torch::NoGradGuard no_grad;
-  for (auto& p : model->parameters()) {
+  for (auto& p : model.parameters()) {
     int64_t k = p.numel();
     f.param.narrow(0, at, k).copy_(p.detach().reshape({-1}));
     p.set_data(f.param.narrow(0, at, k).view(p.sizes()));
@@ -335,8 +338,276 @@ void use_threads(int n) {
   if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
 }
 
+namespace {
+
+// What the one training loop needs from a task (crop-type classification, NDVI forecast or gap-fill): the model,
+// the weight of a sample in a global batch (known on every rank for every sample, so the loss can be normalised by
+// the whole global batch), the loss of this rank's batch members, and the validation sums.
+struct Task {
+  virtual ~Task() = default;
+  virtual torch::nn::Module& module() = 0;
+  virtual const nn::ModelSpec& spec() const = 0;
+  // Weight of sample i (global index) in the global batch of step `step` (0-based optimiser step).
+  virtual double weight(std::uint32_t i, std::int64_t step) const = 0;
+  // Loss of the shard's batch members (positions in the shard; `global` their sample indices), divided by
+  // the global batch weight.
+  virtual torch::Tensor loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global,
+                             std::int64_t step, double batch_weight) = 0;
+  // Validation sums of the shard's validation samples (all-reduced by the loop), and what they mean.
+  virtual std::vector<double> validate(const std::vector<std::int64_t>& local_pos,
+                                       const std::vector<std::uint32_t>& global) = 0;
+  virtual double score(const std::vector<double>& sums) const = 0;  // higher is better
+  virtual std::string val_text(const std::vector<double>& sums) const = 0;
+  virtual std::string score_name() const = 0;  // e.g. "validation macro-F1"
+  virtual double score_display(double score) const { return score; }
+  virtual std::string provenance_key() const = 0;
+  virtual std::string describe(int64_t n_params) const = 0;
+  virtual std::string fingerprint_extra() const { return ""; }
+};
+
+// ---- crop-type classification (the original `s2crop train`)
+struct ClassifyTask : Task {
+  const TrainSettings& s;
+  const samples::TrainingSet& labels;
+  nn::ModelSpec spec_;
+  std::vector<float> weights;
+  torch::Tensor features, labels_shard, weight_tensor;
+  nn::LstmClassifier model{nullptr};
+  size_t nc = 0, shard_begin = 0;
+
+  ClassifyTask(const TrainSettings& settings, const samples::TrainingSet& labels_, nn::ModelSpec spec,
+               const Split& split, size_t shard_begin_, size_t shard_end, const parallel::MpiContext& mpi)
+      : s(settings), labels(labels_), spec_(std::move(spec)), shard_begin(shard_begin_) {
+    nc = spec_.class_names.size();
+    weights = class_weights(labels, split.train, s.class_weights, nc);
+    auto in_shard = [&](std::uint32_t i) { return i >= shard_begin && i < shard_end; };
+    auto x = samples::read_training_set_x(s.samples, shard_begin, shard_end);
+    nn::FeatureMap raw_features(spec_, labels.header.bands, s.samples);
+    const int64_t nf = spec_.n_features(), months = spec_.months;
+    features = torch::empty({static_cast<int64_t>(shard_end - shard_begin), months, nf});
+    raw_features.apply(x.data(), shard_end - shard_begin, features.data_ptr<float>(), true);
+    x = {};
+    {
+      // Normalisation statistics over the training samples of all shards.
+      std::vector<double> acc(static_cast<size_t>(2 * nf + 1), 0.0);
+      const float* f = features.data_ptr<float>();
+      for (auto i : split.train) {
+        if (!in_shard(i)) continue;
+        const float* row = f + (i - shard_begin) * static_cast<size_t>(months * nf);
+        for (int64_t m = 0; m < months; ++m)
+          for (int64_t k = 0; k < nf; ++k) {
+            double v = row[m * nf + k];
+            acc[static_cast<size_t>(k)] += v;
+            acc[static_cast<size_t>(nf + k)] += v * v;
+          }
+        acc[static_cast<size_t>(2 * nf)] += static_cast<double>(months);
+      }
+      MPI_Allreduce(MPI_IN_PLACE, acc.data(), static_cast<int>(acc.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
+      const double count = acc[static_cast<size_t>(2 * nf)];
+      for (int64_t k = 0; k < nf; ++k) {
+        double mean = acc[static_cast<size_t>(k)] / count;
+        double var = std::max(0.0, acc[static_cast<size_t>(nf + k)] / count - mean * mean);
+        spec_.mean.push_back(static_cast<float>(mean));
+        spec_.stddev.push_back(static_cast<float>(std::max(std::sqrt(var), 1e-6)));
+      }
+      auto mean = torch::tensor(spec_.mean).view({1, 1, nf}), sd = torch::tensor(spec_.stddev).view({1, 1, nf});
+      features.sub_(mean).div_(sd);
+    }
+    labels_shard = torch::from_blob(const_cast<std::uint8_t*>(labels.y.data()) + shard_begin,
+                                    {static_cast<int64_t>(shard_end - shard_begin)}, torch::kUInt8)
+                       .to(torch::kInt64);
+    weight_tensor = torch::tensor(weights);
+  }
+  void build() {
+    torch::manual_seed(s.seed);  // the same initial weights everywhere; rank 0's are broadcast anyway
+    model = nn::LstmClassifier(spec_);
+  }
+  torch::nn::Module& module() override { return *model; }
+  const nn::ModelSpec& spec() const override { return spec_; }
+  double weight(std::uint32_t i, std::int64_t) const override { return weights[labels.y[i]]; }
+  torch::Tensor loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>&, std::int64_t,
+                     double batch_weight) override {
+    auto idx = torch::from_blob(const_cast<std::int64_t*>(local_pos.data()), {static_cast<int64_t>(local_pos.size())},
+                                torch::kInt64);
+    auto xb = features.index_select(0, idx);
+    auto yb = labels_shard.index_select(0, idx);
+    auto logp = model->forward(xb);
+    auto nll = -logp.gather(1, yb.unsqueeze(1)).squeeze(1);
+    if (s.loss == "focal") nll = nll * torch::pow(1.0 - torch::exp(-nll), s.focal_gamma);
+    return (nll * weight_tensor.index_select(0, yb)).sum() / batch_weight;
+  }
+  std::vector<double> validate(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>&) override {
+    std::vector<double> confusion(nc * nc + 1, 0.0);
+    for (size_t at = 0; at < local_pos.size(); at += 4096) {
+      auto idx = torch::from_blob(const_cast<std::int64_t*>(local_pos.data()) + at,
+                                  {static_cast<int64_t>(std::min<size_t>(4096, local_pos.size() - at))}, torch::kInt64);
+      auto logp = model->forward(features.index_select(0, idx));
+      auto yb = labels_shard.index_select(0, idx);
+      auto pred = logp.argmax(1);
+      confusion[nc * nc] += -logp.gather(1, yb.unsqueeze(1)).sum().item<double>();
+      auto p = pred.accessor<int64_t, 1>();
+      auto y = yb.accessor<int64_t, 1>();
+      for (int64_t k = 0; k < p.size(0); ++k) confusion[static_cast<size_t>(p[k]) * nc + static_cast<size_t>(y[k])] += 1;
+    }
+    return confusion;
+  }
+  double score(const std::vector<double>& c) const override { return metrics_from(c, nc, c[nc * nc]).macro_f1; }
+  std::string val_text(const std::vector<double>& c) const override {
+    Metrics val = metrics_from(c, nc, c[nc * nc]);
+    char line[160];
+    std::snprintf(line, sizeof line, "val loss %.4f  val OA %.4f  val macro-F1 %.4f", val.loss, val.oa, val.macro_f1);
+    return line;
+  }
+  std::string score_name() const override { return "validation macro-F1"; }
+  std::string provenance_key() const override { return "best_val_macro_f1"; }
+  std::string describe(int64_t n_params) const override {
+    return "model LSTM " + std::to_string(spec_.hidden) + " hidden x " + std::to_string(spec_.layers) + " layers, " +
+           std::to_string(n_params) + " parameters, " + std::to_string(nc) + " classes";
+  }
+};
+
+// ---- NDVI prediction (`s2crop ndvi train`): forecast or gap-fill, loss only on observed (clear) months
+struct NdviTask : Task {
+  const TrainSettings& s;
+  nn::ModelSpec spec_;
+  std::vector<std::uint8_t> clear;      // all samples [sample][12]
+  std::vector<float> ndvi;              // shard [sample][12]
+  std::vector<std::int16_t> covariates; // shard [sample][12][cov]
+  std::vector<double> forecast_weight;  // all samples: (origin, lead) pairs with an observed target
+  nn::NdviLstm model{nullptr};
+  size_t shard_begin = 0;
+  int n_cov = 0;
+  static constexpr std::uint64_t kValidationStep = ~0ULL;
+
+  NdviTask(const TrainSettings& settings, const samples::TrainingSet& labels, nn::ModelSpec spec, size_t shard_begin_,
+           size_t shard_end)
+      : s(settings), spec_(std::move(spec)), shard_begin(shard_begin_) {
+    const size_t n_all = labels.size();
+    clear = samples::read_training_set_clear(s.samples, 0, n_all);
+    auto x = samples::read_training_set_x(s.samples, shard_begin, shard_end);
+    ndvi = samples::ndvi_series(x, labels.header, s.samples);
+    const auto& bands = labels.header.bands;
+    n_cov = static_cast<int>(spec_.bands.size());
+    std::vector<size_t> cov_index;
+    for (auto& b : spec_.bands) cov_index.push_back(static_cast<size_t>(std::find(bands.begin(), bands.end(), b) - bands.begin()));
+    const size_t n = shard_end - shard_begin, nb = bands.size();
+    covariates.resize(n * 12 * static_cast<size_t>(n_cov));
+    for (size_t i = 0; i < n * 12; ++i)
+      for (int c = 0; c < n_cov; ++c) covariates[i * n_cov + c] = x[i * nb + cov_index[static_cast<size_t>(c)]];
+    spec_.mean.assign(static_cast<size_t>(spec_.n_features()), 0.f);
+    spec_.stddev.assign(static_cast<size_t>(spec_.n_features()), 1.f);
+    if (spec_.task == "forecast") {
+      forecast_weight.assign(n_all, 0.0);
+      for (size_t i = 0; i < n_all; ++i)
+        for (int t = spec_.t_min; t <= spec_.t_max; ++t)
+          for (int k = 0; k < spec_.horizon && t + k < 12; ++k) forecast_weight[i] += clear[i * 12 + static_cast<size_t>(t + k)];
+    }
+  }
+  void build() {
+    torch::manual_seed(s.seed);
+    model = nn::NdviLstm(spec_);
+  }
+  torch::nn::Module& module() override { return *model; }
+  const nn::ModelSpec& spec() const override { return spec_; }
+  std::vector<std::uint8_t> hidden(std::uint32_t i, std::uint64_t step) const {
+    return samples::gapfill_hidden(clear.data() + static_cast<size_t>(i) * 12, s.seed, i, step, s.mask_fraction);
+  }
+  double weight(std::uint32_t i, std::int64_t step) const override {
+    if (spec_.task == "forecast") return forecast_weight[i];
+    double w = 0;
+    for (auto h : hidden(i, static_cast<std::uint64_t>(step))) w += h;
+    return w;
+  }
+  // Inputs, targets and loss mask of the batch: [b][12][out].
+  void batch(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global, std::uint64_t step,
+             torch::Tensor& input, torch::Tensor& target, torch::Tensor& mask) const {
+    const int64_t b = static_cast<int64_t>(local_pos.size()), nf = spec_.n_features();
+    const int64_t out = spec_.task == "forecast" ? spec_.horizon : 1;
+    input = torch::empty({b, 12, nf});
+    target = torch::zeros({b, 12, out});
+    mask = torch::zeros({b, 12, out});
+    std::vector<float> series(12);
+    std::vector<std::uint8_t> visible(12);
+    float* in = input.data_ptr<float>();
+    float* tg = target.data_ptr<float>();
+    float* mk = mask.data_ptr<float>();
+    for (int64_t r = 0; r < b; ++r) {
+      const size_t p = static_cast<size_t>(local_pos[static_cast<size_t>(r)]);
+      const std::uint32_t g = global[static_cast<size_t>(r)];
+      const float* v = ndvi.data() + p * 12;
+      const std::uint8_t* c = clear.data() + static_cast<size_t>(g) * 12;
+      if (spec_.task == "forecast") {
+        for (int m = 0; m < 12; ++m) visible[static_cast<size_t>(m)] = c[m];
+        for (int t = spec_.t_min; t <= spec_.t_max; ++t)
+          for (int k = 0; k < out && t + k < 12; ++k) {
+            const size_t at = (static_cast<size_t>(r) * 12 + static_cast<size_t>(t - 1)) * static_cast<size_t>(out) + k;
+            tg[at] = v[t + k];
+            mk[at] = c[t + k] ? 1.f : 0.f;
+          }
+      } else {
+        auto h = hidden(g, step);
+        for (int m = 0; m < 12; ++m) {
+          visible[static_cast<size_t>(m)] = c[m] && !h[static_cast<size_t>(m)];
+          tg[static_cast<size_t>(r) * 12 + m] = v[m];
+          mk[static_cast<size_t>(r) * 12 + m] = h[static_cast<size_t>(m)] ? 1.f : 0.f;
+        }
+      }
+      nn::ndvi_features(v, visible.data(), n_cov ? covariates.data() + p * 12 * n_cov : nullptr, n_cov, 1,
+                        in + static_cast<size_t>(r) * 12 * static_cast<size_t>(nf));
+    }
+  }
+  torch::Tensor loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global,
+                     std::int64_t step, double batch_weight) override {
+    torch::Tensor input, target, mask;
+    batch(local_pos, global, static_cast<std::uint64_t>(step), input, target, mask);
+    auto e = model->forward(input) - target;
+    return (e * e * mask).sum() / std::max(batch_weight, 1e-12);
+  }
+  std::vector<double> validate(const std::vector<std::int64_t>& local_pos,
+                               const std::vector<std::uint32_t>& global) override {
+    std::vector<double> sums(2, 0.0);  // squared error, count
+    for (size_t at = 0; at < local_pos.size(); at += 4096) {
+      const size_t end = std::min(local_pos.size(), at + 4096);
+      std::vector<std::int64_t> lp(local_pos.begin() + static_cast<long>(at), local_pos.begin() + static_cast<long>(end));
+      std::vector<std::uint32_t> gl(global.begin() + static_cast<long>(at), global.begin() + static_cast<long>(end));
+      torch::Tensor input, target, mask;
+      batch(lp, gl, kValidationStep, input, target, mask);
+      auto e = model->forward(input) - target;
+      sums[0] += (e * e * mask).sum().item<double>();
+      sums[1] += mask.sum().item<double>();
+    }
+    return sums;
+  }
+  double score(const std::vector<double>& v) const override { return v[1] > 0 ? -std::sqrt(v[0] / v[1]) : 0.0; }
+  std::string val_text(const std::vector<double>& v) const override {
+    char line[120];
+    std::snprintf(line, sizeof line, "val NDVI RMSE %.4f (%.0f months)", v[1] > 0 ? std::sqrt(v[0] / v[1]) : 0.0, v[1]);
+    return line;
+  }
+  std::string score_name() const override { return "validation NDVI RMSE"; }
+  double score_display(double score) const override { return -score; }
+  std::string provenance_key() const override { return "best_val_score"; }
+  std::string describe(int64_t n_params) const override {
+    std::string what = spec_.task == "forecast"
+                           ? "forecast " + std::to_string(spec_.horizon) + " month(s) from " + std::to_string(spec_.t_min) +
+                                 "-" + std::to_string(spec_.t_max) + " observed months"
+                           : "gap-fill (masked input, " + std::to_string(s.mask_fraction) + " of the observed months hidden)";
+    return "model NDVI LSTM " + std::to_string(spec_.hidden) + " hidden x " + std::to_string(spec_.layers) + " layers, " +
+           std::to_string(n_params) + " parameters, " + what;
+  }
+  std::string fingerprint_extra() const override {
+    std::ostringstream o;
+    o << " task=" << spec_.task << " horizon=" << spec_.horizon << " t=" << spec_.t_min << "-" << spec_.t_max
+      << " mask=" << s.mask_fraction << " covariates=" << join(spec_.bands);
+    return o.str();
+  }
+};
+
+}  // namespace
+
 void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   auto t_start = clock_type::now();
+  const bool ndvi_task = s.task != "classify";
   if (s.samples.empty()) throw ConfigError("train: no training set given (--samples FILE.h5)");
   if (s.output.empty()) throw ConfigError("train: no output model given (--output MODEL.h5)");
   if (s.epochs < 1 || s.batch_size < 1 || s.hidden < 1 || s.layers < 1)
@@ -347,6 +618,15 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     throw ConfigError("--class-weights must be none, inverse or sqrt");
   if (s.lr_schedule != "cosine" && s.lr_schedule != "step" && s.lr_schedule != "none")
     throw ConfigError("--lr-schedule must be cosine, step or none");
+  if (ndvi_task) {
+    if (s.task != "forecast" && s.task != "gapfill") throw ConfigError("--task must be forecast or gapfill");
+    if (s.task == "forecast" && (s.horizon < 1 || s.horizon > 11))
+      throw ConfigError("--horizon must be between 1 and 11 months");
+    if (s.task == "forecast" && (s.t_min < 1 || s.t_max > 11 || s.t_min > s.t_max))
+      throw ConfigError("--t-min/--t-max: months observed before a forecast must satisfy 1 <= t-min <= t-max <= 11");
+    if (s.task == "gapfill" && (s.mask_fraction <= 0 || s.mask_fraction >= 1))
+      throw ConfigError("--mask-fraction must be in (0, 1)");
+  }
   const std::string ckpt_dir = s.checkpoint_dir.empty() ? s.output + ".ckpt" : s.checkpoint_dir;
 
   // ---- labels, split and model spec: every rank reads the small arrays and decides identically
@@ -357,24 +637,31 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   if (!mpi.is_root()) labels = samples::read_training_set_labels(s.samples);
   const auto& header = labels.header;
   nn::ModelSpec spec;
-  spec.bands = s.bands.empty() ? header.bands : s.bands;
+  spec.bands = s.bands.empty() && !ndvi_task ? header.bands : s.bands;
   for (auto& b : spec.bands)
     if (std::find(header.bands.begin(), header.bands.end(), b) == header.bands.end())
       throw ConfigError("--bands: " + b + " is not in " + s.samples + " (it has " + join(header.bands) + ")");
-  spec.ndvi = s.ndvi;
+  spec.ndvi = s.ndvi || ndvi_task;
   if (spec.ndvi) {
     spec.ndvi_nir = nn::ndvi_nir_band(header.bands);
-    if (spec.ndvi_nir.empty()) throw ConfigError(s.samples + " lacks B04 or B08/B8A: train with --ndvi false");
+    if (spec.ndvi_nir.empty())
+      throw ConfigError(s.samples + " lacks B04 or B08/B8A: " +
+                        (ndvi_task ? std::string("no NDVI to predict") : "train with --ndvi false"));
   }
   spec.hidden = s.hidden;
   spec.layers = s.layers;
   spec.dropout = s.dropout;
   spec.class_names = header.class_names;
   spec.season_start_month = header.season_start_month;
-  const size_t nc = spec.class_names.size();
+  if (ndvi_task) {
+    spec.kind = "ndvi_lstm";
+    spec.task = s.task;
+    spec.horizon = s.task == "forecast" ? s.horizon : 0;
+    spec.t_min = s.task == "forecast" ? s.t_min : 0;
+    spec.t_max = s.task == "forecast" ? s.t_max : 0;
+  }
   Split split = make_split(labels, s);
   if (split.train.empty()) throw ConfigError("no training samples left after the tile selection and split");
-  auto weights = class_weights(labels, split.train, s.class_weights, nc);
 
   // ---- this rank's shard: a contiguous slice of the file
   const size_t n_all = labels.size();
@@ -382,49 +669,24 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   const size_t shard_end = n_all * static_cast<size_t>(mpi.rank() + 1) / static_cast<size_t>(mpi.size());
   auto in_shard = [&](std::uint32_t i) { return i >= shard_begin && i < shard_end; };
   auto t_load = clock_type::now();
-  auto x = samples::read_training_set_x(s.samples, shard_begin, shard_end);
-  nn::FeatureMap raw_features(spec, header.bands, s.samples);
-  const int64_t nf = spec.n_features(), months = spec.months;
-  auto features = torch::empty({static_cast<int64_t>(shard_end - shard_begin), months, nf});
-  raw_features.apply(x.data(), shard_end - shard_begin, features.data_ptr<float>(), true);
-  x = {};
-  {
-    // Normalisation statistics over the training samples of all shards.
-    std::vector<double> acc(static_cast<size_t>(2 * nf + 1), 0.0);
-    const float* f = features.data_ptr<float>();
-    for (auto i : split.train) {
-      if (!in_shard(i)) continue;
-      const float* row = f + (i - shard_begin) * static_cast<size_t>(months * nf);
-      for (int64_t m = 0; m < months; ++m)
-        for (int64_t k = 0; k < nf; ++k) {
-          double v = row[m * nf + k];
-          acc[static_cast<size_t>(k)] += v;
-          acc[static_cast<size_t>(nf + k)] += v * v;
-        }
-      acc[static_cast<size_t>(2 * nf)] += static_cast<double>(months);
-    }
-    MPI_Allreduce(MPI_IN_PLACE, acc.data(), static_cast<int>(acc.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
-    const double count = acc[static_cast<size_t>(2 * nf)];
-    for (int64_t k = 0; k < nf; ++k) {
-      double mean = acc[static_cast<size_t>(k)] / count;
-      double var = std::max(0.0, acc[static_cast<size_t>(nf + k)] / count - mean * mean);
-      spec.mean.push_back(static_cast<float>(mean));
-      spec.stddev.push_back(static_cast<float>(std::max(std::sqrt(var), 1e-6)));
-    }
-    auto mean = torch::tensor(spec.mean).view({1, 1, nf}), sd = torch::tensor(spec.stddev).view({1, 1, nf});
-    features.sub_(mean).div_(sd);
+  std::unique_ptr<ClassifyTask> classify_task;
+  std::unique_ptr<NdviTask> ndvi;
+  Task* task = nullptr;
+  if (ndvi_task) {
+    ndvi = std::make_unique<NdviTask>(s, labels, spec, shard_begin, shard_end);
+    task = ndvi.get();
+  } else {
+    classify_task = std::make_unique<ClassifyTask>(s, labels, spec, split, shard_begin, shard_end, mpi);
+    task = classify_task.get();
   }
-  auto labels_shard = torch::from_blob(labels.y.data() + shard_begin, {static_cast<int64_t>(shard_end - shard_begin)},
-                                       torch::kUInt8)
-                          .to(torch::kInt64);
-  auto weight_tensor = torch::tensor(weights);
   double load_s = std::chrono::duration<double>(clock_type::now() - t_load).count();
 
   // ---- model, communicator, replicas in sync
   const int threads = threads_per_rank(s.threads, mpi.node_size());
   use_threads(threads);
-  torch::manual_seed(s.seed);  // the same initial weights everywhere; rank 0's are broadcast anyway
-  nn::LstmClassifier model(spec);
+  if (ndvi) ndvi->build(); else classify_task->build();
+  torch::nn::Module& model = task->module();
+  spec = task->spec();
   FlatModel flat = flatten(model);
   FusedAdamW opt;
   opt.init(flat.n);
@@ -435,7 +697,8 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
 
   TrainState st;
   st.best_param = flat.param.clone();
-  const std::string fingerprint = fingerprint_text(s, spec, mpi.size(), fs::file_size(s.samples));
+  const std::string fingerprint =
+      fingerprint_text(s, spec, mpi.size(), fs::file_size(s.samples)) + task->fingerprint_extra();
   // A finished run of the same training (a resubmitted job chain) has nothing to do; any other model is kept.
   int already_done = 0;
   parallel::root_first(mpi.world(), [&] {
@@ -485,10 +748,9 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   if (mpi.is_root()) {
     log::info("training set " + s.samples + ": " + std::to_string(n_all) + " samples, " +
               std::to_string(split.train.size()) + " training, " + std::to_string(split.val.size()) +
-              " validation; features " + join(spec.bands) + (spec.ndvi ? ",NDVI" : "") + " x 12 months");
-    log::info("model LSTM " + std::to_string(spec.hidden) + " hidden x " + std::to_string(spec.layers) +
-              " layers, " + std::to_string(flat.n) + " parameters, " + std::to_string(nc) + " classes; " +
-              comm->name() + ": " + choice.reason + "; " + std::to_string(mpi.size()) + " rank(s) x " +
+              " validation; features " + (ndvi_task ? "NDVI,visible,1" + std::string(spec.bands.empty() ? "" : ",") : "") +
+              join(spec.bands) + (spec.ndvi && !ndvi_task ? ",NDVI" : "") + " x 12 months");
+    log::info(task->describe(flat.n) + "; " + comm->name() + ": " + choice.reason + "; " + std::to_string(mpi.size()) + " rank(s) x " +
               std::to_string(threads) + " thread(s); global batch " + std::to_string(global_batch) + ", " +
               std::to_string(steps_per_epoch) + " steps per epoch");
     char line[160];
@@ -508,33 +770,32 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   // ---- epochs
   const size_t bucket = std::max<size_t>(1024, static_cast<size_t>(s.bucket_mb * 1024 * 1024 / sizeof(float)));
   std::vector<std::int64_t> local_pos;
+  std::vector<std::uint32_t> local_global;
   bool stop = false;
   double train_seconds = 0;
   std::int64_t trained_samples = 0;
   for (int epoch = st.epoch; epoch < s.epochs && !stop; ++epoch) {
     auto t_epoch = clock_type::now();
     const double lr = learning_rate(s, epoch);
-    model->train();
+    model.train();
     auto order = permutation(split.train, s.seed, epoch);
     double epoch_loss = 0;
     for (size_t b = 0; b < steps_per_epoch; ++b) {
       const size_t begin = b * global_batch, end = std::min(order.size(), begin + global_batch);
       local_pos.clear();
+      local_global.clear();
       double batch_weight = 0;
       for (size_t k = begin; k < end; ++k) {
         std::uint32_t i = order[k];
-        batch_weight += weights[labels.y[i]];
-        if (in_shard(i)) local_pos.push_back(static_cast<std::int64_t>(i - shard_begin));
+        batch_weight += task->weight(i, st.step);
+        if (in_shard(i)) {
+          local_pos.push_back(static_cast<std::int64_t>(i - shard_begin));
+          local_global.push_back(i);
+        }
       }
       flat.grad.zero_();
       if (!local_pos.empty()) {
-        auto idx = torch::from_blob(local_pos.data(), {static_cast<int64_t>(local_pos.size())}, torch::kInt64);
-        auto xb = features.index_select(0, idx);
-        auto yb = labels_shard.index_select(0, idx);
-        auto logp = model->forward(xb);
-        auto nll = -logp.gather(1, yb.unsqueeze(1)).squeeze(1);
-        if (s.loss == "focal") nll = nll * torch::pow(1.0 - torch::exp(-nll), s.focal_gamma);
-        auto loss = (nll * weight_tensor.index_select(0, yb)).sum() / batch_weight;
+        auto loss = task->loss(local_pos, local_global, st.step, batch_weight);
         loss.backward();
         flat.grad[flat.n] = loss.detach();
       }
@@ -572,28 +833,21 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     train_seconds += std::chrono::duration<double>(clock_type::now() - t_epoch).count();
 
     // ---- validation: each rank predicts its shard's validation samples; confusion and loss all-reduced
-    std::vector<double> confusion(nc * nc + 1, 0.0);
+    std::vector<double> val_sums;
     {
       torch::NoGradGuard no_grad;
-      model->eval();
+      model.eval();
       local_pos.clear();
+      local_global.clear();
       for (auto i : split.val)
-        if (in_shard(i)) local_pos.push_back(static_cast<std::int64_t>(i - shard_begin));
-      for (size_t at = 0; at < local_pos.size(); at += 4096) {
-        auto idx = torch::from_blob(local_pos.data() + at,
-                                    {static_cast<int64_t>(std::min<size_t>(4096, local_pos.size() - at))}, torch::kInt64);
-        auto logp = model->forward(features.index_select(0, idx));
-        auto yb = labels_shard.index_select(0, idx);
-        auto pred = logp.argmax(1);
-        confusion[nc * nc] += -logp.gather(1, yb.unsqueeze(1)).sum().item<double>();
-        auto p = pred.accessor<int64_t, 1>();
-        auto y = yb.accessor<int64_t, 1>();
-        for (int64_t k = 0; k < p.size(0); ++k) confusion[static_cast<size_t>(p[k]) * nc + static_cast<size_t>(y[k])] += 1;
-      }
+        if (in_shard(i)) {
+          local_pos.push_back(static_cast<std::int64_t>(i - shard_begin));
+          local_global.push_back(i);
+        }
+      val_sums = task->validate(local_pos, local_global);
     }
-    MPI_Allreduce(MPI_IN_PLACE, confusion.data(), static_cast<int>(confusion.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
-    Metrics val = metrics_from(confusion, nc, confusion[nc * nc]);
-    const double score = split.val.empty() ? -epoch_loss / std::max<double>(1, static_cast<double>(order.size())) : val.macro_f1;
+    MPI_Allreduce(MPI_IN_PLACE, val_sums.data(), static_cast<int>(val_sums.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
+    const double score = split.val.empty() ? -epoch_loss / std::max<double>(1, static_cast<double>(order.size())) : task->score(val_sums);
     if (score > st.best_f1) {
       st.best_f1 = score;
       st.best_epoch = epoch;
@@ -607,10 +861,10 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     if (mpi.is_root()) {
       char line[300];
       std::snprintf(line, sizeof line,
-                    "epoch %d/%d  loss %.4f  val loss %.4f  val OA %.4f  val macro-F1 %.4f  lr %.2e  %.0f samples/s  "
+                    "epoch %d/%d  loss %.4f  %s  lr %.2e  %.0f samples/s  "
                     "%.1f s%s",
-                    epoch + 1, s.epochs, epoch_loss / std::max<double>(1, static_cast<double>(order.size())), val.loss,
-                    val.oa, val.macro_f1, lr,
+                    epoch + 1, s.epochs, epoch_loss / std::max<double>(1, static_cast<double>(order.size())),
+                    task->val_text(val_sums).c_str(), lr,
                     static_cast<double>(order.size()) / std::max(1e-9, seconds), seconds,
                     st.best_epoch == epoch ? "  *best" : "");
       log::info(line);
@@ -641,7 +895,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     flat.param.copy_(st.best_param);
   }
   std::ostringstream provenance;
-  provenance << s.config_text << "best_epoch = " << st.best_epoch + 1 << "\nbest_val_macro_f1 = " << st.best_f1
+  provenance << s.config_text << "best_epoch = " << st.best_epoch + 1 << "\n" << task->provenance_key() << " = " << st.best_f1
              << "\nranks = " << mpi.size() << "\n";
   parallel::root_first(mpi.world(), [&] {
     fs::path parent = fs::path(s.output).parent_path();
@@ -655,8 +909,8 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     log::info(line);
     std::snprintf(line, sizeof line,
                   "wrote %s (best epoch %d, %s %.4f) in %s; training throughput %.0f samples/s (%lld steps)",
-                  s.output.c_str(), st.best_epoch + 1, split.val.empty() ? "training loss" : "validation macro-F1",
-                  split.val.empty() ? -st.best_f1 : st.best_f1, log::format_duration(total).c_str(),
+                  s.output.c_str(), st.best_epoch + 1, split.val.empty() ? "training loss" : task->score_name().c_str(),
+                  split.val.empty() ? -st.best_f1 : task->score_display(st.best_f1), log::format_duration(total).c_str(),
                   static_cast<double>(trained_samples) / std::max(train_seconds, 1e-9),
                   static_cast<long long>(st.step));
     log::info(line);

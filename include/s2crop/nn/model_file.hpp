@@ -12,8 +12,13 @@ namespace s2crop::nn {
 // the run's data and settings, so rerunning a finished training can tell it has nothing to do.
 void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& model, const std::string& provenance,
                 const std::string& run_fingerprint = "");
+// Any model's parameters (named_parameters) with its spec.
+void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Module& model, const std::string& provenance,
+                const std::string& run_fingerprint = "");
+// Loads the parameters stored in `path` into `model` (shapes checked).
+void load_parameters(const std::string& path, torch::nn::Module& model);
 
-// Builds the model described by the file and loads its weights. Throws InputError naming the file for anything
+// Builds the crop-type classifier described by the file and loads its weights. Throws InputError naming the file for anything
 // missing, mis-shaped or from another format.
 LstmClassifier load_model(const std::string& path, ModelSpec& spec);
 

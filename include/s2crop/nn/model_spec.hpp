@@ -9,8 +9,8 @@
 namespace s2crop::nn {
 
 struct ModelSpec {
-  std::string kind = "lstm";
-  std::vector<std::string> bands;        // reflectance bands fed to the model, in this order
+  std::string kind = "lstm";              // lstm (crop-type classifier) | ndvi_lstm (NDVI prediction)
+  std::vector<std::string> bands;        // reflectance bands fed to the model, in this order (ndvi_lstm: covariates)
   bool ndvi = true;                      // append NDVI as one more feature
   std::string ndvi_nir;                  // NIR band for NDVI: B08 if present, else B8A
   int months = 12;
@@ -20,8 +20,16 @@ struct ModelSpec {
   double dropout = 0.2;
   std::vector<std::string> class_names;
   std::vector<float> mean, stddev;       // per feature, over the whole training set (all ranks)
+  // ndvi_lstm only: the task it was trained for and its forecast range.
+  std::string task;                      // forecast | gapfill
+  int horizon = 0;                       // forecast: months predicted after the last observed one
+  int t_min = 0, t_max = 0;              // forecast: months observed (1-11) the model was trained to start from
 
-  int n_features() const { return static_cast<int>(bands.size()) + (ndvi ? 1 : 0); }
+  bool is_ndvi_model() const { return kind == "ndvi_lstm"; }
+  // ndvi_lstm: NDVI, visible flag, constant 1, covariate bands (see nn/ndvi_lstm.hpp).
+  int n_features() const {
+    return is_ndvi_model() ? 3 + static_cast<int>(bands.size()) : static_cast<int>(bands.size()) + (ndvi ? 1 : 0);
+  }
   int n_classes() const { return static_cast<int>(class_names.size()); }
 };
 

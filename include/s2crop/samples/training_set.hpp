@@ -8,6 +8,11 @@
 //   tile    uint16 [sample]               index into tiles (for spatially disjoint splits)
 //   parcel  int64  [sample]               parcel id, -1 where unknown (TimeSen2Crop has none)
 //   row/col int32  [sample]               pixel position in the tile grid, -1 where unknown
+//   clear   uint8  [sample][month]        optional (written by `extract`; absent in older sets): 1 where the month
+//                                         had at least one clear observation, 0 where x was gap-filled. Readers
+//                                         treat a set without it as all clear. Needed by `s2crop ndvi train`, whose
+//                                         loss may only use observed months. Old readers ignore it, so the format
+//                                         version stays 1.
 // Every sample has all 12 months of every band. The sample order is deterministic (it never depends on the rank
 // count): writers concatenate the ranks' samples in rank order, so each rank must hold a contiguous slice of the
 // global order.
@@ -41,12 +46,13 @@ struct TrainingSet {
   std::vector<std::uint16_t> tile;
   std::vector<std::int64_t> parcel;
   std::vector<std::int32_t> row, col;
+  std::vector<std::uint8_t> clear;  // [sample][month] or empty (unknown: every month counts as clear)
 
   size_t size() const { return y.size(); }
   size_t values_per_sample() const { return static_cast<size_t>(kSeasonMonths) * header.bands.size(); }
   // Appends one sample; `series` holds values_per_sample() values in [month][band] order.
   void add(const std::int16_t* series, std::uint8_t label, std::uint16_t tile_index, std::int64_t parcel_id = -1,
-           std::int32_t row_index = -1, std::int32_t col_index = -1);
+           std::int32_t row_index = -1, std::int32_t col_index = -1, const std::uint8_t* clear_months = nullptr);
   // Throws s2crop::Error if the arrays disagree in length or a label/tile index is out of range.
   void check_consistent(const std::string& what) const;
 };
@@ -69,6 +75,9 @@ TrainingSet read_training_set_labels(const std::string& path);
 
 // x of samples [begin, end), [sample][month][band]. Serial read of one hyperslab: each rank reads only its shard.
 std::vector<std::int16_t> read_training_set_x(const std::string& path, size_t begin, size_t end);
+
+// clear flags of samples [begin, end), [sample][month] (1 = observed month); all ones when the file has none.
+std::vector<std::uint8_t> read_training_set_clear(const std::string& path, size_t begin, size_t end);
 
 // The whole file (labels and x).
 TrainingSet read_training_set(const std::string& path);

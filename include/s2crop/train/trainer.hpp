@@ -15,13 +15,19 @@
 namespace s2crop::train {
 
 struct TrainSettings {
+  // classify: crop-type LSTM classifier (`s2crop train`); forecast | gapfill: NDVI LSTM (`s2crop ndvi train`),
+  // the same loop with another task (model, per-sample weight, masked loss, validation RMSE).
+  std::string task = "classify";
+  int horizon = 1;                   // forecast: months predicted after the last observed one
+  int t_min = 3, t_max = 9;          // forecast: origins (months observed) the model learns to start from
+  double mask_fraction = 0.25;       // gapfill: probability of hiding an observed month from the input
   std::string samples;               // training set (HDF5)
   std::string output;                // model file to write
   std::string checkpoint_dir;        // default: <output>.ckpt
   std::vector<std::string> tiles;    // use only samples of these tiles (empty: all)
   std::vector<std::string> val_tiles;  // validation = these tiles; else val_fraction of parcels
   double val_fraction = 0.1;
-  std::vector<std::string> bands;    // input bands (empty: all bands of the set)
+  std::vector<std::string> bands;    // input bands (empty: all bands of the set); NDVI tasks: covariates (empty: none)
   bool ndvi = true;
   int hidden = 128, layers = 2;
   double dropout = 0.2;

@@ -1,0 +1,55 @@
+#include "s2crop/nn/ndvi_lstm.hpp"
+
+#include <cmath>
+
+#include "s2crop/nn/fused_lstm.hpp"
+
+namespace s2crop::nn {
+
+NdviLstmImpl::NdviLstmImpl(const ModelSpec& spec)
+    : hidden(spec.hidden), layers(spec.layers), directions(spec.task == "gapfill" ? 2 : 1), dropout(spec.dropout) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(hidden));
+  for (int64_t l = 0; l < layers; ++l)
+    for (int64_t d = 0; d < directions; ++d) {
+      const int64_t in = l == 0 ? spec.n_features() : hidden * directions;
+      const std::string suffix = "_l" + std::to_string(l) + (d ? "_reverse" : "");
+      w_ih.push_back(register_parameter("weight_ih" + suffix, (torch::rand({4 * hidden, in}) * 2 - 1) * bound));
+      w_hh.push_back(register_parameter("weight_hh" + suffix, (torch::rand({4 * hidden, hidden}) * 2 - 1) * bound));
+    }
+  const int64_t out = spec.task == "forecast" ? spec.horizon : 1;
+  head = register_module("head", torch::nn::Linear(hidden * directions, out));
+}
+
+torch::Tensor NdviLstmImpl::forward(const torch::Tensor& x) {
+  torch::Tensor input = x;
+  for (int64_t l = 0; l < layers; ++l) {
+    std::vector<torch::Tensor> outs;
+    for (int64_t d = 0; d < directions; ++d) {
+      const size_t k = static_cast<size_t>(l * directions + d);
+      if (d == 0) {
+        outs.push_back(fused_lstm_layer(input, w_ih[k], w_hh[k])[0]);
+      } else {
+        auto rev = fused_lstm_layer(input.flip({1}), w_ih[k], w_hh[k])[0];
+        outs.push_back(rev.flip({1}));
+      }
+    }
+    auto h = directions == 1 ? outs[0] : torch::cat(outs, 2);
+    input = (l + 1 < layers && dropout > 0) ? torch::dropout(h, dropout, is_training()) : h;
+  }
+  return head->forward(input);
+}
+
+void ndvi_features(const float* ndvi, const std::uint8_t* visible, const std::int16_t* covariates, int n_cov, size_t n,
+                   float* out) {
+  const size_t nf = 3 + static_cast<size_t>(n_cov);
+  for (size_t i = 0; i < n * 12; ++i) {
+    const float v = visible[i] ? 1.f : 0.f;
+    float* o = out + i * nf;
+    o[0] = v * ndvi[i];
+    o[1] = v;
+    o[2] = 1.f;
+    for (int c = 0; c < n_cov; ++c) o[3 + c] = v * 1e-4f * static_cast<float>(covariates[i * n_cov + c]);
+  }
+}
+
+}  // namespace s2crop::nn
