@@ -96,7 +96,8 @@ std::vector<float> predict_ndvi(const std::string& model_path, const samples::Tr
       for (size_t c = 0; c < nc; ++c) covariates[i * nc + c] = set.x[(at * kSeasonMonths + i) * nb + cov[c]];
     auto input = torch::empty({static_cast<int64_t>(b), kSeasonMonths, nf});
     nn::ndvi_features(ndvi.data() + at * kSeasonMonths, visible.data() + at * kSeasonMonths,
-                      nc ? covariates.data() : nullptr, static_cast<int>(nc), b, input.data_ptr<float>());
+                      nc ? covariates.data() : nullptr, static_cast<int>(nc), b, spec.season_start_month,
+                      input.data_ptr<float>());
     auto y = model->forward(input).contiguous();
     std::copy(y.data_ptr<float>(), y.data_ptr<float>() + y.numel(), result.begin() + static_cast<long>(at * kSeasonMonths * out));
   }
@@ -151,7 +152,10 @@ void run_ndvi_evaluate(const NdviEvaluateSettings& s, const parallel::MpiContext
         const std::uint8_t* c = set.clear.data() + static_cast<size_t>(i) * kSeasonMonths;
         int observed = 0;
         for (int m = 0; m < kSeasonMonths; ++m) observed += c[m];
-        if (observed == 0) continue;  // nothing to evaluate on, nothing to predict from
+        if (observed == 0)
+          throw InputError(s.samples, "sample " + std::to_string(i) + " (tile " + tiles[set.tile[i]] +
+                                          ") has no clear observation in any month: there is nothing to predict its "
+                                          "NDVI from (remove it, or mark its observed months in 'clear')");
         std::vector<std::uint8_t> hidden(kSeasonMonths, 0);
         if (spec.task == "gapfill") hidden = samples::gapfill_hidden(c, s.seed, i, 0, s.mask_fraction);
         for (int m = 0; m < kSeasonMonths; ++m) {
@@ -244,11 +248,11 @@ void run_ndvi_evaluate(const NdviEvaluateSettings& s, const parallel::MpiContext
       // ---- plot: observed NDVI (dots, filled where clear) and the model's series for a few pixels
       if (!s.plot_png.empty()) {
         const int panels = std::max(1, std::min<int>(s.plot_samples, static_cast<int>(held.size())));
-        const int pw = 360, ph = 200, margin = 30;
+        const int pw = 520, ph = 200, margin = 30;
         viz::Image im(pw, panels * ph + 24);
         viz::fill_rect(im, 0, 0, im.width, im.height, {255, 255, 255});
-        viz::draw_text(im, 6, 6, "NDVI " + spec.task + ": observed (black, hollow = not clear), model (red)" +
-                                     std::string(spec.task == "gapfill" ? ", hidden (blue)" : ", lead 1"),
+        viz::draw_text(im, 6, 6, "NDVI " + spec.task + ": observed (black; hollow: not clear), model (red" +
+                                     std::string(spec.task == "gapfill" ? "), hidden (blue)" : ", lead 1)"),
                        {0, 0, 0});
         for (int p = 0; p < panels; ++p) {
           const size_t i = static_cast<size_t>(p) * held.size() / static_cast<size_t>(panels);

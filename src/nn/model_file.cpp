@@ -84,7 +84,12 @@ ModelSpec read_model_spec(const std::string& path) {
   ModelSpec s;
   try {
     s.kind = f.attr_string("kind");
-    s.bands = f.attr_strings("bands");
+    // An NDVI model without covariates stores an empty band list, which HDF5 reads back as a null buffer.
+    try {
+      s.bands = f.attr_strings("bands");
+    } catch (const Error&) {
+      if (s.kind != "ndvi_lstm") throw;
+    }
     s.ndvi = f.attr_int("ndvi") != 0;
     s.ndvi_nir = f.attr_string("ndvi_nir");
     s.months = static_cast<int>(f.attr_int("months"));

@@ -40,15 +40,18 @@ torch::Tensor NdviLstmImpl::forward(const torch::Tensor& x) {
 }
 
 void ndvi_features(const float* ndvi, const std::uint8_t* visible, const std::int16_t* covariates, int n_cov, size_t n,
-                   float* out) {
-  const size_t nf = 3 + static_cast<size_t>(n_cov);
+                   int season_start_month, float* out) {
+  const size_t nf = 5 + static_cast<size_t>(n_cov);
   for (size_t i = 0; i < n * 12; ++i) {
     const float v = visible[i] ? 1.f : 0.f;
     float* o = out + i * nf;
     o[0] = v * ndvi[i];
     o[1] = v;
     o[2] = 1.f;
-    for (int c = 0; c < n_cov; ++c) o[3 + c] = v * 1e-4f * static_cast<float>(covariates[i * n_cov + c]);
+    const double angle = 2.0 * M_PI * static_cast<double>((season_start_month - 1 + static_cast<int>(i % 12)) % 12) / 12.0;
+    o[3] = static_cast<float>(std::sin(angle));
+    o[4] = static_cast<float>(std::cos(angle));
+    for (int c = 0; c < n_cov; ++c) o[5 + c] = v * 1e-4f * static_cast<float>(covariates[i * n_cov + c]);
   }
 }
 

@@ -107,12 +107,26 @@ Climatology climatology(const std::vector<float>& ndvi, const std::vector<std::u
         count[row * kSeasonMonths + m] += 1;
       }
     }
+  // A row's months without observations: linear interpolation in time between its observed months (ends hold the
+  // nearest); a class without any observation takes the all-class row.
+  const size_t rows = static_cast<size_t>(classes) + 1;
+  std::vector<float> filled(rows * kSeasonMonths, kNoNdvi);
+  std::vector<std::uint8_t> any(rows, 0);
+  for (size_t r = 0; r < rows; ++r) {
+    float v[kSeasonMonths];
+    std::uint8_t seen[kSeasonMonths];
+    for (int m = 0; m < kSeasonMonths; ++m) {
+      seen[m] = count[r * kSeasonMonths + m] > 0;
+      v[m] = seen[m] ? static_cast<float>(sum[r * kSeasonMonths + m] / count[r * kSeasonMonths + m]) : 0.f;
+      any[r] = any[r] || seen[m];
+    }
+    for (int m = 0; m < kSeasonMonths; ++m) filled[r * kSeasonMonths + m] = any[r] ? linear_fill(v, seen, m) : 0.f;
+  }
   c.mean.assign(static_cast<size_t>(classes) * kSeasonMonths, 0.0);
   for (int cls = 0; cls < classes; ++cls)
-    for (int m = 0; m < kSeasonMonths; ++m) {
-      const size_t k = static_cast<size_t>(cls) * kSeasonMonths + m, all = static_cast<size_t>(classes) * kSeasonMonths + m;
-      c.mean[k] = count[k] > 0 ? sum[k] / count[k] : (count[all] > 0 ? sum[all] / count[all] : 0.0);
-    }
+    for (int m = 0; m < kSeasonMonths; ++m)
+      c.mean[static_cast<size_t>(cls) * kSeasonMonths + m] =
+          filled[(any[static_cast<size_t>(cls)] ? static_cast<size_t>(cls) : rows - 1) * kSeasonMonths + m];
   return c;
 }
 

@@ -553,7 +553,7 @@ struct NdviTask : Task {
         }
       }
       nn::ndvi_features(v, visible.data(), n_cov ? covariates.data() + p * 12 * n_cov : nullptr, n_cov, 1,
-                        in + static_cast<size_t>(r) * 12 * static_cast<size_t>(nf));
+                        spec_.season_start_month, in + static_cast<size_t>(r) * 12 * static_cast<size_t>(nf));
     }
   }
   torch::Tensor loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global,
@@ -748,7 +748,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   if (mpi.is_root()) {
     log::info("training set " + s.samples + ": " + std::to_string(n_all) + " samples, " +
               std::to_string(split.train.size()) + " training, " + std::to_string(split.val.size()) +
-              " validation; features " + (ndvi_task ? "NDVI,visible,1" + std::string(spec.bands.empty() ? "" : ",") : "") +
+              " validation; features " + (ndvi_task ? "NDVI,visible,1,month sin/cos" + std::string(spec.bands.empty() ? "" : ",") : "") +
               join(spec.bands) + (spec.ndvi && !ndvi_task ? ",NDVI" : "") + " x 12 months");
     log::info(task->describe(flat.n) + "; " + comm->name() + ": " + choice.reason + "; " + std::to_string(mpi.size()) + " rank(s) x " +
               std::to_string(threads) + " thread(s); global batch " + std::to_string(global_batch) + ", " +

@@ -26,9 +26,9 @@ struct ModelSpec {
   int t_min = 0, t_max = 0;              // forecast: months observed (1-11) the model was trained to start from
 
   bool is_ndvi_model() const { return kind == "ndvi_lstm"; }
-  // ndvi_lstm: NDVI, visible flag, constant 1, covariate bands (see nn/ndvi_lstm.hpp).
+  // ndvi_lstm: NDVI, visible flag, constant 1, calendar month (sin, cos), covariate bands (see nn/ndvi_lstm.hpp).
   int n_features() const {
-    return is_ndvi_model() ? 3 + static_cast<int>(bands.size()) : static_cast<int>(bands.size()) + (ndvi ? 1 : 0);
+    return is_ndvi_model() ? 5 + static_cast<int>(bands.size()) : static_cast<int>(bands.size()) + (ndvi ? 1 : 0);
   }
   int n_classes() const { return static_cast<int>(class_names.size()); }
 };

@@ -1,6 +1,6 @@
 #pragma once
-// The NDVI prediction LSTM (`s2crop ndvi`). Input per month: [NDVI x visible, visible, 1, covariate bands x 1e-4 x
-// visible] (a month that is not observed enters as zeros with visible = 0: gap-filled composite values never reach
+// The NDVI prediction LSTM (`s2crop ndvi`). Input per month: [NDVI x visible, visible, 1, sin and cos of the
+// calendar month, covariate bands x 1e-4 x visible] (a month that is not observed enters as zeros with visible = 0: gap-filled composite values never reach
 // the model, since linear interpolation would leak future months into a forecast). The constant 1 plays the role
 // of the LSTM bias (the fused layer has none).
 //   forecast: a causal LSTM; the state after month t (t months observed) -> linear head -> NDVI of months
@@ -26,8 +26,8 @@ struct NdviLstmImpl : torch::nn::Module {
 TORCH_MODULE(NdviLstm);
 
 // Features of `n` series (see above): ndvi and visible [series][12], covariates [series][12][n_cov] int16 (may be
-// null when n_cov == 0) -> out [series][12][3 + n_cov].
+// null when n_cov == 0), the season's first calendar month (1-12) -> out [series][12][5 + n_cov].
 void ndvi_features(const float* ndvi, const std::uint8_t* visible, const std::int16_t* covariates, int n_cov, size_t n,
-                   float* out);
+                   int season_start_month, float* out);
 
 }  // namespace s2crop::nn

@@ -44,7 +44,8 @@ float persistence(const float* ndvi, const std::uint8_t* visible, int m);
 float linear_fill(const float* ndvi, const std::uint8_t* visible, int m);
 
 // Per-class climatology: mean NDVI per (class, month) over observed months; months of a class without any
-// observation fall back to the all-class mean of that month.
+// observation are interpolated in time between the class's observed months (ends hold the nearest), and a class
+// without any observation takes the all-class climatology.
 struct Climatology {
   int classes = 0;
   std::vector<double> mean;  // [class][month]
