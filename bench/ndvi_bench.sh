@@ -24,7 +24,7 @@ for task in gapfill forecast; do
   "$S2CROP" ndvi train --task "$task" --horizon 2 --samples s.h5 --output "n-$task.h5" --hidden "$HIDDEN" --epochs 1 \
     --max-steps 3 --threads "$THREADS" --overwrite > "t-$task.log" 2>&1
   rate=$("$S2CROP" ndvi evaluate --model "n-$task.h5" --samples s.h5 --output "n-$task.json" --threads "$THREADS" 2>&1 \
-         | grep -o '([0-9.e+]* pixels/s' | grep -o '[0-9.e+]*')
+         | grep -o '([0-9.e+]* pixels/s' | grep -o '[0-9][0-9.e+]*')
   echo "ndvi $task (LSTM $HIDDEN x 2$([ "$task" = gapfill ] && echo ', bidirectional')): $rate pixels/s per rank"
 done
 "$S2CROP" train --samples s.h5 --output cls.h5 --hidden 128 --epochs 1 --max-steps 3 --threads "$THREADS" --overwrite \
