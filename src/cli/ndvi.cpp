@@ -23,6 +23,7 @@ int run_ndvi_train(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("mask-fraction", po::value<double>()->default_value(0.25),
        "gapfill: probability of hiding each observed month from the input (at least one is hidden)")
       ("samples,s", po::value<std::string>(), "training set HDF5 (with per-month clear flags, from 's2crop extract')")
+      ("assume-clear", po::bool_switch(), "accept a training set without per-month clear flags (every month observed)")
       ("output,o", po::value<std::string>(), "model file to write (HDF5, self-describing: task, horizon, t range)")
       ("checkpoint-dir", po::value<std::string>()->default_value(""), "checkpoints (default: OUTPUT.ckpt)")
       ("tiles", po::value<std::string>()->default_value(""), "use only samples of these tiles (keep test tiles out)")
@@ -62,6 +63,7 @@ int run_ndvi_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   s.t_min = vm["t-min"].as<int>();
   s.t_max = vm["t-max"].as<int>();
   s.mask_fraction = vm["mask-fraction"].as<double>();
+  s.assume_clear = vm["assume-clear"].as<bool>();
   if (vm.count("samples")) s.samples = vm["samples"].as<std::string>();
   if (vm.count("output")) s.output = vm["output"].as<std::string>();
   s.checkpoint_dir = vm["checkpoint-dir"].as<std::string>();

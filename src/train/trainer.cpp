@@ -483,6 +483,14 @@ struct NdviTask : Task {
            size_t shard_end)
       : s(settings), spec_(std::move(spec)), shard_begin(shard_begin_) {
     const size_t n_all = labels.size();
+    {
+      h5::File f = h5::File::open_read(s.samples, MPI_COMM_NULL);
+      if (!f.exists("clear") && !s.assume_clear)
+        throw ConfigError(s.samples + " has no per-month clear flags (dataset 'clear'): the NDVI loss may only use "
+                          "observed months, and without them gap-filled values would count as observations. Extract "
+                          "the samples again ('s2crop extract' writes the flags) or pass --assume-clear if every month "
+                          "of every series was observed");
+    }
     clear = samples::read_training_set_clear(s.samples, 0, n_all);
     auto x = samples::read_training_set_x(s.samples, shard_begin, shard_end);
     ndvi = samples::ndvi_series(x, labels.header, s.samples);

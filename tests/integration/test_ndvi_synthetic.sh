@@ -34,5 +34,8 @@ cp "$WORK/s.h5" "$WORK/cloudy.h5"
 "$PY" -c "import h5py, sys; f = h5py.File(sys.argv[1], 'a'); c = f['clear']; c[5] = 0" "$WORK/cloudy.h5"
 expect_failure no_clear "has no clear observation in any month" -- \
   mpi 2 ndvi evaluate --model "$WORK/g.h5" --samples "$WORK/cloudy.h5" --output "$WORK/x.json"
+"$PY" -c "import h5py, sys; f = h5py.File(sys.argv[1], 'a'); del f['clear']" "$WORK/cloudy.h5"
+expect_failure no_clear_flags "has no per-month clear flags" -- \
+  mpi 2 ndvi train --task gapfill --samples "$WORK/cloudy.h5" --output "$WORK/x.h5"
 expect_failure classifier_as_ndvi "is an NDVI model, not a crop-type classifier" -- \
   mpi 1 classify --composites "$WORK/c.h5" --model "$WORK/f.h5" --output "$WORK/map.h5"

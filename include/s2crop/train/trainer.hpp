@@ -21,6 +21,7 @@ struct TrainSettings {
   int horizon = 1;                   // forecast: months predicted after the last observed one
   int t_min = 3, t_max = 9;          // forecast: origins (months observed) the model learns to start from
   double mask_fraction = 0.25;       // gapfill: probability of hiding an observed month from the input
+  bool assume_clear = false;         // NDVI tasks: accept a training set without per-month clear flags
   std::string samples;               // training set (HDF5)
   std::string output;                // model file to write
   std::string checkpoint_dir;        // default: <output>.ckpt
