@@ -1,8 +1,8 @@
-#include <fstream>
 #include <iostream>
 
 #include "options.hpp"
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/text.hpp"
 #include "s2crop/pipeline/job_plan.hpp"
 
 namespace s2crop::cli {
@@ -46,11 +46,7 @@ int run_plan(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (!mpi.is_root()) return 0;
   auto plan = pipeline::plan_job(job, pipeline::UnitCosts::read(costs_path), options);
   pipeline::print_plan(std::cout, plan, options);
-  if (auto json = vm["json"].as<std::string>(); !json.empty()) {
-    std::ofstream out(json);
-    out << pipeline::plan_json(plan);
-    if (!out) throw OutputError(json, "cannot write the plan");
-  }
+  if (auto json = vm["json"].as<std::string>(); !json.empty()) write_text_atomically(json, pipeline::plan_json(plan));
   return 0;
 }
 

@@ -9,6 +9,7 @@
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/text.hpp"
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/nn/ndvi_lstm.hpp"
 #include "s2crop/samples/ndvi_series.hpp"
@@ -222,9 +223,9 @@ void run_ndvi_evaluate(const NdviEvaluateSettings& s, const parallel::MpiContext
         return o + "}";
       };
       std::ostringstream js;
-      js << "{\n  \"model\": \"" << s.model << "\",\n  \"samples\": \"" << s.samples << "\",\n  \"task\": \"" << spec.task
-         << "\",\n  \"horizon\": " << spec.horizon << ",\n  \"t_min\": " << spec.t_min << ",\n  \"t_max\": " << spec.t_max
-         << ",\n  \"tiles\": \"" << join(s.tiles) << "\",\n  \"series\": " << held.size()
+      js << "{\n  \"model\": " << json_string(s.model) << ",\n  \"samples\": " << json_string(s.samples)
+         << ",\n  \"task\": " << json_string(spec.task) << ",\n  \"horizon\": " << spec.horizon << ",\n  \"t_min\": " << spec.t_min << ",\n  \"t_max\": " << spec.t_max
+         << ",\n  \"tiles\": " << json_string(join(s.tiles)) << ",\n  \"series\": " << held.size()
          << ",\n  \"methods\": [";
       for (size_t k = 0; k < nm; ++k) js << (k ? ", " : "") << "\"" << methods[k] << "\"";
       js << "],\n  \"overall\": " << group_json(overall) << ",\n  \"per_horizon\": [";
@@ -240,12 +241,7 @@ void run_ndvi_evaluate(const NdviEvaluateSettings& s, const parallel::MpiContext
         first = false;
       }
       js << "]\n}\n";
-      {
-        std::ofstream f(s.output_json + ".tmp");
-        f << js.str();
-        if (!f) throw OutputError(s.output_json, "cannot write");
-      }
-      std::filesystem::rename(s.output_json + ".tmp", s.output_json);
+      write_text_atomically(s.output_json, js.str());
       std::ostringstream line;
       line << "ndvi evaluate (" << spec.task << ", " << held.size() << " series, " << overall.by_method[0].n
            << " targets) RMSE:";

@@ -13,6 +13,7 @@
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/text.hpp"
 #include "s2crop/sentinel2/acquisition.hpp"
 
 namespace fs = std::filesystem;
@@ -22,21 +23,6 @@ namespace {
 
 constexpr int kClasses = 16;  // TimeSen2Crop's crop classes: what a per-class cap multiplies
 constexpr int kMonths = 12;
-
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  std::string item;
-  for (char c : text + ",") {
-    if (c == ',') {
-      auto a = item.find_first_not_of(' '), b = item.find_last_not_of(' ');
-      if (a != std::string::npos) out.push_back(item.substr(a, b - a + 1));
-      item.clear();
-    } else {
-      item += c;
-    }
-  }
-  return out;
-}
 
 double number(const std::string& text, const std::string& what, double fallback) {
   if (text.empty()) return fallback;
@@ -141,7 +127,7 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
   JobPlan plan;
   plan.job = job.path();
   plan.name = job.name();
-  plan.tiles = split_commas(job.get("data", "tiles"));
+  plan.tiles = split_comma_list(job.get("data", "tiles"));
   const std::string input = job.resolve(job.get("data", "input"));
   auto scan = scan_input(input, plan.tiles);
   const double assumed_side = number(job.get("data", "tile_size", "10980"), "[data] tile_size", 10980);
@@ -176,10 +162,10 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
   const double side = std::sqrt(px);
   const double startup = costs.at("job_startup"), thread_eff = costs.at("thread_efficiency");
   const double base_mib = costs.at("base_memory_mib");
-  const double bands = static_cast<double>(split_commas(job.stage_option("composite", "bands",
+  const double bands = static_cast<double>(split_comma_list(job.stage_option("composite", "bands",
       "B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12")).size());
   auto tiles_of = [&](const std::string& stage, const std::string& key) {
-    auto list = split_commas(job.stage_option(stage, key));
+    auto list = split_comma_list(job.stage_option(stage, key));
     return list.empty() ? n_tiles : static_cast<double>(list.size());
   };
   auto model_factor = [&](const std::string& stage_with_model) {
@@ -353,28 +339,20 @@ void print_plan(std::ostream& out, const JobPlan& p, const PlanOptions& options)
 std::string plan_json(const JobPlan& p) {
   std::ostringstream o;
   o.precision(10);
-  auto quote = [](const std::string& s) {
-    std::string q = "\"";
-    for (char c : s) {
-      if (c == '"' || c == '\\') q += '\\';
-      q += c;
-    }
-    return q + "\"";
-  };
-  o << "{\"job\": " << quote(p.job) << ", \"name\": " << quote(p.name) << ", \"tiles\": [";
-  for (size_t i = 0; i < p.tiles.size(); ++i) o << (i ? ", " : "") << quote(p.tiles[i]);
+  o << "{\"job\": " << json_string(p.job) << ", \"name\": " << json_string(p.name) << ", \"tiles\": [";
+  for (size_t i = 0; i < p.tiles.size(); ++i) o << (i ? ", " : "") << json_string(p.tiles[i]);
   o << "], \"pixels_per_tile\": " << p.pixels_per_tile << ", \"acquisitions_per_tile\": " << p.acquisitions_per_tile
-    << ", \"input_bytes\": " << p.input_bytes << ", \"input_source\": " << quote(p.input_source)
+    << ", \"input_bytes\": " << p.input_bytes << ", \"input_source\": " << json_string(p.input_source)
     << ", \"wall_seconds\": " << p.wall_seconds << ", \"node_hours\": " << p.node_hours << ", \"stages\": [";
   for (size_t i = 0; i < p.stages.size(); ++i) {
     auto& s = p.stages[i];
-    o << (i ? ", " : "") << "{\"name\": " << quote(s.name) << ", \"nodes\": " << s.nodes << ", \"ranks\": " << s.ranks
+    o << (i ? ", " : "") << "{\"name\": " << json_string(s.name) << ", \"nodes\": " << s.nodes << ", \"ranks\": " << s.ranks
       << ", \"threads\": " << s.threads << ", \"units\": " << s.units << ", \"cpu_seconds\": " << s.cpu_seconds
       << ", \"wall_seconds\": " << s.wall_seconds << ", \"memory_mib\": " << s.memory_mib
       << ", \"output_bytes\": " << s.output_bytes << ", \"suggested_nodes\": " << s.suggested_nodes << "}";
   }
   o << "], \"warnings\": [";
-  for (size_t i = 0; i < p.warnings.size(); ++i) o << (i ? ", " : "") << quote(p.warnings[i]);
+  for (size_t i = 0; i < p.warnings.size(); ++i) o << (i ? ", " : "") << json_string(p.warnings[i]);
   o << "]}\n";
   return o.str();
 }

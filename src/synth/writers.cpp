@@ -14,6 +14,7 @@
 
 #include "s2crop/common/crop_classes.hpp"
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/text.hpp"
 #include "s2crop/geo/raster.hpp"
 #include "s2crop/sentinel2/bands.hpp"
 
@@ -29,37 +30,12 @@ void make_dirs(const std::string& path) {
 
 namespace {
 
-std::string jstr(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      default: o += c;
-    }
-  }
-  return o + "\"";
-}
 std::string jnum(double v) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.10g", v);
   return buf;
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw OutputError(path, "cannot open for writing");
-    out << text;
-    out.flush();
-    if (!out) throw OutputError(path, "write failed (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw OutputError(path, "cannot rename the finished file into place: " + ec.message());
-}
 
 const geo::Grid& band_grid(const TileSpec& tile, int b) { return synth_band_is_10m(b) ? tile.grid10 : tile.grid20; }
 
@@ -139,20 +115,20 @@ std::string write_stac_item(const std::string& out_dir, const TileSpec& tile, co
        "\"https://stac-extensions.github.io/projection/v1.1.0/schema.json\", "
        "\"https://stac-extensions.github.io/raster/v1.1.0/schema.json\", "
        "\"https://stac-extensions.github.io/mgrs/v1.0.0/schema.json\"],\n"
-    << "  \"id\": " << jstr(id) << ",\n"
+    << "  \"id\": " << json_string(id) << ",\n"
     << "  \"collection\": \"sentinel-2-l2a\",\n"
     << "  \"bbox\": [" << jnum(minx) << ", " << jnum(miny) << ", " << jnum(maxx) << ", " << jnum(maxy) << "],\n"
     << "  \"geometry\": {\"type\": \"Polygon\", \"coordinates\": [[" << coords << "]]},\n"
     << "  \"properties\": {\n"
-    << "    \"datetime\": " << jstr(acq.datetime()) << ",\n"
-    << "    \"platform\": " << jstr(platform_name(acq)) << ",\n"
+    << "    \"datetime\": " << json_string(acq.datetime()) << ",\n"
+    << "    \"platform\": " << json_string(platform_name(acq)) << ",\n"
     << "    \"constellation\": \"sentinel-2\",\n"
     << "    \"instruments\": [\"msi\"],\n"
     << "    \"mgrs:utm_zone\": " << tile.zone << ",\n"
-    << "    \"mgrs:latitude_band\": " << jstr(std::string(1, tile.latitude_band)) << ",\n"
-    << "    \"mgrs:grid_square\": " << jstr(tile.grid_square) << ",\n"
-    << "    \"s2:processing_baseline\": " << jstr(acq.processing_baseline()) << ",\n"
-    << "    \"s2:product_uri\": " << jstr(acq.safe_name(tile)) << ",\n"
+    << "    \"mgrs:latitude_band\": " << json_string(std::string(1, tile.latitude_band)) << ",\n"
+    << "    \"mgrs:grid_square\": " << json_string(tile.grid_square) << ",\n"
+    << "    \"s2:processing_baseline\": " << json_string(acq.processing_baseline()) << ",\n"
+    << "    \"s2:product_uri\": " << json_string(acq.safe_name(tile)) << ",\n"
     << "    \"s2:nodata_pixel_percentage\": " << jnum(scene.nodata_percent) << ",\n"
     << "    \"earthsearch:boa_offset_applied\": false,\n"
     << "    \"proj:epsg\": " << tile.epsg << ",\n"
@@ -172,10 +148,10 @@ std::string write_stac_item(const std::string& out_dir, const TileSpec& tile, co
       if (spec.name == names[static_cast<size_t>(k)]) b = k;
     if (b < 0) continue;  // B01, B09: not generated
     const geo::Grid& g = band_grid(tile, b);
-    j << (first ? "" : ",\n") << "    " << jstr(spec.stac_key) << ": {\"href\": \"./" << spec.name << ".tif\", "
+    j << (first ? "" : ",\n") << "    " << json_string(spec.stac_key) << ": {\"href\": \"./" << spec.name << ".tif\", "
       << "\"type\": \"image/tiff; application=geotiff; profile=cloud-optimized\", \"title\": "
-      << jstr(spec.name + " (" + spec.common_name + ") - " + std::to_string(spec.resolution_m) + "m") << ", "
-      << "\"eo:bands\": [{\"name\": " << jstr(spec.name) << ", \"common_name\": " << jstr(spec.common_name)
+      << json_string(spec.name + " (" + spec.common_name + ") - " + std::to_string(spec.resolution_m) + "m") << ", "
+      << "\"eo:bands\": [{\"name\": " << json_string(spec.name) << ", \"common_name\": " << json_string(spec.common_name)
       << ", \"center_wavelength\": " << jnum(spec.centre_nm / 1000.0) << "}], "
       << "\"gsd\": " << spec.resolution_m << ", \"proj:shape\": [" << g.height << ", " << g.width
       << "], \"proj:transform\": " << transform(g) << ", "
@@ -190,7 +166,7 @@ std::string write_stac_item(const std::string& out_dir, const TileSpec& tile, co
     << "\"raster:bands\": [{\"nodata\": 0, \"data_type\": \"uint8\", \"spatial_resolution\": 20, \"unit\": \"none\"}], "
     << "\"roles\": [\"data\", \"reflectance\"]}\n  }\n}\n";
   std::string path = dir + "/" + id + ".json";
-  write_text(path, j.str());
+  write_text_atomically(path, j.str());
   return path;
 }
 
@@ -303,7 +279,7 @@ std::string write_safe_product(const std::string& out_dir, const TileSpec& tile,
               false, scene.dn[static_cast<size_t>(b)].data());
   write_one("SCL", "20m", tile.grid20, true, scene.scl.data());
   // The metadata last: a product folder with its MTD file is complete.
-  write_text(product + "/MTD_MSIL2A.xml", mtd_msil2a_xml(tile, acq, scene, jp2));
+  write_text_atomically(product + "/MTD_MSIL2A.xml", mtd_msil2a_xml(tile, acq, scene, jp2));
   return product;
 }
 
@@ -376,19 +352,19 @@ void write_region_json(const std::string& path, const Region& region, const std:
   const SynthConfig& c = region.config;
   std::ostringstream j;
   j << "{\n  \"generator\": \"s2crop synth\",\n  \"seed\": " << c.seed << ",\n"
-    << "  \"start\": " << jstr(c.start.iso()) << ",\n  \"days\": " << c.days << ",\n  \"revisit\": " << c.revisit
+    << "  \"start\": " << json_string(c.start.iso()) << ",\n  \"days\": " << c.days << ",\n  \"revisit\": " << c.revisit
     << ",\n  \"gap_fraction\": " << jnum(c.gap_fraction) << ",\n  \"cloud_cover\": " << jnum(c.cloud_cover)
-    << ",\n  \"size\": " << c.size << ",\n  \"layout\": " << jstr(layout_name(c.layout))
+    << ",\n  \"size\": " << c.size << ",\n  \"layout\": " << json_string(layout_name(c.layout))
     << ",\n  \"safe_jp2\": " << (c.safe_jp2 ? "true" : "false") << ",\n";
   // Only when set: the default region.json stays as it was.
   if (c.subset_at) j << "  \"subset_at\": [" << jnum((*c.subset_at)[0]) << ", " << jnum((*c.subset_at)[1]) << "],\n";
   j << "  \"bands\": [";
-  for (int b = 0; b < kSynthBands; ++b) j << (b ? ", " : "") << jstr(synth_band_names()[static_cast<size_t>(b)]);
+  for (int b = 0; b < kSynthBands; ++b) j << (b ? ", " : "") << json_string(synth_band_names()[static_cast<size_t>(b)]);
   j << "],\n  \"classes\": [\n";
   for (const auto& k : crop_classes()) {
     char rgb[8];
     std::snprintf(rgb, sizeof rgb, "#%02x%02x%02x", k.r, k.g, k.b);
-    j << "    {\"id\": " << k.id << ", \"name\": " << jstr(k.name) << ", \"color\": " << jstr(rgb) << "}"
+    j << "    {\"id\": " << k.id << ", \"name\": " << json_string(k.name) << ", \"color\": " << json_string(rgb) << "}"
       << (k.id + 1 < kCropClassCount ? ",\n" : "\n");
   }
   j << "  ],\n  \"tiles\": [\n";
@@ -398,7 +374,7 @@ void write_region_json(const std::string& path, const Region& region, const std:
     std::array<int, 16> counts{};
     for (const Unit& u : layouts[t].units)
       if (u.type == UnitType::Parcel) ++counts[static_cast<size_t>(u.class_id)];
-    j << "    {\"name\": " << jstr(tile.name) << ", \"epsg\": " << tile.epsg << ", \"width\": " << tile.grid10.width
+    j << "    {\"name\": " << json_string(tile.name) << ", \"epsg\": " << tile.epsg << ", \"width\": " << tile.grid10.width
       << ", \"height\": " << tile.grid10.height << ", \"geotransform\": [" << jnum(g[0]) << ", " << jnum(g[1]) << ", "
       << jnum(g[2]) << ", " << jnum(g[3]) << ", " << jnum(g[4]) << ", " << jnum(g[5]) << "],\n"
       << "     \"parcels\": " << layouts[t].parcel_count() << ", \"parcels_per_class\": [";
@@ -407,8 +383,8 @@ void write_region_json(const std::string& path, const Region& region, const std:
     bool first = true;
     for (const Acquisition& a : region.acquisitions) {
       if (a.tile != tile.index) continue;
-      j << (first ? "" : ",\n") << "       {\"date\": " << jstr(a.date.iso()) << ", \"platform\": "
-        << jstr(platform_name(a)) << ", \"id\": " << jstr(a.stac_id(tile)) << ", \"safe\": " << jstr(a.safe_name(tile))
+      j << (first ? "" : ",\n") << "       {\"date\": " << json_string(a.date.iso()) << ", \"platform\": "
+        << json_string(platform_name(a)) << ", \"id\": " << json_string(a.stac_id(tile)) << ", \"safe\": " << json_string(a.safe_name(tile))
         << ", \"boa_offset\": " << a.boa_offset() << ", \"cloud_target\": " << jnum(std::round(a.cloud_target * 1000) / 1000)
         << "}";
       first = false;
@@ -416,7 +392,7 @@ void write_region_json(const std::string& path, const Region& region, const std:
     j << "\n     ]}" << (t + 1 < region.tiles.size() ? ",\n" : "\n");
   }
   j << "  ]\n}\n";
-  write_text(path, j.str());
+  write_text_atomically(path, j.str());
 }
 
 }  // namespace s2crop::synth
