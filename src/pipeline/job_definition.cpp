@@ -128,6 +128,18 @@ std::map<std::string, std::string> JobDefinition::read_ini_section(const std::st
   return it->second;
 }
 
+std::vector<std::string> split_comma_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = std::min(text.find(',', start), text.size());
+    std::string item = trim(text.substr(start, end - start));
+    if (!item.empty()) out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
 JobDefinition JobDefinition::read(const std::string& path, const std::vector<std::string>& overrides) {
   JobDefinition job;
   job.path_ = path;
@@ -188,19 +200,7 @@ std::string JobDefinition::get(const std::string& section, const std::string& ke
   return found ? expand(section, v, 0) : fallback;
 }
 
-std::vector<std::string> JobDefinition::stages() const {
-  std::vector<std::string> out;
-  std::string list = get("job", "stages"), item;
-  for (char c : list + ",") {
-    if (c == ',') {
-      if (!trim(item).empty()) out.push_back(trim(item));
-      item.clear();
-    } else {
-      item += c;
-    }
-  }
-  return out;
-}
+std::vector<std::string> JobDefinition::stages() const { return split_comma_list(get("job", "stages")); }
 
 std::string JobDefinition::name() const {
   std::string n = get("job", "name");

@@ -43,5 +43,7 @@ class JobDefinition {
 };
 
 std::vector<std::string> shell_split(const std::string& text);
+// "a, b,,c " -> {"a", "b", "c"}: a job file's lists (stages, tiles), items trimmed, empty ones dropped.
+std::vector<std::string> split_comma_list(const std::string& text);
 
 }  // namespace s2crop::pipeline
