@@ -25,30 +25,16 @@ int run_ndvi_train(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("samples,s", po::value<std::string>(), "training set HDF5 (with per-month clear flags, from 's2crop extract')")
       ("assume-clear", po::bool_switch(), "accept a training set without per-month clear flags (every month observed)")
       ("output,o", po::value<std::string>(), "model file to write (HDF5, self-describing: task, horizon, t range)")
-      ("checkpoint-dir", po::value<std::string>()->default_value(""), "checkpoints (default: OUTPUT.ckpt)")
-      ("tiles", po::value<std::string>()->default_value(""), "use only samples of these tiles (keep test tiles out)")
       ("val-tiles", po::value<std::string>()->default_value(""), "validate on these tiles; default: --val-fraction")
-      ("val-fraction", po::value<double>()->default_value(0.1), "fraction of parcels (or samples) held out for validation")
       ("bands", po::value<std::string>()->default_value(""), "covariate bands besides NDVI (default: none)")
       ("hidden", po::value<int>()->default_value(64), "LSTM hidden units")
-      ("layers", po::value<int>()->default_value(2), "LSTM layers")
       ("dropout", po::value<double>()->default_value(0.1), "dropout between LSTM layers")
-      ("epochs", po::value<int>()->default_value(30), "maximum epochs")
-      ("batch-size", po::value<int>()->default_value(128), "samples per rank and step (global batch = this x ranks)")
       ("lr", po::value<double>()->default_value(3e-3), "peak learning rate (AdamW)")
-      ("weight-decay", po::value<double>()->default_value(1e-4), "decoupled weight decay")
-      ("lr-schedule", po::value<std::string>()->default_value("cosine"), "cosine (to lr/100), step (halving) or none")
       ("patience", po::value<int>()->default_value(6), "early stopping after this many epochs without a better "
                                                         "validation RMSE (0: off)")
       ("backend", po::value<std::string>()->default_value("auto"), "gradient all-reduce: auto, mpi or nccl")
-      ("bucket-mb", po::value<double>()->default_value(8.0), "gradient bucket size for the all-reduce (MiB)")
-      ("seed", po::value<unsigned long>()->default_value(42), "seed of initialisation, sampling, masking and dropout")
-      ("threads", po::value<int>()->default_value(0), "threads per rank (0: node cores / ranks on the node)")
-      ("resume", po::bool_switch(), "require a checkpoint to continue from (a matching one is always used)")
-      ("overwrite", po::bool_switch(), "replace an existing model and discard checkpoints")
-      ("max-steps", po::value<long>()->default_value(0), "stop after this many optimiser steps (0: no limit)")
-      ("step-log", po::value<std::string>()->default_value(""), "write loss per step as TSV (rank 0)")
-      ("check-replicas", po::bool_switch(), "verify after every step that all ranks hold identical parameters");
+      ("seed", po::value<unsigned long>()->default_value(42), "seed of initialisation, sampling, masking and dropout");
+  add_training_loop_options(opts);
   po::variables_map vm;
   if (!parse_options("ndvi train", "--samples SET.h5 --output MODEL.h5 [--task forecast|gapfill] [options]",
                      "Trains the NDVI prediction LSTM on the monthly NDVI series of a training set with the same "
@@ -64,32 +50,7 @@ int run_ndvi_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   s.t_max = vm["t-max"].as<int>();
   s.mask_fraction = vm["mask-fraction"].as<double>();
   s.assume_clear = vm["assume-clear"].as<bool>();
-  if (vm.count("samples")) s.samples = vm["samples"].as<std::string>();
-  if (vm.count("output")) s.output = vm["output"].as<std::string>();
-  s.checkpoint_dir = vm["checkpoint-dir"].as<std::string>();
-  s.tiles = split_list(vm["tiles"].as<std::string>());
-  s.val_tiles = split_list(vm["val-tiles"].as<std::string>());
-  s.val_fraction = vm["val-fraction"].as<double>();
-  s.bands = split_list(vm["bands"].as<std::string>());
-  s.hidden = vm["hidden"].as<int>();
-  s.layers = vm["layers"].as<int>();
-  s.dropout = vm["dropout"].as<double>();
-  s.epochs = vm["epochs"].as<int>();
-  s.batch_size = vm["batch-size"].as<int>();
-  s.lr = vm["lr"].as<double>();
-  s.weight_decay = vm["weight-decay"].as<double>();
-  s.lr_schedule = vm["lr-schedule"].as<std::string>();
-  s.patience = vm["patience"].as<int>();
-  s.backend = vm["backend"].as<std::string>();
-  s.bucket_mb = vm["bucket-mb"].as<double>();
-  s.seed = vm["seed"].as<unsigned long>();
-  s.threads = vm["threads"].as<int>();
-  s.require_resume = vm["resume"].as<bool>();
-  s.overwrite = vm["overwrite"].as<bool>();
-  s.max_steps = vm["max-steps"].as<long>();
-  s.step_log = vm["step-log"].as<std::string>();
-  s.check_replicas = vm["check-replicas"].as<bool>();
-  s.config_text = effective_config(vm);
+  read_training_settings(vm, s);
   train::run_train(s, mpi);
   return 0;
 }

@@ -7,6 +7,10 @@
 
 #include "s2crop/parallel/mpi.hpp"
 
+namespace s2crop::train {
+struct TrainSettings;
+}
+
 namespace s2crop::cli {
 
 namespace po = boost::program_options;
@@ -24,6 +28,12 @@ std::string effective_config(const po::variables_map& vm);
 std::vector<int> parse_int_list(const std::string& text, const std::string& option);
 // "a,b,,c" -> {"a","b","c"}.
 std::vector<std::string> split_list(const std::string& text);
+
+// The training commands (`train`, `ndvi train`) run the one trainer: the options of its loop (checkpoints, split,
+// schedule, communicator, threads, test hooks) are declared once here; model options stay with each command.
+void add_training_loop_options(po::options_description& options);
+// Every TrainSettings field both commands share (their loop options and the model options they both have).
+void read_training_settings(const po::variables_map& vm, train::TrainSettings& s);
 
 // The subcommands.
 int run_synth(int argc, char** argv, const parallel::MpiContext& mpi);

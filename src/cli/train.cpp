@@ -10,21 +10,13 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("model", po::value<std::string>()->default_value("lstm"), "model to train: lstm (crop-type classifier)")
       ("samples,s", po::value<std::string>(), "training set HDF5 (from 's2crop extract' or 's2crop import-timesen2crop')")
       ("output,o", po::value<std::string>(), "model file to write (HDF5, self-describing: classify needs nothing else)")
-      ("checkpoint-dir", po::value<std::string>()->default_value(""), "checkpoints (default: OUTPUT.ckpt)")
-      ("tiles", po::value<std::string>()->default_value(""), "use only samples of these tiles (keep test tiles out)")
       ("val-tiles", po::value<std::string>()->default_value(""),
        "validate on these tiles (spatially disjoint); default: --val-fraction of the parcels")
-      ("val-fraction", po::value<double>()->default_value(0.1), "fraction of parcels (or samples) held out for validation")
       ("bands", po::value<std::string>()->default_value(""), "input bands (default: all bands of the training set)")
       ("ndvi", po::value<bool>()->default_value(true), "add NDVI (B04 and B08, or B8A) as a feature")
       ("hidden", po::value<int>()->default_value(128), "LSTM hidden units")
-      ("layers", po::value<int>()->default_value(2), "LSTM layers")
       ("dropout", po::value<double>()->default_value(0.2), "dropout between LSTM layers")
-      ("epochs", po::value<int>()->default_value(30), "maximum epochs")
-      ("batch-size", po::value<int>()->default_value(128), "samples per rank and step (global batch = this x ranks)")
       ("lr", po::value<double>()->default_value(2e-3), "peak learning rate (AdamW)")
-      ("weight-decay", po::value<double>()->default_value(1e-4), "decoupled weight decay")
-      ("lr-schedule", po::value<std::string>()->default_value("cosine"), "cosine (to lr/100), step (halving) or none")
       ("patience", po::value<int>()->default_value(6), "early stopping after this many epochs without a better "
                                                         "validation macro-F1 (0: off)")
       ("loss", po::value<std::string>()->default_value("ce"), "ce (cross-entropy) or focal")
@@ -33,14 +25,8 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
        "against class imbalance: none, inverse or sqrt (inverse square root of the class frequency)")
       ("backend", po::value<std::string>()->default_value("auto"),
        "gradient all-reduce: auto (NCCL with one GPU per rank when built with it, else MPI), mpi or nccl")
-      ("bucket-mb", po::value<double>()->default_value(8.0), "gradient bucket size for the all-reduce (MiB)")
-      ("seed", po::value<unsigned long>()->default_value(42), "seed of initialisation, sampling and dropout")
-      ("threads", po::value<int>()->default_value(0), "threads per rank (0: node cores / ranks on the node)")
-      ("resume", po::bool_switch(), "require a checkpoint to continue from (a matching one is always used)")
-      ("overwrite", po::bool_switch(), "replace an existing model and discard checkpoints")
-      ("max-steps", po::value<long>()->default_value(0), "stop after this many optimiser steps (0: no limit)")
-      ("step-log", po::value<std::string>()->default_value(""), "write loss per step as TSV (rank 0)")
-      ("check-replicas", po::bool_switch(), "verify after every step that all ranks hold identical parameters");
+      ("seed", po::value<unsigned long>()->default_value(42), "seed of initialisation, sampling and dropout");
+  add_training_loop_options(opts);
   po::variables_map vm;
   if (!parse_options("train", "--samples SET.h5 --output MODEL.h5 [options]",
                      "Trains the LSTM crop-type classifier (LayerNorm -> LSTM -> LayerNorm -> linear) on monthly "
@@ -53,6 +39,35 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (vm["model"].as<std::string>() != "lstm")
     throw ConfigError("--model " + vm["model"].as<std::string>() + ": only 'lstm' is available in this version");
   train::TrainSettings s;
+  read_training_settings(vm, s);
+  s.ndvi = vm["ndvi"].as<bool>();
+  s.loss = vm["loss"].as<std::string>();
+  s.focal_gamma = vm["focal-gamma"].as<double>();
+  s.class_weights = vm["class-weights"].as<std::string>();
+  train::run_train(s, mpi);
+  return 0;
+}
+
+void add_training_loop_options(po::options_description& options) {
+  options.add_options()
+      ("checkpoint-dir", po::value<std::string>()->default_value(""), "checkpoints (default: OUTPUT.ckpt)")
+      ("tiles", po::value<std::string>()->default_value(""), "use only samples of these tiles (keep test tiles out)")
+      ("val-fraction", po::value<double>()->default_value(0.1), "fraction of parcels (or samples) held out for validation")
+      ("layers", po::value<int>()->default_value(2), "LSTM layers")
+      ("epochs", po::value<int>()->default_value(30), "maximum epochs")
+      ("batch-size", po::value<int>()->default_value(128), "samples per rank and step (global batch = this x ranks)")
+      ("weight-decay", po::value<double>()->default_value(1e-4), "decoupled weight decay")
+      ("lr-schedule", po::value<std::string>()->default_value("cosine"), "cosine (to lr/100), step (halving) or none")
+      ("bucket-mb", po::value<double>()->default_value(8.0), "gradient bucket size for the all-reduce (MiB)")
+      ("threads", po::value<int>()->default_value(0), "threads per rank (0: node cores / ranks on the node)")
+      ("resume", po::bool_switch(), "require a checkpoint to continue from (a matching one is always used)")
+      ("overwrite", po::bool_switch(), "replace an existing model and discard checkpoints")
+      ("max-steps", po::value<long>()->default_value(0), "stop after this many optimiser steps (0: no limit)")
+      ("step-log", po::value<std::string>()->default_value(""), "write loss per step as TSV (rank 0)")
+      ("check-replicas", po::bool_switch(), "verify after every step that all ranks hold identical parameters");
+}
+
+void read_training_settings(const po::variables_map& vm, train::TrainSettings& s) {
   if (vm.count("samples")) s.samples = vm["samples"].as<std::string>();
   if (vm.count("output")) s.output = vm["output"].as<std::string>();
   s.checkpoint_dir = vm["checkpoint-dir"].as<std::string>();
@@ -60,7 +75,6 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   s.val_tiles = split_list(vm["val-tiles"].as<std::string>());
   s.val_fraction = vm["val-fraction"].as<double>();
   s.bands = split_list(vm["bands"].as<std::string>());
-  s.ndvi = vm["ndvi"].as<bool>();
   s.hidden = vm["hidden"].as<int>();
   s.layers = vm["layers"].as<int>();
   s.dropout = vm["dropout"].as<double>();
@@ -70,9 +84,6 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   s.weight_decay = vm["weight-decay"].as<double>();
   s.lr_schedule = vm["lr-schedule"].as<std::string>();
   s.patience = vm["patience"].as<int>();
-  s.loss = vm["loss"].as<std::string>();
-  s.focal_gamma = vm["focal-gamma"].as<double>();
-  s.class_weights = vm["class-weights"].as<std::string>();
   s.backend = vm["backend"].as<std::string>();
   s.bucket_mb = vm["bucket-mb"].as<double>();
   s.seed = vm["seed"].as<unsigned long>();
@@ -83,8 +94,6 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   s.step_log = vm["step-log"].as<std::string>();
   s.check_replicas = vm["check-replicas"].as<bool>();
   s.config_text = effective_config(vm);
-  train::run_train(s, mpi);
-  return 0;
 }
 
 }  // namespace s2crop::cli
