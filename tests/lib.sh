@@ -59,3 +59,29 @@ expect_failure() {
 
 # h5_same A B: every dataset and attribute identical, except the creation time
 h5_same() { "$PY" "$TESTS_DIR/h5_compare.py" "$1" "$2"; }
+
+# expect_training_resumes LABEL ARGS...: the training `s2crop ARGS --output MODEL` on 2 ranks, run once uninterrupted
+# ($WORK/ref) and once SIGKILLed as soon as the epoch-2 checkpoint exists then restarted with the same command
+# ($WORK/killed): the restart must say it resumed after epoch 2 and end with the uninterrupted run's parameters.
+expect_training_resumes() {
+  local label="$1"; shift
+  mpi 2 "$@" --output "$WORK/ref/model.h5" > "$WORK/ref.log" 2>&1 || { cat "$WORK/ref.log"; fail "reference run failed"; }
+  mkdir -p "$WORK/killed"
+  mpi 2 "$@" --output "$WORK/killed/model.h5" > "$WORK/killed1.log" 2>&1 &
+  local pid=$! i
+  for i in $(seq 1 1500); do
+    grep -qs "^epoch 2" "$WORK/killed/model.h5.ckpt/checkpoint.txt" && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.02
+  done
+  pkill -9 -f -- "--output $WORK/killed/model.h5" || true
+  wait $pid 2>/dev/null || true
+  [ ! -e "$WORK/killed/model.h5" ] || fail "the run finished before the kill: the test did not interrupt it"
+  grep -q "^epoch 2" "$WORK/killed/model.h5.ckpt/checkpoint.txt" || fail "no checkpoint after epoch 2"
+  mpi 2 "$@" --output "$WORK/killed/model.h5" > "$WORK/killed2.log" 2>&1 \
+    || { cat "$WORK/killed2.log"; fail "restart failed"; }
+  grep -q "resumed from .* after epoch 2" "$WORK/killed2.log" || { cat "$WORK/killed2.log"; fail "did not resume"; }
+  h5diff "$WORK/ref/model.h5" "$WORK/killed/model.h5" /parameters /parameters > "$WORK/diff.txt" \
+    || { head "$WORK/diff.txt"; fail "resumed model differs from the uninterrupted one"; }
+  pass "$label: killed after epoch 2 and restarted: parameters identical to the uninterrupted run"
+}
