@@ -56,6 +56,10 @@ s2crop_run() {
   trap s2crop_on_term TERM INT
   local start rc=0
   start=$(date +%s)
+  # srun exits 0 even when the step's tasks never started (Slurm 22.05): rank 0 of s2crop writes this file when the
+  # stage succeeded, and only that counts. Task 0 runs on the batch script's node, so node-local /tmp is fine.
+  export S2CROP_SUCCESS_FILE="${TMPDIR:-/tmp}/s2crop-stage-${SLURM_JOB_ID:-0}-$$.ok"
+  rm -f "$S2CROP_SUCCESS_FILE"
   # shellcheck disable=SC2086
   srun --mpi=pmix --kill-on-bad-exit=1 ${S2CROP_SRUN:-} "$S2CROP" "$@" &
   s2crop_step_pid=$!
@@ -65,6 +69,11 @@ s2crop_run() {
     wait "$s2crop_step_pid" || rc=$?
     kill -0 "$s2crop_step_pid" 2>/dev/null || break
   done
+  if [ "$rc" = 0 ] && [ ! -e "$S2CROP_SUCCESS_FILE" ]; then
+    s2crop_log "error: srun returned 0 but s2crop $1 never reported success: the step did not start (see srun's errors above; the node's slurmd log has the cause)"
+    rc=1
+  fi
+  rm -f "$S2CROP_SUCCESS_FILE"
   if [ "$rc" = 0 ]; then
     s2crop_log "s2crop $1 finished in $(( $(date +%s) - start )) s"
   else

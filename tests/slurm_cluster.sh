@@ -17,7 +17,7 @@ slurm_cluster_missing() {
 slurm_cluster_start() {
   local dir="$1" cpus="${2:-4}" host
   host=$(hostname -s)
-  mkdir -p "$dir/state" "$dir/spool" "$dir/log" /run/slurm /run/munge
+  mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/tmp" /run/slurm /run/munge
   chown munge:munge /run/munge 2>/dev/null || true
   cat > "$dir/slurm.conf" <<CONF
 ClusterName=s2crop-test
@@ -40,6 +40,9 @@ MinJobAge=3600
 KillWait=10
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
+# The MPI plugin makes spmix_appdir_<uid>_<job>.<step> here and refuses to start a step whose folder is left over
+# from a killed earlier cluster with the same job ids: a private TmpFS keeps test clusters apart.
+TmpFS=$dir/tmp
 SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log

@@ -1,7 +1,9 @@
 // s2crop: one MPI program, one subcommand per pipeline stage.
 #include <algorithm>
 #include <cstring>
+#include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -65,6 +67,14 @@ void print_usage() {
   s2crop::parallel::fail_fast(message, 1);
 }
 
+// srun reports success for a step whose tasks never started (Slurm 22.05, e.g. when the MPI plugin fails on the
+// node), so a job script cannot trust srun's status alone: rank 0 leaves proof that the stage itself ran to its end.
+void mark_stage_succeeded(const char* command) {
+  const char* path = std::getenv("S2CROP_SUCCESS_FILE");
+  if (!path || !*path) return;
+  std::ofstream(path) << command << " succeeded\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,7 +92,9 @@ int main(int argc, char** argv) {
   for (auto& c : kCommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
     try {
-      return c.run(argc - 1, argv + 1, mpi);
+      const int status = c.run(argc - 1, argv + 1, mpi);
+      if (status == 0 && mpi.is_root()) mark_stage_succeeded(c.name);
+      return status;
     } catch (const s2crop::ConfigError& e) {
       // Configuration errors are found identically on every rank: report once, exit cleanly.
       if (mpi.is_root()) s2crop::log::error(e.what());

@@ -4,7 +4,8 @@
 #     every job COMPLETED with exit 0, the outputs there and sound; `s2crop plan` estimated the run time within 2x;
 #  B. the same chain with its composite job cancelled mid-run (scancel), the chain resubmitted: it completes and
 #     every output equals run A's;
-#  C. a training job that hits its time limit: USR1 before the limit, requeued, resumed from its checkpoint, done.
+#  C. a training job that hits its time limit: USR1 before the limit, requeued, resumed from its checkpoint, done;
+#  D. a step that never starts (srun then still exits 0): the job must end FAILED, not COMPLETED.
 # Skips (77) where Slurm or root is missing. The demo region is made smaller (tile_size) to keep the test short.
 source "$(dirname "$0")/../lib.sh"
 source "$TESTS_DIR/slurm_cluster.sh"
@@ -14,7 +15,15 @@ ROOT="$S2CROP_SOURCE_DIR"
 export S2CROP  # the sbatch scripts run this binary (the build under test)
 SIZE=360
 
-cluster_stop() { slurm_cluster_stop; cleanup; }
+cluster_stop() {
+  local status=$?
+  if [ "$status" != 0 ] && [ -d "$WORK/cluster/log" ]; then
+    echo "--- last errors of the Slurm daemons:" >&2
+    grep -h "error" "$WORK"/cluster/log/slurmd.log "$WORK"/cluster/log/slurmctld.log 2>/dev/null \
+      | grep -v "state file\|backup state" | tail -n 15 >&2 || true
+  fi
+  slurm_cluster_stop; cleanup
+}
 trap cluster_stop EXIT
 trap 'exit 143' TERM INT  # ctest's timeout: still stop the daemons
 slurm_cluster_start "$WORK/cluster" 4 || fail "the Slurm cluster did not start"
@@ -216,3 +225,19 @@ grep -q "resumed from .* after epoch" "$log" || { cat "$log"; fail "the requeued
 grep -q "epoch 60/60" "$log" || { tail -5 "$log"; fail "the requeued training did not reach its last epoch"; }
 [ -f "$C/model.h5" ] || fail "no model after the requeued training"
 pass "training requeued $restarts time(s) before its time limit, resumed from the checkpoint and finished"
+
+# ---- D: a step that cannot start. The MPI plugin refuses a step whose folder exists already (left over on a node by
+# a killed step); srun then prints "launch failed" and still exits 0. The job must fail, so that afterok stops the chain.
+D="$WORK/d"
+mkdir -p "$D"
+next=$(scontrol show config | sed -n 's/^NEXT_JOB_ID *= *//p')
+mkdir -p "$WORK/cluster/tmp/spmix_appdir_$(id -u)_$next.0"
+(cd "$ROOT" && sbatch --parsable -n 2 -o "$D/synth-%j.log" slurm/synth.sbatch --out "$D/region" --size 60 --tiles 32TQT --days 30 > "$D/id") \
+  || fail "sbatch failed"
+d_job=$(cut -d';' -f1 "$D/id")
+[ "$d_job" = "$next" ] || fail "expected job id $next, sbatch gave $d_job"
+wait_jobs "$d_job"
+state=$(job_field "$d_job" JobState)
+[ "$state" = FAILED ] || { cat "$D"/synth-*.log; fail "a job whose step never started ended $state, not FAILED"; }
+grep -q "never reported success" "$D"/synth-*.log || { cat "$D"/synth-*.log; fail "the job log does not say the step never started"; }
+pass "a step that never started fails its job (srun exited 0; the job script noticed)"
