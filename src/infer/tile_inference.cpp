@@ -1,0 +1,377 @@
+#include "s2crop/infer/tile_inference.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "s2crop/common/blas.hpp"
+#include "s2crop/common/errors.hpp"
+#include "s2crop/common/log.hpp"
+#include "s2crop/pipeline/stage_support.hpp"
+#include "s2crop/train/trainer.hpp"
+#include "s2crop/version.hpp"
+
+namespace fs = std::filesystem;
+
+namespace s2crop::infer {
+
+namespace {
+
+struct TileUnits {
+  pipeline::CompositeTile tile;
+  std::string season_start;
+  std::vector<geo::Window> blocks;
+};
+
+std::uint64_t fnv1a(const void* data, size_t n, std::uint64_t h = 1469598103934665603ULL) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+std::uint64_t file_hash(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> buf(1 << 20);
+  std::uint64_t h = 1469598103934665603ULL;
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    h = fnv1a(buf.data(), static_cast<size_t>(in.gcount()), h);
+  }
+  return h;
+}
+
+std::vector<TileUnits> read_tiles(const TileInferenceJob& job) {
+  pipeline::CompositeFile file(job.composites);
+  std::vector<std::string> names = job.tiles;
+  if (names.empty())
+    for (auto& t : file.tiles()) names.push_back(t.name);
+  std::vector<TileUnits> out;
+  for (auto& n : names) {
+    TileUnits t;
+    t.tile = file.tile(n);  // throws, naming the tiles the file has
+    char label[16];
+    std::snprintf(label, sizeof label, "%04d-%02d", t.tile.year, t.tile.season_start_month);
+    t.season_start = label;
+    t.blocks = geo::cut_blocks(t.tile.grid.width, t.tile.grid.height, job.block_size);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+// read_part_file wants the magic as a char array.
+struct Magic {
+  char bytes[8];
+  explicit Magic(const std::array<char, 8>& m) { std::memcpy(bytes, m.data(), 8); }
+};
+
+class Parts {
+ public:
+  explicit Parts(const TileInferenceJob& job) : job_(job), magic_(job.part_magic) {}
+  std::string path(const TileUnits& t, size_t block) const {
+    return job_.output + ".parts/" + t.tile.name + "/" + std::to_string(block) + ".part";
+  }
+  size_t payload_bytes(const geo::Window& w) const {
+    size_t n = 0;
+    for (auto& l : job_.layers) n += l.bytes(static_cast<size_t>(w.pixels()));
+    return n;
+  }
+  std::vector<std::uint8_t> read(const TileUnits& t, size_t block) const {
+    return pipeline::read_part_file(path(t, block), magic_.bytes, payload_bytes(t.blocks[block]));
+  }
+  void write(const TileUnits& t, size_t block, const std::vector<std::uint8_t>& payload) const {
+    pipeline::write_part_file(path(t, block), magic_.bytes, payload);
+  }
+  // Byte offset of layer `layer` inside a block's payload.
+  size_t layer_offset(const geo::Window& w, size_t layer) const {
+    size_t at = 0;
+    for (size_t l = 0; l < layer; ++l) at += job_.layers[l].bytes(static_cast<size_t>(w.pixels()));
+    return at;
+  }
+
+ private:
+  const TileInferenceJob& job_;
+  Magic magic_;
+};
+
+// Collective from start to end; noexcept for the same reason as the composite assembly (see main).
+void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& job, const Parts& parts,
+                  const std::string& fingerprint, const std::string& composite_inputs,
+                  const parallel::MpiContext& mpi) noexcept(true) {
+  const hsize_t bs = static_cast<hsize_t>(job.block_size);
+  h5::File file = h5::File::create(job.output + ".partial.h5", mpi.world());
+  file.set_attr("format", job.format);
+  file.set_attr("format_version", job.format_version);
+  file.set_attr("s2crop_version", std::string(kVersion));
+  file.set_attr("created", parallel::broadcast_string(mpi.world(), log::utc_timestamp()));
+  file.set_attr("config", job.config_text);
+  file.set_attr("inputs", std::vector<std::string>{job.composites, job.model, composite_inputs});
+  file.set_attr("model", job.model);
+  if (job.file_attrs) job.file_attrs(file);
+  file.set_attr("run_fingerprint", fingerprint);
+  {
+    h5::Node group = file.create_group("tiles");
+    for (auto& t : tiles) {
+      h5::Node g = group.create_group(t.tile.name);
+      auto [x_ds, y_ds] = pipeline::write_tile_georeference(g, t.tile.grid);
+      g.set_attr("year", static_cast<std::int64_t>(t.tile.year));
+      g.set_attr("season_start", t.season_start);
+      const hsize_t H = static_cast<hsize_t>(t.tile.grid.height), W = static_cast<hsize_t>(t.tile.grid.width);
+      std::vector<h5::Dataset> datasets;
+      for (auto& layer : job.layers) {
+        std::vector<hsize_t> dims{H, W}, chunk{std::min(bs, H), std::min(bs, W)};
+        if (layer.depth > 0) {
+          dims.insert(dims.begin(), static_cast<hsize_t>(layer.depth));
+          chunk.insert(chunk.begin(), 1);
+        }
+        h5::Dataset ds = layer.int16 ? g.create_dataset<std::int16_t>(layer.name, dims, chunk, job.deflate,
+                                                                       static_cast<std::int16_t>(layer.fill))
+                                     : g.create_dataset<std::uint8_t>(layer.name, dims, chunk, job.deflate,
+                                                                      static_cast<std::uint8_t>(layer.fill));
+        for (auto& [k, v] : layer.text_attrs) ds.set_attr(k, v);
+        for (auto& [k, v] : layer.number_attrs) ds.set_attr(k, v);
+        const unsigned spatial = layer.depth > 0 ? 1 : 0;
+        if (layer.depth > 0) {
+          // Layers of the same depth (e.g. months) share one label dataset.
+          h5::Dataset labels;
+          if (g.exists(layer.depth_scale)) {
+            labels = g.open_dataset(layer.depth_scale);
+          } else {
+            labels = g.create_string_dataset(layer.depth_scale, layer.depth_labels);
+            labels.make_scale(layer.depth_dimension.empty() ? layer.depth_scale : layer.depth_dimension);
+          }
+          ds.attach_scale(labels, 0);
+        }
+        ds.attach_scale(y_ds, spatial);
+        ds.attach_scale(x_ds, spatial + 1);
+        datasets.push_back(std::move(ds));
+      }
+      // Collective writes: every rank calls once per round, ranks without a block select nothing.
+      const size_t ranks = static_cast<size_t>(mpi.size());
+      const size_t rounds = (t.blocks.size() + ranks - 1) / ranks;
+      for (size_t round = 0; round < rounds; ++round) {
+        const size_t b = round * ranks + static_cast<size_t>(mpi.rank());
+        const bool mine = b < t.blocks.size();
+        std::vector<std::uint8_t> payload;
+        if (mine) payload = parts.read(t, b);
+        for (size_t l = 0; l < job.layers.size(); ++l) {
+          const OutputLayer& layer = job.layers[l];
+          h5::Dataset& ds = datasets[l];
+          if (!mine) {
+            if (layer.int16) ds.write<std::int16_t>({}, {}, nullptr, true);
+            else ds.write<std::uint8_t>({}, {}, nullptr, true);
+            continue;
+          }
+          const geo::Window& w = t.blocks[b];
+          std::vector<hsize_t> off{static_cast<hsize_t>(w.y0), static_cast<hsize_t>(w.x0)};
+          std::vector<hsize_t> cnt{static_cast<hsize_t>(w.height), static_cast<hsize_t>(w.width)};
+          if (layer.depth > 0) {
+            off.insert(off.begin(), 0);
+            cnt.insert(cnt.begin(), static_cast<hsize_t>(layer.depth));
+          }
+          const std::uint8_t* data = payload.data() + parts.layer_offset(w, l);
+          if (layer.int16) ds.write(off, cnt, reinterpret_cast<const std::int16_t*>(data), true);
+          else ds.write(off, cnt, data, true);
+        }
+      }
+    }
+  }
+  file.close();
+}
+
+}  // namespace
+
+void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext& mpi) {
+  using clock = std::chrono::steady_clock;
+  auto t0 = clock::now();
+  if (job.block_size < 16 || job.block_size > 4096) throw ConfigError("--block-size must be between 16 and 4096");
+  const Parts parts(job);
+
+  // ---- plan: rank 0 validates inputs (one clear message), then every rank reads the small metadata
+  std::vector<TileUnits> tiles;
+  std::string fingerprint;
+  bool already_complete = false;
+  parallel::root_first(mpi.world(), [&] {
+    tiles = read_tiles(job);
+    if (job.check_tile)
+      for (auto& t : tiles) job.check_tile(t.tile);
+    std::string composite_fingerprint;
+    {
+      h5::File f = h5::File::open_read(job.composites, MPI_COMM_NULL);
+      composite_fingerprint = f.has_attr("run_fingerprint") ? f.attr_string("run_fingerprint") : "";
+    }
+    std::ostringstream fp;
+    fp << std::hex << fnv1a(composite_fingerprint.data(), composite_fingerprint.size()) << "-"
+       << file_hash(job.model) << "-" << file_hash(job.composites) << std::dec << "-b" << job.block_size
+       << job.options_fingerprint;
+    for (auto& t : tiles) fp << "-" << t.tile.name;
+    fingerprint = fp.str();
+    std::string parent = fs::path(job.output).parent_path().string();
+    pipeline::ensure_dir(parent.empty() ? "." : parent);
+    if (fs::exists(job.output)) {
+      std::string previous;
+      try {
+        previous = h5::File::open_read(job.output, MPI_COMM_NULL).attr_string("run_fingerprint");
+      } catch (const Error&) {
+      }
+      if (previous == fingerprint && !job.overwrite) {
+        already_complete = true;
+        return;
+      }
+      if (!job.overwrite)
+        throw OutputError(job.output, "exists from a different run (other composites, model or options); pass "
+                                      "--overwrite to replace it");
+    }
+    const std::string dir = job.output + ".parts", manifest = dir + "/run_fingerprint";
+    if (fs::exists(manifest)) {
+      std::ifstream in(manifest);
+      std::string previous;
+      in >> previous;
+      if (previous != fingerprint) {
+        if (!job.overwrite)
+          throw OutputError(dir, "holds blocks of an interrupted run with other inputs or options; remove it or pass "
+                                 "--overwrite");
+        fs::remove_all(dir);
+      }
+    }
+    for (auto& t : tiles) pipeline::ensure_dir(dir + "/" + t.tile.name);
+    std::ofstream out(manifest);
+    out << fingerprint << "\n";
+    if (!out) throw OutputError(manifest, "cannot write");
+  });
+  int complete = already_complete ? 1 : 0;
+  MPI_Bcast(&complete, 1, MPI_INT, 0, mpi.world());
+  if (complete) {
+    log::root(job.output + " is already complete for this model and these composites: nothing to do");
+    return;
+  }
+  fingerprint = parallel::broadcast_string(mpi.world(), fingerprint);
+  if (!mpi.is_root()) tiles = read_tiles(job);
+
+  // ---- resume: parts already there are verified in parallel; damaged ones are recomputed
+  std::vector<std::pair<size_t, size_t>> units;
+  for (size_t ti = 0; ti < tiles.size(); ++ti)
+    for (size_t b = 0; b < tiles[ti].blocks.size(); ++b) units.push_back({ti, b});
+  std::vector<int> done(units.size(), 0);
+  for (size_t u = static_cast<size_t>(mpi.rank()); u < units.size(); u += static_cast<size_t>(mpi.size())) {
+    auto [ti, b] = units[u];
+    const std::string path = parts.path(tiles[ti], b);
+    if (!fs::exists(path)) continue;
+    try {
+      parts.read(tiles[ti], b);
+      done[u] = 1;
+    } catch (const InputError& e) {
+      log::warn(std::string(e.what()) + " - recomputing that block");
+      std::error_code ec;
+      fs::remove(path, ec);
+    }
+  }
+  MPI_Allreduce(MPI_IN_PLACE, done.data(), static_cast<int>(done.size()), MPI_INT, MPI_MAX, mpi.world());
+  std::vector<size_t> todo;
+  std::vector<double> costs;
+  for (size_t u = 0; u < units.size(); ++u)
+    if (!done[u]) {
+      todo.push_back(u);
+      costs.push_back(static_cast<double>(tiles[units[u].first].blocks[units[u].second].pixels()));
+    }
+  const auto already = static_cast<std::int64_t>(units.size() - todo.size());
+  const int threads = train::threads_per_rank(job.threads, mpi.node_size());
+  train::use_threads(threads);
+  if (mpi.is_root()) {
+    log::info(job.stage + ": " + std::to_string(tiles.size()) + " tile(s), " + std::to_string(units.size()) +
+              " blocks of " + std::to_string(job.block_size) + " px, " + std::to_string(already) + " already done, " +
+              std::to_string(todo.size()) + " to compute on " + std::to_string(mpi.size()) + " rank(s) x " +
+              std::to_string(threads) + " thread(s); model " + job.model +
+              (job.model_summary.empty() ? "" : " (" + job.model_summary + ")"));
+    if (auto blas_line = blas::describe(); !blas_line.empty()) log::info(blas_line);
+  }
+
+  // ---- compute
+  auto assignment = parallel::balance(costs, mpi.size());
+  auto t_compute = clock::now();
+  long long pixels = 0;
+  {
+    auto predictor = job.make_predictor();
+    pipeline::CompositeFile composites(job.composites);
+    pipeline::UnitProgress progress(mpi, job.stage, static_cast<std::int64_t>(units.size()), already);
+    for (size_t k : assignment[static_cast<size_t>(mpi.rank())]) {
+      auto [ti, b] = units[todo[k]];
+      const TileUnits& t = tiles[ti];
+      const geo::Window& w = t.blocks[b];
+      std::vector<std::uint8_t> payload(parts.payload_bytes(w));
+      predictor->predict(composites, composites.tile(t.tile.name), w, payload.data());
+      parts.write(t, b, payload);
+      pixels += w.pixels();
+      progress.unit_done();
+    }
+    progress.finish(static_cast<std::int64_t>(units.size()));
+  }
+  MPI_Barrier(mpi.world());
+  const long long total_pixels = parallel::sum(mpi.world(), pixels);
+  const double compute_s = std::chrono::duration<double>(clock::now() - t_compute).count();
+  if (mpi.is_root() && total_pixels > 0) {
+    char line[200];
+    std::snprintf(line, sizeof line, "%s: %lld pixels in %.2f s (%.4g pixels/s, %.4g per rank)", job.stage.c_str(),
+                  total_pixels, compute_s, static_cast<double>(total_pixels) / std::max(compute_s, 1e-9),
+                  static_cast<double>(total_pixels) / std::max(compute_s, 1e-9) / mpi.size());
+    log::info(line);
+  }
+  pipeline::log_peak_memory(mpi, "after " + job.stage);
+
+  // ---- assemble, export, move into place
+  std::string composite_inputs;
+  parallel::root_first(mpi.world(), [&] {
+    h5::File f = h5::File::open_read(job.composites, MPI_COMM_NULL);
+    if (f.has_attr("inputs"))
+      for (auto& i : f.attr_strings("inputs")) composite_inputs += (composite_inputs.empty() ? "" : " ") + i;
+  });
+  composite_inputs = parallel::broadcast_string(mpi.world(), composite_inputs);
+  write_output(tiles, job, parts, fingerprint, composite_inputs, mpi);
+  if (job.export_tile) {
+    MPI_Barrier(mpi.world());
+    for (size_t ti = static_cast<size_t>(mpi.rank()); ti < tiles.size(); ti += static_cast<size_t>(mpi.size())) {
+      const TileUnits& t = tiles[ti];
+      // Exports read windows on the block grid (write_raster's read_block with block_size): one part per window;
+      // the last part read is kept, since a multi-band export asks for every band of the same window in turn.
+      size_t cached_block = static_cast<size_t>(-1);
+      std::vector<std::uint8_t> cached;
+      LayerReader read = [&](size_t layer, size_t plane, const geo::Window& window, void* out) {
+        const OutputLayer& l = job.layers.at(layer);
+        const size_t eb = l.element_bytes();
+        for (size_t b = 0; b < t.blocks.size(); ++b) {
+          const geo::Window& w = t.blocks[b];
+          const int x0 = std::max(w.x0, window.x0), x1 = std::min(w.x0 + w.width, window.x0 + window.width);
+          const int y0 = std::max(w.y0, window.y0), y1 = std::min(w.y0 + w.height, window.y0 + window.height);
+          if (x0 >= x1 || y0 >= y1) continue;
+          if (cached_block != b) {
+            cached = parts.read(t, b);
+            cached_block = b;
+          }
+          const std::uint8_t* plane_data = cached.data() + parts.layer_offset(w, layer) +
+                                           plane * static_cast<size_t>(w.pixels()) * eb;
+          for (int y = y0; y < y1; ++y)
+            std::memcpy(static_cast<std::uint8_t*>(out) +
+                            (static_cast<size_t>(y - window.y0) * static_cast<size_t>(window.width) +
+                             static_cast<size_t>(x0 - window.x0)) * eb,
+                        plane_data + (static_cast<size_t>(y - w.y0) * static_cast<size_t>(w.width) +
+                                      static_cast<size_t>(x0 - w.x0)) * eb,
+                        static_cast<size_t>(x1 - x0) * eb);
+        }
+      };
+      job.export_tile(t.tile, read);
+    }
+    MPI_Barrier(mpi.world());
+  }
+  parallel::root_first(mpi.world(), [&] {
+    std::error_code ec;
+    fs::rename(job.output + ".partial.h5", job.output, ec);
+    if (ec) throw OutputError(job.output, "cannot move the finished output into place: " + ec.message());
+    fs::remove_all(job.output + ".parts", ec);
+    log::info("wrote " + job.output + " in " +
+              log::format_duration(std::chrono::duration<double>(clock::now() - t0).count()));
+  });
+}
+
+}  // namespace s2crop::infer
