@@ -32,7 +32,7 @@ const Command kCommands[] = {
      s2crop::cli::run_extract},
     {"train", "train the LSTM crop-type classifier, data-parallel over ranks (MPI on CPU, NCCL on GPUs)",
      s2crop::cli::run_train},
-    {"ndvi", "NDVI prediction LSTM: 'ndvi train' (forecast or gap-fill, data-parallel), 'ndvi evaluate' (vs baselines)",
+    {"ndvi", "NDVI prediction LSTM: 'ndvi train' (forecast or gap-fill, data-parallel), 'evaluate', 'predict' (tiles)",
      s2crop::cli::run_ndvi},
     {"classify", "apply a trained model to every pixel of a composite file -> class map (HDF5, COG, quicklook)",
      s2crop::cli::run_classify},

@@ -1,4 +1,4 @@
-// `s2crop ndvi train|evaluate`: the NDVI prediction LSTM, trained by the one data-parallel trainer.
+// `s2crop ndvi train|evaluate|predict`: the NDVI prediction LSTM, trained by the one data-parallel trainer.
 #include <cstring>
 #include <iostream>
 
@@ -94,15 +94,66 @@ int run_ndvi_evaluate(int argc, char** argv, const parallel::MpiContext& mpi) {
   return 0;
 }
 
+int run_ndvi_predict(int argc, char** argv, const parallel::MpiContext& mpi) {
+  po::options_description opts("NDVI predict options");
+  opts.add_options()
+      ("composites,c", po::value<std::string>(), "composite HDF5 file (from 's2crop composite')")
+      ("model,m", po::value<std::string>(), "NDVI model (from 's2crop ndvi train')")
+      ("output,o", po::value<std::string>(), "NDVI prediction HDF5 file to write")
+      ("tiles", po::value<std::string>()->default_value(""), "only these tiles, comma-separated (default: all)")
+      ("task", po::value<std::string>()->default_value(""), "expected task (error if the model was trained for another)")
+      ("horizon", po::value<int>()->default_value(0), "expected forecast horizon (error if the model has another)")
+      ("origin", po::value<int>()->default_value(0),
+       "forecast: months of the season observed before the forecast (default: the most the model was trained for)")
+      ("cog", po::value<std::string>()->default_value(""),
+       "also export one GeoTIFF (COG) per tile: the forecast months or the filled series, a band per month")
+      ("quicklook", po::value<std::string>()->default_value(""), "write one PNG per tile (NDVI ramp per month)")
+      ("block-size", po::value<int>()->default_value(512), "block edge in pixels: the unit of work and of resume")
+      ("batch-size", po::value<int>()->default_value(4096), "pixels per model call")
+      ("threads", po::value<int>()->default_value(0), "threads per rank (0: node cores / ranks on the node)")
+      ("deflate", po::value<int>()->default_value(1), "HDF5 deflate level (0 = uncompressed)")
+      ("overwrite", po::bool_switch(), "replace an existing output (or leftovers of another interrupted run)");
+  po::variables_map vm;
+  if (!parse_options("ndvi predict", "--composites C.h5 --model MODEL.h5 --output NDVI.h5 [options]",
+                     "Runs the NDVI model over every pixel of every tile of a composite file with the same per-block "
+                     "machinery as 'classify' ((tile, block) units balanced over the ranks, resumable, the same output "
+                     "for any rank count). A month counts as observed where the composite had a clear observation. "
+                     "forecast models write ndvi_forecast (months origin+1..origin+horizon); gap-fill models write "
+                     "ndvi_predicted and ndvi_filled (observations kept, gaps filled by the model). NDVI x 10000, "
+                     "int16, -32768 = no data.",
+                     opts, nullptr, argc, argv, vm, mpi.is_root()))
+    return 0;
+  infer::NdviPredictSettings s;
+  if (vm.count("composites")) s.composites = vm["composites"].as<std::string>();
+  if (vm.count("model")) s.model = vm["model"].as<std::string>();
+  if (vm.count("output")) s.output = vm["output"].as<std::string>();
+  s.tiles = split_list(vm["tiles"].as<std::string>());
+  s.task = vm["task"].as<std::string>();
+  s.horizon = vm["horizon"].as<int>();
+  s.origin = vm["origin"].as<int>();
+  s.cog_dir = vm["cog"].as<std::string>();
+  s.quicklook_dir = vm["quicklook"].as<std::string>();
+  s.block_size = vm["block-size"].as<int>();
+  s.batch_size = vm["batch-size"].as<int>();
+  s.threads = vm["threads"].as<int>();
+  s.deflate = vm["deflate"].as<int>();
+  s.overwrite = vm["overwrite"].as<bool>();
+  s.config_text = effective_config(vm);
+  infer::run_ndvi_predict(s, mpi);
+  return 0;
+}
+
 }  // namespace
 
 int run_ndvi(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (argc >= 2 && !std::strcmp(argv[1], "train")) return run_ndvi_train(argc - 1, argv + 1, mpi);
   if (argc >= 2 && !std::strcmp(argv[1], "evaluate")) return run_ndvi_evaluate(argc - 1, argv + 1, mpi);
-  if (argc >= 2 && !std::strcmp(argv[1], "predict"))
-    throw ConfigError("ndvi predict over composite tiles is not implemented yet; use 'ndvi evaluate' on a training set");
+  if (argc >= 2 && !std::strcmp(argv[1], "predict")) return run_ndvi_predict(argc - 1, argv + 1, mpi);
   if (mpi.is_root())
-    std::cout << "Usage: s2crop ndvi train|evaluate [options]   ('s2crop ndvi train --help')\n";
+    std::cout << "Usage: s2crop ndvi train|evaluate|predict [options]   ('s2crop ndvi train --help')\n"
+                 "  train     train the NDVI LSTM (forecast or gap-fill), data-parallel\n"
+                 "  evaluate  RMSE, MAE, R^2 on held-out series against persistence, linear interpolation, climatology\n"
+                 "  predict   the model over every pixel of a composite file -> NDVI HDF5, COGs, quicklooks\n";
   return argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) ? 0 : 2;
 }
 

@@ -3,7 +3,8 @@
 # flags) -> ndvi train on 32TQT -> ndvi evaluate on the held-out tile 33UVP. The forecast model must beat persistence
 # and per-class climatology, the gap-fill model linear interpolation, persistence and per-class climatology (RMSE
 # on observed months only). Bad input: a model asked for another horizon or task, a series without any clear
-# month. About 2 minutes on 2 cores.
+# month. The forecast model then predicts the whole held-out tile (ndvi predict) and must beat persistence there too.
+# About 2 minutes on 2 cores.
 source "$(dirname "$0")/../lib.sh"
 synth_region "$WORK/region" --size 240
 mpi 2 composite --input "$WORK/region/stac" --output "$WORK/c.h5" > "$WORK/c.log" 2>&1 || { cat "$WORK/c.log"; fail composite; }
@@ -24,6 +25,13 @@ for m in f g; do
 done
 "$PY" "$TESTS_DIR/check_ndvi_metrics.py" "$WORK/f.json" "$WORK/g.json" || fail "the NDVI model does not beat the baselines"
 "$PY" -c "import sys; assert open(sys.argv[1], 'rb').read(8) == b'\x89PNG\r\n\x1a\n'" "$WORK/g.png" || fail "no PNG plot"
+
+# The forecast model over the whole held-out tile (ndvi predict, months 1..9 -> 10..11): it must beat persistence on
+# every pixel observed in a forecast month, not only on the extracted samples.
+mpi 2 ndvi predict --composites "$WORK/c.h5" --model "$WORK/f.h5" --tiles 33UVP --output "$WORK/tile.h5" \
+  > "$WORK/predict.log" 2>&1 || { cat "$WORK/predict.log"; fail "ndvi predict"; }
+"$PY" "$TESTS_DIR/check_ndvi_tile_forecast.py" "$WORK/tile.h5" "$WORK/c.h5" 33UVP --must-beat-persistence \
+  || fail "the forecast over the held-out tile does not beat persistence"
 
 # Bad input: clear errors.
 expect_failure horizon "trained for a forecast horizon of 2 month(s), not 3" -- \

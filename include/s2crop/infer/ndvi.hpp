@@ -39,6 +39,34 @@ struct NdviEvaluateSettings {
 // model of another task or horizon than asked, InputError for a held-out set without any observed target.
 void run_ndvi_evaluate(const NdviEvaluateSettings& settings, const parallel::MpiContext& mpi);
 
+// `s2crop ndvi predict`: the NDVI model over every pixel of every tile of a composite file, through the same
+// per-block machinery as `classify` (infer/tile_inference.hpp: ranks, resume, rank-invariant output).
+// A month is observed where the composite had a clear observation (clear_count > 0) and B04 and the NIR band hold
+// data; other months enter the model as not visible. Output (format "s2crop NDVI prediction", version 1), per tile,
+// NDVI x 10000 as int16 (scale_factor 1e-4, -32768 = no data):
+//   forecast: ndvi_forecast [lead][y][x]: months origin+1..origin+horizon from months 1..origin (a pixel without an
+//             observation in months 1..origin has no forecast);
+//   gapfill:  ndvi_predicted [month][y][x]: the model's NDVI of every month from the other observed months;
+//             ndvi_filled [month][y][x]: the observation where a month is observed, the model's value elsewhere
+//             (no data where a pixel has no observed month at all).
+// The month labels (YYYY-MM) are scales of the leading dimension. COGs: <tile>_ndvi_forecast.tif or
+// <tile>_ndvi_filled.tif (a band per month, described by its label); quicklooks: an NDVI ramp per month.
+struct NdviPredictSettings {
+  std::string composites, model, output;
+  std::string cog_dir, quicklook_dir;  // optional
+  std::vector<std::string> tiles;      // only these tiles (empty: all)
+  std::string task;                    // expected task (empty: the model's)
+  int horizon = 0;                     // expected horizon (0: the model's)
+  int origin = 0;                      // forecast: months observed (0: the model's t-max, within the season)
+  int block_size = 512;
+  int batch_size = 4096;
+  int threads = 0;
+  bool overwrite = false;
+  int deflate = 1;
+  std::string config_text;
+};
+void run_ndvi_predict(const NdviPredictSettings& settings, const parallel::MpiContext& mpi);
+
 // Model output for every sample of `set` (this rank, no MPI): forecast [sample][12][horizon] (entry [t-1][k] is the
 // forecast of month t+k from months 1..t), gapfill [sample][12] (NDVI of every month from the visible ones).
 // `visible` [sample][12] says which months the model may see. Throws InputError naming the sample when a series
