@@ -52,12 +52,37 @@ void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Modul
       f.set_attr("t_min", static_cast<std::int64_t>(spec.t_min));
       f.set_attr("t_max", static_cast<std::int64_t>(spec.t_max));
     }
+    if (spec.is_unet()) {
+      const UNetSpec& u = spec.unet;
+      f.set_attr("unet_in_channels", static_cast<std::int64_t>(u.in_channels));
+      f.set_attr("unet_outputs", static_cast<std::int64_t>(u.outputs));
+      f.set_attr("unet_task", u.task);
+      f.set_attr("unet_depth", static_cast<std::int64_t>(u.depth));
+      f.set_attr("unet_width", static_cast<std::int64_t>(u.width));
+      f.set_attr("unet_norm", u.norm);
+      f.set_attr("unet_groups", static_cast<std::int64_t>(u.groups));
+      f.set_attr("unet_encoder", u.encoder);
+      f.set_attr("unet_blocks", static_cast<std::int64_t>(u.blocks));
+      f.set_attr("unet_upsampling", u.upsampling);
+      f.set_attr("unet_dropout", u.dropout);
+    }
     {
       auto group = f.create_group("parameters");
       for (auto& p : model.named_parameters()) {
         auto t = p.value().detach().to(torch::kCPU).contiguous();
         std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
         auto ds = group.create_dataset<float>(p.key(), dims, dims, 0, 0.f);
+        ds.write<float>(std::vector<hsize_t>(dims.size(), 0), dims, t.data_ptr<float>(), false);
+      }
+    }
+    // Buffers (batch-norm running statistics), as float32 under /buffers; models without any write none.
+    if (!model.named_buffers().is_empty()) {
+      auto group = f.create_group("buffers");
+      for (auto& b : model.named_buffers()) {
+        auto t = b.value().detach().to(torch::kCPU).to(torch::kFloat32).contiguous();
+        std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+        if (dims.empty()) dims = {1};  // a scalar (num_batches_tracked) as one element: HDF5 chunks need a rank
+        auto ds = group.create_dataset<float>(b.key(), dims, dims, 0, 0.f);
         ds.write<float>(std::vector<hsize_t>(dims.size(), 0), dims, t.data_ptr<float>(), false);
       }
     }  // every handle closed before the file, or HDF5 refuses to finish it
@@ -88,7 +113,7 @@ ModelSpec read_model_spec(const std::string& path) {
     try {
       s.bands = f.attr_strings("bands");
     } catch (const Error&) {
-      if (s.kind != "ndvi_lstm") throw;
+      if (s.kind != "ndvi_lstm" && s.kind != "unet" && s.kind != "unet_encoder") throw;
     }
     s.ndvi = f.attr_int("ndvi") != 0;
     s.ndvi_nir = f.attr_string("ndvi_nir");
@@ -97,17 +122,58 @@ ModelSpec read_model_spec(const std::string& path) {
     s.hidden = static_cast<int>(f.attr_int("hidden"));
     s.layers = static_cast<int>(f.attr_int("layers"));
     s.dropout = f.attr_doubles("dropout").at(0);
-    s.class_names = f.attr_strings("class_names");
-    s.mean = to_floats(f.attr_doubles("feature_mean"));
-    s.stddev = to_floats(f.attr_doubles("feature_std"));
+    if (s.kind == "unet_encoder" || s.kind == "unet") {
+      // Empty lists (an encoder has no classes; a test model may have no band names or statistics) read back as
+      // null buffers.
+      auto strings = [&](const char* name) {
+        try { return f.attr_strings(name); } catch (const Error&) { return std::vector<std::string>{}; }
+      };
+      auto doubles = [&](const char* name) {
+        try { return f.attr_doubles(name); } catch (const Error&) { return std::vector<double>{}; }
+      };
+      s.class_names = strings("class_names");
+      s.mean = to_floats(doubles("feature_mean"));
+      s.stddev = to_floats(doubles("feature_std"));
+    } else {
+      s.class_names = f.attr_strings("class_names");
+      s.mean = to_floats(f.attr_doubles("feature_mean"));
+      s.stddev = to_floats(f.attr_doubles("feature_std"));
+    }
     if (s.kind == "ndvi_lstm") {
       s.task = f.attr_string("task");
       s.horizon = static_cast<int>(f.attr_int("horizon"));
       s.t_min = static_cast<int>(f.attr_int("t_min"));
       s.t_max = static_cast<int>(f.attr_int("t_max"));
     }
+    if (s.is_unet()) {
+      UNetSpec& u = s.unet;
+      u.in_channels = static_cast<int>(f.attr_int("unet_in_channels"));
+      u.outputs = static_cast<int>(f.attr_int("unet_outputs"));
+      u.task = f.attr_string("unet_task");
+      u.depth = static_cast<int>(f.attr_int("unet_depth"));
+      u.width = static_cast<int>(f.attr_int("unet_width"));
+      u.norm = f.attr_string("unet_norm");
+      u.groups = static_cast<int>(f.attr_int("unet_groups"));
+      u.encoder = f.attr_string("unet_encoder");
+      u.blocks = static_cast<int>(f.attr_int("unet_blocks"));
+      u.upsampling = f.attr_string("unet_upsampling");
+      u.dropout = f.attr_doubles("unet_dropout").at(0);
+    }
   } catch (const Error& e) {
     throw InputError(path, std::string("model file is incomplete: ") + e.what());
+  }
+  if (s.is_unet()) {
+    try {
+      s.unet.check();
+    } catch (const ConfigError& e) {
+      throw InputError(path, std::string("U-Net architecture attributes are invalid: ") + e.what());
+    }
+    if (s.kind == "unet" && s.n_classes() != s.unet.outputs)
+      throw InputError(path, "U-Net model names " + std::to_string(s.n_classes()) + " classes/labels for " +
+                                 std::to_string(s.unet.outputs) + " outputs");
+    if (!s.mean.empty() && (s.mean.size() != static_cast<size_t>(s.unet.in_channels) || s.stddev.size() != s.mean.size()))
+      throw InputError(path, "U-Net normalisation does not match its input bands");
+    return s;
   }
   if (s.kind != "lstm" && s.kind != "ndvi_lstm") throw InputError(path, "model kind '" + s.kind + "' is unknown");
   if (s.is_ndvi_model()) {
@@ -155,6 +221,34 @@ void load_parameters(const std::string& path, torch::nn::Module& model) {
       if (!std::isfinite(v)) throw InputError(path, "parameter " + p.key() + " holds NaN or infinity");
     t.copy_(torch::from_blob(values.data(), t.sizes(), torch::kFloat32));
   }
+  if (model.named_buffers().is_empty()) return;
+  if (!f.exists("buffers")) throw InputError(path, "model file has no buffers (batch-norm statistics)");
+  auto buffers = f.open_group("buffers");
+  for (auto& b : model.named_buffers()) {
+    if (!buffers.exists(b.key())) throw InputError(path, "model file lacks buffer " + b.key());
+    auto ds = buffers.open_dataset(b.key());
+    auto dims = ds.dims();
+    auto& t = b.value();
+    bool same = dims.size() == static_cast<size_t>(t.dim()) || (t.dim() == 0 && dims == std::vector<hsize_t>{1});
+    for (size_t i = 0; same && t.dim() > 0 && i < dims.size(); ++i)
+      same = static_cast<int64_t>(dims[i]) == t.size(static_cast<int64_t>(i));
+    if (!same) throw InputError(path, "buffer " + b.key() + " has the wrong shape for this architecture");
+    std::vector<float> values(static_cast<size_t>(t.numel()));
+    ds.read<float>(std::vector<hsize_t>(dims.size(), 0), dims, values.data());
+    for (float v : values)
+      if (!std::isfinite(v)) throw InputError(path, "buffer " + b.key() + " holds NaN or infinity");
+    t.copy_(torch::from_blob(values.data(), t.sizes(), torch::kFloat32).to(t.scalar_type()));
+  }
+}
+
+UNet load_unet(const std::string& path, ModelSpec& spec) {
+  spec = read_model_spec(path);
+  if (spec.kind != "unet")
+    throw InputError(path, "model kind '" + spec.kind + "' is not a U-Net segmentation model");
+  UNet model(spec.unet);
+  load_parameters(path, *model);
+  model->eval();
+  return model;
 }
 
 }  // namespace s2crop::nn

@@ -69,3 +69,25 @@ void FeatureMap::apply(const std::int16_t* series, size_t n, float* out, bool ra
 }
 
 }  // namespace s2crop::nn
+
+namespace s2crop::nn {
+
+void UNetSpec::check() const {
+  auto fail = [](const std::string& what) { throw ConfigError("U-Net: " + what); };
+  if (in_channels < 1) fail("input bands must be at least 1 (got " + std::to_string(in_channels) + ")");
+  if (outputs < 1) fail("outputs must be at least 1 (got " + std::to_string(outputs) + ")");
+  if (task != "multiclass" && task != "multilabel") fail("task must be multiclass or multilabel (got '" + task + "')");
+  if (task == "multiclass" && outputs < 2) fail("a multiclass head needs at least 2 classes");
+  if (depth < 0 || depth > 8) fail("depth must be 0-8 (got " + std::to_string(depth) + ")");
+  if (width < 1 || (static_cast<long long>(width) << depth) > (1LL << 16))
+    fail("width must be at least 1 and width * 2^depth at most 65536 (got width " + std::to_string(width) + ")");
+  if (norm != "batch" && norm != "group" && norm != "none") fail("norm must be batch, group or none (got '" + norm + "')");
+  if (groups < 1) fail("groups must be at least 1");
+  if (encoder != "plain" && encoder != "resnet") fail("encoder must be plain or resnet (got '" + encoder + "')");
+  if (encoder == "resnet" && blocks < 1) fail("a resnet encoder needs at least 1 block per level");
+  if (upsampling != "transpose" && upsampling != "bilinear")
+    fail("upsampling must be transpose or bilinear (got '" + upsampling + "')");
+  if (!(dropout >= 0 && dropout < 1)) fail("dropout must be in [0, 1)");
+}
+
+}  // namespace s2crop::nn

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "s2crop/nn/lstm_classifier.hpp"
+#include "s2crop/nn/unet.hpp"
 
 namespace s2crop::nn {
 
@@ -12,14 +13,18 @@ namespace s2crop::nn {
 // the run's data and settings, so rerunning a finished training can tell it has nothing to do.
 void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& model, const std::string& provenance,
                 const std::string& run_fingerprint = "");
-// Any model's parameters (named_parameters) with its spec.
+// Any model's parameters (named_parameters) and buffers (named_buffers, e.g. batch-norm statistics, under /buffers)
+// with its spec. A U-Net's encoder alone (kind "unet_encoder"): save_model(path, spec, *unet->encoder, ...).
 void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Module& model, const std::string& provenance,
                 const std::string& run_fingerprint = "");
-// Loads the parameters stored in `path` into `model` (shapes checked).
+// Loads the parameters (and buffers, if the model has any) stored in `path` into `model` (shapes checked). A
+// pre-trained encoder goes into a U-Net with load_parameters(path, *unet->encoder).
 void load_parameters(const std::string& path, torch::nn::Module& model);
 
 // Builds the crop-type classifier described by the file and loads its weights. Throws InputError naming the file for anything
 // missing, mis-shaped or from another format.
 LstmClassifier load_model(const std::string& path, ModelSpec& spec);
+// Builds the U-Net (kind "unet") described by the file, loads its weights and buffers, in eval mode.
+UNet load_unet(const std::string& path, ModelSpec& spec);
 
 }  // namespace s2crop::nn

@@ -8,8 +8,35 @@
 
 namespace s2crop::nn {
 
+// The U-Net's architecture (nn/unet.hpp), torch-free so that every stage can describe and check it.
+//   in_channels: input bands (one date, or months x bands stacked), outputs: classes (multiclass) or labels
+//   (multilabel); depth: down-sampling levels; level l has width * 2^l channels; norm: batch | group | none;
+//   encoder: plain (two 3x3 conv + norm + ReLU per level, 2x2 max-pool between levels) | resnet (`blocks` basic
+//   blocks per level, the first of a level with stride 2 and a 1x1 projection shortcut); upsampling: transpose
+//   (2x2 transposed conv) | bilinear (bilinear x2 then 1x1 conv); dropout: Dropout2d on the deepest features and
+//   before the head (0 = none).
+struct UNetSpec {
+  int in_channels = 10;
+  int outputs = 2;
+  std::string task = "multiclass";      // multiclass (softmax) | multilabel (a sigmoid per label)
+  int depth = 4;
+  int width = 32;
+  std::string norm = "batch";           // batch | group | none
+  int groups = 8;                       // group norm: at most this many groups (the largest divisor of the channels)
+  std::string encoder = "plain";        // plain | resnet
+  int blocks = 2;                       // resnet: basic blocks per level
+  std::string upsampling = "transpose";  // transpose | bilinear
+  double dropout = 0;
+
+  int channels(int level) const { return width << level; }
+  int multiple() const { return 1 << depth; }  // inputs are padded to a multiple of this internally
+  // Throws ConfigError naming the first invalid field.
+  void check() const;
+};
+
 struct ModelSpec {
-  std::string kind = "lstm";              // lstm (crop-type classifier) | ndvi_lstm (NDVI prediction)
+  std::string kind = "lstm";  // lstm (crop-type classifier) | ndvi_lstm (NDVI prediction) | unet (segmentation) |
+                              // unet_encoder (a pre-trained U-Net encoder alone)
   std::vector<std::string> bands;        // reflectance bands fed to the model, in this order (ndvi_lstm: covariates)
   bool ndvi = true;                      // append NDVI as one more feature
   std::string ndvi_nir;                  // NIR band for NDVI: B08 if present, else B8A
@@ -25,7 +52,12 @@ struct ModelSpec {
   int horizon = 0;                       // forecast: months predicted after the last observed one
   int t_min = 0, t_max = 0;              // forecast: months observed (1-11) the model was trained to start from
 
+  // unet / unet_encoder: the architecture; bands name the input channels, class_names the outputs (unet), mean and
+  // stddev are per input channel.
+  UNetSpec unet;
+
   bool is_ndvi_model() const { return kind == "ndvi_lstm"; }
+  bool is_unet() const { return kind == "unet" || kind == "unet_encoder"; }
   // ndvi_lstm: NDVI, visible flag, constant 1, calendar month (sin, cos), covariate bands (see nn/ndvi_lstm.hpp).
   int n_features() const {
     return is_ndvi_model() ? 5 + static_cast<int>(bands.size()) : static_cast<int>(bands.size()) + (ndvi ? 1 : 0);
