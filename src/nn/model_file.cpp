@@ -65,6 +65,7 @@ void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Modul
       f.set_attr("unet_blocks", static_cast<std::int64_t>(u.blocks));
       f.set_attr("unet_upsampling", u.upsampling);
       f.set_attr("unet_dropout", u.dropout);
+      f.set_attr("unet_months", std::vector<double>(u.months.begin(), u.months.end()));
     }
     {
       auto group = f.create_group("parameters");
@@ -158,6 +159,8 @@ ModelSpec read_model_spec(const std::string& path) {
       u.blocks = static_cast<int>(f.attr_int("unet_blocks"));
       u.upsampling = f.attr_string("unet_upsampling");
       u.dropout = f.attr_doubles("unet_dropout").at(0);
+      u.months.clear();
+      for (double m : f.attr_doubles("unet_months")) u.months.push_back(static_cast<int>(m));
     }
   } catch (const Error& e) {
     throw InputError(path, std::string("model file is incomplete: ") + e.what());

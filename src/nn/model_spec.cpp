@@ -88,6 +88,37 @@ void UNetSpec::check() const {
   if (upsampling != "transpose" && upsampling != "bilinear")
     fail("upsampling must be transpose or bilinear (got '" + upsampling + "')");
   if (!(dropout >= 0 && dropout < 1)) fail("dropout must be in [0, 1)");
+  if (months.empty()) fail("at least one month must be stacked into the input");
+  for (int m : months)
+    if (m < 0 || m > 11) fail("months are 0-11 (season months), got " + std::to_string(m));
+}
+
+ImageInputMap::ImageInputMap(const ModelSpec& spec, const std::vector<std::string>& source_bands,
+                             const std::string& source_name)
+    : mean_(spec.mean), stddev_(spec.stddev) {
+  std::vector<size_t> band_index;
+  for (auto& b : spec.bands) {
+    auto it = std::find(source_bands.begin(), source_bands.end(), b);
+    if (it == source_bands.end())
+      throw ConfigError(source_name + ": band " + b + " is missing, but the model was trained with it");
+    band_index.push_back(static_cast<size_t>(it - source_bands.begin()));
+  }
+  for (int m : spec.unet.months)
+    for (size_t b : band_index) channel_source_.push_back(static_cast<size_t>(m) * source_bands.size() + b);
+  if (!mean_.empty() && (mean_.size() != channel_source_.size() || stddev_.size() != channel_source_.size()))
+    throw ConfigError(source_name + ": the model's normalisation has " + std::to_string(mean_.size()) +
+                      " channels but its months x bands give " + std::to_string(channel_source_.size()));
+}
+
+void ImageInputMap::apply(const std::int16_t* x, size_t pixels, float* out, bool raw) const {
+  const bool normalise = !raw && !mean_.empty();
+  for (size_t c = 0; c < channel_source_.size(); ++c) {
+    const std::int16_t* src = x + channel_source_[c] * pixels;
+    float* dst = out + c * pixels;
+    const float mean = normalise ? mean_[c] : 0.f, scale = normalise ? 1.f / stddev_[c] : 1.f;
+    for (size_t p = 0; p < pixels; ++p)
+      dst[p] = src[p] == -32768 ? 0.f : (static_cast<float>(src[p]) * 1e-4f - mean) * scale;
+  }
 }
 
 }  // namespace s2crop::nn

@@ -27,6 +27,8 @@ struct UNetSpec {
   int blocks = 2;                       // resnet: basic blocks per level
   std::string upsampling = "transpose";  // transpose | bilinear
   double dropout = 0;
+  // Season months (0-based) stacked into the input, each with the model's bands: in_channels = months x bands.
+  std::vector<int> months{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
 
   int channels(int level) const { return width << level; }
   int multiple() const { return 1 << depth; }  // inputs are padded to a multiple of this internally
@@ -80,6 +82,23 @@ class FeatureMap {
   ModelSpec spec_;
   std::vector<int> source_index_;
   int red_ = -1, nir_ = -1, n_source_ = 0, n_features_ = 0;
+};
+
+// U-Net input from monthly composites (a composite block or a patch): channels [month][band] over the model's
+// months (UNetSpec::months) and bands (ModelSpec::bands); value = (reflectance x 1e-4 - mean[c]) / stddev[c]. No data
+// (-32768, a month without a clear observation) becomes 0, the channel's mean, so a gap never enters as an extreme
+// value. Throws ConfigError naming the missing band when the source lacks one the model needs.
+class ImageInputMap {
+ public:
+  ImageInputMap(const ModelSpec& spec, const std::vector<std::string>& source_bands, const std::string& source_name);
+  int channels() const { return static_cast<int>(channel_source_.size()); }
+  // `x`: [12][source band][pixels] int16 (the composite's and the patch set's layout, `pixels` values per plane) ->
+  // `out` [channel][pixels]. Without normalisation (mean/stddev empty or raw=true): reflectance x 1e-4, no data 0.
+  void apply(const std::int16_t* x, size_t pixels, float* out, bool raw = false) const;
+
+ private:
+  std::vector<size_t> channel_source_;  // plane of the source ([month][band]) feeding each channel
+  std::vector<float> mean_, stddev_;
 };
 
 // NIR band for NDVI among `bands`: B08, else B8A; empty if neither or no B04.
