@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # NDVI model prediction throughput next to the crop-type classifier's, same machine, 1 rank, same thread count:
-#   ndvi        pixels/s of the NDVI LSTM (gap-fill, bidirectional, and forecast) over the series of a sample set
-#               (model forward on in-memory series, as logged by 'ndvi evaluate': no HDF5 block reads)
-#   classifier  pixels/s per rank of 's2crop classify' over a composite tile (block reads included)
+#   ndvi predict  pixels/s per rank of 's2crop ndvi predict' (gap-fill, bidirectional, and forecast) over a composite
+#                 tile: block reads, NDVI, features and model, the same per-block machinery as classify
+#   ndvi series   the same models' forward over the in-memory series of a sample set (as logged by 'ndvi evaluate')
+#   classifier    pixels/s per rank of 's2crop classify' over the same composite tile (block reads included)
 # Models are barely trained (a few steps): throughput does not depend on the weights. Results go to
 # bench/RESULTS.md by hand.   bench/ndvi_bench.sh [WORK_DIR]    env: THREADS (1) HIDDEN (64) SIZE (480)
 set -euo pipefail
@@ -25,10 +26,13 @@ for task in gapfill forecast; do
     --max-steps 3 --threads "$THREADS" --overwrite > "t-$task.log" 2>&1
   rate=$("$S2CROP" ndvi evaluate --model "n-$task.h5" --samples s.h5 --output "n-$task.json" --threads "$THREADS" 2>&1 \
          | grep -o '([0-9.e+]* pixels/s' | grep -o '[0-9][0-9.e+]*')
-  echo "ndvi $task (LSTM $HIDDEN x 2$([ "$task" = gapfill ] && echo ', bidirectional')): $rate pixels/s per rank"
+  echo "ndvi $task (LSTM $HIDDEN x 2$([ "$task" = gapfill ] && echo ', bidirectional')), series in memory: $rate pixels/s per rank"
+  rate=$("$S2CROP" ndvi predict --composites c.h5 --model "n-$task.h5" --output "p-$task.h5" --threads "$THREADS" \
+         --overwrite 2>&1 | grep -o '[0-9.e+]* per rank' | grep -o '^[0-9.e+]*')
+  echo "ndvi $task, ndvi predict over the tile incl. block reads: $rate pixels/s per rank"
 done
 "$S2CROP" train --samples s.h5 --output cls.h5 --hidden 128 --epochs 1 --max-steps 3 --threads "$THREADS" --overwrite \
   > t-cls.log 2>&1
-rate=$("$S2CROP" classify --composites c.h5 --model cls.h5 --output map.h5 --threads "$THREADS" 2>&1 \
+rate=$("$S2CROP" classify --composites c.h5 --model cls.h5 --output map.h5 --threads "$THREADS" --overwrite 2>&1 \
        | grep -o '[0-9.e+]* per rank' | grep -o '^[0-9.e+]*')
 echo "classifier (LSTM 128 x 2, classify incl. block reads): $rate pixels/s per rank"
