@@ -46,5 +46,6 @@ int run_assess(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_plan(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_mosaic(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_ndvi(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_segment(int argc, char** argv, const parallel::MpiContext& mpi);
 
 }  // namespace s2crop::cli
