@@ -28,6 +28,7 @@ int run_ndvi_train(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("val-tiles", po::value<std::string>()->default_value(""), "validate on these tiles; default: --val-fraction")
       ("bands", po::value<std::string>()->default_value(""), "covariate bands besides NDVI (default: none)")
       ("hidden", po::value<int>()->default_value(64), "LSTM hidden units")
+      ("layers", po::value<int>()->default_value(2), "LSTM layers")
       ("dropout", po::value<double>()->default_value(0.1), "dropout between LSTM layers")
       ("lr", po::value<double>()->default_value(3e-3), "peak learning rate (AdamW)")
       ("patience", po::value<int>()->default_value(6), "early stopping after this many epochs without a better "

@@ -46,6 +46,7 @@ int run_assess(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_plan(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_mosaic(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_ndvi(int argc, char** argv, const parallel::MpiContext& mpi);
-int run_segment(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_segment(int argc, char** argv, const parallel::MpiContext& mpi);  // `segment train|predict`
+int run_segment_train(int argc, char** argv, const parallel::MpiContext& mpi);  // `segment train`
 
 }  // namespace s2crop::cli

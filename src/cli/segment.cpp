@@ -69,11 +69,10 @@ int run_segment_predict(int argc, char** argv, const parallel::MpiContext& mpi) 
 
 int run_segment(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (argc >= 2 && !std::strcmp(argv[1], "predict")) return run_segment_predict(argc - 1, argv + 1, mpi);
-  if (argc >= 2 && !std::strcmp(argv[1], "train"))
-    throw ConfigError("'segment train' is not in this build yet");
+  if (argc >= 2 && !std::strcmp(argv[1], "train")) return run_segment_train(argc - 1, argv + 1, mpi);
   if (mpi.is_root())
     std::cout << "Usage: s2crop segment train|predict [options]   ('s2crop segment predict --help')\n"
-                 "  train     train the U-Net on patches (not in this build yet)\n"
+                 "  train     train the U-Net on a patch set (from 'extract --patches'), data-parallel\n"
                  "  predict   the U-Net over whole tiles by blended sliding windows -> map HDF5, COGs, quicklooks\n";
   return argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) ? 0 : 2;
 }

@@ -15,6 +15,7 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("bands", po::value<std::string>()->default_value(""), "input bands (default: all bands of the training set)")
       ("ndvi", po::value<bool>()->default_value(true), "add NDVI (B04 and B08, or B8A) as a feature")
       ("hidden", po::value<int>()->default_value(128), "LSTM hidden units")
+      ("layers", po::value<int>()->default_value(2), "LSTM layers")
       ("dropout", po::value<double>()->default_value(0.2), "dropout between LSTM layers")
       ("lr", po::value<double>()->default_value(2e-3), "peak learning rate (AdamW)")
       ("patience", po::value<int>()->default_value(6), "early stopping after this many epochs without a better "
@@ -53,7 +54,6 @@ void add_training_loop_options(po::options_description& options) {
       ("checkpoint-dir", po::value<std::string>()->default_value(""), "checkpoints (default: OUTPUT.ckpt)")
       ("tiles", po::value<std::string>()->default_value(""), "use only samples of these tiles (keep test tiles out)")
       ("val-fraction", po::value<double>()->default_value(0.1), "fraction of parcels (or samples) held out for validation")
-      ("layers", po::value<int>()->default_value(2), "LSTM layers")
       ("epochs", po::value<int>()->default_value(30), "maximum epochs")
       ("batch-size", po::value<int>()->default_value(128), "samples per rank and step (global batch = this x ranks)")
       ("weight-decay", po::value<double>()->default_value(1e-4), "decoupled weight decay")
@@ -64,7 +64,10 @@ void add_training_loop_options(po::options_description& options) {
       ("overwrite", po::bool_switch(), "replace an existing model and discard checkpoints")
       ("max-steps", po::value<long>()->default_value(0), "stop after this many optimiser steps (0: no limit)")
       ("step-log", po::value<std::string>()->default_value(""), "write loss per step as TSV (rank 0)")
-      ("check-replicas", po::bool_switch(), "verify after every step that all ranks hold identical parameters");
+      ("check-replicas", po::bool_switch(), "verify after every step that all ranks hold identical parameters")
+      ("reproducible", po::bool_switch(),
+       "compute each sample's gradient alone and sum in double precision (also across ranks): the training then "
+       "hardly depends on the rank count, in the last bits too; slower");
 }
 
 void read_training_settings(const po::variables_map& vm, train::TrainSettings& s) {
@@ -75,8 +78,9 @@ void read_training_settings(const po::variables_map& vm, train::TrainSettings& s
   s.val_tiles = split_list(vm["val-tiles"].as<std::string>());
   s.val_fraction = vm["val-fraction"].as<double>();
   s.bands = split_list(vm["bands"].as<std::string>());
-  s.hidden = vm["hidden"].as<int>();
-  s.layers = vm["layers"].as<int>();
+  // Architecture options differ per model: the LSTMs have hidden and layers, the U-Net its own.
+  if (vm.count("hidden")) s.hidden = vm["hidden"].as<int>();
+  if (vm.count("layers")) s.layers = vm["layers"].as<int>();
   s.dropout = vm["dropout"].as<double>();
   s.epochs = vm["epochs"].as<int>();
   s.batch_size = vm["batch-size"].as<int>();
@@ -93,6 +97,7 @@ void read_training_settings(const po::variables_map& vm, train::TrainSettings& s
   s.max_steps = vm["max-steps"].as<long>();
   s.step_log = vm["step-log"].as<std::string>();
   s.check_replicas = vm["check-replicas"].as<bool>();
+  s.reproducible = vm["reproducible"].as<bool>();
   s.config_text = effective_config(vm);
 }
 

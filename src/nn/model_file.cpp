@@ -203,14 +203,15 @@ LstmClassifier load_model(const std::string& path, ModelSpec& spec) {
   return model;
 }
 
-void load_parameters(const std::string& path, torch::nn::Module& model) {
+void load_parameters(const std::string& path, torch::nn::Module& model, const std::string& prefix) {
   h5::File f = h5::File::open_read(path, MPI_COMM_NULL);
   if (!f.exists("parameters")) throw InputError(path, "model file has no parameters");
   auto group = f.open_group("parameters");
   torch::NoGradGuard no_grad;
   for (auto& p : model.named_parameters()) {
-    if (!group.exists(p.key())) throw InputError(path, "model file lacks parameter " + p.key());
-    auto ds = group.open_dataset(p.key());
+    const std::string name = prefix + p.key();
+    if (!group.exists(name)) throw InputError(path, "model file lacks parameter " + name);
+    auto ds = group.open_dataset(name);
     auto dims = ds.dims();
     auto& t = p.value();
     if (dims.size() != static_cast<size_t>(t.dim()))
@@ -228,8 +229,9 @@ void load_parameters(const std::string& path, torch::nn::Module& model) {
   if (!f.exists("buffers")) throw InputError(path, "model file has no buffers (batch-norm statistics)");
   auto buffers = f.open_group("buffers");
   for (auto& b : model.named_buffers()) {
-    if (!buffers.exists(b.key())) throw InputError(path, "model file lacks buffer " + b.key());
-    auto ds = buffers.open_dataset(b.key());
+    const std::string name = prefix + b.key();
+    if (!buffers.exists(name)) throw InputError(path, "model file lacks buffer " + name);
+    auto ds = buffers.open_dataset(name);
     auto dims = ds.dims();
     auto& t = b.value();
     bool same = dims.size() == static_cast<size_t>(t.dim()) || (t.dim() == 0 && dims == std::vector<hsize_t>{1});
@@ -252,6 +254,13 @@ UNet load_unet(const std::string& path, ModelSpec& spec) {
   load_parameters(path, *model);
   model->eval();
   return model;
+}
+
+void load_encoder(const std::string& path, UNet& unet) {
+  const ModelSpec spec = read_model_spec(path);
+  if (spec.kind == "unet_encoder") return load_parameters(path, *unet->encoder);
+  if (spec.kind == "unet") return load_parameters(path, *unet->encoder, "encoder.");
+  throw InputError(path, "model kind '" + spec.kind + "' holds no U-Net encoder");
 }
 
 }  // namespace s2crop::nn

@@ -237,7 +237,7 @@ PatchSetHeader read_patch_set_header(const std::string& path) {
   return h;
 }
 
-PatchSet read_patch_set(const std::string& path, std::size_t begin, std::size_t end) {
+PatchSet read_patch_set(const std::string& path, std::size_t begin, std::size_t end, bool images) {
   PatchSet s;
   s.header = read_patch_set_header(path);
   const auto& h = s.header;
@@ -246,9 +246,9 @@ PatchSet read_patch_set(const std::string& path, std::size_t begin, std::size_t 
                                ") outside the patch set of " + std::to_string(h.patches));
   s.begin = begin;
   const size_t k = end - begin;
-  s.x.resize(k * h.x_values());
+  if (images) s.x.resize(k * h.x_values());
   s.labels.resize(k * h.label_values());
-  s.clear.resize(k * h.clear_values());
+  if (images) s.clear.resize(k * h.clear_values());
   s.tile.resize(k);
   s.row.resize(k);
   s.col.resize(k);
@@ -267,9 +267,9 @@ PatchSet read_patch_set(const std::string& path, std::size_t begin, std::size_t 
     auto [offset, count] = slab(name);
     f.open_dataset(name).read(offset, count, out);
   };
-  read("x", s.x.data());
+  if (images) read("x", s.x.data());
   read("labels", s.labels.data());
-  read("clear", s.clear.data());
+  if (images) read("clear", s.clear.data());
   read("tile", s.tile.data());
   read("row", s.row.data());
   read("col", s.col.data());
@@ -278,6 +278,10 @@ PatchSet read_patch_set(const std::string& path, std::size_t begin, std::size_t 
       throw InputError(path, "patch " + std::to_string(begin + i) + " has tile index " + std::to_string(s.tile[i]) +
                                  " but the file lists " + std::to_string(h.tiles.size()) + " tiles");
   return s;
+}
+
+PatchSet read_patch_set_labels(const std::string& path) {
+  return read_patch_set(path, 0, read_patch_set_header(path).patches, false);
 }
 
 }  // namespace s2crop::samples

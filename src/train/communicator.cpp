@@ -16,6 +16,10 @@ class MpiCommunicator : public Communicator {
     for (size_t at = 0; at < count; at += kSlice)
       MPI_Allreduce(MPI_IN_PLACE, data + at, static_cast<int>(std::min(kSlice, count - at)), MPI_FLOAT, MPI_SUM, comm_);
   }
+  void allreduce_sum(double* data, size_t count) override {
+    for (size_t at = 0; at < count; at += kSlice)
+      MPI_Allreduce(MPI_IN_PLACE, data + at, static_cast<int>(std::min(kSlice, count - at)), MPI_DOUBLE, MPI_SUM, comm_);
+  }
   void broadcast(float* data, size_t count, int root) override {
     for (size_t at = 0; at < count; at += kSlice)
       MPI_Bcast(data + at, static_cast<int>(std::min(kSlice, count - at)), MPI_FLOAT, root, comm_);

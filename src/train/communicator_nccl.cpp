@@ -36,35 +36,40 @@ class NcclCommunicator : public Communicator {
     if (comm_) ncclCommDestroy(comm_);
   }
   void allreduce_sum(float* data, size_t count) override {
-    stage_in(data, count);
+    stage_in(data, count * sizeof(float));
     check_nccl(ncclAllReduce(buffer_, buffer_, count, ncclFloat, ncclSum, comm_, stream_), "ncclAllReduce");
-    stage_out(data, count);
+    stage_out(data, count * sizeof(float));
+  }
+  void allreduce_sum(double* data, size_t count) override {
+    stage_in(data, count * sizeof(double));
+    check_nccl(ncclAllReduce(buffer_, buffer_, count, ncclDouble, ncclSum, comm_, stream_), "ncclAllReduce");
+    stage_out(data, count * sizeof(double));
   }
   void broadcast(float* data, size_t count, int root) override {
-    stage_in(data, count);
+    stage_in(data, count * sizeof(float));
     check_nccl(ncclBroadcast(buffer_, buffer_, count, ncclFloat, root, comm_, stream_), "ncclBroadcast");
-    stage_out(data, count);
+    stage_out(data, count * sizeof(float));
   }
   std::string name() const override { return "NCCL (GPU " + std::to_string(gpu_) + ")"; }
 
  private:
-  void stage_in(const float* data, size_t count) {
-    if (count > capacity_) {
+  void stage_in(const void* data, size_t bytes) {
+    if (bytes > capacity_) {
       if (buffer_) cudaFree(buffer_);
-      check_cuda(cudaMalloc(reinterpret_cast<void**>(&buffer_), count * sizeof(float)), "cudaMalloc");
-      capacity_ = count;
+      check_cuda(cudaMalloc(&buffer_, bytes), "cudaMalloc");
+      capacity_ = bytes;
     }
-    check_cuda(cudaMemcpyAsync(buffer_, data, count * sizeof(float), cudaMemcpyHostToDevice, stream_), "copy in");
+    check_cuda(cudaMemcpyAsync(buffer_, data, bytes, cudaMemcpyHostToDevice, stream_), "copy in");
   }
-  void stage_out(float* data, size_t count) {
-    check_cuda(cudaMemcpyAsync(data, buffer_, count * sizeof(float), cudaMemcpyDeviceToHost, stream_), "copy out");
+  void stage_out(void* data, size_t bytes) {
+    check_cuda(cudaMemcpyAsync(data, buffer_, bytes, cudaMemcpyDeviceToHost, stream_), "copy out");
     check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
   int gpu_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
-  float* buffer_ = nullptr;
-  size_t capacity_ = 0;
+  void* buffer_ = nullptr;
+  size_t capacity_ = 0;  // bytes
 };
 
 }  // namespace

@@ -17,13 +17,17 @@
 #include <thread>
 #include <cstring>
 
+#include "s2crop/assess/segmentation_metrics.hpp"
 #include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/nn/ndvi_lstm.hpp"
+#include "s2crop/nn/segmentation_loss.hpp"
+#include "s2crop/nn/unet.hpp"
 #include "s2crop/samples/ndvi_series.hpp"
+#include "s2crop/samples/patch_set.hpp"
 #include "s2crop/samples/training_set.hpp"
 #include "s2crop/train/communicator.hpp"
 
@@ -67,8 +71,9 @@ struct Split {
   std::vector<std::uint32_t> train, val;
 };
 
-Split make_split(const samples::TrainingSet& labels, const TrainSettings& s) {
-  const auto& tiles = labels.header.tiles;
+// `tile` per sample indexes `tiles`; `parcel` per sample (-1 unknown) may be empty (patches: split by patch).
+Split make_split(const std::vector<std::string>& tiles, const std::vector<std::uint16_t>& tile,
+                 const std::vector<std::int64_t>& parcel, const TrainSettings& s) {
   auto tile_set = [&](const std::vector<std::string>& names, const char* option) {
     std::set<std::uint16_t> out;
     for (auto& n : names) {
@@ -83,16 +88,16 @@ Split make_split(const samples::TrainingSet& labels, const TrainSettings& s) {
   auto use = tile_set(s.tiles, "tiles");
   auto val_tiles = tile_set(s.val_tiles, "val-tiles");
   Split split;
-  for (std::uint32_t i = 0; i < labels.size(); ++i) {
-    std::uint16_t t = labels.tile[i];
+  for (std::uint32_t i = 0; i < tile.size(); ++i) {
+    std::uint16_t t = tile[i];
     if (!use.empty() && !use.count(t) && !val_tiles.count(t)) continue;
     bool val;
     if (!val_tiles.empty()) {
       val = val_tiles.count(t) > 0;
     } else {
       // By parcel where parcels are known (pixels of one field are not independent), else by sample.
-      std::uint64_t key = labels.parcel[i] >= 0 ? hash64(static_cast<std::uint64_t>(labels.parcel[i]), t + 1ULL)
-                                                : hash64(i, 0x5A17ULL);
+      std::uint64_t key = !parcel.empty() && parcel[i] >= 0 ? hash64(static_cast<std::uint64_t>(parcel[i]), t + 1ULL)
+                                                            : hash64(i, 0x5A17ULL);
       val = static_cast<double>(key >> 11) * 0x1.0p-53 < s.val_fraction;
     }
     (val ? split.val : split.train).push_back(i);
@@ -126,14 +131,14 @@ struct FlatModel {
   int64_t n = 0;
 };
 
-FlatModel flatten(torch::nn::Module& model) {
+FlatModel flatten(const std::vector<torch::Tensor>& parameters) {
   FlatModel f;
-  for (auto& p : model.parameters()) f.n += p.numel();
+  for (auto& p : parameters) f.n += p.numel();
   f.param = torch::zeros({f.n});
   f.grad = torch::zeros({f.n + 1});
   int64_t at = 0;
   torch::NoGradGuard no_grad;
-  for (auto& p : model.parameters()) {
+  for (auto p : parameters) {
     int64_t k = p.numel();
     f.param.narrow(0, at, k).copy_(p.detach().reshape({-1}));
     p.set_data(f.param.narrow(0, at, k).view(p.sizes()));
@@ -220,7 +225,7 @@ std::string fingerprint_text(const TrainSettings& s, const nn::ModelSpec& spec, 
     << " dropout=" << spec.dropout << " epochs=" << s.epochs << " batch=" << s.batch_size << " lr=" << s.lr
     << " wd=" << s.weight_decay << " sched=" << s.lr_schedule << " loss=" << s.loss << " gamma=" << s.focal_gamma
     << " cw=" << s.class_weights << " seed=" << s.seed << " tiles=" << join(s.tiles) << " val=" << join(s.val_tiles)
-    << " valf=" << s.val_fraction << " patience=" << s.patience;
+    << " valf=" << s.val_fraction << " patience=" << s.patience << (s.reproducible ? " reproducible" : "");
   return o.str();
 }
 
@@ -363,6 +368,12 @@ struct Task {
   virtual std::string provenance_key() const = 0;
   virtual std::string describe(int64_t n_params) const = 0;
   virtual std::string fingerprint_extra() const { return ""; }
+  // What the model learns from, for the start line of the log.
+  virtual std::string inputs_text() const { return ""; }
+  // The module written to the model file (pre-training keeps only the encoder).
+  virtual torch::nn::Module& saved_module() { return module(); }
+  // The parameters the optimiser updates (a frozen pre-trained encoder is left out: no update, no weight decay).
+  virtual std::vector<torch::Tensor> trainable_parameters() { return module().parameters(); }
 };
 
 // ---- crop-type classification (the original `s2crop train`)
@@ -611,17 +622,345 @@ struct NdviTask : Task {
   }
 };
 
+// ---- patch sets (U-Net training and pre-training)
+
+// This rank's shard [begin, end) of a patch set as U-Net input [n][C][S][S], normalised with per-channel statistics
+// over every rank's training patches (no-data values left out), which are stored in spec.mean / spec.stddev unless
+// the spec has them already (a pre-trained encoder's). `shard` (optional) receives the shard's labels and metadata.
+torch::Tensor load_patch_inputs(const std::string& path, const samples::PatchSetHeader& header, nn::ModelSpec& spec,
+                                const std::vector<std::uint32_t>& train, size_t begin, size_t end,
+                                const parallel::MpiContext& mpi, samples::PatchSet* shard_out) {
+  auto shard = samples::read_patch_set(path, begin, end);
+  const int64_t S = header.patch_size, px = S * S, n = static_cast<int64_t>(shard.size());
+  nn::ImageInputMap raw(spec, header.bands, path);
+  const int64_t C = raw.channels();
+  auto input = torch::empty({n, C, S, S});
+  for (int64_t i = 0; i < n; ++i)
+    raw.apply(shard.x.data() + static_cast<size_t>(i) * header.x_values(), static_cast<size_t>(px),
+              input.data_ptr<float>() + i * C * px, true);
+  std::vector<double> acc(static_cast<size_t>(3 * C), 0.0);  // sum, sum of squares, count per channel
+  std::vector<char> is_train(header.patches, 0);
+  for (auto i : train) is_train[i] = 1;
+  const float* f = input.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (!is_train[begin + static_cast<size_t>(i)]) continue;
+    for (int64_t c = 0; c < C; ++c) {
+      const float* plane = f + (i * C + c) * px;
+      for (int64_t p = 0; p < px; ++p) {
+        if (plane[p] == 0.f) continue;  // no data (a reflectance of exactly 0 is rare and says little)
+        acc[static_cast<size_t>(c)] += plane[p];
+        acc[static_cast<size_t>(C + c)] += static_cast<double>(plane[p]) * plane[p];
+        acc[static_cast<size_t>(2 * C + c)] += 1;
+      }
+    }
+  }
+  MPI_Allreduce(MPI_IN_PLACE, acc.data(), static_cast<int>(acc.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
+  if (spec.mean.empty()) {
+    for (int64_t c = 0; c < C; ++c) {
+      const double count = std::max(1.0, acc[static_cast<size_t>(2 * C + c)]);
+      const double mean = acc[static_cast<size_t>(c)] / count;
+      const double var = std::max(0.0, acc[static_cast<size_t>(C + c)] / count - mean * mean);
+      spec.mean.push_back(static_cast<float>(mean));
+      spec.stddev.push_back(static_cast<float>(std::max(std::sqrt(var), 1e-6)));
+    }
+  }
+  nn::ImageInputMap normalised(spec, header.bands, path);
+  for (int64_t i = 0; i < n; ++i)
+    normalised.apply(shard.x.data() + static_cast<size_t>(i) * header.x_values(), static_cast<size_t>(px),
+                     input.data_ptr<float>() + i * C * px);
+  if (shard_out) {
+    shard.x = {};
+    *shard_out = std::move(shard);
+  }
+  return input;
+}
+
+// Physics-respecting augmentation of one patch, a function of `h` only: a flip, 0-3 quarter turns (applied to the
+// targets and mask too, when defined), and a brightness factor in [1 - jitter, 1 + jitter] per band, the same for
+// all months of the band (channels are [month][band]); in normalised units x' = x f + (f - 1) mean / sd. No
+// operation mixes bands.
+void augment_patch(torch::Tensor& x, torch::Tensor& t, torch::Tensor& m, std::uint64_t h, double jitter,
+                   const nn::ModelSpec& spec) {
+  const bool flip = h & 1;
+  const int64_t turns = static_cast<int64_t>((h >> 1) & 3);
+  auto geometry = [&](torch::Tensor v) {
+    if (!v.defined()) return v;
+    const int64_t d = v.dim();
+    if (flip) v = v.flip({d - 1});
+    if (turns) v = torch::rot90(v, turns, {d - 2, d - 1});
+    return v.contiguous();
+  };
+  x = geometry(x);
+  t = geometry(t);
+  m = geometry(m);
+  if (jitter <= 0) return;
+  const int64_t C = x.size(0);
+  const size_t n_bands = std::max<size_t>(1, spec.bands.size());
+  auto factor = torch::empty({C, 1, 1}), offset = torch::empty({C, 1, 1});
+  float* fp = factor.data_ptr<float>();
+  float* op = offset.data_ptr<float>();
+  for (int64_t c = 0; c < C; ++c) {
+    const std::uint64_t hb = hash64(h, static_cast<std::uint64_t>(c) % n_bands + 1);
+    const double f = 1.0 + jitter * (2.0 * (static_cast<double>(hb >> 11) * 0x1.0p-53) - 1.0);
+    fp[c] = static_cast<float>(f);
+    op[c] = static_cast<float>((f - 1.0) * spec.mean[static_cast<size_t>(c)] / spec.stddev[static_cast<size_t>(c)]);
+  }
+  x = x * factor + offset;
+}
+
+// ---- U-Net segmentation (`s2crop segment train`) on a patch set
+// Targets: multiclass = the crop_type layer (255 ignored); multilabel = the chosen layers, crop_type expanded into
+// one 0/1 label per class (valid where the pixel is labelled; field_boundary and cropland are valid everywhere).
+// Augmentation (training only) is a function of (seed, patch, step), so every rank count sees the same batches:
+// a flip, a 90-degree rotation, and a brightness factor per band applied to all its months (no operation mixes
+// bands: the physics of each band is kept).
+struct SegmentTask : Task {
+  const TrainSettings& s;
+  nn::ModelSpec spec_;
+  nn::SegmentationLossOptions loss_options;
+  samples::PatchSetHeader header;
+  std::vector<double> weights;          // all patches: share of the loss normaliser
+  std::vector<char> labelled;           // all patches: labels used (label_fraction)
+  torch::Tensor input;                  // shard [n][C][S][S], normalised
+  torch::Tensor target, mask;           // shard: multiclass target int64 [n][S][S]; multilabel float [n][L][S][S]
+  nn::UNet model{nullptr};
+  size_t shard_begin = 0;
+  std::vector<int> label_layers;        // multilabel: source layer per label (-1 - k: crop_type == class k)
+
+  static std::vector<std::string> target_names(const TrainSettings& s, const samples::PatchSetHeader& h,
+                                               std::vector<int>& layers) {
+    layers.clear();
+    if (s.segment.head == "multiclass") return h.class_names;
+    std::vector<std::string> names;
+    auto targets = s.segment.targets.empty() ? std::vector<std::string>{"field_boundary", "cropland"} : s.segment.targets;
+    for (auto& t : targets) {
+      if (t == "crop_type") {
+        for (size_t k = 0; k < h.class_names.size(); ++k) {
+          names.push_back(h.class_names[k]);
+          layers.push_back(-1 - static_cast<int>(k));
+        }
+      } else if (t == "field_boundary" || t == "cropland") {
+        names.push_back(t);
+        layers.push_back(t == "field_boundary" ? samples::kFieldBoundaryLayer : samples::kCroplandLayer);
+      } else {
+        throw ConfigError("--targets: unknown label layer '" + t + "' (crop_type, field_boundary, cropland)");
+      }
+    }
+    return names;
+  }
+
+  // Targets and validity of `n` patches' labels [n][3][S][S] -> target / mask tensors.
+  void make_targets(const std::uint8_t* labels, size_t n, torch::Tensor& t, torch::Tensor& m) const {
+    const int64_t S = header.patch_size, px = S * S;
+    if (spec_.unet.task == "multiclass") {
+      t = torch::empty({static_cast<int64_t>(n), S, S}, torch::kInt64);
+      auto* tp = t.data_ptr<int64_t>();
+      for (size_t i = 0; i < n; ++i)
+        for (int64_t p = 0; p < px; ++p) tp[i * px + p] = labels[(i * samples::kPatchLabelLayers) * px + p];
+      m = torch::Tensor();
+      return;
+    }
+    const int64_t L = static_cast<int64_t>(label_layers.size());
+    t = torch::zeros({static_cast<int64_t>(n), L, S, S});
+    m = torch::ones({static_cast<int64_t>(n), L, S, S});
+    float* tp = t.data_ptr<float>();
+    float* mp = m.data_ptr<float>();
+    for (size_t i = 0; i < n; ++i) {
+      const std::uint8_t* crop = labels + (i * samples::kPatchLabelLayers) * px;
+      for (int64_t l = 0; l < L; ++l) {
+        const int src = label_layers[static_cast<size_t>(l)];
+        float* tl = tp + (static_cast<int64_t>(i) * L + l) * px;
+        float* ml = mp + (static_cast<int64_t>(i) * L + l) * px;
+        if (src < 0) {
+          const int cls = -1 - src;
+          for (int64_t p = 0; p < px; ++p) {
+            tl[p] = crop[p] == cls ? 1.f : 0.f;
+            ml[p] = crop[p] == samples::kNoPatchLabel ? 0.f : 1.f;
+          }
+        } else {
+          const std::uint8_t* layer = labels + (i * samples::kPatchLabelLayers + static_cast<size_t>(src)) * px;
+          for (int64_t p = 0; p < px; ++p) tl[p] = layer[p] ? 1.f : 0.f;
+        }
+      }
+    }
+  }
+
+  SegmentTask(const TrainSettings& settings, samples::PatchSetHeader header_, const samples::PatchSet& all_labels,
+              nn::ModelSpec spec, const std::vector<std::uint32_t>& train, size_t shard_begin_, size_t shard_end,
+              const parallel::MpiContext& mpi)
+      : s(settings), spec_(std::move(spec)), header(std::move(header_)), shard_begin(shard_begin_) {
+    target_names(s, header, label_layers);
+    loss_options.task = spec_.unet.task;
+    loss_options.loss = s.loss;
+    loss_options.focal_gamma = s.focal_gamma;
+    loss_options.check(spec_.unet.outputs);
+    const size_t n_all = all_labels.size(), lv = header.label_values();
+    // Which training patches keep their labels (a seeded share: the scarce-label experiments).
+    labelled.assign(n_all, 1);
+    if (s.segment.label_fraction < 1.0)
+      for (auto i : train)
+        labelled[i] = static_cast<double>(hash64(i, s.seed ^ 0x1ABE1ULL) >> 11) * 0x1.0p-53 < s.segment.label_fraction;
+    // Loss normaliser per patch, from every patch's labels (every rank knows every patch's weight).
+    weights.assign(n_all, 0.0);
+    for (size_t at = 0; at < n_all; at += 256) {
+      const size_t n = std::min<size_t>(256, n_all - at);
+      torch::Tensor t, m;
+      make_targets(all_labels.labels.data() + at * lv, n, t, m);
+      auto w = nn::segmentation_loss_weights(t, m, loss_options, spec_.unet.outputs).contiguous();
+      for (size_t i = 0; i < n; ++i) weights[at + i] = labelled[at + i] ? w.data_ptr<double>()[i] : 0.0;
+    }
+    samples::PatchSet shard;
+    input = load_patch_inputs(s.samples, header, spec_, train, shard_begin, shard_end, mpi, &shard);
+    make_targets(shard.labels.data(), shard.size(), target, mask);
+  }
+  void build() {
+    torch::manual_seed(s.seed);
+    model = nn::UNet(spec_.unet);
+    if (!s.segment.init_encoder.empty()) {
+      const nn::ModelSpec pre = nn::read_model_spec(s.segment.init_encoder);  // checked up front (check_init_encoder)
+      nn::load_encoder(s.segment.init_encoder, model);
+      // The encoder was trained on inputs normalised its way: keep its statistics.
+      spec_.mean = pre.mean;
+      spec_.stddev = pre.stddev;
+      if (s.segment.freeze_encoder) model->freeze_encoder(true);
+    }
+  }
+  // A pre-trained encoder must fit the U-Net being trained. Throws ConfigError naming the file.
+  static void check_init_encoder(const std::string& path, const nn::ModelSpec& spec) {
+    const nn::ModelSpec pre = nn::read_model_spec(path);
+    if (!pre.is_unet()) throw ConfigError("--init " + path + ": not a U-Net or pre-trained encoder (kind '" + pre.kind + "')");
+    if (pre.unet.in_channels != spec.unet.in_channels || pre.unet.depth != spec.unet.depth ||
+        pre.unet.width != spec.unet.width || pre.unet.encoder != spec.unet.encoder || pre.unet.norm != spec.unet.norm ||
+        pre.unet.blocks != spec.unet.blocks || pre.bands != spec.bands || pre.unet.months != spec.unet.months)
+      throw ConfigError("--init " + path + ": encoder of another architecture or input (bands, months, depth, width, "
+                        "encoder, blocks and norm must match those asked for)");
+  }
+  torch::nn::Module& module() override { return *model; }
+  const nn::ModelSpec& spec() const override { return spec_; }
+  std::vector<torch::Tensor> trainable_parameters() override { return model->trainable_parameters(); }
+  double weight(std::uint32_t i, std::int64_t) const override { return weights[i]; }
+
+  void gather(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global, bool train_mode,
+              std::int64_t step, torch::Tensor& x, torch::Tensor& t, torch::Tensor& m) const {
+    std::vector<torch::Tensor> xs, ts, ms;
+    for (size_t k = 0; k < local_pos.size(); ++k) {
+      auto xi = input[local_pos[k]];
+      auto ti = target[local_pos[k]];
+      auto mi = mask.defined() ? mask[local_pos[k]] : torch::Tensor();
+      if (train_mode && s.segment.augment)
+        augment_patch(xi, ti, mi, hash64(hash64(global[k], static_cast<std::uint64_t>(step)), s.seed ^ 0xA116ULL),
+                      s.segment.jitter, spec_);
+      if (!labelled[global[k]]) {  // a patch whose labels are withheld contributes nothing
+        if (spec_.unet.task == "multiclass") ti = torch::full_like(ti, samples::kNoPatchLabel);
+        else mi = torch::zeros_like(mi);
+      }
+      xs.push_back(xi);
+      ts.push_back(ti);
+      if (mi.defined()) ms.push_back(mi);
+    }
+    x = torch::stack(xs);
+    t = torch::stack(ts);
+    m = ms.empty() ? torch::Tensor() : torch::stack(ms);
+  }
+  torch::Tensor loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global,
+                     std::int64_t step, double batch_weight) override {
+    torch::Tensor x, t, m;
+    gather(local_pos, global, true, step, x, t, m);
+    const int64_t n = x.size(0), micro = s.segment.micro_batch > 0 ? s.segment.micro_batch : n;
+    torch::Tensor total;
+    for (int64_t at = 0; at < n; at += micro) {
+      const int64_t k = std::min(micro, n - at);
+      auto part = nn::segmentation_loss(model->forward(x.narrow(0, at, k)), t.narrow(0, at, k),
+                                        m.defined() ? m.narrow(0, at, k) : m, loss_options, batch_weight);
+      total = total.defined() ? total + part : part;
+    }
+    return total;
+  }
+  std::vector<double> validate(const std::vector<std::int64_t>& local_pos,
+                               const std::vector<std::uint32_t>& global) override {
+    const size_t L = static_cast<size_t>(spec_.unet.outputs);
+    assess::SegmentationCounts counts(static_cast<int>(L));
+    std::vector<double> extra(2, 0.0);  // loss sum, count
+    for (size_t at = 0; at < local_pos.size(); at += 16) {
+      const size_t end = std::min(local_pos.size(), at + 16);
+      std::vector<std::int64_t> lp(local_pos.begin() + static_cast<long>(at), local_pos.begin() + static_cast<long>(end));
+      std::vector<std::uint32_t> gl(global.begin() + static_cast<long>(at), global.begin() + static_cast<long>(end));
+      torch::Tensor x, t, m;
+      gather(lp, gl, false, 0, x, t, m);
+      auto logits = model->forward(x);
+      auto ls = nn::segmentation_loss_sum(logits, t, m, loss_options);
+      extra[0] += ls.sum.item<double>();
+      extra[1] += ls.count.item<double>();
+      auto pred = nn::segmentation_labels(logits, spec_.unet.task).contiguous();
+      const size_t b = lp.size();
+      const size_t px = static_cast<size_t>(header.patch_size) * static_cast<size_t>(header.patch_size);
+      if (spec_.unet.task == "multiclass") {
+        auto truth = t.to(torch::kUInt8).contiguous();
+        counts.add_multiclass(pred.data_ptr<std::uint8_t>(), truth.data_ptr<std::uint8_t>(), b * px, samples::kNoPatchLabel);
+      } else {
+        // Invalid entries become no data (255) in the truth.
+        auto truth = torch::where(m > 0, t, torch::full_like(t, 255.0)).to(torch::kUInt8).contiguous();
+        for (size_t i = 0; i < b; ++i)
+          counts.add_multilabel(pred.data_ptr<std::uint8_t>() + i * L * px, truth.data_ptr<std::uint8_t>() + i * L * px,
+                                px, 255);
+      }
+    }
+    std::vector<double> sums = counts.counts();
+    sums.insert(sums.end(), extra.begin(), extra.end());
+    return sums;
+  }
+  assess::SegmentationCounts counts_of(const std::vector<double>& v) const {
+    assess::SegmentationCounts c(spec_.unet.outputs);
+    c.counts() = std::vector<double>(v.begin(), v.end() - 2);
+    return c;
+  }
+  double score(const std::vector<double>& v) const override {
+    const double m = counts_of(v).mean_iou();
+    return std::isfinite(m) ? m : 0.0;
+  }
+  std::string val_text(const std::vector<double>& v) const override {
+    auto c = counts_of(v);
+    const double loss = v[v.size() - 1] > 0 ? v[v.size() - 2] / v[v.size() - 1] : 0.0;
+    char line[160];
+    std::snprintf(line, sizeof line, "val loss %.4f  val mean IoU %.4f  val mean F1 %.4f", loss, c.mean_iou(), c.mean_f1());
+    return line;
+  }
+  std::string score_name() const override { return "validation mean IoU"; }
+  std::string provenance_key() const override { return "best_val_mean_iou"; }
+  std::string describe(int64_t n_params) const override {
+    const auto& u = spec_.unet;
+    return "model U-Net " + u.encoder + " encoder, depth " + std::to_string(u.depth) + ", width " + std::to_string(u.width) +
+           ", " + u.norm + " norm, " + std::to_string(n_params) + " parameters, " + u.task + " head with " +
+           std::to_string(u.outputs) + " output(s)" + (s.segment.init_encoder.empty() ? "" : ", encoder from " + s.segment.init_encoder) +
+           (s.segment.freeze_encoder ? " (frozen)" : "");
+  }
+  std::string inputs_text() const override {
+    return "patches " + std::to_string(header.patch_size) + " px, " + std::to_string(spec_.unet.in_channels) + " channels (" +
+           std::to_string(spec_.unet.months.size()) + " months x " + join(spec_.bands) + ")";
+  }
+  std::string fingerprint_extra() const override {
+    std::ostringstream o;
+    const auto& g = s.segment;
+    o << " micro=" << g.micro_batch << " unet=" << g.head << "/" << join(g.targets) << "/" << g.depth << "/" << g.width << "/" << g.blocks << "/" << g.norm
+      << "/" << g.encoder << "/" << g.upsampling << " labels=" << g.label_fraction << " augment=" << g.augment << "/"
+      << g.jitter << " init=" << g.init_encoder << " frozen=" << g.freeze_encoder;
+    for (int m : spec_.unet.months) o << "," << m;
+    return o.str();
+  }
+};
+
 }  // namespace
 
 void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   auto t_start = clock_type::now();
-  const bool ndvi_task = s.task != "classify";
+  const bool segment_task = s.task == "segment";
+  const bool ndvi_task = s.task != "classify" && !segment_task;
   if (s.samples.empty()) throw ConfigError("train: no training set given (--samples FILE.h5)");
   if (s.output.empty()) throw ConfigError("train: no output model given (--output MODEL.h5)");
   if (s.epochs < 1 || s.batch_size < 1 || s.hidden < 1 || s.layers < 1)
     throw ConfigError("--epochs, --batch-size, --hidden and --layers must be positive");
   if (s.dropout < 0 || s.dropout >= 1) throw ConfigError("--dropout must be in [0, 1)");
-  if (s.loss != "ce" && s.loss != "focal") throw ConfigError("--loss must be ce or focal");
+  if (!segment_task && s.loss != "ce" && s.loss != "focal") throw ConfigError("--loss must be ce or focal");
   if (s.class_weights != "none" && s.class_weights != "inverse" && s.class_weights != "sqrt")
     throw ConfigError("--class-weights must be none, inverse or sqrt");
   if (s.lr_schedule != "cosine" && s.lr_schedule != "step" && s.lr_schedule != "none")
@@ -635,21 +974,45 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     if (s.task == "gapfill" && (s.mask_fraction <= 0 || s.mask_fraction >= 1))
       throw ConfigError("--mask-fraction must be in (0, 1)");
   }
+  if (segment_task) {
+    const auto& g = s.segment;
+    if (g.head != "multiclass" && g.head != "multilabel") throw ConfigError("--head must be multiclass or multilabel");
+    if (g.norm == "batch")
+      throw ConfigError("--norm batch: batch-norm statistics would differ between ranks and are not checkpointed; use "
+                        "group (default) or none");
+    if (!(g.label_fraction > 0 && g.label_fraction <= 1)) throw ConfigError("--label-fraction must be in (0, 1]");
+    if (g.jitter < 0 || g.jitter >= 1) throw ConfigError("--jitter must be in [0, 1)");
+    if (g.freeze_encoder && g.init_encoder.empty()) throw ConfigError("--freeze-encoder needs --init ENCODER.h5");
+  }
   const std::string ckpt_dir = s.checkpoint_dir.empty() ? s.output + ".ckpt" : s.checkpoint_dir;
 
+  // ---- patches (U-Net): header and every patch's labels and tile, split by tile or by patch
+  samples::PatchSet patch_labels;
+  if (segment_task) {
+    parallel::root_first(mpi.world(), [&] { patch_labels = samples::read_patch_set_labels(s.samples); });
+    if (!mpi.is_root()) patch_labels = samples::read_patch_set_labels(s.samples);
+  }
   // ---- labels, split and model spec: every rank reads the small arrays and decides identically
   samples::TrainingSet labels;
-  parallel::root_first(mpi.world(), [&] {
-    labels = samples::read_training_set_labels(s.samples);  // validates the file once, with a clear message
-  });
-  if (!mpi.is_root()) labels = samples::read_training_set_labels(s.samples);
+  if (!segment_task) {
+    parallel::root_first(mpi.world(), [&] {
+      labels = samples::read_training_set_labels(s.samples);  // validates the file once, with a clear message
+    });
+    if (!mpi.is_root()) labels = samples::read_training_set_labels(s.samples);
+  } else {
+    // The U-Net's inputs are described by the patch set's header; only bands, classes and season are shared.
+    labels.header.bands = patch_labels.header.bands;
+    labels.header.class_names = patch_labels.header.class_names;
+    labels.header.season_start_month = patch_labels.header.season_start_month;
+    labels.header.tiles = patch_labels.header.tiles;
+  }
   const auto& header = labels.header;
   nn::ModelSpec spec;
   spec.bands = s.bands.empty() && !ndvi_task ? header.bands : s.bands;
   for (auto& b : spec.bands)
     if (std::find(header.bands.begin(), header.bands.end(), b) == header.bands.end())
       throw ConfigError("--bands: " + b + " is not in " + s.samples + " (it has " + join(header.bands) + ")");
-  spec.ndvi = s.ndvi || ndvi_task;
+  spec.ndvi = !segment_task && (s.ndvi || ndvi_task);
   if (spec.ndvi) {
     spec.ndvi_nir = nn::ndvi_nir_band(header.bands);
     if (spec.ndvi_nir.empty())
@@ -668,19 +1031,47 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     spec.t_min = s.task == "forecast" ? s.t_min : 0;
     spec.t_max = s.task == "forecast" ? s.t_max : 0;
   }
-  Split split = make_split(labels, s);
+  if (segment_task) {
+    const auto& g = s.segment;
+    spec.kind = "unet";
+    spec.ndvi = false;
+    spec.unet.task = g.head;
+    std::vector<int> layers;
+    spec.class_names = SegmentTask::target_names(s, patch_labels.header, layers);
+    spec.unet.outputs = static_cast<int>(spec.class_names.size());
+    spec.unet.depth = g.depth;
+    spec.unet.width = g.width;
+    spec.unet.blocks = g.blocks;
+    spec.unet.norm = g.norm;
+    spec.unet.encoder = g.encoder;
+    spec.unet.upsampling = g.upsampling;
+    spec.unet.dropout = s.dropout;
+    if (!g.months.empty()) spec.unet.months = g.months;
+    spec.unet.in_channels = static_cast<int>(spec.unet.months.size() * spec.bands.size());
+    spec.unet.check();
+    if (!g.init_encoder.empty())
+      parallel::root_first(mpi.world(), [&] { SegmentTask::check_init_encoder(g.init_encoder, spec); });
+  }
+  Split split = segment_task ? make_split(header.tiles, patch_labels.tile, {}, s)
+                             : make_split(header.tiles, labels.tile, labels.parcel, s);
   if (split.train.empty()) throw ConfigError("no training samples left after the tile selection and split");
 
   // ---- this rank's shard: a contiguous slice of the file
-  const size_t n_all = labels.size();
+  const size_t n_all = segment_task ? patch_labels.size() : labels.size();
   const size_t shard_begin = n_all * static_cast<size_t>(mpi.rank()) / static_cast<size_t>(mpi.size());
   const size_t shard_end = n_all * static_cast<size_t>(mpi.rank() + 1) / static_cast<size_t>(mpi.size());
   auto in_shard = [&](std::uint32_t i) { return i >= shard_begin && i < shard_end; };
   auto t_load = clock_type::now();
   std::unique_ptr<ClassifyTask> classify_task;
   std::unique_ptr<NdviTask> ndvi;
+  std::unique_ptr<SegmentTask> segment;
   Task* task = nullptr;
-  if (ndvi_task) {
+  if (segment_task) {
+    segment = std::make_unique<SegmentTask>(s, patch_labels.header, patch_labels, spec, split.train, shard_begin,
+                                            shard_end, mpi);
+    patch_labels = {};
+    task = segment.get();
+  } else if (ndvi_task) {
     ndvi = std::make_unique<NdviTask>(s, labels, spec, shard_begin, shard_end);
     task = ndvi.get();
   } else {
@@ -692,10 +1083,10 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   // ---- model, communicator, replicas in sync
   const int threads = threads_per_rank(s.threads, mpi.node_size());
   use_threads(threads);
-  if (ndvi) ndvi->build(); else classify_task->build();
+  if (segment) segment->build(); else if (ndvi) ndvi->build(); else classify_task->build();
   torch::nn::Module& model = task->module();
   spec = task->spec();
-  FlatModel flat = flatten(model);
+  FlatModel flat = flatten(task->trainable_parameters());
   FusedAdamW opt;
   opt.init(flat.n);
   auto choice = choose_backend(s.backend, nccl_built(), visible_gpus(), mpi.node_rank(), mpi.node_size());
@@ -756,8 +1147,10 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   if (mpi.is_root()) {
     log::info("training set " + s.samples + ": " + std::to_string(n_all) + " samples, " +
               std::to_string(split.train.size()) + " training, " + std::to_string(split.val.size()) +
-              " validation; features " + (ndvi_task ? "NDVI,visible,1,month sin/cos" + std::string(spec.bands.empty() ? "" : ",") : "") +
-              join(spec.bands) + (spec.ndvi && !ndvi_task ? ",NDVI" : "") + " x 12 months");
+              " validation; " +
+              (segment_task ? task->inputs_text()
+                            : "features " + (ndvi_task ? "NDVI,visible,1,month sin/cos" + std::string(spec.bands.empty() ? "" : ",") : "") +
+                                  join(spec.bands) + (spec.ndvi && !ndvi_task ? ",NDVI" : "") + " x 12 months"));
     log::info(task->describe(flat.n) + "; " + comm->name() + ": " + choice.reason + "; " + std::to_string(mpi.size()) + " rank(s) x " +
               std::to_string(threads) + " thread(s); global batch " + std::to_string(global_batch) + ", " +
               std::to_string(steps_per_epoch) + " steps per epoch");
@@ -779,6 +1172,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   const size_t bucket = std::max<size_t>(1024, static_cast<size_t>(s.bucket_mb * 1024 * 1024 / sizeof(float)));
   std::vector<std::int64_t> local_pos;
   std::vector<std::uint32_t> local_global;
+  torch::Tensor grad64 = s.reproducible ? torch::zeros({flat.n + 1}, torch::kFloat64) : torch::Tensor();
   bool stop = false;
   double train_seconds = 0;
   std::int64_t trained_samples = 0;
@@ -802,14 +1196,30 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
         }
       }
       flat.grad.zero_();
-      if (!local_pos.empty()) {
-        auto loss = task->loss(local_pos, local_global, st.step, batch_weight);
-        loss.backward();
-        flat.grad[flat.n] = loss.detach();
-      }
-      float* g = flat.grad.data_ptr<float>();
       const size_t total = static_cast<size_t>(flat.n) + 1;
-      for (size_t at = 0; at < total; at += bucket) comm->allreduce_sum(g + at, std::min(bucket, total - at));
+      if (s.reproducible) {
+        // Each sample's gradient alone (computed the same way whatever the rank count), summed in double: the sum
+        // hardly depends on the order of the additions, so neither does the step on how the batch is split.
+        grad64.zero_();
+        for (size_t k = 0; k < local_pos.size(); ++k) {
+          flat.grad.zero_();
+          auto loss = task->loss({local_pos[k]}, {local_global[k]}, st.step, batch_weight);
+          loss.backward();
+          flat.grad[flat.n] = loss.detach();
+          grad64.add_(flat.grad);
+        }
+        double* g = grad64.data_ptr<double>();
+        for (size_t at = 0; at < total; at += bucket) comm->allreduce_sum(g + at, std::min(bucket, total - at));
+        flat.grad.copy_(grad64);
+      } else {
+        if (!local_pos.empty()) {
+          auto loss = task->loss(local_pos, local_global, st.step, batch_weight);
+          loss.backward();
+          flat.grad[flat.n] = loss.detach();
+        }
+        float* g = flat.grad.data_ptr<float>();
+        for (size_t at = 0; at < total; at += bucket) comm->allreduce_sum(g + at, std::min(bucket, total - at));
+      }
       const double step_loss = flat.grad[flat.n].item<double>();
       opt.update(flat.param, flat.grad.narrow(0, 0, flat.n), lr, s.weight_decay);
       ++st.step;
@@ -908,7 +1318,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   parallel::root_first(mpi.world(), [&] {
     fs::path parent = fs::path(s.output).parent_path();
     if (!parent.empty()) fs::create_directories(parent);
-    nn::save_model(s.output, spec, model, provenance.str(), fingerprint);
+    nn::save_model(s.output, spec, task->saved_module(), provenance.str(), fingerprint);
     double total = std::chrono::duration<double>(clock_type::now() - t_start).count();
     char line[300];
     // The benchmark's measure (bench/lstm_bench.sh): samples per second over data loading plus the training steps.

@@ -19,7 +19,11 @@ void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Modul
                 const std::string& run_fingerprint = "");
 // Loads the parameters (and buffers, if the model has any) stored in `path` into `model` (shapes checked). A
 // pre-trained encoder goes into a U-Net with load_parameters(path, *unet->encoder).
-void load_parameters(const std::string& path, torch::nn::Module& model);
+// `prefix`: the stored names carry it (e.g. "encoder." to load a U-Net's encoder from a whole U-Net's file).
+void load_parameters(const std::string& path, torch::nn::Module& model, const std::string& prefix = "");
+// The encoder of `unet` from a pre-trained encoder file (kind unet_encoder, from `s2crop pretrain`) or from another
+// U-Net's file (kind unet). Shapes are checked; throws InputError naming the file.
+void load_encoder(const std::string& path, UNet& unet);
 
 // Builds the crop-type classifier described by the file and loads its weights. Throws InputError naming the file for anything
 // missing, mis-shaped or from another format.

@@ -105,6 +105,10 @@ PatchSetHeader read_patch_set_header(const std::string& path);
 
 // Patches [begin, end) with their header: each trainer rank reads only its shard. Serial read.
 // Throws InputError naming the file for a range outside it, a missing or mis-shaped dataset or another format.
-PatchSet read_patch_set(const std::string& path, std::size_t begin, std::size_t end);
+// `images` false: x and clear stay empty (labels and metadata only).
+PatchSet read_patch_set(const std::string& path, std::size_t begin, std::size_t end, bool images = true);
+// Every patch's labels, tile, row and col without the images: what every trainer rank needs of the whole set to
+// split it and to weigh each patch's loss.
+PatchSet read_patch_set_labels(const std::string& path);
 
 }  // namespace s2crop::samples

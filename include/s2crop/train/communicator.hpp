@@ -33,6 +33,9 @@ class Communicator {
   virtual ~Communicator() = default;
   // In-place sum over all ranks of `count` floats in host memory.
   virtual void allreduce_sum(float* data, size_t count) = 0;
+  // The same in double precision: the reproducible mode sums per-sample gradients in double, so that the result
+  // hardly depends on the order of the additions (and so on how the batch is split over ranks).
+  virtual void allreduce_sum(double* data, size_t count) = 0;
   // `count` floats from `root` to every rank.
   virtual void broadcast(float* data, size_t count, int root) = 0;
   virtual std::string name() const = 0;

@@ -15,13 +15,32 @@
 namespace s2crop::train {
 
 struct TrainSettings {
-  // classify: crop-type LSTM classifier (`s2crop train`); forecast | gapfill: NDVI LSTM (`s2crop ndvi train`),
-  // the same loop with another task (model, per-sample weight, masked loss, validation RMSE).
+  // classify: crop-type LSTM classifier (`s2crop train`); forecast | gapfill: NDVI LSTM (`s2crop ndvi train`);
+  // segment: U-Net (`s2crop segment train`): the same loop with another task (model, per-sample weight, masked
+  // loss, validation score).
   std::string task = "classify";
   int horizon = 1;                   // forecast: months predicted after the last observed one
   int t_min = 3, t_max = 9;          // forecast: origins (months observed) the model learns to start from
   double mask_fraction = 0.25;       // gapfill: probability of hiding an observed month from the input
   bool assume_clear = false;         // NDVI tasks: accept a training set without per-month clear flags
+  // segment: the U-Net (`s2crop segment train`) on a patch set (samples/patch_set.hpp) given as `samples`.
+  struct Segment {
+    std::string head = "multiclass";   // multiclass (softmax over crop classes) | multilabel (a sigmoid per label)
+    std::vector<std::string> targets;  // multilabel: label layers; crop_type expands to one label per class
+    int depth = 3, width = 16, blocks = 2;
+    std::string norm = "group", encoder = "plain", upsampling = "transpose";
+    std::vector<int> months;           // season months stacked into the input (empty: all 12)
+    double label_fraction = 1.0;       // labels of only this share of the training patches (seeded by patch)
+    bool augment = true;               // flips, 90-degree rotations, band-wise brightness jitter
+    double jitter = 0.1;               // brightness factor in [1 - jitter, 1 + jitter] per band
+    std::string init_encoder;          // encoder weights from `s2crop pretrain` (or another U-Net's)
+    bool freeze_encoder = false;
+    // Patches per forward/backward pass within a rank's batch (0: the whole batch). Batched convolutions round
+    // differently for different batch splits, which Adam amplifies over many steps; with 1, every patch's forward
+    // and backward is the same whatever the rank count (the data-parallel equivalence test), at half the speed.
+    // Smaller values also bound the activation memory of large patches.
+    int micro_batch = 0;
+  } segment;
   std::string samples;               // training set (HDF5)
   std::string output;                // model file to write
   std::string checkpoint_dir;        // default: <output>.ckpt
@@ -49,6 +68,9 @@ struct TrainSettings {
   long max_steps = 0;                // stop after this many steps (tests, benchmarks); 0: no limit
   std::string step_log;              // TSV per step (rank 0): step, epoch, loss, lr, parameter checksum, replicas
   bool check_replicas = false;       // compare parameters across ranks after every step (abort if they differ)
+  // Each sample's gradient computed alone and the batch's sum formed in double precision (also across ranks), so
+  // that a step hardly depends on how the global batch is split over ranks; slower (no batched kernels).
+  bool reproducible = false;
   std::string config_text;
 };
 
