@@ -41,6 +41,8 @@ const Command kCommands[] = {
     {"assess", "accuracy of a map or model against reference labels (OA, kappa, F1, Olofsson area-adjusted)",
      s2crop::cli::run_assess},
     {"mosaic", "per-tile class maps (any UTM zones) -> one Cloud-Optimized GeoTIFF in one CRS", s2crop::cli::run_mosaic},
+    {"pretrain", "self-supervised (SimSiam) pre-training of the U-Net encoder on unlabelled patches, data-parallel",
+     s2crop::cli::run_pretrain},
     {"plan", "estimate a job definition's volume, memory, run time and node-hours before submitting it",
      s2crop::cli::run_plan},
 };

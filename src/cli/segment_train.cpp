@@ -77,15 +77,7 @@ int run_segment_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   g.blocks = vm["blocks"].as<int>();
   g.norm = vm["norm"].as<std::string>();
   g.upsampling = vm["upsampling"].as<std::string>();
-  for (auto& m : split_list(vm["months"].as<std::string>())) {
-    int month = 0;
-    try {
-      month = std::stoi(m);
-    } catch (const std::exception&) {
-    }
-    if (month < 1 || month > 12) throw ConfigError("--months: '" + m + "' is not a season month 1-12");
-    g.months.push_back(month - 1);
-  }
+  g.months = parse_season_months(vm["months"].as<std::string>());
   g.label_fraction = vm["label-fraction"].as<double>();
   g.augment = vm["augment"].as<bool>();
   g.jitter = vm["jitter"].as<double>();
@@ -95,6 +87,20 @@ int run_segment_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (g.micro_batch < 0) throw ConfigError("--micro-batch must be 0 (whole batch) or positive");
   train::run_train(s, mpi);
   return 0;
+}
+
+std::vector<int> parse_season_months(const std::string& list) {
+  std::vector<int> months;
+  for (auto& m : split_list(list)) {
+    int month = 0;
+    try {
+      month = std::stoi(m);
+    } catch (const std::exception&) {
+    }
+    if (month < 1 || month > 12) throw ConfigError("--months: '" + m + "' is not a season month 1-12");
+    months.push_back(month - 1);
+  }
+  return months;
 }
 
 }  // namespace s2crop::cli

@@ -25,6 +25,7 @@
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/nn/ndvi_lstm.hpp"
 #include "s2crop/nn/segmentation_loss.hpp"
+#include "s2crop/nn/simsiam.hpp"
 #include "s2crop/nn/unet.hpp"
 #include "s2crop/samples/ndvi_series.hpp"
 #include "s2crop/samples/patch_set.hpp"
@@ -949,11 +950,123 @@ struct SegmentTask : Task {
   }
 };
 
+// ---- self-supervised pre-training of the U-Net encoder (`s2crop pretrain`): SimSiam on unlabelled patches
+// Two views of a patch, each a function of (seed, patch, step, view): flip, quarter turns and band brightness as in
+// segment training, a random crop of 50-100 % of the side resized back (bilinear), and whole months dropped to no
+// data (20 % each, as a cloudy month would be). Validation uses fixed views; its score is minus the loss. The
+// spread of the normalised projections is logged: near 0 means the encoder collapsed to a constant.
+struct PretrainTask : Task {
+  const TrainSettings& s;
+  nn::ModelSpec spec_;
+  samples::PatchSetHeader header;
+  torch::Tensor input;  // shard [n][C][S][S], normalised
+  nn::SimSiam model{nullptr};
+  static constexpr std::uint64_t kValidationStep = ~0ULL;
+
+  PretrainTask(const TrainSettings& settings, samples::PatchSetHeader header_, nn::ModelSpec spec,
+               const std::vector<std::uint32_t>& train, size_t shard_begin, size_t shard_end,
+               const parallel::MpiContext& mpi)
+      : s(settings), spec_(std::move(spec)), header(std::move(header_)) {
+    input = load_patch_inputs(s.samples, header, spec_, train, shard_begin, shard_end, mpi, nullptr);
+  }
+  void build() {
+    torch::manual_seed(s.seed);
+    model = nn::SimSiam(spec_.unet, s.segment.projection);
+  }
+  torch::nn::Module& module() override { return *model; }
+  torch::nn::Module& saved_module() override { return *model->encoder; }
+  const nn::ModelSpec& spec() const override { return spec_; }
+  double weight(std::uint32_t, std::int64_t) const override { return 1.0; }
+
+  torch::Tensor view(std::int64_t pos, std::uint32_t i, std::uint64_t step, std::uint64_t v) const {
+    const std::uint64_t h = hash64(hash64(hash64(i, step), v + 1), s.seed ^ 0x51A5ULL);
+    torch::Tensor x = input[pos], none;
+    torch::Tensor t, m;
+    augment_patch(x, t, m, h, s.segment.jitter, spec_);
+    const int64_t S = x.size(1);
+    auto uniform = [&](std::uint64_t salt) { return static_cast<double>(hash64(h, salt) >> 11) * 0x1.0p-53; };
+    const int64_t side = std::max<int64_t>(4, static_cast<int64_t>(std::lround(S * (0.5 + 0.5 * uniform(11)))));
+    if (side < S) {
+      const int64_t y0 = static_cast<int64_t>(uniform(12) * static_cast<double>(S - side + 1));
+      const int64_t x0 = static_cast<int64_t>(uniform(13) * static_cast<double>(S - side + 1));
+      namespace F = torch::nn::functional;
+      x = F::interpolate(x.narrow(1, std::min(y0, S - side), side).narrow(2, std::min(x0, S - side), side).unsqueeze(0),
+                         F::InterpolateFuncOptions().size(std::vector<int64_t>{S, S}).mode(torch::kBilinear).align_corners(false))
+              .squeeze(0);
+    }
+    const int64_t bands = static_cast<int64_t>(spec_.bands.size());
+    for (size_t k = 0; k < spec_.unet.months.size(); ++k)
+      if (uniform(100 + k) < 0.2) x.narrow(0, static_cast<int64_t>(k) * bands, bands).zero_();
+    return x.contiguous();
+  }
+  torch::Tensor batch_loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global,
+                           std::uint64_t step, torch::Tensor* projections = nullptr) {
+    std::vector<torch::Tensor> a, b;
+    for (size_t k = 0; k < local_pos.size(); ++k) {
+      a.push_back(view(local_pos[k], global[k], step, 0));
+      b.push_back(view(local_pos[k], global[k], step, 1));
+    }
+    return model->loss(torch::stack(a), torch::stack(b), projections);
+  }
+  torch::Tensor loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global,
+                     std::int64_t step, double batch_weight) override {
+    return batch_loss(local_pos, global, static_cast<std::uint64_t>(step)).sum() / std::max(batch_weight, 1e-12);
+  }
+  std::vector<double> validate(const std::vector<std::int64_t>& local_pos,
+                               const std::vector<std::uint32_t>& global) override {
+    std::vector<double> sums(3, 0.0);  // loss sum, count, sum of the per-batch spread of normalised projections
+    for (size_t at = 0; at < local_pos.size(); at += 32) {
+      const size_t end = std::min(local_pos.size(), at + 32);
+      std::vector<std::int64_t> lp(local_pos.begin() + static_cast<long>(at), local_pos.begin() + static_cast<long>(end));
+      std::vector<std::uint32_t> gl(global.begin() + static_cast<long>(at), global.begin() + static_cast<long>(end));
+      torch::Tensor z;
+      auto l = batch_loss(lp, gl, kValidationStep, &z);
+      sums[0] += l.sum().item<double>();
+      sums[1] += static_cast<double>(lp.size());
+      if (lp.size() > 1) {
+        auto zn = torch::nn::functional::normalize(z, torch::nn::functional::NormalizeFuncOptions().dim(1));
+        sums[2] += zn.std(0).mean().item<double>() * static_cast<double>(lp.size());
+      }
+    }
+    return sums;
+  }
+  double score(const std::vector<double>& v) const override { return v[1] > 0 ? -v[0] / v[1] : 0.0; }
+  std::string val_text(const std::vector<double>& v) const override {
+    char line[200];
+    std::snprintf(line, sizeof line, "val SimSiam loss %.4f (-1: views agree)  projection spread %.3f (0: collapsed; "
+                  "healthy near %.3f)", v[1] > 0 ? v[0] / v[1] : 0.0, v[1] > 0 ? v[2] / v[1] : 0.0,
+                  1.0 / std::sqrt(static_cast<double>(s.segment.projection)));
+    return line;
+  }
+  std::string score_name() const override { return "validation SimSiam loss"; }
+  double score_display(double score) const override { return -score; }
+  std::string provenance_key() const override { return "best_val_simsiam_score"; }
+  std::string describe(int64_t n_params) const override {
+    const auto& u = spec_.unet;
+    return "SimSiam pre-training of a U-Net " + u.encoder + " encoder (depth " + std::to_string(u.depth) + ", width " +
+           std::to_string(u.width) + ", " + u.norm + " norm), projection " + std::to_string(s.segment.projection) + ", " +
+           std::to_string(n_params) + " parameters (only the encoder is kept)";
+  }
+  std::string inputs_text() const override {
+    return "unlabelled patches " + std::to_string(header.patch_size) + " px, " + std::to_string(spec_.unet.in_channels) +
+           " channels (" + std::to_string(spec_.unet.months.size()) + " months x " + join(spec_.bands) + ")";
+  }
+  std::string fingerprint_extra() const override {
+    std::ostringstream o;
+    const auto& g = s.segment;
+    o << " pretrain=" << g.depth << "/" << g.width << "/" << g.blocks << "/" << g.norm << "/" << g.encoder << " projection="
+      << g.projection << " jitter=" << g.jitter;
+    for (int m : spec_.unet.months) o << "," << m;
+    return o.str();
+  }
+};
+
 }  // namespace
 
 void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   auto t_start = clock_type::now();
-  const bool segment_task = s.task == "segment";
+  const bool pretrain_task = s.task == "pretrain";
+  const bool segment_task = s.task == "segment" || pretrain_task;
   const bool ndvi_task = s.task != "classify" && !segment_task;
   if (s.samples.empty()) throw ConfigError("train: no training set given (--samples FILE.h5)");
   if (s.output.empty()) throw ConfigError("train: no output model given (--output MODEL.h5)");
@@ -983,6 +1096,9 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     if (!(g.label_fraction > 0 && g.label_fraction <= 1)) throw ConfigError("--label-fraction must be in (0, 1]");
     if (g.jitter < 0 || g.jitter >= 1) throw ConfigError("--jitter must be in [0, 1)");
     if (g.freeze_encoder && g.init_encoder.empty()) throw ConfigError("--freeze-encoder needs --init ENCODER.h5");
+    if (s.task == "pretrain" && (s.batch_size < 2 || s.reproducible))
+      throw ConfigError("pretrain normalises the projections over each rank's batch: --batch-size must be at least 2 "
+                        "per rank, and --reproducible (one patch at a time) does not apply");
   }
   const std::string ckpt_dir = s.checkpoint_dir.empty() ? s.output + ".ckpt" : s.checkpoint_dir;
 
@@ -1033,12 +1149,18 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   }
   if (segment_task) {
     const auto& g = s.segment;
-    spec.kind = "unet";
+    spec.kind = pretrain_task ? "unet_encoder" : "unet";
     spec.ndvi = false;
     spec.unet.task = g.head;
     std::vector<int> layers;
-    spec.class_names = SegmentTask::target_names(s, patch_labels.header, layers);
-    spec.unet.outputs = static_cast<int>(spec.class_names.size());
+    if (pretrain_task) {  // an encoder has no head: outputs are a placeholder
+      spec.class_names.clear();
+      spec.unet.task = "multilabel";
+      spec.unet.outputs = 1;
+    } else {
+      spec.class_names = SegmentTask::target_names(s, patch_labels.header, layers);
+      spec.unet.outputs = static_cast<int>(spec.class_names.size());
+    }
     spec.unet.depth = g.depth;
     spec.unet.width = g.width;
     spec.unet.blocks = g.blocks;
@@ -1065,8 +1187,13 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   std::unique_ptr<ClassifyTask> classify_task;
   std::unique_ptr<NdviTask> ndvi;
   std::unique_ptr<SegmentTask> segment;
+  std::unique_ptr<PretrainTask> pretrain;
   Task* task = nullptr;
-  if (segment_task) {
+  if (pretrain_task) {
+    pretrain = std::make_unique<PretrainTask>(s, patch_labels.header, spec, split.train, shard_begin, shard_end, mpi);
+    patch_labels = {};
+    task = pretrain.get();
+  } else if (segment_task) {
     segment = std::make_unique<SegmentTask>(s, patch_labels.header, patch_labels, spec, split.train, shard_begin,
                                             shard_end, mpi);
     patch_labels = {};
@@ -1083,7 +1210,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   // ---- model, communicator, replicas in sync
   const int threads = threads_per_rank(s.threads, mpi.node_size());
   use_threads(threads);
-  if (segment) segment->build(); else if (ndvi) ndvi->build(); else classify_task->build();
+  if (pretrain) pretrain->build(); else if (segment) segment->build(); else if (ndvi) ndvi->build(); else classify_task->build();
   torch::nn::Module& model = task->module();
   spec = task->spec();
   FlatModel flat = flatten(task->trainable_parameters());

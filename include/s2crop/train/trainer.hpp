@@ -23,7 +23,8 @@ struct TrainSettings {
   int t_min = 3, t_max = 9;          // forecast: origins (months observed) the model learns to start from
   double mask_fraction = 0.25;       // gapfill: probability of hiding an observed month from the input
   bool assume_clear = false;         // NDVI tasks: accept a training set without per-month clear flags
-  // segment: the U-Net (`s2crop segment train`) on a patch set (samples/patch_set.hpp) given as `samples`.
+  // segment: the U-Net (`s2crop segment train`) on a patch set (samples/patch_set.hpp) given as `samples`;
+  // pretrain: its encoder alone, self-supervised (`s2crop pretrain`, SimSiam), on the same kind of patch set.
   struct Segment {
     std::string head = "multiclass";   // multiclass (softmax over crop classes) | multilabel (a sigmoid per label)
     std::vector<std::string> targets;  // multilabel: label layers; crop_type expands to one label per class
@@ -40,6 +41,7 @@ struct TrainSettings {
     // and backward is the same whatever the rank count (the data-parallel equivalence test), at half the speed.
     // Smaller values also bound the activation memory of large patches.
     int micro_batch = 0;
+    int projection = 128;              // pretrain: SimSiam projector size
   } segment;
   std::string samples;               // training set (HDF5)
   std::string output;                // model file to write
