@@ -34,6 +34,8 @@ const Command kCommands[] = {
      s2crop::cli::run_train},
     {"ndvi", "NDVI prediction LSTM: 'ndvi train' (forecast or gap-fill, data-parallel), 'evaluate', 'predict' (tiles)",
      s2crop::cli::run_ndvi},
+    {"segment", "U-Net segmentation: 'segment predict' runs it over whole tiles by blended sliding windows (maps)",
+     s2crop::cli::run_segment},
     {"classify", "apply a trained model to every pixel of a composite file -> class map (HDF5, COG, quicklook)",
      s2crop::cli::run_classify},
     {"assess", "accuracy of a map or model against reference labels (OA, kappa, F1, Olofsson area-adjusted)",

@@ -46,6 +46,7 @@ int run_assess(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_plan(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_mosaic(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_ndvi(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_segment(int argc, char** argv, const parallel::MpiContext& mpi);  // `segment train|predict`
 int run_segment_train(int argc, char** argv, const parallel::MpiContext& mpi);  // `segment train`
 int run_pretrain(int argc, char** argv, const parallel::MpiContext& mpi);
 // "1,2,12" -> 0-based season months {0, 1, 11}; empty -> empty (all). ConfigError for anything else.

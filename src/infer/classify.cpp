@@ -5,7 +5,6 @@
 #include <cmath>
 #include <memory>
 
-#include "s2crop/common/crop_classes.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/geo/class_raster.hpp"
 #include "s2crop/geo/grid.hpp"
@@ -27,21 +26,6 @@ constexpr std::int16_t kNoData = -32768;
 std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
-
-std::vector<std::array<std::uint8_t, 3>> class_colours(const std::vector<std::string>& names) {
-  std::vector<std::array<std::uint8_t, 3>> out;
-  for (size_t i = 0; i < names.size(); ++i) {
-    int id = crop_class_id(names[i]);
-    if (id >= 0) {
-      auto& c = crop_class(id);
-      out.push_back({c.r, c.g, c.b});
-    } else {  // a class outside TimeSen2Crop's: a distinct grey level
-      auto v = static_cast<std::uint8_t>(60 + (i * 37) % 160);
-      out.push_back({v, v, v});
-    }
-  }
   return out;
 }
 
@@ -122,7 +106,8 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
   });
   if (!mpi.is_root()) spec = nn::read_model_spec(s.model);
   const size_t nc = spec.class_names.size();
-  const auto colours = class_colours(spec.class_names);
+  const viz::ClassLegend legend = viz::class_legend(spec.class_names);
+  const auto& colours = legend.colours;
 
   TileInferenceJob job;
   job.stage = "classify";
@@ -182,7 +167,7 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
                              colours, kNoClass);
       if (!s.quicklook_dir.empty())
         viz::write_class_quicklook(s.quicklook_dir + "/" + t.name + "_class.png", classes.data(), W, H,
-                                   viz::ClassLegend{spec.class_names, colours}, kNoClass);
+                                   legend, kNoClass);
     };
   }
   run_tile_inference(job, mpi);

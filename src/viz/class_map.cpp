@@ -24,6 +24,22 @@ ClassLegend crop_legend() {
   return legend;
 }
 
+ClassLegend class_legend(const std::vector<std::string>& names) {
+  ClassLegend legend;
+  legend.names = names;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const int id = crop_class_id(names[i]);
+    if (id >= 0) {
+      const CropClass& c = crop_class(id);
+      legend.colours.push_back({c.r, c.g, c.b});
+    } else {  // a class outside TimeSen2Crop's: a distinct grey level
+      const auto v = static_cast<std::uint8_t>(60 + (i * 37) % 160);
+      legend.colours.push_back({v, v, v});
+    }
+  }
+  return legend;
+}
+
 void write_class_quicklook(const std::string& png, const std::uint8_t* classes, int width, int height,
                            const ClassLegend& legend, std::uint8_t nodata, int max_side) {
   if (width <= 0 || height <= 0) throw OutputError(png, "class map quicklook of an empty map");

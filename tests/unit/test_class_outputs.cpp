@@ -153,6 +153,21 @@ TEST(ClassQuicklook, DownsampledByMajorityWithLegendOfPresentClassesAndGreyNodat
   fs::remove_all(dir);
 }
 
+TEST(ClassLegend, CropClassesKeepTheirColoursOtherClassesGetDistinctGreys) {
+  const auto legend = viz::class_legend({"Maize", "winter_wheat", "background", "field"});
+  ASSERT_EQ(legend.names.size(), 4u);
+  ASSERT_EQ(legend.colours.size(), 4u);
+  const CropClass& maize = crop_class(crop_class_id("Maize"));
+  EXPECT_EQ(legend.colours[0], (std::array<std::uint8_t, 3>{maize.r, maize.g, maize.b}));
+  const CropClass& wheat = crop_class(crop_class_id("Winter wheat"));
+  EXPECT_EQ(legend.colours[1], (std::array<std::uint8_t, 3>{wheat.r, wheat.g, wheat.b}));
+  for (size_t i : {size_t{2}, size_t{3}}) {
+    EXPECT_EQ(legend.colours[i][0], legend.colours[i][1]);
+    EXPECT_EQ(legend.colours[i][1], legend.colours[i][2]);
+  }
+  EXPECT_NE(legend.colours[2], legend.colours[3]);
+}
+
 TEST(ConfusionChart, ShadesByRowShareAndLeavesOutEmptyClasses) {
   std::string dir = temp_dir("cm");
   std::string path = dir + "/c.png";

@@ -13,6 +13,9 @@ struct ClassLegend {
 };
 
 ClassLegend crop_legend();  // the 16 TimeSen2Crop classes and their colours
+// A legend for a model's classes: a TimeSen2Crop class (by name, crop_class_id) gets its crop colour, any other class
+// a distinct grey level. What class maps store (class_colours) and show.
+ClassLegend class_legend(const std::vector<std::string>& names);
 
 // Writes `classes` (width x height, row-major) as PNG, reduced by the majority value of each block to at most
 // `max_side` pixels on the longer side, with a legend panel listing (swatch and name) the classes present.

@@ -1,0 +1,398 @@
+#include "s2crop/infer/segment.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/common/log.hpp"
+#include "s2crop/geo/class_raster.hpp"
+#include "s2crop/geo/grid.hpp"
+#include "s2crop/geo/raster.hpp"
+#include "s2crop/h5/h5.hpp"
+#include "s2crop/infer/sliding_windows.hpp"
+#include "s2crop/infer/tile_inference.hpp"
+#include "s2crop/nn/model_file.hpp"
+#include "s2crop/nn/model_spec.hpp"
+#include "s2crop/pipeline/composite_file.hpp"
+#include "s2crop/pipeline/stage_support.hpp"
+#include "s2crop/viz/class_map.hpp"
+#include "s2crop/viz/draw.hpp"
+#include "s2crop/viz/quicklook.hpp"
+
+namespace s2crop::infer {
+
+namespace {
+
+constexpr const char* kSegmentFormat = "s2crop segmentation map";
+constexpr std::int64_t kSegmentFormatVersion = 1;
+constexpr std::int16_t kNoData = -32768;
+constexpr std::uint8_t kNoValue = 255;  // no data in every uint8 layer but confidence
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+std::uint8_t percent(double p) {
+  return static_cast<std::uint8_t>(std::clamp<long>(std::lround(p * 100.0), 0, 100));
+}
+
+// Planes ([month][band] of the composite) of the channels the model reads: a pixel is data where any is.
+std::vector<size_t> used_planes(const nn::ModelSpec& spec, const std::vector<std::string>& bands) {
+  std::vector<size_t> planes;
+  for (int m : spec.unet.months)
+    for (auto& b : spec.bands) {
+      auto it = std::find(bands.begin(), bands.end(), b);
+      if (it != bands.end())
+        planes.push_back(static_cast<size_t>(m) * bands.size() + static_cast<size_t>(it - bands.begin()));
+    }
+  return planes;
+}
+
+// The U-Net over sliding windows. A block's pixels are blended from every global window intersecting it, each
+// window run alone (batch of one) on its own reflectance, in global window order: the result cannot depend on the
+// block partition. Window results are cached (per rank, least recently used out) since neighbouring blocks share
+// windows; a cached result is the same bytes as a recomputed one.
+class UNetBlocks : public BlockPredictor {
+ public:
+  explicit UNetBlocks(const SegmentPredictSettings& s) : s_(s) {
+    model_ = nn::load_unet(s.model, spec_);
+    outputs_ = static_cast<size_t>(spec_.unet.outputs);
+    multiclass_ = spec_.unet.task == "multiclass";
+  }
+
+  void predict(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
+               const geo::Window& block, std::uint8_t* out) override {
+    TileState& ts = tile_state(tile);
+    const size_t n = static_cast<size_t>(block.pixels()), O = outputs_;
+    std::vector<double> num(O * n, 0.0), den(n, 0.0);
+    std::vector<std::uint8_t> valid(n, 0);
+    for (size_t k : ts.grid.intersecting(block)) {
+      const WindowResult& r = window_result(composites, tile, ts, k);
+      if (r.probs.empty()) continue;  // a window without data pixels covers none of the block's data pixels
+      const geo::Window win = ts.grid.window(k);
+      const std::vector<float>& wx = ts.grid.weights_x(k);
+      const std::vector<float>& wy = ts.grid.weights_y(k);
+      const size_t wpx = static_cast<size_t>(win.pixels());
+      const int x0 = std::max(win.x0, block.x0), x1 = std::min(win.x0 + win.width, block.x0 + block.width);
+      const int y0 = std::max(win.y0, block.y0), y1 = std::min(win.y0 + win.height, block.y0 + block.height);
+      for (int y = y0; y < y1; ++y) {
+        const double wyv = wy[static_cast<size_t>(y - win.y0)];
+        for (int x = x0; x < x1; ++x) {
+          const size_t q = static_cast<size_t>(y - win.y0) * static_cast<size_t>(win.width) +
+                           static_cast<size_t>(x - win.x0);
+          const size_t p = static_cast<size_t>(y - block.y0) * static_cast<size_t>(block.width) +
+                           static_cast<size_t>(x - block.x0);
+          if (!r.valid[q]) continue;
+          valid[p] = 1;
+          const double w = wyv * static_cast<double>(wx[static_cast<size_t>(x - win.x0)]);
+          den[p] += w;
+          for (size_t c = 0; c < O; ++c) num[c * n + p] += w * static_cast<double>(r.probs[c * wpx + q]);
+        }
+      }
+    }
+    if (multiclass_) {
+      std::uint8_t* cls = out;
+      std::uint8_t* conf = cls + n;
+      std::uint8_t* prob = conf + n;
+      for (size_t p = 0; p < n; ++p) {
+        if (!valid[p]) {
+          cls[p] = kNoValue;
+          conf[p] = 0;
+          if (s_.probabilities)
+            for (size_t c = 0; c < O; ++c) prob[c * n + p] = kNoValue;
+          continue;
+        }
+        size_t top = 0;
+        double best = num[p] / den[p];
+        for (size_t c = 1; c < O; ++c) {
+          const double v = num[c * n + p] / den[p];
+          if (v > best) best = v, top = c;
+        }
+        cls[p] = static_cast<std::uint8_t>(top);
+        conf[p] = percent(best);
+        if (s_.probabilities)
+          for (size_t c = 0; c < O; ++c) prob[c * n + p] = percent(num[c * n + p] / den[p]);
+      }
+    } else {
+      std::uint8_t* prob = out;
+      std::uint8_t* label = out + O * n;
+      for (size_t c = 0; c < O; ++c)
+        for (size_t p = 0; p < n; ++p) {
+          if (!valid[p]) {
+            prob[c * n + p] = label[c * n + p] = kNoValue;
+            continue;
+          }
+          const double v = num[c * n + p] / den[p];
+          prob[c * n + p] = percent(v);
+          label[c * n + p] = v >= s_.threshold ? 1 : 0;
+        }
+    }
+  }
+
+ private:
+  struct WindowResult {
+    std::vector<float> probs;          // [output][window pixel]; empty when the window has no data pixel
+    std::vector<std::uint8_t> valid;   // [window pixel]: any channel the model uses holds data
+    std::uint64_t last_used = 0;
+  };
+  struct TileState {
+    SlidingWindowGrid grid;
+    nn::ImageInputMap input;
+    std::vector<size_t> planes;
+  };
+
+  TileState& tile_state(const pipeline::CompositeTile& tile) {
+    auto it = tiles_.find(tile.name);
+    if (it == tiles_.end()) {
+      auto state = std::make_unique<TileState>(TileState{
+          SlidingWindowGrid(tile.grid.width, tile.grid.height, s_.window, s_.overlap),
+          nn::ImageInputMap(spec_, tile.bands, s_.composites + " tile " + tile.name), used_planes(spec_, tile.bands)});
+      it = tiles_.emplace(tile.name, std::move(state)).first;
+    }
+    return *it->second;
+  }
+
+  const WindowResult& window_result(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
+                                    TileState& ts, size_t k) {
+    const auto key = std::make_pair(tile.name, k);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      it->second.last_used = ++clock_;
+      return it->second;
+    }
+    const geo::Window win = ts.grid.window(k);
+    const size_t wpx = static_cast<size_t>(win.pixels());
+    WindowResult r;
+    const std::vector<std::int16_t> refl = composites.read_reflectance(tile, win);  // [month][band][pixel]
+    r.valid.assign(wpx, 0);
+    bool any = false;
+    for (size_t plane : ts.planes) {
+      const std::int16_t* v = refl.data() + plane * wpx;
+      for (size_t q = 0; q < wpx; ++q)
+        if (v[q] != kNoData) r.valid[q] = 1, any = true;
+    }
+    if (any) {
+      auto x = torch::empty({1, ts.input.channels(), win.height, win.width});
+      ts.input.apply(refl.data(), wpx, x.data_ptr<float>());
+      torch::InferenceMode guard;
+      auto p = model_->probabilities(x).contiguous();  // [1][outputs][h][w]
+      r.probs.assign(p.data_ptr<float>(), p.data_ptr<float>() + outputs_ * wpx);
+    }
+    // Least recently used out once the cache holds more than its budget.
+    const size_t bytes = wpx * (outputs_ * sizeof(float) + 1);
+    const size_t capacity = std::max<size_t>(8, kCacheBytes / std::max<size_t>(bytes, 1));
+    while (cache_.size() >= capacity) {
+      auto oldest = cache_.begin();
+      for (auto e = cache_.begin(); e != cache_.end(); ++e)
+        if (e->second.last_used < oldest->second.last_used) oldest = e;
+      cache_.erase(oldest);
+    }
+    r.last_used = ++clock_;
+    return cache_.emplace(key, std::move(r)).first->second;
+  }
+
+  static constexpr size_t kCacheBytes = size_t{256} << 20;
+  const SegmentPredictSettings& s_;
+  nn::ModelSpec spec_;
+  nn::UNet model_{nullptr};
+  size_t outputs_ = 0;
+  bool multiclass_ = true;
+  std::map<std::string, std::unique_ptr<TileState>> tiles_;
+  std::map<std::pair<std::string, size_t>, WindowResult> cache_;
+  std::uint64_t clock_ = 0;
+};
+
+// A grey ramp (probability 0 black .. 100 white) per label, side by side in rows of four, each labelled; no data
+// in a muted blue so it cannot be read as probability 0.
+void write_label_quicklook(const std::string& path, const pipeline::CompositeTile& tile, const LayerReader& read,
+                           size_t layer, const std::vector<std::string>& labels) {
+  const int W = tile.grid.width, H = tile.grid.height;
+  const int step = std::max(1, (std::max(W, H) + 299) / 300);  // each panel at most 300 px
+  const int pw = (W + step - 1) / step, ph = (H + step - 1) / step, label_h = viz::kGlyphHeight + 4, gap = 6;
+  const int cols = std::min<int>(4, static_cast<int>(labels.size()));
+  const int rows = (static_cast<int>(labels.size()) + cols - 1) / cols;
+  viz::Image image(std::max(cols * pw + (cols - 1) * gap, 1), rows * (ph + label_h) + (rows - 1) * gap);
+  std::fill(image.rgb.begin(), image.rgb.end(), std::uint8_t{255});
+  std::vector<std::uint8_t> values(static_cast<size_t>(W) * static_cast<size_t>(H));
+  for (size_t k = 0; k < labels.size(); ++k) {
+    read(layer, k, geo::Window{0, 0, W, H}, values.data());
+    const int x0 = static_cast<int>(k % static_cast<size_t>(cols)) * (pw + gap);
+    const int y0 = static_cast<int>(k / static_cast<size_t>(cols)) * (ph + label_h + gap);
+    viz::draw_text(image, x0, y0 + 2, labels[k], viz::Colour{0, 0, 0});
+    for (int y = 0; y < ph; ++y)
+      for (int x = 0; x < pw; ++x) {
+        const std::uint8_t v =
+            values[static_cast<size_t>(y * step) * static_cast<size_t>(W) + static_cast<size_t>(x * step)];
+        if (v == kNoValue) {
+          image.set(x0 + x, y0 + label_h + y, 70, 90, 140);
+        } else {
+          const auto g = static_cast<std::uint8_t>(std::lround(std::min<int>(v, 100) * 2.55));
+          image.set(x0 + x, y0 + label_h + y, g, g, g);
+        }
+      }
+  }
+  viz::write_png(path, image);
+}
+
+}  // namespace
+
+void run_segment_predict(const SegmentPredictSettings& s, const parallel::MpiContext& mpi) {
+  if (s.composites.empty()) throw ConfigError("segment predict: no composite file given (--composites FILE.h5)");
+  if (s.model.empty()) throw ConfigError("segment predict: no model given (--model UNET.h5)");
+  if (s.output.empty()) throw ConfigError("segment predict: no output given (--output MAP.h5)");
+  if (s.window < 1) throw ConfigError("--window must be at least 1 pixel");
+  if (s.overlap < 0 || s.overlap >= s.window)
+    throw ConfigError("--overlap must be at least 0 and smaller than --window (" + std::to_string(s.window) + ")");
+  if (!(s.threshold >= 0 && s.threshold <= 1)) throw ConfigError("--threshold must be in [0, 1]");
+  nn::ModelSpec spec;
+  auto read_spec = [&] {
+    spec = nn::read_model_spec(s.model);
+    if (spec.kind == "unet_encoder")
+      throw InputError(s.model, "is a pre-trained U-Net encoder alone (from 's2crop pretrain'), not a segmentation "
+                                "model: train one with 's2crop segment train' first");
+    if (spec.kind != "unet")
+      throw InputError(s.model, "model kind '" + spec.kind + "' is not a U-Net segmentation model (" +
+                                    (spec.kind == "lstm" ? "a crop-type classifier: use 's2crop classify'"
+                                                         : "an NDVI model: use 's2crop ndvi predict'") +
+                                    ")");
+    spec.unet.check();
+    if (spec.class_names.size() != static_cast<size_t>(spec.unet.outputs))
+      throw InputError(s.model, "names " + std::to_string(spec.class_names.size()) + " outputs but the U-Net has " +
+                                    std::to_string(spec.unet.outputs));
+    if (spec.unet.outputs >= kNoValue) throw InputError(s.model, "has more than 254 outputs");
+  };
+  parallel::root_first(mpi.world(), read_spec);
+  if (!mpi.is_root()) read_spec();
+  const bool multiclass = spec.unet.task == "multiclass";
+  const size_t no = spec.class_names.size();
+  const viz::ClassLegend legend = viz::class_legend(spec.class_names);
+  if (mpi.is_root() && s.window % spec.unet.multiple() != 0)
+    log::warn("--window " + std::to_string(s.window) + " is not a multiple of " +
+              std::to_string(spec.unet.multiple()) + " (2^depth of the U-Net): every window is padded internally");
+
+  TileInferenceJob job;
+  job.stage = "segment predict";
+  job.format = kSegmentFormat;
+  job.format_version = kSegmentFormatVersion;
+  job.part_magic = {'S', '2', 'C', 'S', 'E', 'G', 'P', '1'};
+  job.composites = s.composites;
+  job.model = s.model;
+  job.output = s.output;
+  job.tiles = s.tiles;
+  job.block_size = s.block_size;
+  job.threads = s.threads;
+  job.overwrite = s.overwrite;
+  job.deflate = s.deflate;
+  job.config_text = s.config_text;
+  char threshold[32];
+  std::snprintf(threshold, sizeof threshold, "%.17g", s.threshold);
+  job.options_fingerprint = "-w" + std::to_string(s.window) + "-o" + std::to_string(s.overlap) +
+                            (multiclass ? "-p" + std::to_string(s.probabilities ? 1 : 0) : std::string("-t") + threshold);
+  std::string months;
+  for (int m : spec.unet.months) months += (months.empty() ? "" : ",") + std::to_string(m + 1);
+  job.model_summary = spec.unet.task + " U-Net, " + std::to_string(no) + (multiclass ? " classes" : " labels") +
+                      ", months " + months + " x " + join(spec.bands) + "; windows of " + std::to_string(s.window) +
+                      " px, overlap " + std::to_string(s.overlap);
+  auto output_layer = [&](const std::string& name, const std::string& long_name) {
+    OutputLayer l{name};
+    l.depth = static_cast<std::int64_t>(no);
+    l.fill = kNoValue;
+    l.number_attrs = {{"nodata", static_cast<double>(kNoValue)}};
+    l.text_attrs = {{"long_name", long_name}};
+    l.depth_scale = "output_name";
+    l.depth_dimension = "output";
+    l.depth_labels = spec.class_names;
+    return l;
+  };
+  if (multiclass) {
+    OutputLayer cls{"class"};
+    cls.fill = kNoValue;
+    cls.number_attrs = {{"nodata", static_cast<double>(kNoValue)}};
+    cls.text_attrs = {{"long_name", "class of the highest blended probability, index into the file's output_names"}};
+    OutputLayer conf{"confidence"};
+    conf.number_attrs = {{"scale_factor", 0.01}};
+    conf.text_attrs = {{"long_name", "blended probability of the mapped class x 100"}};
+    job.layers = {cls, conf};
+    if (s.probabilities) {
+      OutputLayer prob = output_layer("probability", "blended probability of each class x 100");
+      prob.number_attrs.push_back({"scale_factor", 0.01});
+      job.layers.push_back(prob);
+    }
+  } else {
+    OutputLayer prob = output_layer("probability", "blended probability of each label x 100");
+    prob.number_attrs.push_back({"scale_factor", 0.01});
+    job.layers = {prob, output_layer("label", "1 where the label's probability >= the file's threshold, else 0")};
+  }
+  job.check_tile = [&](const pipeline::CompositeTile& t) {
+    const std::string where = s.composites + " tile " + t.name;
+    for (auto& b : spec.bands)
+      if (std::find(t.bands.begin(), t.bands.end(), b) == t.bands.end())
+        throw InputError(where, "lacks band " + b + ", an input of the model " + s.model + " (the tile has " +
+                                    join(t.bands) + ")");
+    nn::ImageInputMap check(spec, t.bands, where);
+    if (t.season_start_month != spec.season_start_month)
+      throw InputError(where, "season starts in month " + std::to_string(t.season_start_month) + " but the model " +
+                                  s.model + " was trained on seasons starting in month " +
+                                  std::to_string(spec.season_start_month) + " (its months would be misread)");
+    SlidingWindowGrid grid(t.grid.width, t.grid.height, s.window, s.overlap);
+  };
+  job.make_predictor = [&] { return std::make_unique<UNetBlocks>(s); };
+  job.file_attrs = [&](h5::File& file) {
+    file.set_attr("task", spec.unet.task);
+    file.set_attr("output_names", spec.class_names);
+    file.set_attr("window", static_cast<std::int64_t>(s.window));
+    file.set_attr("overlap", static_cast<std::int64_t>(s.overlap));
+    if (multiclass) {
+      file.set_attr("class_names", spec.class_names);
+      std::vector<double> flat;
+      for (auto& c : legend.colours) flat.insert(flat.end(), c.begin(), c.end());
+      file.set_attr("class_colours", flat);
+    } else {
+      file.set_attr("threshold", s.threshold);
+    }
+  };
+  if (!s.cog_dir.empty() || !s.quicklook_dir.empty()) {
+    parallel::root_first(mpi.world(), [&] {
+      if (!s.cog_dir.empty()) pipeline::ensure_dir(s.cog_dir);
+      if (!s.quicklook_dir.empty()) pipeline::ensure_dir(s.quicklook_dir);
+    });
+    job.export_tile = [&](const pipeline::CompositeTile& t, const LayerReader& read) {
+      const int W = t.grid.width, H = t.grid.height;
+      if (multiclass) {
+        std::vector<std::uint8_t> classes(static_cast<size_t>(W) * static_cast<size_t>(H), kNoValue);
+        read(0, 0, geo::Window{0, 0, W, H}, classes.data());
+        if (!s.cog_dir.empty())
+          geo::write_class_cog(s.cog_dir + "/" + t.name + "_class.tif", t.grid, classes.data(), spec.class_names,
+                               legend.colours, kNoValue);
+        if (!s.quicklook_dir.empty())
+          viz::write_class_quicklook(s.quicklook_dir + "/" + t.name + "_class.png", classes.data(), W, H, legend,
+                                     kNoValue);
+        return;
+      }
+      if (!s.cog_dir.empty()) {
+        std::vector<geo::RasterBandData> bands(no);
+        for (size_t k = 0; k < no; ++k) {
+          bands[k].description = spec.class_names[k];
+          bands[k].read_block = [&read, k](const geo::Window& w, void* out) { read(0, k, w, out); };
+        }
+        geo::WriteOptions options;
+        options.has_nodata = true;
+        options.nodata = kNoValue;
+        options.read_block_size = s.block_size;
+        options.metadata = {{"scale_factor", "0.01"}, {"quantity", "label probability x 100"}, {"model", s.model}};
+        geo::write_raster(s.cog_dir + "/" + t.name + "_probability.tif", t.grid, geo::PixelType::UInt8, bands,
+                          options);
+      }
+      if (!s.quicklook_dir.empty())
+        write_label_quicklook(s.quicklook_dir + "/" + t.name + "_probability.png", t, read, 0, spec.class_names);
+    };
+  }
+  run_tile_inference(job, mpi);
+}
+
+}  // namespace s2crop::infer
