@@ -35,12 +35,15 @@ with h5py.File(train_path, "r") as t, h5py.File(comp_path, "r") as c:
     assert [(tiles[k], int(v)) for k, v in zip(tile, y)] == [(p["tile"], int(p["class"])) for p in expected_order]
 
     # The imported series against the composites at the same pixel, months with clear observations.
-    diffs, compared = [], 0
+    assert "clear" in t and t["clear"].shape == (n, 12), "no per-month clear flags (ndvi train needs them)"
+    flags = t["clear"][...].astype(bool)
+    diffs, compared, flag_agree = [], 0, 0
     for i, p in enumerate(expected_order):
         g = c["tiles"][p["tile"]]
         idx = [list(g.attrs["bands"]).index(b) for b in TS2C_BANDS]
         r, col = int(p["row"]), int(p["col"])
         clear = g["clear_count"][:, r, col] > 0
+        flag_agree += int((flags[i] == clear).sum())
         ref = g["reflectance"][:, :, r, col][:, idx].astype(np.int32)
         d = np.abs(x[i].astype(np.int32) - ref)[clear]
         diffs.append(d.ravel())
@@ -52,4 +55,6 @@ with h5py.File(train_path, "r") as t, h5py.File(comp_path, "r") as c:
     assert compared > n * 6, "too few clear months to compare"
     assert np.median(diffs) == 0, "imported series do not match the composites"
     assert exact >= 0.99, "imported series differ from the composites too often"
+    print(f"clear flags agree with the composites' clear counts in {100 * flag_agree / (12 * n):.2f} % of pixel-months")
+    assert flag_agree >= 0.99 * 12 * n, "the imported clear flags disagree with the composites"
 print("timesen2crop import ok:", train_path)

@@ -229,7 +229,7 @@ std::array<bool, kFlags> parse_valid_flags(const std::vector<int>& flags) {
 }
 
 bool composite_series(const PixelSeries& series, const TileCalendar& calendar, const CompositeRule& rule,
-                      std::int16_t* out) {
+                      std::int16_t* out, std::uint8_t* clear_months) {
   constexpr int kMonths = composite::kMonths;
   std::uint8_t count[kMonths] = {};
   // Scratch in the kernel's layout [n_obs][n_bands][n_pixels = 1]; a month rarely has more than ~15 rows.
@@ -264,6 +264,8 @@ bool composite_series(const PixelSeries& series, const TileCalendar& calendar, c
     any = any || count[m] != 0;
   }
   if (!any) return false;
+  if (clear_months)
+    for (int m = 0; m < kMonths; ++m) clear_months[m] = count[m] > 0 ? 1 : 0;
   composite::fill_gaps(out, count, kMonths, kBands, 1);
   return true;
 }

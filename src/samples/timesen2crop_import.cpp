@@ -285,8 +285,10 @@ void run_import(const ImportSettings& s, const parallel::MpiContext& mpi) {
       const auto& f = inv.files[next];
       try {
         PixelSeries series = read_pixel_csv(f.path, inv.tiles[f.tile].dates.size());
-        if (composite_series(series, calendars[f.tile], s.rule, series_out.data())) {
-          local.add(series_out.data(), f.class_id, f.tile);
+        std::uint8_t clear_months[composite::kMonths];
+        if (composite_series(series, calendars[f.tile], s.rule, series_out.data(), clear_months)) {
+          // The clear flags let `ndvi train` learn from observed months only.
+          local.add(series_out.data(), f.class_id, f.tile, -1, -1, -1, clear_months);
           ++counts[f.tile * kCropClassCount + f.class_id];
         } else {
           ++counts[n_tiles * kCropClassCount + f.tile];

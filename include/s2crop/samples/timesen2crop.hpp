@@ -71,7 +71,8 @@ std::array<bool, kFlags> parse_valid_flags(const std::vector<int>& flags);
 // (the code path of `s2crop composite`). An observation is clear when its Flag is valid and no band is 0 (L2A no
 // data, as composite::apply_offset treats DN 0). Returns false (out untouched beyond scratch) when no observation
 // of the season is clear: such a pixel has no series.
+// `clear_months` (optional, [12]) receives 1 for each month with at least one clear observation (0: gap-filled).
 bool composite_series(const PixelSeries& series, const TileCalendar& calendar, const CompositeRule& rule,
-                      std::int16_t* out);
+                      std::int16_t* out, std::uint8_t* clear_months = nullptr);
 
 }  // namespace s2crop::samples::timesen2crop
