@@ -71,8 +71,26 @@ class UNetBlocks : public BlockPredictor {
     const size_t n = static_cast<size_t>(block.pixels()), O = outputs_;
     std::vector<double> num(O * n, 0.0), den(n, 0.0);
     std::vector<std::uint8_t> valid(n, 0);
-    for (size_t k : ts.grid.intersecting(block)) {
-      const WindowResult& r = window_result(composites, tile, ts, k);
+    const std::vector<size_t> windows = ts.grid.intersecting(block);
+    // One read of the region the windows not yet computed cover: read one by one, overlapping windows would
+    // decompress the same chunks again for every window.
+    geo::Window region{};
+    for (size_t k : windows) {
+      if (cache_.count(std::make_pair(tile.name, k))) continue;
+      const geo::Window w = ts.grid.window(k);
+      if (region.width == 0) {
+        region = w;
+        continue;
+      }
+      const int x0 = std::min(region.x0, w.x0), y0 = std::min(region.y0, w.y0);
+      const int x1 = std::max(region.x0 + region.width, w.x0 + w.width);
+      const int y1 = std::max(region.y0 + region.height, w.y0 + w.height);
+      region = geo::Window{x0, y0, x1 - x0, y1 - y0};
+    }
+    std::vector<std::int16_t> region_refl;
+    if (region.width > 0) region_refl = composites.read_reflectance(tile, region);
+    for (size_t k : windows) {
+      const WindowResult& r = window_result(composites, tile, ts, k, region_refl, region);
       if (r.probs.empty()) continue;  // a window without data pixels covers none of the block's data pixels
       const geo::Window win = ts.grid.window(k);
       const std::vector<float>& wx = ts.grid.weights_x(k);
@@ -157,8 +175,11 @@ class UNetBlocks : public BlockPredictor {
     return *it->second;
   }
 
+  // The window's result from the cache, or computed from `region_refl` ([plane][y][x] over `region`, which covers
+  // every window that was not in the cache when the block started; one evicted since is read on its own).
   const WindowResult& window_result(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
-                                    TileState& ts, size_t k) {
+                                    TileState& ts, size_t k, const std::vector<std::int16_t>& region_refl,
+                                    const geo::Window& region) {
     const auto key = std::make_pair(tile.name, k);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
@@ -168,7 +189,23 @@ class UNetBlocks : public BlockPredictor {
     const geo::Window win = ts.grid.window(k);
     const size_t wpx = static_cast<size_t>(win.pixels());
     WindowResult r;
-    const std::vector<std::int16_t> refl = composites.read_reflectance(tile, win);  // [month][band][pixel]
+    // [month][band][pixel] of the window, cut out of the region
+    const bool inside = region.width > 0 && win.x0 >= region.x0 && win.y0 >= region.y0 &&
+                        win.x0 + win.width <= region.x0 + region.width &&
+                        win.y0 + win.height <= region.y0 + region.height;
+    std::vector<std::int16_t> refl;
+    if (inside) {
+      const size_t planes = region_refl.size() / static_cast<size_t>(region.pixels());
+      refl.resize(planes * wpx);
+      for (size_t plane = 0; plane < planes; ++plane)
+        for (int y = 0; y < win.height; ++y)
+          std::copy_n(region_refl.data() + plane * static_cast<size_t>(region.pixels()) +
+                          static_cast<size_t>(win.y0 - region.y0 + y) * static_cast<size_t>(region.width) +
+                          static_cast<size_t>(win.x0 - region.x0),
+                      win.width, refl.data() + plane * wpx + static_cast<size_t>(y) * static_cast<size_t>(win.width));
+    } else {
+      refl = composites.read_reflectance(tile, win);
+    }
     r.valid.assign(wpx, 0);
     bool any = false;
     for (size_t plane : ts.planes) {
