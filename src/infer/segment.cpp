@@ -249,31 +249,17 @@ class UNetBlocks : public BlockPredictor {
 void write_label_quicklook(const std::string& path, const pipeline::CompositeTile& tile, const LayerReader& read,
                            size_t layer, const std::vector<std::string>& labels) {
   const int W = tile.grid.width, H = tile.grid.height;
-  const int step = std::max(1, (std::max(W, H) + 299) / 300);  // each panel at most 300 px
-  const int pw = (W + step - 1) / step, ph = (H + step - 1) / step, label_h = viz::kGlyphHeight + 4, gap = 6;
-  const int cols = std::min<int>(4, static_cast<int>(labels.size()));
-  const int rows = (static_cast<int>(labels.size()) + cols - 1) / cols;
-  viz::Image image(std::max(cols * pw + (cols - 1) * gap, 1), rows * (ph + label_h) + (rows - 1) * gap);
-  std::fill(image.rgb.begin(), image.rgb.end(), std::uint8_t{255});
   std::vector<std::uint8_t> values(static_cast<size_t>(W) * static_cast<size_t>(H));
-  for (size_t k = 0; k < labels.size(); ++k) {
-    read(layer, k, geo::Window{0, 0, W, H}, values.data());
-    const int x0 = static_cast<int>(k % static_cast<size_t>(cols)) * (pw + gap);
-    const int y0 = static_cast<int>(k / static_cast<size_t>(cols)) * (ph + label_h + gap);
-    viz::draw_text(image, x0, y0 + 2, labels[k], viz::Colour{0, 0, 0});
-    for (int y = 0; y < ph; ++y)
-      for (int x = 0; x < pw; ++x) {
-        const std::uint8_t v =
-            values[static_cast<size_t>(y * step) * static_cast<size_t>(W) + static_cast<size_t>(x * step)];
+  viz::write_panel_quicklook(
+      path, W, H, labels, [&](size_t k) { read(layer, k, geo::Window{0, 0, W, H}, values.data()); },
+      [&](int x, int y, std::uint8_t rgb[3]) {
+        const std::uint8_t v = values[static_cast<size_t>(y) * static_cast<size_t>(W) + static_cast<size_t>(x)];
         if (v == kNoValue) {
-          image.set(x0 + x, y0 + label_h + y, 70, 90, 140);
+          rgb[0] = 70, rgb[1] = 90, rgb[2] = 140;
         } else {
-          const auto g = static_cast<std::uint8_t>(std::lround(std::min<int>(v, 100) * 2.55));
-          image.set(x0 + x, y0 + label_h + y, g, g, g);
+          rgb[0] = rgb[1] = rgb[2] = static_cast<std::uint8_t>(std::lround(std::min<int>(v, 100) * 2.55));
         }
-      }
-  }
-  viz::write_png(path, image);
+      });
 }
 
 }  // namespace

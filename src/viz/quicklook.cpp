@@ -9,6 +9,7 @@
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/geo/raster.hpp"
+#include "s2crop/viz/draw.hpp"
 
 namespace s2crop::viz {
 
@@ -67,6 +68,30 @@ void write_png(const std::string& path, const Image& image) {
   GDALClose(out);
   VSIUnlink((tmp + ".aux.xml").c_str());
   if (VSIRename(tmp.c_str(), path.c_str()) != 0) throw OutputError(path, "cannot move PNG into place");
+}
+
+void write_panel_quicklook(const std::string& path, int width, int height, const std::vector<std::string>& titles,
+                           const std::function<void(size_t plane)>& load,
+                           const std::function<void(int x, int y, std::uint8_t rgb[3])>& colour) {
+  const int step = std::max(1, (std::max(width, height) + 299) / 300);
+  const int pw = (width + step - 1) / step, ph = (height + step - 1) / step, title_h = kGlyphHeight + 4, gap = 6;
+  const int cols = std::max(1, std::min<int>(4, static_cast<int>(titles.size())));
+  const int rows = (static_cast<int>(titles.size()) + cols - 1) / cols;
+  Image image(std::max(cols * pw + (cols - 1) * gap, 1), std::max(rows * (ph + title_h) + (rows - 1) * gap, 1));
+  std::fill(image.rgb.begin(), image.rgb.end(), std::uint8_t{255});
+  for (size_t k = 0; k < titles.size(); ++k) {
+    load(k);
+    const int x0 = static_cast<int>(k % static_cast<size_t>(cols)) * (pw + gap);
+    const int y0 = static_cast<int>(k / static_cast<size_t>(cols)) * (ph + title_h + gap);
+    draw_text(image, x0, y0 + 2, titles[k], Colour{0, 0, 0});
+    for (int y = 0; y < ph; ++y)
+      for (int x = 0; x < pw; ++x) {
+        std::uint8_t rgb[3];
+        colour(x * step, y * step, rgb);
+        image.set(x0 + x, y0 + title_h + y, rgb[0], rgb[1], rgb[2]);
+      }
+  }
+  write_png(path, image);
 }
 
 }  // namespace s2crop::viz

@@ -1,6 +1,7 @@
 #pragma once
 // Quicklook PNGs for people to look at: true-colour RGB and an NDVI ramp, with no-data shown dark grey.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,12 @@ std::uint8_t stretch(int value, int lo = 0, int hi = 2500);
 void ndvi_colour(double ndvi, std::uint8_t rgb[3]);
 // Writes `image` as PNG (atomically: temporary name, then rename). Throws OutputError.
 void write_png(const std::string& path, const Image& image);
+// A small panel per plane of a width x height raster (months, labels), in rows of four, each titled, subsampled to
+// at most 300 px per panel. `load(k)` prepares plane k, then `colour(x, y, rgb)` gives the colour of its
+// full-resolution pixel (x, y). Written atomically like write_png.
+void write_panel_quicklook(const std::string& path, int width, int height, const std::vector<std::string>& titles,
+                           const std::function<void(size_t plane)>& load,
+                           const std::function<void(int x, int y, std::uint8_t rgb[3])>& colour);
 // Places two images side by side with a gap (e.g. RGB | NDVI).
 Image side_by_side(const Image& a, const Image& b, int gap = 8);
 
