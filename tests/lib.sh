@@ -57,6 +57,33 @@ expect_failure() {
   pass "$name: exit $rc after $((end - start)) s, message names '$pattern'"
 }
 
+# kill_tree PID: SIGKILL a process and every process under it (mpirun and its ranks), leaves first.
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
+# interrupt_blocks DIR OUTPUT TOTAL RUN ARGS...: starts `RUN DIR ARGS...` (a function of the test running a resumable
+# block stage into OUTPUT, relative to DIR) in the background, SIGKILLs it with all its processes once half of the
+# TOTAL part files exist, and fails unless it stopped half-way. Sets PARTS_DONE to the part files left behind.
+interrupt_blocks() {
+  local dir="$1" output="$2" total="$3"; shift 3
+  mkdir -p "$dir"
+  "$@" > "$dir/first.log" 2>&1 &
+  local pid=$! i
+  for i in $(seq 1 6000); do
+    [ "$(ls "$dir/$output".parts/*/*.part 2>/dev/null | wc -l)" -ge $((total / 2)) ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.01
+  done
+  kill_tree "$pid"
+  wait "$pid" 2>/dev/null || true
+  [ ! -e "$dir/$output" ] || fail "the run finished before the kill; the test did not interrupt it"
+  PARTS_DONE=$(ls "$dir/$output".parts/*/*.part 2>/dev/null | wc -l)
+  [ "$PARTS_DONE" -lt "$total" ] || fail "every block was done before the kill"
+}
+
 # h5_same A B: every dataset and attribute identical, except the creation time
 h5_same() { "$PY" "$TESTS_DIR/h5_compare.py" "$1" "$2"; }
 

@@ -56,18 +56,8 @@ pass "ndvi predict (gap-fill): identical output on 1, 2 and 3 ranks"
 
 total=$(grep -o '[0-9]* blocks of 16 px' "$WORK/r1.log" | cut -d' ' -f1)
 dir="$WORK/killed"
-mkdir -p "$dir"
-run "$dir" 2 > "$dir/first.log" 2>&1 &
-pid=$!
-for i in $(seq 1 3000); do
-  [ "$(ls "$dir"/out/ndvi.h5.parts/*/*.part 2>/dev/null | wc -l)" -ge $((total / 2)) ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.01
-done
-pkill -9 -f -- "--output out/ndvi.h5" || true
-wait $pid 2>/dev/null || true
-[ ! -e "$dir/out/ndvi.h5" ] || fail "the run finished before the kill; the test did not interrupt it"
-done_before=$(ls "$dir"/out/ndvi.h5.parts/*/*.part 2>/dev/null | wc -l)
+interrupt_blocks "$dir" out/ndvi.h5 "$total" run "$dir" 2
+done_before=$PARTS_DONE
 run "$dir" 2 > "$dir/second.log" 2>&1 || { cat "$dir/second.log"; fail "restart failed"; }
 grep -q "$done_before already done" "$dir/second.log" || { cat "$dir/second.log"; fail "restart did not resume"; }
 h5_same "$WORK/r1/out/ndvi.h5" "$dir/out/ndvi.h5" || fail "resumed output differs"

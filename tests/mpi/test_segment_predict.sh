@@ -149,22 +149,8 @@ pass "no seams at window boundaries"
 # ranks are killed (SIGKILL, by their parent's process id) once half the blocks are done.
 total=72
 dir="$WORK/killed"
-mkdir -p "$dir"
-(cd "$dir" && exec "$MPIEXEC" -np 2 --oversubscribe "$S2CROP" segment predict --composites "$WORK/comp.h5" \
-   --model "$WORK/multiclass.h5" --output out/map.h5 --window $W --overlap $O --block-size 16 --probabilities \
-   --threads 1) > "$dir/first.log" 2>&1 &
-pid=$!
-for i in $(seq 1 6000); do
-  [ "$(ls "$dir"/out/map.h5.parts/*/*.part 2>/dev/null | wc -l)" -ge $((total / 2)) ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.01
-done
-pkill -9 -P $pid || true
-kill -9 $pid 2>/dev/null || true
-wait $pid 2>/dev/null || true
-[ ! -e "$dir/out/map.h5" ] || fail "the run finished before the kill; the test did not interrupt it"
-done_before=$(ls "$dir"/out/map.h5.parts/*/*.part 2>/dev/null | wc -l)
-[ "$done_before" -lt "$total" ] || fail "every block was done before the kill"
+interrupt_blocks "$dir" out/map.h5 "$total" run "$dir" 2 multiclass 16 --probabilities --threads 1
+done_before=$PARTS_DONE
 run "$dir" 2 multiclass 16 --probabilities --threads 1 > "$dir/second.log" 2>&1 \
   || { cat "$dir/second.log"; fail "restart failed"; }
 grep -q "$total blocks of 16 px, $done_before already done" "$dir/second.log" \
