@@ -152,11 +152,8 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
     for (auto& c : colours) flat.insert(flat.end(), c.begin(), c.end());
     file.set_attr("class_colours", flat);
   };
+  job.export_dirs = {s.cog_dir, s.quicklook_dir};
   if (!s.cog_dir.empty() || !s.quicklook_dir.empty()) {
-    parallel::root_first(mpi.world(), [&] {
-      if (!s.cog_dir.empty()) pipeline::ensure_dir(s.cog_dir);
-      if (!s.quicklook_dir.empty()) pipeline::ensure_dir(s.quicklook_dir);
-    });
     // A COG with colour table and class names, a quicklook with legend.
     job.export_tile = [&](const pipeline::CompositeTile& t, const LayerReader& read) {
       const int W = t.grid.width, H = t.grid.height;

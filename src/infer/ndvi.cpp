@@ -534,11 +534,8 @@ void run_ndvi_predict(const NdviPredictSettings& s, const parallel::MpiContext& 
       file.set_attr("origin", static_cast<std::int64_t>(origin));
     }
   };
+  job.export_dirs = {s.cog_dir, s.quicklook_dir};
   if (!s.cog_dir.empty() || !s.quicklook_dir.empty()) {
-    parallel::root_first(mpi.world(), [&] {
-      if (!s.cog_dir.empty()) pipeline::ensure_dir(s.cog_dir);
-      if (!s.quicklook_dir.empty()) pipeline::ensure_dir(s.quicklook_dir);
-    });
     const size_t shown = forecast ? 0 : 1;  // the forecast, or the filled series
     job.export_tile = [&, shown](const pipeline::CompositeTile& t, const LayerReader& read) {
       const OutputLayer& layer = job.layers[shown];

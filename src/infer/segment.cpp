@@ -379,11 +379,8 @@ void run_segment_predict(const SegmentPredictSettings& s, const parallel::MpiCon
       file.set_attr("threshold", s.threshold);
     }
   };
+  job.export_dirs = {s.cog_dir, s.quicklook_dir};
   if (!s.cog_dir.empty() || !s.quicklook_dir.empty()) {
-    parallel::root_first(mpi.world(), [&] {
-      if (!s.cog_dir.empty()) pipeline::ensure_dir(s.cog_dir);
-      if (!s.quicklook_dir.empty()) pipeline::ensure_dir(s.quicklook_dir);
-    });
     job.export_tile = [&](const pipeline::CompositeTile& t, const LayerReader& read) {
       const int W = t.grid.width, H = t.grid.height;
       if (multiclass) {

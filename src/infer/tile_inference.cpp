@@ -194,6 +194,8 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
   std::string fingerprint;
   bool already_complete = false;
   parallel::root_first(mpi.world(), [&] {
+    for (auto& dir : job.export_dirs)
+      if (!dir.empty()) pipeline::ensure_dir(dir);
     tiles = read_tiles(job);
     if (job.check_tile)
       for (auto& t : tiles) job.check_tile(t.tile);

@@ -72,6 +72,7 @@ struct TileInferenceJob {
   std::string options_fingerprint;  // options that change the output besides inputs, block size and tiles
   std::string model_summary;      // for the start line, e.g. "16 classes, B02,...,NDVI"
   std::vector<OutputLayer> layers;
+  std::vector<std::string> export_dirs;  // folders export_tile writes into (empty entries ignored): made while planning
 
   // Rank 0, while planning: throws (InputError/ConfigError) if `tile` lacks what the model needs.
   std::function<void(const pipeline::CompositeTile& tile)> check_tile;
