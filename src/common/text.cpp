@@ -64,4 +64,10 @@ void write_text_atomically(const std::string& path, const std::string& text) {
   }
 }
 
+std::string join_items(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? separator : std::string()) + items[i];
+  return out;
+}
+
 }  // namespace s2crop

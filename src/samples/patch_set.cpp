@@ -62,7 +62,7 @@ void write_column(const h5::Node& root, const std::string& name, const std::vect
 std::vector<hsize_t> patch_dims(const PatchSetHeader& h, const std::string& name) {
   const hsize_t S = static_cast<hsize_t>(h.patch_size), B = h.bands.size();
   if (name == "x") return {kMonths, B, S, S};
-  if (name == "labels") return {kPatchLabelLayers, S, S};
+  if (name == "labels") return {h.label_layers.size(), S, S};
   return {kMonths, S, S};  // clear
 }
 
@@ -96,12 +96,29 @@ const std::vector<std::string>& patch_label_layer_names() {
   return names;
 }
 
+std::string check_label_layers(const std::vector<std::string>& layers) {
+  if (layers.empty()) return "no label layer";
+  if (layers.size() > 255) return std::to_string(layers.size()) + " layers (at most 255)";
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].empty()) return "layer " + std::to_string(i) + " has no name";
+    for (size_t j = 0; j < i; ++j)
+      if (layers[j] == layers[i]) return "layer '" + layers[i] + "' is listed twice";
+  }
+  return {};
+}
+
+int PatchSetHeader::layer_index(const std::string& name) const {
+  for (size_t i = 0; i < label_layers.size(); ++i)
+    if (label_layers[i] == name) return static_cast<int>(i);
+  return -1;
+}
+
 std::size_t PatchSetHeader::x_values() const {
   return static_cast<std::size_t>(kSeasonMonths) * bands.size() * static_cast<std::size_t>(patch_size) *
          static_cast<std::size_t>(patch_size);
 }
 std::size_t PatchSetHeader::label_values() const {
-  return static_cast<std::size_t>(kPatchLabelLayers) * static_cast<std::size_t>(patch_size) *
+  return label_layers.size() * static_cast<std::size_t>(patch_size) *
          static_cast<std::size_t>(patch_size);
 }
 std::size_t PatchSetHeader::clear_values() const {
@@ -136,6 +153,8 @@ PatchSetWriter::PatchSetWriter(const std::string& path, const PatchSetHeader& he
   if (header.months.size() != static_cast<size_t>(kSeasonMonths)) throw Error(path + ": needs 12 month labels");
   if (tile.size() != row.size() || tile.size() != col.size()) throw Error(path + ": tile/row/col disagree in length");
   if (total == 0) throw AgreedError(path + ": no patches to write");
+  if (auto problem = check_label_layers(header.label_layers); !problem.empty())
+    throw Error(path + ": label layers: " + problem);
   m.file = h5::File::create(m.partial, comm);
   h5::File& f = m.file;
   f.set_attr("format", std::string(kPatchSetFormat));
@@ -149,7 +168,8 @@ PatchSetWriter::PatchSetWriter(const std::string& path, const PatchSetHeader& he
   f.set_attr("season_start_month", static_cast<std::int64_t>(header.season_start_month));
   f.set_attr("tiles", header.tiles);
   f.set_attr("patch_size", static_cast<std::int64_t>(header.patch_size));
-  f.set_attr("label_layers", patch_label_layer_names());
+  f.set_attr("label_layers", header.label_layers);
+  f.set_attr("label_scope", header.label_scope);
   f.set_attr("class_names", header.class_names);
   const hsize_t n = total;
   auto create = [&](const std::string& name, auto fill) {
@@ -222,8 +242,11 @@ PatchSetHeader read_patch_set_header(const std::string& path) {
   h.class_names = f.attr_strings("class_names");
   if (h.months.size() != static_cast<size_t>(kSeasonMonths))
     throw InputError(path, "attribute 'months' has " + std::to_string(h.months.size()) + " labels, expected 12");
-  if (h.label_layers != patch_label_layer_names())
-    throw InputError(path, "attribute 'label_layers' is not crop_type, field_boundary, cropland");
+  if (auto problem = check_label_layers(h.label_layers); !problem.empty())
+    throw InputError(path, "attribute 'label_layers': " + problem);
+  if (f.has_attr("label_scope")) h.label_scope = f.attr_string("label_scope");
+  if (h.label_scope != "pixel" && h.label_scope != "patch")
+    throw InputError(path, "attribute 'label_scope' is '" + h.label_scope + "', not pixel or patch");
   if (h.patch_size < kMinPatchSize || h.patch_size > kMaxPatchSize)
     throw InputError(path, "attribute 'patch_size' " + std::to_string(h.patch_size) + " is outside " +
                                std::to_string(kMinPatchSize) + "-" + std::to_string(kMaxPatchSize));

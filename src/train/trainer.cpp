@@ -25,6 +25,7 @@
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/nn/ndvi_lstm.hpp"
 #include "s2crop/nn/segmentation_loss.hpp"
+#include "s2crop/nn/segmentation_targets.hpp"
 #include "s2crop/nn/simsiam.hpp"
 #include "s2crop/nn/unet.hpp"
 #include "s2crop/samples/ndvi_series.hpp"
@@ -726,71 +727,20 @@ struct SegmentTask : Task {
   torch::Tensor target, mask;           // shard: multiclass target int64 [n][S][S]; multilabel float [n][L][S][S]
   nn::UNet model{nullptr};
   size_t shard_begin = 0;
-  std::vector<int> label_layers;        // multilabel: source layer per label (-1 - k: crop_type == class k)
+  nn::SegmentationTargets targets;      // outputs <- label layers
 
-  static std::vector<std::string> target_names(const TrainSettings& s, const samples::PatchSetHeader& h,
-                                               std::vector<int>& layers) {
-    layers.clear();
-    if (s.segment.head == "multiclass") return h.class_names;
-    std::vector<std::string> names;
-    auto targets = s.segment.targets.empty() ? std::vector<std::string>{"field_boundary", "cropland"} : s.segment.targets;
-    for (auto& t : targets) {
-      if (t == "crop_type") {
-        for (size_t k = 0; k < h.class_names.size(); ++k) {
-          names.push_back(h.class_names[k]);
-          layers.push_back(-1 - static_cast<int>(k));
-        }
-      } else if (t == "field_boundary" || t == "cropland") {
-        names.push_back(t);
-        layers.push_back(t == "field_boundary" ? samples::kFieldBoundaryLayer : samples::kCroplandLayer);
-      } else {
-        throw ConfigError("--targets: unknown label layer '" + t + "' (crop_type, field_boundary, cropland)");
-      }
-    }
-    return names;
+  static std::vector<std::string> target_names(const TrainSettings& s, const samples::PatchSetHeader& h) {
+    return nn::SegmentationTargets::choose(s.segment.head, s.segment.targets, h).names;
   }
-
-  // Targets and validity of `n` patches' labels [n][3][S][S] -> target / mask tensors.
   void make_targets(const std::uint8_t* labels, size_t n, torch::Tensor& t, torch::Tensor& m) const {
-    const int64_t S = header.patch_size, px = S * S;
-    if (spec_.unet.task == "multiclass") {
-      t = torch::empty({static_cast<int64_t>(n), S, S}, torch::kInt64);
-      auto* tp = t.data_ptr<int64_t>();
-      for (size_t i = 0; i < n; ++i)
-        for (int64_t p = 0; p < px; ++p) tp[i * px + p] = labels[(i * samples::kPatchLabelLayers) * px + p];
-      m = torch::Tensor();
-      return;
-    }
-    const int64_t L = static_cast<int64_t>(label_layers.size());
-    t = torch::zeros({static_cast<int64_t>(n), L, S, S});
-    m = torch::ones({static_cast<int64_t>(n), L, S, S});
-    float* tp = t.data_ptr<float>();
-    float* mp = m.data_ptr<float>();
-    for (size_t i = 0; i < n; ++i) {
-      const std::uint8_t* crop = labels + (i * samples::kPatchLabelLayers) * px;
-      for (int64_t l = 0; l < L; ++l) {
-        const int src = label_layers[static_cast<size_t>(l)];
-        float* tl = tp + (static_cast<int64_t>(i) * L + l) * px;
-        float* ml = mp + (static_cast<int64_t>(i) * L + l) * px;
-        if (src < 0) {
-          const int cls = -1 - src;
-          for (int64_t p = 0; p < px; ++p) {
-            tl[p] = crop[p] == cls ? 1.f : 0.f;
-            ml[p] = crop[p] == samples::kNoPatchLabel ? 0.f : 1.f;
-          }
-        } else {
-          const std::uint8_t* layer = labels + (i * samples::kPatchLabelLayers + static_cast<size_t>(src)) * px;
-          for (int64_t p = 0; p < px; ++p) tl[p] = layer[p] ? 1.f : 0.f;
-        }
-      }
-    }
+    targets.make(labels, n, t, m);
   }
 
   SegmentTask(const TrainSettings& settings, samples::PatchSetHeader header_, const samples::PatchSet& all_labels,
               nn::ModelSpec spec, const std::vector<std::uint32_t>& train, size_t shard_begin_, size_t shard_end,
               const parallel::MpiContext& mpi)
       : s(settings), spec_(std::move(spec)), header(std::move(header_)), shard_begin(shard_begin_) {
-    target_names(s, header, label_layers);
+    targets = nn::SegmentationTargets::choose(s.segment.head, s.segment.targets, header);
     loss_options.task = spec_.unet.task;
     loss_options.loss = s.loss;
     loss_options.focal_gamma = s.focal_gamma;
@@ -1152,13 +1102,12 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     spec.kind = pretrain_task ? "unet_encoder" : "unet";
     spec.ndvi = false;
     spec.unet.task = g.head;
-    std::vector<int> layers;
     if (pretrain_task) {  // an encoder has no head: outputs are a placeholder
       spec.class_names.clear();
       spec.unet.task = "multilabel";
       spec.unet.outputs = 1;
     } else {
-      spec.class_names = SegmentTask::target_names(s, patch_labels.header, layers);
+      spec.class_names = SegmentTask::target_names(s, patch_labels.header);
       spec.unet.outputs = static_cast<int>(spec.class_names.size());
     }
     spec.unet.depth = g.depth;

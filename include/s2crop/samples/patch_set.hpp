@@ -5,10 +5,15 @@
 // Layout (format "s2crop patch set", format_version 1):
 //   attrs   format, format_version, s2crop_version, created, config, inputs,
 //           bands [B], months [12] ("YYYY-MM"), season_start_month, tiles [T], patch_size S,
-//           label_layers ["crop_type", "field_boundary", "cropland"], class_names [K]
+//           label_layers [L] (extract: ["crop_type", "field_boundary", "cropland"]), class_names [K],
+//           label_scope "pixel" (labels of each pixel; the default when absent) or "patch" (one set of labels per
+//           patch broadcast to its pixels, as BigEarthNet's image-level labels: import-bigearthnet)
 //   x       int16  [n][12][B][S][S]  reflectance x 10000 as in the composite file (scale_factor 1e-4);
 //                                    -32768 = no data (a pixel without any clear observation all season)
-//   labels  uint8  [n][3][S][S]      layer 0 crop_type: class index 0..K-1, 255 where unlabelled;
+//   labels  uint8  [n][L][S][S]      one plane per label layer. A layer named crop_type holds class indices
+//                                    0..K-1, 255 where unlabelled; every other layer is binary: 0/1, 255 unknown.
+//                                    The layers extract writes:
+//                                    layer 0 crop_type: class index 0..K-1, 255 where unlabelled;
 //                                    layer 1 field_boundary: 1 on a labelled pixel with a 4-neighbour in another
 //                                      parcel (another parcel id, or another class where parcel ids are unknown) or
 //                                      unlabelled; 0 on other labelled pixels and on unlabelled pixels. Neighbours
@@ -33,13 +38,16 @@ namespace s2crop::samples {
 
 inline constexpr const char* kPatchSetFormat = "s2crop patch set";
 inline constexpr std::int64_t kPatchSetVersion = 1;
-inline constexpr int kPatchLabelLayers = 3;
+inline constexpr int kPatchLabelLayers = 3;  // the layers extract writes (patch_label_layer_names)
 inline constexpr int kCropTypeLayer = 0, kFieldBoundaryLayer = 1, kCroplandLayer = 2;
 inline constexpr std::uint8_t kNoPatchLabel = 255;  // crop_type of an unlabelled pixel
 inline constexpr int kMinPatchSize = 8, kMaxPatchSize = 1024;
 
-// The label_layers attribute, in layer order.
+// The label_layers extract writes, in layer order.
 const std::vector<std::string>& patch_label_layer_names();
+inline constexpr const char* kCropTypeLayerName = "crop_type";
+// Empty when `layers` are valid label layer names (non-empty, unique, at most 255), else the problem.
+std::string check_label_layers(const std::vector<std::string>& layers);
 
 // Metadata of a patch set.
 struct PatchSetHeader {
@@ -48,12 +56,14 @@ struct PatchSetHeader {
   int season_start_month = 9;
   std::vector<std::string> tiles;
   int patch_size = 0;
-  std::vector<std::string> label_layers;  // patch_label_layer_names()
-  std::vector<std::string> class_names;
+  std::vector<std::string> label_layers;  // extract: patch_label_layer_names()
+  std::vector<std::string> class_names;   // classes of the crop_type layer (may be empty without one)
+  std::string label_scope = "pixel";      // pixel | patch (image-level labels broadcast to every pixel)
   std::size_t patches = 0;                // n: patches in the file (filled in by the reader)
 
   std::size_t x_values() const;      // values of x per patch: 12 * B * S * S
-  std::size_t label_values() const;  // 3 * S * S
+  std::size_t label_values() const;  // L * S * S
+  int layer_index(const std::string& name) const;  // -1 when the set has no such layer
   std::size_t clear_values() const;  // 12 * S * S
 };
 
@@ -62,7 +72,7 @@ struct PatchSet {
   PatchSetHeader header;
   std::size_t begin = 0;
   std::vector<std::int16_t> x;       // [patch][12][B][S][S]
-  std::vector<std::uint8_t> labels;  // [patch][3][S][S]
+  std::vector<std::uint8_t> labels;  // [patch][L][S][S]
   std::vector<std::uint8_t> clear;   // [patch][12][S][S]
   std::vector<std::uint16_t> tile;
   std::vector<std::int32_t> row, col;
@@ -87,7 +97,7 @@ class PatchSetWriter {
   PatchSetWriter& operator=(const PatchSetWriter&) = delete;
 
   // Collective: patches at the global `indices` (ascending, any gaps) from buffers holding indices.size() patches
-  // in that order ([patch][12][B][S][S], [patch][3][S][S], [patch][12][S][S]). Empty `indices`: this rank has
+  // in that order ([patch][12][B][S][S], [patch][L][S][S], [patch][12][S][S]). Empty `indices`: this rank has
   // nothing in this round.
   void write(const std::vector<std::size_t>& indices, const std::int16_t* x, const std::uint8_t* labels,
              const std::uint8_t* clear);
