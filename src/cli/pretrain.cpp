@@ -23,6 +23,13 @@ int run_pretrain(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("months", po::value<std::string>()->default_value(""),
        "season months stacked into the input, 1-12 comma-separated (default: all 12)")
       ("projection", po::value<int>()->default_value(128), "size of the projector's output (predictor: a quarter)")
+      ("objective", po::value<std::string>()->default_value("dense"),
+       "dense: an embedding per pixel (the encoder's levels at that pixel, stacked), views aligned pixel by pixel and "
+       "differing in brightness and dropped months, a contrastive loss between the pixels of the batch (suits "
+       "pixel-level segmentation); global: SimSiam as published, one embedding per patch (the deepest level "
+       "averaged), views also cropped and resized")
+      ("drop-months", po::value<double>()->default_value(0.2),
+       "probability of each month being blanked in a view (as a cloudy month would be)")
       ("jitter", po::value<double>()->default_value(0.1), "brightness factor range per band: 1 +- jitter")
       ("dropout", po::value<double>()->default_value(0.0), "unused by the encoder; kept for the shared options")
       ("val-tiles", po::value<std::string>()->default_value(""),
@@ -54,6 +61,10 @@ int run_pretrain(int argc, char** argv, const parallel::MpiContext& mpi) {
   g.norm = vm["norm"].as<std::string>();
   g.months = parse_season_months(vm["months"].as<std::string>());
   g.projection = vm["projection"].as<int>();
+  g.objective = vm["objective"].as<std::string>();
+  if (g.objective != "dense" && g.objective != "global") throw ConfigError("--objective must be dense or global");
+  g.drop_months = vm["drop-months"].as<double>();
+  if (!(g.drop_months >= 0.0 && g.drop_months < 1.0)) throw ConfigError("--drop-months must be in [0, 1)");
   if (g.projection < 4) throw ConfigError("--projection must be at least 4");
   g.jitter = vm["jitter"].as<double>();
   train::run_train(s, mpi);

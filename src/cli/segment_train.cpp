@@ -39,6 +39,9 @@ int run_segment_train(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("init", po::value<std::string>()->default_value(""),
        "start the encoder from this file ('s2crop pretrain' or another U-Net of the same architecture)")
       ("freeze-encoder", po::bool_switch(), "with --init: keep the encoder fixed, train the decoder and head only")
+      ("encoder-lr", po::value<double>()->default_value(1.0),
+       "with --init: the encoder's learning rate as a share of --lr (e.g. 0.1: fine-tune the pre-trained encoder "
+       "gently while the new decoder and head learn at the full rate)")
       ("micro-batch", po::value<int>()->default_value(0),
        "patches per forward/backward pass within a rank's batch (0: all at once). 1 makes each patch's gradient "
        "independent of how the global batch is split over ranks (bitwise-reproducible data parallelism, slower); "
@@ -83,6 +86,8 @@ int run_segment_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   g.jitter = vm["jitter"].as<double>();
   g.init_encoder = vm["init"].as<std::string>();
   g.freeze_encoder = vm["freeze-encoder"].as<bool>();
+  g.encoder_lr = vm["encoder-lr"].as<double>();
+  if (!(g.encoder_lr > 0.0 && g.encoder_lr <= 1.0)) throw ConfigError("--encoder-lr must be in (0, 1]");
   g.micro_batch = vm["micro-batch"].as<int>();
   if (g.micro_batch < 0) throw ConfigError("--micro-batch must be 0 (whole batch) or positive");
   train::run_train(s, mpi);

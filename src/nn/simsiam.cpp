@@ -1,10 +1,22 @@
 #include "s2crop/nn/simsiam.hpp"
 
+#include <algorithm>
+#include <vector>
+
 namespace s2crop::nn {
 
-SimSiamImpl::SimSiamImpl(const UNetSpec& spec, int64_t projection) {
+SimSiamImpl::SimSiamImpl(const UNetSpec& spec, int64_t projection, bool dense_) : dense(dense_) {
   spec.check();
   encoder = register_module("encoder", UNetEncoder(spec));
+  if (dense) {
+    int64_t features = 0;
+    for (int l = 0; l <= spec.depth; ++l) features += spec.channels(l);
+    projector = register_module(
+        "projector", torch::nn::Sequential(torch::nn::Linear(features, projection),
+                                           torch::nn::BatchNorm1d(torch::nn::BatchNorm1dOptions(projection).track_running_stats(false)),
+                                           torch::nn::ReLU(), torch::nn::Linear(projection, projection)));
+    return;
+  }
   const int64_t features = encoder->out_channels(), bottleneck = std::max<int64_t>(1, projection / 4);
   // Batch statistics always (no running statistics: nothing to checkpoint or to keep equal across ranks).
   auto bn = [](int64_t n, bool affine = true) {
@@ -23,11 +35,46 @@ torch::Tensor SimSiamImpl::loss(const torch::Tensor& view1, const torch::Tensor&
   // Both views in one pass: the batch norms see 2 x batch samples, so even a rank holding one patch of the global
   // batch can normalise.
   const int64_t n = view1.size(0);
+  namespace F = torch::nn::functional;
+  if (dense) {
+    // Hypercolumns at a regular grid of pixels (8 x 8 per patch; level l read at (y >> l, x >> l)), both views in
+    // one projector pass (its batch norm sees every sampled pixel).
+    const int64_t H = view1.size(2), W = view1.size(3), g = 8;
+    auto grid = [&](int64_t size) {
+      std::vector<int64_t> at;
+      for (int64_t k = 0; k < g; ++k) at.push_back(std::min(size - 1, (2 * k + 1) * size / (2 * g)));
+      return at;
+    };
+    const auto ys = grid(H), xs = grid(W);
+    int64_t top = 0, left = 0;
+    auto features = encoder->forward(pad_to_multiple(torch::cat({view1, view2}), encoder->spec.multiple(), top, left));
+    std::vector<torch::Tensor> columns;
+    for (size_t l = 0; l < features.size(); ++l) {
+      std::vector<int64_t> yl, xl;
+      for (auto y : ys) yl.push_back((y + top) >> l);
+      for (auto x : xs) xl.push_back((x + left) >> l);
+      columns.push_back(features[l].index_select(2, torch::tensor(yl)).index_select(3, torch::tensor(xl)));
+    }
+    auto h = torch::cat(columns, 1);                                   // [2n][features][g][g]
+    auto z = projector->forward(h.permute({0, 2, 3, 1}).reshape({2 * n * g * g, -1}));
+    z = F::normalize(z, F::NormalizeFuncOptions().dim(1));
+    const int64_t m = n * g * g;
+    auto z1 = z.narrow(0, 0, m), z2 = z.narrow(0, m, m);
+    if (projection1) *projection1 = z1.reshape({n, g * g, -1}).select(1, (g / 2) * g + g / 2).detach();
+    // Symmetric InfoNCE: the same pixel in the other view is the positive, every other sampled pixel of the
+    // rank's batch a negative.
+    const double temperature = 0.1;
+    auto logits = torch::mm(z1, z2.t()) / temperature;
+    auto target = torch::arange(m);
+    auto ce = [&](const torch::Tensor& l) {
+      return F::cross_entropy(l, target, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+    };
+    return (0.5 * (ce(logits) + ce(logits.t()))).reshape({n, g * g}).mean(1);
+  }
   auto z = projector->forward(encoder->pooled(torch::cat({view1, view2})));
   auto p = predictor->forward(z);
   auto z1 = z.narrow(0, 0, n), z2 = z.narrow(0, n, n), p1 = p.narrow(0, 0, n), p2 = p.narrow(0, n, n);
   if (projection1) *projection1 = z1.detach();
-  namespace F = torch::nn::functional;
   auto d = [](const torch::Tensor& a, const torch::Tensor& b) {
     return -F::cosine_similarity(a, b.detach(), F::CosineSimilarityFuncOptions().dim(1));
   };

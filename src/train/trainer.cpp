@@ -153,6 +153,7 @@ FlatModel flatten(const std::vector<torch::Tensor>& parameters) {
 // AdamW (decoupled weight decay) on the flat parameter buffer: a handful of vectorised kernels per step.
 struct FusedAdamW {
   torch::Tensor m, v;
+  torch::Tensor lr_scale;  // per parameter value (undefined: 1 everywhere), e.g. a pre-trained encoder's smaller rate
   int64_t step = 0;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   void init(int64_t n) {
@@ -166,8 +167,13 @@ struct FusedAdamW {
     v.mul_(beta2).addcmul_(grad, grad, 1.0 - beta2);
     const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
     const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
-    if (weight_decay > 0) param.mul_(1.0 - lr * weight_decay);
     auto denom = (v.sqrt() / std::sqrt(bc2)).add_(eps);
+    if (lr_scale.defined()) {
+      if (weight_decay > 0) param.sub_(param * lr_scale, lr * weight_decay);
+      param.addcdiv_(m * lr_scale, denom, -lr / bc1);
+      return;
+    }
+    if (weight_decay > 0) param.mul_(1.0 - lr * weight_decay);
     param.addcdiv_(m, denom, -lr / bc1);
   }
 };
@@ -376,6 +382,8 @@ struct Task {
   virtual torch::nn::Module& saved_module() { return module(); }
   // The parameters the optimiser updates (a frozen pre-trained encoder is left out: no update, no weight decay).
   virtual std::vector<torch::Tensor> trainable_parameters() { return module().parameters(); }
+  // Learning-rate factor of each trainable parameter, in that order (empty: 1 for all).
+  virtual std::vector<double> lr_scales() { return {}; }
 };
 
 // ---- crop-type classification (the original `s2crop train`)
@@ -681,8 +689,7 @@ torch::Tensor load_patch_inputs(const std::string& path, const samples::PatchSet
 // targets and mask too, when defined), and a brightness factor in [1 - jitter, 1 + jitter] per band, the same for
 // all months of the band (channels are [month][band]); in normalised units x' = x f + (f - 1) mean / sd. No
 // operation mixes bands.
-void augment_patch(torch::Tensor& x, torch::Tensor& t, torch::Tensor& m, std::uint64_t h, double jitter,
-                   const nn::ModelSpec& spec) {
+void augment_geometry(torch::Tensor& x, torch::Tensor& t, torch::Tensor& m, std::uint64_t h) {
   const bool flip = h & 1;
   const int64_t turns = static_cast<int64_t>((h >> 1) & 3);
   auto geometry = [&](torch::Tensor v) {
@@ -695,6 +702,8 @@ void augment_patch(torch::Tensor& x, torch::Tensor& t, torch::Tensor& m, std::ui
   x = geometry(x);
   t = geometry(t);
   m = geometry(m);
+}
+void augment_brightness(torch::Tensor& x, std::uint64_t h, double jitter, const nn::ModelSpec& spec) {
   if (jitter <= 0) return;
   const int64_t C = x.size(0);
   const size_t n_bands = std::max<size_t>(1, spec.bands.size());
@@ -708,6 +717,11 @@ void augment_patch(torch::Tensor& x, torch::Tensor& t, torch::Tensor& m, std::ui
     op[c] = static_cast<float>((f - 1.0) * spec.mean[static_cast<size_t>(c)] / spec.stddev[static_cast<size_t>(c)]);
   }
   x = x * factor + offset;
+}
+void augment_patch(torch::Tensor& x, torch::Tensor& t, torch::Tensor& m, std::uint64_t h, double jitter,
+                   const nn::ModelSpec& spec) {
+  augment_geometry(x, t, m, h);
+  augment_brightness(x, h, jitter, spec);
 }
 
 // ---- U-Net segmentation (`s2crop segment train`) on a patch set
@@ -768,11 +782,7 @@ struct SegmentTask : Task {
     torch::manual_seed(s.seed);
     model = nn::UNet(spec_.unet);
     if (!s.segment.init_encoder.empty()) {
-      const nn::ModelSpec pre = nn::read_model_spec(s.segment.init_encoder);  // checked up front (check_init_encoder)
       nn::load_encoder(s.segment.init_encoder, model);
-      // The encoder was trained on inputs normalised its way: keep its statistics.
-      spec_.mean = pre.mean;
-      spec_.stddev = pre.stddev;
       if (s.segment.freeze_encoder) model->freeze_encoder(true);
     }
   }
@@ -789,6 +799,17 @@ struct SegmentTask : Task {
   torch::nn::Module& module() override { return *model; }
   const nn::ModelSpec& spec() const override { return spec_; }
   std::vector<torch::Tensor> trainable_parameters() override { return model->trainable_parameters(); }
+  // A pre-trained encoder fine-tuned at a fraction of the rate keeps what pre-training learnt while the decoder and
+  // head, starting from random, learn at the full rate.
+  std::vector<double> lr_scales() override {
+    if (s.segment.init_encoder.empty() || s.segment.encoder_lr == 1.0) return {};
+    std::set<const void*> encoder;
+    for (auto& p : model->encoder_parameters()) encoder.insert(p.unsafeGetTensorImpl());
+    std::vector<double> out;
+    for (auto& p : model->trainable_parameters())
+      out.push_back(encoder.count(p.unsafeGetTensorImpl()) ? s.segment.encoder_lr : 1.0);
+    return out;
+  }
   double weight(std::uint32_t i, std::int64_t) const override { return weights[i]; }
 
   void gather(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global, bool train_mode,
@@ -883,7 +904,9 @@ struct SegmentTask : Task {
     return "model U-Net " + u.encoder + " encoder, depth " + std::to_string(u.depth) + ", width " + std::to_string(u.width) +
            ", " + u.norm + " norm, " + std::to_string(n_params) + " parameters, " + u.task + " head with " +
            std::to_string(u.outputs) + " output(s)" + (s.segment.init_encoder.empty() ? "" : ", encoder from " + s.segment.init_encoder) +
-           (s.segment.freeze_encoder ? " (frozen)" : "");
+           (s.segment.freeze_encoder ? " (frozen)"
+            : !s.segment.init_encoder.empty() && s.segment.encoder_lr != 1.0
+                ? " (fine-tuned at " + std::to_string(s.segment.encoder_lr).substr(0, 5) + "x the rate)" : "");
   }
   std::string inputs_text() const override {
     return "patches " + std::to_string(header.patch_size) + " px, " + std::to_string(spec_.unet.in_channels) + " channels (" +
@@ -894,7 +917,7 @@ struct SegmentTask : Task {
     const auto& g = s.segment;
     o << " micro=" << g.micro_batch << " unet=" << g.head << "/" << join(g.targets) << "/" << g.depth << "/" << g.width << "/" << g.blocks << "/" << g.norm
       << "/" << g.encoder << "/" << g.upsampling << " labels=" << g.label_fraction << " augment=" << g.augment << "/"
-      << g.jitter << " init=" << g.init_encoder << " frozen=" << g.freeze_encoder;
+      << g.jitter << " init=" << g.init_encoder << " frozen=" << g.freeze_encoder << " encoder_lr=" << g.encoder_lr;
     for (int m : spec_.unet.months) o << "," << m;
     return o.str();
   }
@@ -921,22 +944,27 @@ struct PretrainTask : Task {
   }
   void build() {
     torch::manual_seed(s.seed);
-    model = nn::SimSiam(spec_.unet, s.segment.projection);
+    model = nn::SimSiam(spec_.unet, s.segment.projection, s.segment.objective == "dense");
   }
   torch::nn::Module& module() override { return *model; }
   torch::nn::Module& saved_module() override { return *model->encoder; }
   const nn::ModelSpec& spec() const override { return spec_; }
   double weight(std::uint32_t, std::int64_t) const override { return 1.0; }
 
+  // Global objective: each view its own flip, turns, brightness, crop (resized back) and dropped months.
+  // Dense objective: the views share flip and turns (pixel (y, x) of one is pixel (y, x) of the other) and differ in
+  // brightness and dropped months, so each pixel's embedding must not depend on which months were seen.
   torch::Tensor view(std::int64_t pos, std::uint32_t i, std::uint64_t step, std::uint64_t v) const {
     const std::uint64_t h = hash64(hash64(hash64(i, step), v + 1), s.seed ^ 0x51A5ULL);
+    const bool dense = s.segment.objective == "dense";
     torch::Tensor x = input[pos], none;
     torch::Tensor t, m;
-    augment_patch(x, t, m, h, s.segment.jitter, spec_);
+    augment_geometry(x, t, m, dense ? hash64(hash64(i, step), s.seed ^ 0x6E0ULL) : h);
+    augment_brightness(x, h, s.segment.jitter, spec_);
     const int64_t S = x.size(1);
     auto uniform = [&](std::uint64_t salt) { return static_cast<double>(hash64(h, salt) >> 11) * 0x1.0p-53; };
     const int64_t side = std::max<int64_t>(4, static_cast<int64_t>(std::lround(S * (0.5 + 0.5 * uniform(11)))));
-    if (side < S) {
+    if (!dense && side < S) {
       const int64_t y0 = static_cast<int64_t>(uniform(12) * static_cast<double>(S - side + 1));
       const int64_t x0 = static_cast<int64_t>(uniform(13) * static_cast<double>(S - side + 1));
       namespace F = torch::nn::functional;
@@ -946,7 +974,7 @@ struct PretrainTask : Task {
     }
     const int64_t bands = static_cast<int64_t>(spec_.bands.size());
     for (size_t k = 0; k < spec_.unet.months.size(); ++k)
-      if (uniform(100 + k) < 0.2) x.narrow(0, static_cast<int64_t>(k) * bands, bands).zero_();
+      if (uniform(100 + k) < s.segment.drop_months) x.narrow(0, static_cast<int64_t>(k) * bands, bands).zero_();
     return x.contiguous();
   }
   torch::Tensor batch_loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global,
@@ -983,17 +1011,25 @@ struct PretrainTask : Task {
   double score(const std::vector<double>& v) const override { return v[1] > 0 ? -v[0] / v[1] : 0.0; }
   std::string val_text(const std::vector<double>& v) const override {
     char line[200];
-    std::snprintf(line, sizeof line, "val SimSiam loss %.4f (-1: views agree)  projection spread %.3f (0: collapsed; "
-                  "healthy near %.3f)", v[1] > 0 ? v[0] / v[1] : 0.0, v[1] > 0 ? v[2] / v[1] : 0.0,
-                  1.0 / std::sqrt(static_cast<double>(s.segment.projection)));
+    if (s.segment.objective == "dense")
+      std::snprintf(line, sizeof line, "val pixel contrastive loss %.4f (0: each pixel told apart)  projection spread "
+                    "%.3f (0: collapsed; healthy near %.3f)", v[1] > 0 ? v[0] / v[1] : 0.0, v[1] > 0 ? v[2] / v[1] : 0.0,
+                    1.0 / std::sqrt(static_cast<double>(s.segment.projection)));
+    else
+      std::snprintf(line, sizeof line, "val SimSiam loss %.4f (-1: views agree)  projection spread %.3f (0: collapsed; "
+                    "healthy near %.3f)", v[1] > 0 ? v[0] / v[1] : 0.0, v[1] > 0 ? v[2] / v[1] : 0.0,
+                    1.0 / std::sqrt(static_cast<double>(s.segment.projection)));
     return line;
   }
-  std::string score_name() const override { return "validation SimSiam loss"; }
+  std::string score_name() const override {
+    return s.segment.objective == "dense" ? "validation pixel contrastive loss" : "validation SimSiam loss";
+  }
   double score_display(double score) const override { return -score; }
   std::string provenance_key() const override { return "best_val_simsiam_score"; }
   std::string describe(int64_t n_params) const override {
     const auto& u = spec_.unet;
-    return "SimSiam pre-training of a U-Net " + u.encoder + " encoder (depth " + std::to_string(u.depth) + ", width " +
+    return std::string(s.segment.objective == "dense" ? "dense (pixel contrastive)" : "global SimSiam") +
+           " pre-training of a U-Net " + u.encoder + " encoder (depth " + std::to_string(u.depth) + ", width " +
            std::to_string(u.width) + ", " + u.norm + " norm), projection " + std::to_string(s.segment.projection) + ", " +
            std::to_string(n_params) + " parameters (only the encoder is kept)";
   }
@@ -1005,7 +1041,7 @@ struct PretrainTask : Task {
     std::ostringstream o;
     const auto& g = s.segment;
     o << " pretrain=" << g.depth << "/" << g.width << "/" << g.blocks << "/" << g.norm << "/" << g.encoder << " projection="
-      << g.projection << " jitter=" << g.jitter;
+      << g.projection << " jitter=" << g.jitter << " objective=" << g.objective << " drop=" << g.drop_months;
     for (int m : spec_.unet.months) o << "," << m;
     return o.str();
   }
@@ -1120,8 +1156,14 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     if (!g.months.empty()) spec.unet.months = g.months;
     spec.unet.in_channels = static_cast<int>(spec.unet.months.size() * spec.bands.size());
     spec.unet.check();
-    if (!g.init_encoder.empty())
+    if (!g.init_encoder.empty()) {
       parallel::root_first(mpi.world(), [&] { SegmentTask::check_init_encoder(g.init_encoder, spec); });
+      // The encoder learnt on inputs normalised its way: the patches are normalised with its statistics (and the
+      // model file records them), not with statistics of this patch set.
+      const nn::ModelSpec pre = nn::read_model_spec(g.init_encoder);
+      spec.mean = pre.mean;
+      spec.stddev = pre.stddev;
+    }
   }
   Split split = segment_task ? make_split(header.tiles, patch_labels.tile, {}, s)
                              : make_split(header.tiles, labels.tile, labels.parcel, s);
@@ -1147,6 +1189,20 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
                                             shard_end, mpi);
     patch_labels = {};
     task = segment.get();
+    if (s.segment.label_fraction < 1.0) {
+      // Patches whose labels are withheld add nothing to the loss: batches hold only the labelled ones (their
+      // images still counted in the normalisation statistics above).
+      const size_t before = split.train.size();
+      split.train.erase(std::remove_if(split.train.begin(), split.train.end(),
+                                       [&](std::uint32_t i) { return !segment->labelled[i]; }),
+                        split.train.end());
+      if (split.train.empty())
+        throw ConfigError("--label-fraction " + std::to_string(s.segment.label_fraction) + " leaves none of the " +
+                          std::to_string(before) + " training patches labelled");
+      if (mpi.is_root())
+        log::info("--label-fraction: " + std::to_string(split.train.size()) + " of " + std::to_string(before) +
+                  " training patches keep their labels; batches are drawn from those");
+    }
   } else if (ndvi_task) {
     ndvi = std::make_unique<NdviTask>(s, labels, spec, shard_begin, shard_end);
     task = ndvi.get();
@@ -1162,9 +1218,19 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   if (pretrain) pretrain->build(); else if (segment) segment->build(); else if (ndvi) ndvi->build(); else classify_task->build();
   torch::nn::Module& model = task->module();
   spec = task->spec();
+  const std::vector<double> lr_scales = task->lr_scales();
   FlatModel flat = flatten(task->trainable_parameters());
   FusedAdamW opt;
   opt.init(flat.n);
+  if (!lr_scales.empty()) {
+    opt.lr_scale = torch::ones({flat.n});
+    int64_t at = 0;
+    size_t k = 0;
+    for (auto& p : task->trainable_parameters()) {
+      opt.lr_scale.narrow(0, at, p.numel()).fill_(lr_scales.at(k++));
+      at += p.numel();
+    }
+  }
   auto choice = choose_backend(s.backend, nccl_built(), visible_gpus(), mpi.node_rank(), mpi.node_size());
   auto comm = make_communicator(choice, mpi);
   comm->broadcast(flat.param.data_ptr<float>(), static_cast<size_t>(flat.n), 0);

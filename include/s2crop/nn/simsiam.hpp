@@ -3,6 +3,12 @@
 // augmented views of a patch go through the same encoder (global average of the deepest level) and a projector;
 // a predictor maps one view's projection onto the other's, whose gradient is stopped:
 //   loss = D(p1, stopgrad(z2)) / 2 + D(p2, stopgrad(z1)) / 2,   D(p, z) = -cos(p, z)   (per patch, in [-1, 1])
+// Dense variant (for pixel-level tasks, in the spirit of DenseCL / PixPro): the views are spatially aligned; the
+// embedding of a pixel is its hypercolumn (every encoder level at that pixel, stacked), taken at an 8 x 8 grid of
+// pixels per patch; a projector maps it and the loss is a symmetric InfoNCE (temperature 0.1): the same pixel in
+// the other view is the positive, every other sampled pixel of the rank's batch a negative. A per-pixel SimSiam
+// (no negatives) collapsed here: aligned views that differ only in brightness and dropped months are too easy to
+// agree on; negatives keep the pixels of different parcels apart.
 // No negative pairs and no momentum encoder; the stop-gradient and the batch normalisation in the projector and
 // predictor keep it from collapsing (the encoder's group-normalised, globally pooled features alone vary little
 // between patches). The batch norms use the batch's statistics always (no running statistics, so nothing to
@@ -18,13 +24,15 @@ namespace s2crop::nn {
 
 struct SimSiamImpl : torch::nn::Module {
   // `projection`: projector output size; the predictor's bottleneck is a quarter of it.
-  SimSiamImpl(const UNetSpec& spec, int64_t projection);
+  SimSiamImpl(const UNetSpec& spec, int64_t projection, bool dense = false);
   // Per-patch loss [batch] of two views [batch][C][H][W] (the symmetric negative cosine above); `projection1`
-  // (optional) receives the first view's projections [batch][projection] for the collapse check.
+  // (optional) receives the first view's projections [batch][projection] (dense: those of one pixel near the
+  // patch centre, normalised) for the collapse check.
   torch::Tensor loss(const torch::Tensor& view1, const torch::Tensor& view2, torch::Tensor* projection1 = nullptr);
 
   UNetEncoder encoder{nullptr};
   torch::nn::Sequential projector{nullptr}, predictor{nullptr};
+  bool dense = false;
 };
 TORCH_MODULE(SimSiam);
 

@@ -36,12 +36,15 @@ struct TrainSettings {
     double jitter = 0.1;               // brightness factor in [1 - jitter, 1 + jitter] per band
     std::string init_encoder;          // encoder weights from `s2crop pretrain` (or another U-Net's)
     bool freeze_encoder = false;
+    double encoder_lr = 1.0;           // with init_encoder: the encoder's learning rate as a share of --lr
     // Patches per forward/backward pass within a rank's batch (0: the whole batch). Batched convolutions round
     // differently for different batch splits, which Adam amplifies over many steps; with 1, every patch's forward
     // and backward is the same whatever the rank count (the data-parallel equivalence test), at half the speed.
     // Smaller values also bound the activation memory of large patches.
     int micro_batch = 0;
     int projection = 128;              // pretrain: SimSiam projector size
+    std::string objective = "dense";   // pretrain: dense (per-pixel embeddings, aligned views) | global (pooled)
+    double drop_months = 0.2;          // pretrain: probability of each month being dropped from a view
   } segment;
   std::string samples;               // training set (HDF5)
   std::string output;                // model file to write
