@@ -34,7 +34,7 @@ const Command kCommands[] = {
      s2crop::cli::run_train},
     {"ndvi", "NDVI prediction LSTM: 'ndvi train' (forecast or gap-fill, data-parallel), 'evaluate', 'predict' (tiles)",
      s2crop::cli::run_ndvi},
-    {"segment", "U-Net segmentation: 'segment predict' runs it over whole tiles by blended sliding windows (maps)",
+    {"segment", "U-Net segmentation: train, evaluate on a patch set (per-label IoU/F1), predict over whole tiles",
      s2crop::cli::run_segment},
     {"classify", "apply a trained model to every pixel of a composite file -> class map (HDF5, COG, quicklook)",
      s2crop::cli::run_classify},

@@ -1,4 +1,5 @@
-// `s2crop segment train|predict`: the U-Net for segmentation. predict runs it over whole tiles (infer/segment.hpp).
+// `s2crop segment train|evaluate|predict`: the U-Net for segmentation. evaluate scores it on a patch set's labels,
+// predict runs it over whole tiles (infer/segment.hpp).
 #include <cstring>
 #include <iostream>
 
@@ -65,14 +66,53 @@ int run_segment_predict(int argc, char** argv, const parallel::MpiContext& mpi) 
   return 0;
 }
 
+int run_segment_evaluate(int argc, char** argv, const parallel::MpiContext& mpi) {
+  po::options_description opts("Segment evaluate options");
+  opts.add_options()
+      ("model,m", po::value<std::string>(), "U-Net model file (from 's2crop segment train')")
+      ("patches,p", po::value<std::string>(), "patch set HDF5 with labels (from 's2crop extract --patches')")
+      ("output,o", po::value<std::string>(), "report JSON to write")
+      ("tiles", po::value<std::string>()->default_value(""), "only patches of these tiles, comma-separated (default: all)")
+      ("png", po::value<std::string>()->default_value(""),
+       "write a PNG per sample patch into this folder: true-colour image, truth and prediction with a legend")
+      ("samples", po::value<int>()->default_value(8), "sample patches drawn as PNG (evenly spaced over the selection)")
+      ("predictions", po::value<std::string>()->default_value(""),
+       "also write every patch's predicted labels (and mean probabilities) to this HDF5 file")
+      ("threads", po::value<int>()->default_value(0), "threads per rank (0: node cores / ranks on the node)");
+  po::variables_map vm;
+  if (!parse_options("segment evaluate", "--model UNET.h5 --patches PATCHES.h5 --output REPORT.json [options]",
+                     "Scores a U-Net on the labels of a patch set, the patches split over the MPI ranks (the report is "
+                     "the same for any rank count): per label (class or output) IoU, F1, precision, recall and "
+                     "support in pixels, mean IoU and mean F1, pixel accuracy for multiclass models; for patch sets "
+                     "with image-level labels (label_scope patch, e.g. BigEarthNet) also per-label precision, recall "
+                     "and F1 over patches (a label is predicted where its mean probability over the patch is > 0.5). "
+                     "The model's outputs are found in the set's label layers by name, as training maps them.",
+                     opts, nullptr, argc, argv, vm, mpi.is_root()))
+    return 0;
+  infer::SegmentEvaluateSettings s;
+  if (vm.count("model")) s.model = vm["model"].as<std::string>();
+  if (vm.count("patches")) s.patches = vm["patches"].as<std::string>();
+  if (vm.count("output")) s.output = vm["output"].as<std::string>();
+  s.tiles = split_list(vm["tiles"].as<std::string>());
+  s.png_dir = vm["png"].as<std::string>();
+  s.samples = vm["samples"].as<int>();
+  s.predictions = vm["predictions"].as<std::string>();
+  s.threads = vm["threads"].as<int>();
+  s.config_text = effective_config(vm);
+  infer::run_segment_evaluate(s, mpi);
+  return 0;
+}
+
 }  // namespace
 
 int run_segment(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (argc >= 2 && !std::strcmp(argv[1], "predict")) return run_segment_predict(argc - 1, argv + 1, mpi);
   if (argc >= 2 && !std::strcmp(argv[1], "train")) return run_segment_train(argc - 1, argv + 1, mpi);
+  if (argc >= 2 && !std::strcmp(argv[1], "evaluate")) return run_segment_evaluate(argc - 1, argv + 1, mpi);
   if (mpi.is_root())
-    std::cout << "Usage: s2crop segment train|predict [options]   ('s2crop segment predict --help')\n"
+    std::cout << "Usage: s2crop segment train|evaluate|predict [options]   ('s2crop segment predict --help')\n"
                  "  train     train the U-Net on a patch set (from 'extract --patches'), data-parallel\n"
+                 "  evaluate  per-label IoU, F1, precision, recall on a patch set's labels -> JSON, PNGs of samples\n"
                  "  predict   the U-Net over whole tiles by blended sliding windows -> map HDF5, COGs, quicklooks\n";
   return argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) ? 0 : 2;
 }

@@ -273,22 +273,7 @@ void run_segment_predict(const SegmentPredictSettings& s, const parallel::MpiCon
     throw ConfigError("--overlap must be at least 0 and smaller than --window (" + std::to_string(s.window) + ")");
   if (!(s.threshold >= 0 && s.threshold <= 1)) throw ConfigError("--threshold must be in [0, 1]");
   nn::ModelSpec spec;
-  auto read_spec = [&] {
-    spec = nn::read_model_spec(s.model);
-    if (spec.kind == "unet_encoder")
-      throw InputError(s.model, "is a pre-trained U-Net encoder alone (from 's2crop pretrain'), not a segmentation "
-                                "model: train one with 's2crop segment train' first");
-    if (spec.kind != "unet")
-      throw InputError(s.model, "model kind '" + spec.kind + "' is not a U-Net segmentation model (" +
-                                    (spec.kind == "lstm" ? "a crop-type classifier: use 's2crop classify'"
-                                                         : "an NDVI model: use 's2crop ndvi predict'") +
-                                    ")");
-    spec.unet.check();
-    if (spec.class_names.size() != static_cast<size_t>(spec.unet.outputs))
-      throw InputError(s.model, "names " + std::to_string(spec.class_names.size()) + " outputs but the U-Net has " +
-                                    std::to_string(spec.unet.outputs));
-    if (spec.unet.outputs >= kNoValue) throw InputError(s.model, "has more than 254 outputs");
-  };
+  auto read_spec = [&] { spec = nn::read_segmentation_model_spec(s.model); };
   parallel::root_first(mpi.world(), read_spec);
   if (!mpi.is_root()) read_spec();
   const bool multiclass = spec.unet.task == "multiclass";

@@ -246,6 +246,28 @@ void load_parameters(const std::string& path, torch::nn::Module& model, const st
   }
 }
 
+ModelSpec read_segmentation_model_spec(const std::string& path) {
+  ModelSpec spec = read_model_spec(path);
+  if (spec.kind == "unet_encoder")
+    throw InputError(path, "is a pre-trained U-Net encoder alone (from 's2crop pretrain'), not a segmentation "
+                           "model: train one with 's2crop segment train' first");
+  if (spec.kind != "unet")
+    throw InputError(path, "model kind '" + spec.kind + "' is not a U-Net segmentation model (" +
+                               (spec.kind == "lstm" ? "a crop-type classifier: use 's2crop classify'"
+                                                    : "an NDVI model: use 's2crop ndvi predict'") +
+                               ")");
+  try {
+    spec.unet.check();
+  } catch (const ConfigError& e) {
+    throw InputError(path, std::string("invalid U-Net architecture: ") + e.what());
+  }
+  if (spec.class_names.size() != static_cast<size_t>(spec.unet.outputs))
+    throw InputError(path, "names " + std::to_string(spec.class_names.size()) + " outputs but the U-Net has " +
+                               std::to_string(spec.unet.outputs));
+  if (spec.unet.outputs >= 255) throw InputError(path, "has more than 254 outputs");
+  return spec;
+}
+
 UNet load_unet(const std::string& path, ModelSpec& spec) {
   spec = read_model_spec(path);
   if (spec.kind != "unet")

@@ -124,4 +124,19 @@ void SegmentationTargets::make(const std::uint8_t* labels, std::size_t n, torch:
     }
 }
 
+torch::Tensor SegmentationTargets::truth(const torch::Tensor& target, const torch::Tensor& mask) const {
+  if (task == "multiclass") return target.to(torch::kUInt8).contiguous();
+  return torch::where(mask > 0, target, torch::full_like(target, 255.0)).to(torch::kUInt8).contiguous();
+}
+
+torch::Tensor patch_inputs(const ImageInputMap& map, const std::int16_t* x, std::size_t n,
+                           const samples::PatchSetHeader& header, bool raw) {
+  const int64_t S = header.patch_size, px = S * S, C = map.channels();
+  auto input = torch::empty({static_cast<int64_t>(n), C, S, S});
+  float* out = input.data_ptr<float>();
+  for (size_t i = 0; i < n; ++i)
+    map.apply(x + i * header.x_values(), static_cast<size_t>(px), out + static_cast<int64_t>(i) * C * px, raw);
+  return input;
+}
+
 }  // namespace s2crop::nn

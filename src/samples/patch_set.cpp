@@ -307,4 +307,16 @@ PatchSet read_patch_set_labels(const std::string& path) {
   return read_patch_set(path, 0, read_patch_set_header(path).patches, false);
 }
 
+std::vector<std::uint16_t> read_patch_set_tiles(const std::string& path, const PatchSetHeader& header) {
+  std::vector<std::uint16_t> tile(header.patches);
+  if (tile.empty()) return tile;
+  h5::File f = h5::File::open_read(path, MPI_COMM_NULL);
+  f.open_dataset("tile").read<std::uint16_t>({0}, {static_cast<hsize_t>(tile.size())}, tile.data());
+  for (size_t i = 0; i < tile.size(); ++i)
+    if (tile[i] >= header.tiles.size())
+      throw InputError(path, "patch " + std::to_string(i) + " has tile index " + std::to_string(tile[i]) +
+                                 " but the file lists " + std::to_string(header.tiles.size()) + " tiles");
+  return tile;
+}
+
 }  // namespace s2crop::samples

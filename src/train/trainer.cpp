@@ -223,6 +223,7 @@ struct TrainState {
   double best_f1 = -std::numeric_limits<double>::infinity();
   int best_epoch = -1, bad_epochs = 0;
   torch::Tensor best_param;
+  std::vector<double> best_val_sums;      // the validation sums of the best epoch (for its per-label report)
   std::vector<torch::Tensor> rng_states;  // per rank (dropout)
 };
 
@@ -262,6 +263,9 @@ void save_checkpoint(const std::string& dir, const std::string& fingerprint, con
   a.write("bad_epochs", torch::tensor(static_cast<int64_t>(st.bad_epochs), torch::kInt64));
   a.write("best_param", st.best_param);
   a.write("rng_states", torch::stack(st.rng_states));
+  a.write("best_val_sums", torch::tensor(st.best_val_sums.empty() ? std::vector<double>{0.0} : st.best_val_sums,
+                                         torch::kFloat64)
+                               .narrow(0, 0, static_cast<int64_t>(st.best_val_sums.size())));
   a.write("feature_mean", torch::tensor(spec.mean));
   a.write("feature_std", torch::tensor(spec.stddev));
   const std::string path = dir + "/checkpoint.pt", tmp = path + ".tmp";
@@ -321,6 +325,14 @@ bool load_checkpoint(const std::string& dir, const std::string& fingerprint, Fla
   st.best_param = best_param.clone();
   st.rng_states.clear();
   for (int r = 0; r < ranks; ++r) st.rng_states.push_back(rng[r].clone());
+  st.best_val_sums.clear();
+  try {  // absent from checkpoints of older versions: the best epoch's per-label report is then left out
+    torch::Tensor sums;
+    a.read("best_val_sums", sums);
+    sums = sums.to(torch::kFloat64).contiguous();
+    st.best_val_sums.assign(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
+  } catch (const c10::Error&) {
+  }
   return true;
 }
 
@@ -371,6 +383,8 @@ struct Task {
                                        const std::vector<std::uint32_t>& global) = 0;
   virtual double score(const std::vector<double>& sums) const = 0;  // higher is better
   virtual std::string val_text(const std::vector<double>& sums) const = 0;
+  // A multi-line report of the best epoch's validation sums for the end of the log (empty: none).
+  virtual std::string best_report(const std::vector<double>&) const { return ""; }
   virtual std::string score_name() const = 0;  // e.g. "validation macro-F1"
   virtual double score_display(double score) const { return score; }
   virtual std::string provenance_key() const = 0;
@@ -644,10 +658,7 @@ torch::Tensor load_patch_inputs(const std::string& path, const samples::PatchSet
   const int64_t S = header.patch_size, px = S * S, n = static_cast<int64_t>(shard.size());
   nn::ImageInputMap raw(spec, header.bands, path);
   const int64_t C = raw.channels();
-  auto input = torch::empty({n, C, S, S});
-  for (int64_t i = 0; i < n; ++i)
-    raw.apply(shard.x.data() + static_cast<size_t>(i) * header.x_values(), static_cast<size_t>(px),
-              input.data_ptr<float>() + i * C * px, true);
+  auto input = nn::patch_inputs(raw, shard.x.data(), shard.size(), header, true);
   std::vector<double> acc(static_cast<size_t>(3 * C), 0.0);  // sum, sum of squares, count per channel
   std::vector<char> is_train(header.patches, 0);
   for (auto i : train) is_train[i] = 1;
@@ -674,10 +685,7 @@ torch::Tensor load_patch_inputs(const std::string& path, const samples::PatchSet
       spec.stddev.push_back(static_cast<float>(std::max(std::sqrt(var), 1e-6)));
     }
   }
-  nn::ImageInputMap normalised(spec, header.bands, path);
-  for (int64_t i = 0; i < n; ++i)
-    normalised.apply(shard.x.data() + static_cast<size_t>(i) * header.x_values(), static_cast<size_t>(px),
-                     input.data_ptr<float>() + i * C * px);
+  input = nn::patch_inputs(nn::ImageInputMap(spec, header.bands, path), shard.x.data(), shard.size(), header);
   if (shard_out) {
     shard.x = {};
     *shard_out = std::move(shard);
@@ -864,18 +872,10 @@ struct SegmentTask : Task {
       extra[0] += ls.sum.item<double>();
       extra[1] += ls.count.item<double>();
       auto pred = nn::segmentation_labels(logits, spec_.unet.task).contiguous();
-      const size_t b = lp.size();
       const size_t px = static_cast<size_t>(header.patch_size) * static_cast<size_t>(header.patch_size);
-      if (spec_.unet.task == "multiclass") {
-        auto truth = t.to(torch::kUInt8).contiguous();
-        counts.add_multiclass(pred.data_ptr<std::uint8_t>(), truth.data_ptr<std::uint8_t>(), b * px, samples::kNoPatchLabel);
-      } else {
-        // Invalid entries become no data (255) in the truth.
-        auto truth = torch::where(m > 0, t, torch::full_like(t, 255.0)).to(torch::kUInt8).contiguous();
-        for (size_t i = 0; i < b; ++i)
-          counts.add_multilabel(pred.data_ptr<std::uint8_t>() + i * L * px, truth.data_ptr<std::uint8_t>() + i * L * px,
-                                px, 255);
-      }
+      auto truth = targets.truth(t, m);
+      counts.add_patches(spec_.unet.task == "multiclass", pred.data_ptr<std::uint8_t>(),
+                         truth.data_ptr<std::uint8_t>(), lp.size(), px);
     }
     std::vector<double> sums = counts.counts();
     sums.insert(sums.end(), extra.begin(), extra.end());
@@ -896,6 +896,9 @@ struct SegmentTask : Task {
     char line[160];
     std::snprintf(line, sizeof line, "val loss %.4f  val mean IoU %.4f  val mean F1 %.4f", loss, c.mean_iou(), c.mean_f1());
     return line;
+  }
+  std::string best_report(const std::vector<double>& v) const override {
+    return assess::segmentation_table(targets.names, counts_of(v), spec_.unet.task == "multiclass");
   }
   std::string score_name() const override { return "validation mean IoU"; }
   std::string provenance_key() const override { return "best_val_mean_iou"; }
@@ -1413,6 +1416,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
       st.best_epoch = epoch;
       st.bad_epochs = 0;
       st.best_param = flat.param.clone();
+      st.best_val_sums = split.val.empty() ? std::vector<double>{} : val_sums;
     } else {
       ++st.bad_epochs;
     }
@@ -1474,6 +1478,14 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
                   static_cast<double>(trained_samples) / std::max(train_seconds, 1e-9),
                   static_cast<long long>(st.step));
     log::info(line);
+    if (!st.best_val_sums.empty()) {
+      const std::string report = task->best_report(st.best_val_sums);
+      if (!report.empty()) {
+        log::info("validation of the best epoch (" + std::to_string(st.best_epoch + 1) + "), per label:");
+        std::istringstream lines(report);
+        for (std::string l; std::getline(lines, l);) log::info("  " + l);
+      }
+    }
   });
 }
 

@@ -40,6 +40,27 @@ ClassLegend class_legend(const std::vector<std::string>& names) {
   return legend;
 }
 
+Image legend_image(const std::vector<LegendEntry>& entries, const std::string& heading) {
+  const int scale = 2, gap = 16, swatch = kGlyphHeight * scale, row_h = swatch + 8;
+  int label_w = text_width(heading, scale);
+  for (auto& e : entries) label_w = std::max(label_w, swatch + 8 + text_width(e.label, scale));
+  const int panel_w = label_w + 2 * gap;
+  const int panel_h = gap + row_h + static_cast<int>(entries.size()) * row_h + gap;
+  Image img(panel_w, panel_h);
+  fill_rect(img, 0, 0, img.width, img.height, {255, 255, 255});
+  int x0 = gap, y = gap;
+  draw_text(img, x0, y, heading, kInk, scale);
+  y += row_h;
+  for (auto& e : entries) {
+    const Colour c{e.colour[0], e.colour[1], e.colour[2]};
+    fill_rect(img, x0, y, swatch, swatch, c);
+    draw_rect_outline(img, x0, y, swatch, swatch, kInk);
+    draw_text(img, x0 + swatch + 8, y, e.label, kInk, scale);
+    y += row_h;
+  }
+  return img;
+}
+
 void write_class_quicklook(const std::string& png, const std::uint8_t* classes, int width, int height,
                            const ClassLegend& legend, std::uint8_t nodata, int max_side) {
   if (width <= 0 || height <= 0) throw OutputError(png, "class map quicklook of an empty map");
@@ -79,40 +100,23 @@ void write_class_quicklook(const std::string& png, const std::uint8_t* classes, 
     }
 
   // Legend entries: the classes present in the full-resolution map, in class order, then no data.
-  struct Entry {
-    Colour colour;
-    std::string label;
-  };
-  std::vector<Entry> entries;
+  std::vector<LegendEntry> entries;
   for (int v = 0; v < 256; ++v) {
     if (!present[v] || v == nodata) continue;
-    entries.push_back({colour_of(static_cast<std::uint8_t>(v)),
+    const Colour c = colour_of(static_cast<std::uint8_t>(v));
+    entries.push_back({{c.r, c.g, c.b},
                        v < static_cast<int>(legend.names.size()) ? legend.names[static_cast<size_t>(v)]
                                                                  : "class " + std::to_string(v)});
   }
-  if (present[nodata]) entries.push_back({kNoData, "no data"});
+  if (present[nodata]) entries.push_back({{kNoData.r, kNoData.g, kNoData.b}, "no data"});
 
-  const int scale = 2, gap = 16, swatch = kGlyphHeight * scale, row_h = swatch + 8;
-  int label_w = text_width("Legend", scale);
-  for (auto& e : entries) label_w = std::max(label_w, swatch + 8 + text_width(e.label, scale));
-  const int panel_w = label_w + 2 * gap;
-  const int panel_h = gap + row_h + static_cast<int>(entries.size()) * row_h + gap;
-  Image img(map_w + panel_w, std::max(map_h, panel_h));
-  fill_rect(img, 0, 0, img.width, img.height, {255, 255, 255});
+  Image map(map_w, map_h);
   for (int y = 0; y < map_h; ++y)
     for (int x = 0; x < map_w; ++x) {
       Colour c = colour_of(reduced[static_cast<size_t>(y) * map_w + x]);
-      img.set(x, y, c.r, c.g, c.b);
+      map.set(x, y, c.r, c.g, c.b);
     }
-  int x0 = map_w + gap, y = gap;
-  draw_text(img, x0, y, "Legend", kInk, scale);
-  y += row_h;
-  for (auto& e : entries) {
-    fill_rect(img, x0, y, swatch, swatch, e.colour);
-    draw_rect_outline(img, x0, y, swatch, swatch, kInk);
-    draw_text(img, x0 + swatch + 8, y, e.label, kInk, scale);
-    y += row_h;
-  }
+  const Image img = side_by_side(map, legend_image(entries), 0);
   write_png(png, img);
 }
 

@@ -70,28 +70,39 @@ void write_png(const std::string& path, const Image& image) {
   if (VSIRename(tmp.c_str(), path.c_str()) != 0) throw OutputError(path, "cannot move PNG into place");
 }
 
-void write_panel_quicklook(const std::string& path, int width, int height, const std::vector<std::string>& titles,
-                           const std::function<void(size_t plane)>& load,
-                           const std::function<void(int x, int y, std::uint8_t rgb[3])>& colour) {
-  const int step = std::max(1, (std::max(width, height) + 299) / 300);
-  const int pw = (width + step - 1) / step, ph = (height + step - 1) / step, title_h = kGlyphHeight + 4, gap = 6;
-  const int cols = std::max(1, std::min<int>(4, static_cast<int>(titles.size())));
+Image panel_image(int width, int height, const std::vector<std::string>& titles,
+                  const std::function<void(size_t plane)>& load,
+                  const std::function<void(int x, int y, std::uint8_t rgb[3])>& colour, int columns, int min_side) {
+  const int longer = std::max(width, height);
+  const int zoom = min_side > longer ? (min_side + longer - 1) / longer : 1;
+  const int step = zoom > 1 ? 1 : std::max(1, (longer + 299) / 300);
+  const int pw = (width + step - 1) / step * zoom, ph = (height + step - 1) / step * zoom;
+  const int title_h = kGlyphHeight + 4, gap = 6;
+  int cell_w = pw;
+  for (auto& t : titles) cell_w = std::max(cell_w, text_width(t));
+  const int cols = std::max(1, std::min<int>(std::max(columns, 1), static_cast<int>(titles.size())));
   const int rows = (static_cast<int>(titles.size()) + cols - 1) / cols;
-  Image image(std::max(cols * pw + (cols - 1) * gap, 1), std::max(rows * (ph + title_h) + (rows - 1) * gap, 1));
+  Image image(std::max(cols * cell_w + (cols - 1) * gap, 1), std::max(rows * (ph + title_h) + (rows - 1) * gap, 1));
   std::fill(image.rgb.begin(), image.rgb.end(), std::uint8_t{255});
   for (size_t k = 0; k < titles.size(); ++k) {
     load(k);
-    const int x0 = static_cast<int>(k % static_cast<size_t>(cols)) * (pw + gap);
+    const int x0 = static_cast<int>(k % static_cast<size_t>(cols)) * (cell_w + gap);
     const int y0 = static_cast<int>(k / static_cast<size_t>(cols)) * (ph + title_h + gap);
     draw_text(image, x0, y0 + 2, titles[k], Colour{0, 0, 0});
     for (int y = 0; y < ph; ++y)
       for (int x = 0; x < pw; ++x) {
         std::uint8_t rgb[3];
-        colour(x * step, y * step, rgb);
+        colour(x / zoom * step, y / zoom * step, rgb);
         image.set(x0 + x, y0 + title_h + y, rgb[0], rgb[1], rgb[2]);
       }
   }
-  write_png(path, image);
+  return image;
+}
+
+void write_panel_quicklook(const std::string& path, int width, int height, const std::vector<std::string>& titles,
+                           const std::function<void(size_t plane)>& load,
+                           const std::function<void(int x, int y, std::uint8_t rgb[3])>& colour) {
+  write_png(path, panel_image(width, height, titles, load, colour));
 }
 
 }  // namespace s2crop::viz

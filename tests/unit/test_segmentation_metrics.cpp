@@ -65,3 +65,33 @@ TEST(SegmentationMetrics, MulticlassOneVsRestAndMerge) {
   EXPECT_THROW(c.add_multiclass(any, bad_truth, 1), Error);
   EXPECT_THROW(h1.merge(assess::SegmentationCounts(2)), Error);
 }
+
+TEST(SegmentationMetrics, PatchesPixelAccuracyTableAndJson) {
+  // Multilabel [patch][label][pixel]: add_patches equals adding each patch's planes.
+  const std::vector<std::uint8_t> truth = {1, 0, 255, 0, /* patch 1 */ 1, 1, 0, 0};
+  const std::vector<std::uint8_t> pred = {1, 1, 0, 0, /* patch 1 */ 0, 1, 0, 1};
+  assess::SegmentationCounts a(2), b(2);
+  a.add_patches(false, pred.data(), truth.data(), 2, 2);
+  for (int i = 0; i < 2; ++i) b.add_multilabel(pred.data() + 4 * i, truth.data() + 4 * i, 2);
+  EXPECT_EQ(a.counts(), b.counts());
+  // Multiclass: pixel accuracy = correct / scored pixels; add_patches of classes equals add_multiclass.
+  const std::vector<std::uint8_t> ct = {0, 1, 1, 255}, cp = {0, 1, 0, 1};
+  assess::SegmentationCounts m(2), m2(2);
+  m.add_patches(true, cp.data(), ct.data(), 2, 2);
+  m2.add_multiclass(cp.data(), ct.data(), 4);
+  EXPECT_EQ(m.counts(), m2.counts());
+  EXPECT_DOUBLE_EQ(m.pixel_accuracy(), 2.0 / 3.0);
+  // A label never present or predicted: n/a in the table, null in the JSON, left out of the means.
+  assess::SegmentationCounts u(2);
+  const std::uint8_t t0[2] = {0, 0}, p0[2] = {0, 0};
+  u.add_multiclass(p0, t0, 2);
+  const std::string table = assess::segmentation_table({"wheat", "maize"}, u, true);
+  EXPECT_NE(table.find("n/a"), std::string::npos);
+  EXPECT_NE(table.find("pixel accuracy"), std::string::npos);
+  const std::string json = assess::segmentation_json({"wheat", "maize"}, u, true);
+  EXPECT_NE(json.find("\"name\": \"maize\", \"tp\": 0, \"fp\": 0, \"fn\": 0, \"tn\": 2, \"support\": 0, \"iou\": null"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"mean_iou\": 1,"), std::string::npos) << json;
+  EXPECT_THROW(assess::segmentation_table({"one"}, u, true), Error);
+}

@@ -51,4 +51,38 @@ struct SegmentPredictSettings {
 // of another season start than the model's), OutputError; nothing is written for bad input.
 void run_segment_predict(const SegmentPredictSettings& settings, const parallel::MpiContext& mpi);
 
+// `s2crop segment evaluate`: a U-Net against the labels of a patch set (samples/patch_set.hpp), the model's outputs
+// found in the set's label layers by nn::SegmentationTargets::of_model (the mapping training uses).
+// Data-parallel: the selected patches (all, or those of `tiles`) are split into contiguous slices over the ranks;
+// each patch is forwarded alone (whole patch, the U-Net pads internally) under inference mode, and the integer
+// pixel counts are summed over ranks (MPI_Allreduce, double), so the report is identical for any rank count.
+// Pixel level (assess::SegmentationCounts, the same scoring as training's validation): per output IoU, F1,
+// precision, recall, support; mean IoU, mean F1; multiclass also pixel accuracy. Unlabelled (255) truth is skipped.
+// Patch level (label_scope "patch" sets, image-level labels as BigEarthNet): per patch and output, the mean
+// probability over the output's valid pixels; multilabel: predicted where > 0.5 (the standard BigEarthNet scoring),
+// multiclass: the class of the highest mean probability; precision / recall / F1 over patches and their mean.
+// Outputs: the report JSON (rank 0, atomically; also as a table in the log); optionally per-patch predictions
+// (format "s2crop segmentation predictions": prediction uint8 [n][P][S][S], P = 1 (multiclass class index) or the
+// labels (0/1); patch_probability float [n][outputs], the mean probability over each output's valid pixels (NaN
+// without any); patch, tile, row, col [n]; written collectively through `.partial.h5` and renamed), and a PNG per
+// sample patch (`samples` evenly spaced over the selection) into png_dir: the true-colour image (B04, B03, B02 of
+// the model's month with the most clear pixels, one 2-98 % stretch for the three bands, at least 0.08 wide), truth and prediction with a legend (multiclass),
+// or a truth / probability pair per label (multilabel). Named <tile>_<patch index>.png.
+struct SegmentEvaluateSettings {
+  std::string model;         // U-Net from `s2crop segment train`
+  std::string patches;       // patch set with labels
+  std::string output;        // report JSON
+  std::vector<std::string> tiles;  // only patches of these tiles (empty: all)
+  std::string png_dir;       // optional: PNGs of sample patches
+  int samples = 8;           // PNGs written (evenly spaced over the selected patches)
+  std::string predictions;   // optional: per-patch predictions HDF5
+  int threads = 0;           // intra-op threads per rank; 0: cores of the node / ranks on the node
+  std::string config_text;
+};
+
+// Collective. Throws ConfigError (options, tiles not in the set), InputError naming the file (a model that is not a
+// trained U-Net, outputs without a matching label layer, bands the set lacks, another season start, a file that is
+// not a patch set, no patch left); nothing is written for bad input.
+void run_segment_evaluate(const SegmentEvaluateSettings& settings, const parallel::MpiContext& mpi);
+
 }  // namespace s2crop::infer

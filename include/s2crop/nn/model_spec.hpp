@@ -110,4 +110,8 @@ namespace s2crop::nn {
 inline constexpr const char* kModelFormat = "s2crop model";
 // The spec stored in a model file (no weights read): lets torch-free code check bands and classes.
 ModelSpec read_model_spec(const std::string& path);
+// The spec of a trained U-Net segmentation model (kind unet, from `s2crop segment train`), checked: an encoder from
+// `s2crop pretrain`, an LSTM or any other model, an invalid architecture or output names that do not match the
+// outputs throw InputError naming the file and what to use instead. What segment predict and evaluate load.
+ModelSpec read_segmentation_model_spec(const std::string& path);
 }  // namespace s2crop::nn

@@ -37,6 +37,15 @@ struct SegmentationTargets {
   // Targets and validity of `n` patches' labels [n][L][S][S]: multiclass int64 [n][S][S] (mask undefined);
   // multilabel float [n][outputs][S][S] with a 0/1 mask of the same shape.
   void make(const std::uint8_t* labels, std::size_t n, torch::Tensor& target, torch::Tensor& mask) const;
+  // The truth as assess::SegmentationCounts scores it, from make()'s target and mask: uint8, multiclass [n][S][S]
+  // class indices, multilabel [n][outputs][S][S] 0/1; 255 where not counted.
+  torch::Tensor truth(const torch::Tensor& target, const torch::Tensor& mask) const;
 };
+
+class ImageInputMap;
+// U-Net inputs [n][channels][S][S] (float) of `n` patches' images x [n][12][B][S][S] of a patch set with `header`
+// through `map` (normalised, or raw reflectance x 1e-4 with `raw`): what training and evaluation feed the U-Net.
+torch::Tensor patch_inputs(const ImageInputMap& map, const std::int16_t* x, std::size_t n,
+                           const samples::PatchSetHeader& header, bool raw = false);
 
 }  // namespace s2crop::nn

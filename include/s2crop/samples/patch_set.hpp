@@ -120,5 +120,8 @@ PatchSet read_patch_set(const std::string& path, std::size_t begin, std::size_t 
 // Every patch's labels, tile, row and col without the images: what every trainer rank needs of the whole set to
 // split it and to weigh each patch's loss.
 PatchSet read_patch_set_labels(const std::string& path);
+// The tile index of every patch (dataset `tile`), checked against the header's tiles: what selecting patches by
+// tile needs, without reading any label or image. Serial read.
+std::vector<std::uint16_t> read_patch_set_tiles(const std::string& path, const PatchSetHeader& header);
 
 }  // namespace s2crop::samples

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "s2crop/viz/quicklook.hpp"
+
 namespace s2crop::viz {
 
 struct ClassLegend {
@@ -16,6 +18,13 @@ ClassLegend crop_legend();  // the 16 TimeSen2Crop classes and their colours
 // A legend for a model's classes: a TimeSen2Crop class (by name, crop_class_id) gets its crop colour, any other class
 // a distinct grey level. What class maps store (class_colours) and show.
 ClassLegend class_legend(const std::vector<std::string>& names);
+
+// A legend panel on white: `heading`, then a swatch and its label per entry (what the class quicklook shows).
+struct LegendEntry {
+  std::array<std::uint8_t, 3> colour;
+  std::string label;
+};
+Image legend_image(const std::vector<LegendEntry>& entries, const std::string& heading = "Legend");
 
 // Writes `classes` (width x height, row-major) as PNG, reduced by the majority value of each block to at most
 // `max_side` pixels on the longer side, with a legend panel listing (swatch and name) the classes present.

@@ -26,7 +26,14 @@ void write_png(const std::string& path, const Image& image);
 void write_panel_quicklook(const std::string& path, int width, int height, const std::vector<std::string>& titles,
                            const std::function<void(size_t plane)>& load,
                            const std::function<void(int x, int y, std::uint8_t rgb[3])>& colour);
-// Places two images side by side with a gap (e.g. RGB | NDVI).
+// The same panels as an image, `columns` per row. `min_side` > 0 enlarges small rasters (patches) by an integer
+// factor to at least that many pixels on the longer side (nearest neighbour) instead. A cell is at least as wide as
+// its title.
+Image panel_image(int width, int height, const std::vector<std::string>& titles,
+                  const std::function<void(size_t plane)>& load,
+                  const std::function<void(int x, int y, std::uint8_t rgb[3])>& colour, int columns = 4,
+                  int min_side = 0);
+// Places two images side by side with a gap (e.g. RGB | NDVI), on white.
 Image side_by_side(const Image& a, const Image& b, int gap = 8);
 
 }  // namespace s2crop::viz
