@@ -36,7 +36,7 @@ grep -o "wrote encoder.h5.*" pretrain.log | head -1
 # The final held-out mean IoU of a training log.
 final_iou() { grep -o "val mean IoU [0-9.]*" "$1" | tail -1 | awk '{print $4}'; }
 common=(segment train --patches patches.h5 "${arch[@]}" --val-tiles 33UVP --label-fraction "$LABEL_FRACTION"
-        --epochs "$EPOCHS" --batch-size 4 --patience 0 --threads 1 --overwrite)
+        --epochs "$EPOCHS" --val-every 25 --batch-size 4 --patience 0 --threads 1 --overwrite)
 echo "labels of ${LABEL_FRACTION} of the training patches, held-out tile 33UVP, $EPOCHS epochs, $RANKS ranks;" \
      "pre-trained encoder fine-tuned at ${ENCODER_LR}x the learning rate"
 printf "%-6s %-10s %-12s %-10s\n" seed random pretrained gain

@@ -55,6 +55,9 @@ void add_training_loop_options(po::options_description& options) {
       ("tiles", po::value<std::string>()->default_value(""), "use only samples of these tiles (keep test tiles out)")
       ("val-fraction", po::value<double>()->default_value(0.1), "fraction of parcels (or samples) held out for validation")
       ("epochs", po::value<int>()->default_value(30), "maximum epochs")
+      ("val-every", po::value<int>()->default_value(1),
+       "validate every this many epochs and after the last (patience counts validations; the model kept is the best "
+       "validated epoch): for large validation sets or many short epochs")
       ("batch-size", po::value<int>()->default_value(128), "samples per rank and step (global batch = this x ranks)")
       ("weight-decay", po::value<double>()->default_value(1e-4), "decoupled weight decay")
       ("lr-schedule", po::value<std::string>()->default_value("cosine"), "cosine (to lr/100), step (halving) or none")
@@ -83,6 +86,8 @@ void read_training_settings(const po::variables_map& vm, train::TrainSettings& s
   if (vm.count("layers")) s.layers = vm["layers"].as<int>();
   s.dropout = vm["dropout"].as<double>();
   s.epochs = vm["epochs"].as<int>();
+  s.val_every = vm["val-every"].as<int>();
+  if (s.val_every < 1) throw ConfigError("--val-every must be at least 1");
   s.batch_size = vm["batch-size"].as<int>();
   s.lr = vm["lr"].as<double>();
   s.weight_decay = vm["weight-decay"].as<double>();

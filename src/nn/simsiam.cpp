@@ -60,7 +60,7 @@ torch::Tensor SimSiamImpl::loss(const torch::Tensor& view1, const torch::Tensor&
     z = F::normalize(z, F::NormalizeFuncOptions().dim(1));
     const int64_t m = n * g * g;
     auto z1 = z.narrow(0, 0, m), z2 = z.narrow(0, m, m);
-    if (projection1) *projection1 = z1.reshape({n, g * g, -1}).select(1, (g / 2) * g + g / 2).detach();
+    if (projection1) *projection1 = z1.detach();
     // Symmetric InfoNCE: the same pixel in the other view is the positive, every other sampled pixel of the
     // rank's batch a negative.
     const double temperature = 0.1;

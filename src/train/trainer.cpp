@@ -234,7 +234,7 @@ std::string fingerprint_text(const TrainSettings& s, const nn::ModelSpec& spec, 
     << " dropout=" << spec.dropout << " epochs=" << s.epochs << " batch=" << s.batch_size << " lr=" << s.lr
     << " wd=" << s.weight_decay << " sched=" << s.lr_schedule << " loss=" << s.loss << " gamma=" << s.focal_gamma
     << " cw=" << s.class_weights << " seed=" << s.seed << " tiles=" << join(s.tiles) << " val=" << join(s.val_tiles)
-    << " valf=" << s.val_fraction << " patience=" << s.patience << (s.reproducible ? " reproducible" : "");
+    << " valf=" << s.val_fraction << " patience=" << s.patience << (s.val_every > 1 ? " val_every=" + std::to_string(s.val_every) : std::string()) << (s.reproducible ? " reproducible" : "");
   return o.str();
 }
 
@@ -1397,7 +1397,9 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
 
     // ---- validation: each rank predicts its shard's validation samples; confusion and loss all-reduced
     std::vector<double> val_sums;
-    {
+    const bool validating = split.val.empty() || (epoch + 1) % s.val_every == 0 || epoch + 1 == s.epochs ||
+                            (s.max_steps > 0 && st.step >= s.max_steps);
+    if (validating) {
       torch::NoGradGuard no_grad;
       model.eval();
       local_pos.clear();
@@ -1409,9 +1411,13 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
         }
       val_sums = task->validate(local_pos, local_global);
     }
-    MPI_Allreduce(MPI_IN_PLACE, val_sums.data(), static_cast<int>(val_sums.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
-    const double score = split.val.empty() ? -epoch_loss / std::max<double>(1, static_cast<double>(order.size())) : task->score(val_sums);
-    if (score > st.best_f1) {
+    if (validating)
+      MPI_Allreduce(MPI_IN_PLACE, val_sums.data(), static_cast<int>(val_sums.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
+    const double score = split.val.empty() ? -epoch_loss / std::max<double>(1, static_cast<double>(order.size()))
+                         : validating     ? task->score(val_sums)
+                                          : 0.0;
+    if (!validating) {
+    } else if (score > st.best_f1) {
       st.best_f1 = score;
       st.best_epoch = epoch;
       st.bad_epochs = 0;
@@ -1423,12 +1429,13 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     st.epoch = epoch + 1;
     double seconds = std::chrono::duration<double>(clock_type::now() - t_epoch).count();
     if (mpi.is_root()) {
+      const std::string not_validated = "(validation every " + std::to_string(s.val_every) + " epochs)";
       char line[300];
       std::snprintf(line, sizeof line,
                     "epoch %d/%d  loss %.4f  %s  lr %.2e  %.0f samples/s  "
                     "%.1f s%s",
                     epoch + 1, s.epochs, epoch_loss / std::max<double>(1, static_cast<double>(order.size())),
-                    task->val_text(val_sums).c_str(), lr,
+                    validating ? task->val_text(val_sums).c_str() : not_validated.c_str(), lr,
                     static_cast<double>(order.size()) / std::max(1e-9, seconds), seconds,
                     st.best_epoch == epoch ? "  *best" : "");
       log::info(line);

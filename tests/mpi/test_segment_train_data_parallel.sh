@@ -71,8 +71,9 @@ expect_failure not_patches "not an s2crop patch set" -- mpi 2 segment train --pa
 [ ! -e "$WORK/x.h5" ] || fail "a model was written for bad input"
 pass "bad input: batch norm, an --init that is no model, a file that is not a patch set: clear errors"
 
-# Self-supervised pre-training (SimSiam) on the same trainer: the views come to agree without collapsing, a killed
-# run resumes to the uninterrupted encoder, and segment train starts from (and can freeze) the encoder it wrote.
+# Self-supervised pre-training on the same trainer: the views come to agree without collapsing (the dense pixel
+# contrastive objective, the default, and global SimSiam), a killed run resumes to the uninterrupted encoder, and
+# segment train starts from (and can freeze, or fine-tune at a lower rate) the encoder it wrote.
 mpi 2 extract --composites "$WORK/comp.h5" --labels "$WORK/region/parcels.gpkg" --patches 16 --patch-stride 8 \
   --min-labelled 0 --output "$WORK/unlabelled.h5" > "$WORK/extract-all.log" 2>&1 || { cat "$WORK/extract-all.log"; fail "extract of every patch failed"; }
 pre_cmd=(pretrain --patches "$WORK/unlabelled.h5" --depth 2 --width 8 --projection 32 --epochs 8 --batch-size 8
@@ -81,10 +82,10 @@ mkdir -p "$WORK/pre"
 mpi 2 "${pre_cmd[@]}" --output "$WORK/pre/encoder.h5" > "$WORK/pre.log" 2>&1 || { cat "$WORK/pre.log"; fail "pretrain failed"; }
 "$PY" - "$WORK/pre.log" "$WORK/pre/encoder.h5" <<'PY' || { cat "$WORK/pre.log"; fail "pre-training did not learn or collapsed"; }
 import re, sys, h5py
-epochs = [(float(a), float(b)) for a, b in re.findall(r"val SimSiam loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
+epochs = [(float(a), float(b)) for a, b in re.findall(r"val pixel contrastive loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
 assert len(epochs) == 8, epochs
 first, last = epochs[0][0], min(e[0] for e in epochs)
-print(f"ok: SimSiam validation loss {first:.3f} -> {last:.3f} (-1: views agree), projection spread {epochs[-1][1]:.3f}")
+print(f"ok: dense pre-training: pixel contrastive validation loss {first:.3f} -> {last:.3f}, projection spread {epochs[-1][1]:.3f}")
 assert last < first - 0.2, "the views did not come to agree"
 assert epochs[-1][1] > 0.02, "the projections collapsed to a constant"
 f = h5py.File(sys.argv[2])
@@ -92,6 +93,15 @@ assert f.attrs["kind"] == "unet_encoder", f.attrs["kind"]
 names = list(f["parameters"])
 assert names and all(n.startswith("levels.") for n in names), names[:3]
 print(f"ok: the encoder file holds {len(names)} encoder tensors (kind unet_encoder) and nothing else")
+PY
+mpi 2 "${pre_cmd[@]}" --objective global --epochs 6 --output "$WORK/pre/global.h5" > "$WORK/pre-global.log" 2>&1 \
+  || { cat "$WORK/pre-global.log"; fail "pretrain --objective global failed"; }
+"$PY" - "$WORK/pre-global.log" <<'PY' || { cat "$WORK/pre-global.log"; fail "global SimSiam did not learn or collapsed"; }
+import re, sys
+epochs = [(float(a), float(b)) for a, b in re.findall(r"val SimSiam loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
+assert len(epochs) == 6, epochs
+print(f"ok: global SimSiam: validation loss {epochs[0][0]:.3f} -> {min(e[0] for e in epochs):.3f} (-1: views agree), projection spread {epochs[-1][1]:.3f}")
+assert min(e[0] for e in epochs) < epochs[0][0] - 0.1 and epochs[-1][1] > 0.02
 PY
 rm -rf "$WORK/ref" "$WORK/killed"
 expect_training_resumes pretrain "${pre_cmd[@]}"
@@ -103,6 +113,22 @@ import sys, h5py, numpy as np
 e, u = h5py.File(sys.argv[1])["parameters"], h5py.File(sys.argv[2])["parameters"]
 assert all(np.array_equal(e[k][()], u["encoder." + k][()]) for k in e)
 print(f"ok: segment train --init --freeze-encoder kept all {len(e)} pre-trained encoder tensors")
+PY
+# Fine-tuning at a tenth of the rate moves the encoder less than at the full rate, from the same start.
+for lr in 1 0.1; do
+  mpi 2 segment train --patches "$WORK/patches.h5" --depth 2 --width 8 --epochs 2 --batch-size 4 --threads 1 \
+    --init "$WORK/pre/encoder.h5" --encoder-lr "$lr" --output "$WORK/tuned-$lr.h5" > "$WORK/tuned-$lr.log" 2>&1 \
+    || { cat "$WORK/tuned-$lr.log"; fail "segment train --encoder-lr $lr failed"; }
+done
+"$PY" - "$WORK/pre/encoder.h5" "$WORK/tuned-1.h5" "$WORK/tuned-0.1.h5" <<'PY' || fail "--encoder-lr did not scale the encoder's updates"
+import sys, h5py, numpy as np
+e = h5py.File(sys.argv[1])["parameters"]
+def moved(path):
+    u = h5py.File(path)["parameters"]
+    return sum(float(np.abs(u["encoder." + k][()] - e[k][()]).sum()) for k in e)
+full, tenth = moved(sys.argv[2]), moved(sys.argv[3])
+print(f"ok: --encoder-lr 0.1 moved the pre-trained encoder by {tenth:.3g} (L1), --encoder-lr 1 by {full:.3g}")
+assert 0 < tenth < 0.5 * full
 PY
 expect_failure other_width "encoder of another architecture" -- mpi 2 segment train --patches "$WORK/patches.h5" \
   --depth 2 --width 16 --init "$WORK/pre/encoder.h5" --output "$WORK/x.h5"

@@ -26,8 +26,8 @@ struct SimSiamImpl : torch::nn::Module {
   // `projection`: projector output size; the predictor's bottleneck is a quarter of it.
   SimSiamImpl(const UNetSpec& spec, int64_t projection, bool dense = false);
   // Per-patch loss [batch] of two views [batch][C][H][W] (the symmetric negative cosine above); `projection1`
-  // (optional) receives the first view's projections [batch][projection] (dense: those of one pixel near the
-  // patch centre, normalised) for the collapse check.
+  // (optional) receives the first view's projections [batch][projection] (dense: [batch x 64 sampled pixels]
+  // [projection], normalised) for the collapse check.
   torch::Tensor loss(const torch::Tensor& view1, const torch::Tensor& view2, torch::Tensor* projection1 = nullptr);
 
   UNetEncoder encoder{nullptr};

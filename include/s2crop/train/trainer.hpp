@@ -60,7 +60,8 @@ struct TrainSettings {
   int batch_size = 128;              // per rank
   double lr = 2e-3, weight_decay = 1e-4;
   std::string lr_schedule = "cosine";  // cosine | step | none
-  int patience = 6;                  // early stopping on validation macro-F1 (0: off)
+  int patience = 6;                  // early stopping on validation macro-F1 (0: off), counted in validations
+  int val_every = 1;                 // validate every this many epochs and after the last
   std::string loss = "ce";           // ce | focal
   double focal_gamma = 2.0;
   std::string class_weights = "sqrt";  // none | inverse | sqrt (inverse square root of frequency)
