@@ -209,7 +209,23 @@ p=$(broken bad_json); head -c 100 "$BEN/$bad/${bad}_labels_metadata.json" > "${p
 expect_failure bad_json "${p}_labels_metadata.json: cannot read the patch's labels" -- mpi 2 import-bigearthnet --input "$WORK/bad_json" --output "$WORK/out/x.h5"
 p=$(broken unknown_label); sed -i 's/"Mixed forest"/"Winter wheat"/' "${p}_labels_metadata.json"
 expect_failure unknown_label "${p}_labels_metadata.json: unknown label 'Winter wheat'" -- mpi 2 import-bigearthnet --input "$WORK/unknown_label" --output "$WORK/out/x.h5"
+# A band whose header is whole but whose compressed pixels are garbage passes the inspection and fails while the
+# collective writer runs (on rank 1): the ranks agree before the write, and the partial file is removed.
+p=$(broken corrupt_band); gdal_translate -q -of GTiff -co COMPRESS=DEFLATE "$BEN/$bad/${bad}_B03.tif" "${p}_B03.tif.new"
+"$PY" - "${p}_B03.tif.new" <<'PY'
+import sys
+from osgeo import gdal
+ds = gdal.Open(sys.argv[1])  # kept referenced while its band is used
+band = ds.GetRasterBand(1)
+offset, size = (int(band.GetMetadataItem(f"BLOCK_{k}_0_0", "TIFF")) for k in ("OFFSET", "SIZE"))
+band = ds = None
+data = bytearray(open(sys.argv[1], "rb").read())
+data[offset + 10:offset + size - 4] = b"\xab" * (size - 14)
+open(sys.argv[1], "wb").write(data)
+PY
+mv "${p}_B03.tif.new" "${p}_B03.tif"
+expect_failure corrupt_band "${p}_B03.tif: read failed" -- mpi 2 import-bigearthnet --input "$WORK/corrupt_band" --output "$WORK/out/x.h5"
 mkdir -p "$WORK/empty/sub"
 expect_failure empty_input "no BigEarthNet patch folder" -- mpi 2 import-bigearthnet --input "$WORK/empty" --output "$WORK/out/x.h5"
 [ -z "$(ls "$WORK/out" 2>/dev/null)" ] || fail "a failed import left $(ls "$WORK/out")"
-pass "bad input: missing band, band of another size or CRS, broken JSON, unknown label, empty input: no output left"
+pass "bad input: missing band, band of another size or CRS, broken JSON, unknown label, corrupt pixels, empty input: no output left"
