@@ -28,6 +28,8 @@ const Command kCommands[] = {
      s2crop::cli::run_composite},
     {"import-timesen2crop", "TimeSen2Crop folders (per-pixel CSVs) -> monthly-composite training set (HDF5)",
      s2crop::cli::run_import_timesen2crop},
+    {"import-bigearthnet", "BigEarthNet S2 patch folders (10/20/60 m GeoTIFFs, multi-labels) -> patch set (HDF5)",
+     s2crop::cli::run_import_bigearthnet},
     {"extract", "labelled pixel samples from composites and parcels (vector or raster) -> training set (HDF5)",
      s2crop::cli::run_extract},
     {"train", "train the LSTM crop-type classifier, data-parallel over ranks (MPI on CPU, NCCL on GPUs)",

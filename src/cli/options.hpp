@@ -39,6 +39,7 @@ void read_training_settings(const po::variables_map& vm, train::TrainSettings& s
 int run_synth(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_composite(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_import_timesen2crop(int argc, char** argv, const parallel::MpiContext& mpi);
+int run_import_bigearthnet(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_extract(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_train(int argc, char** argv, const parallel::MpiContext& mpi);
 int run_classify(int argc, char** argv, const parallel::MpiContext& mpi);

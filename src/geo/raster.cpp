@@ -116,6 +116,48 @@ void RasterReader::read(int band, const Window& w, std::uint8_t* out) const { re
 void RasterReader::read(int band, const Window& w, float* out) const { read_raw(band, w, out, GDT_Float32); }
 void RasterReader::read(int band, const Window& w, std::int64_t* out) const { read_raw(band, w, out, GDT_Int64); }
 
+namespace {
+// read_replicated for any pixel type (moved here from the Sentinel-2 reader so every reader of coarser bands shares
+// it). Rows are expanded once and copied for the fine rows that share them; no division per pixel.
+template <typename T>
+void replicate(const RasterReader& file, int band, int f, const Window& w, std::vector<T>& coarse, T* out) {
+  if (f == 1) {
+    file.read(band, w, out);
+    return;
+  }
+  Window c{w.x0 / f, w.y0 / f, (w.x0 + w.width - 1) / f - w.x0 / f + 1, (w.y0 + w.height - 1) / f - w.y0 / f + 1};
+  coarse.resize(static_cast<size_t>(c.pixels()));
+  file.read(band, c, coarse.data());
+  int previous_row = -1;
+  for (int y = 0; y < w.height; ++y) {
+    T* o = out + static_cast<size_t>(y) * w.width;
+    int cy = (w.y0 + y) / f - c.y0;
+    if (cy == previous_row) {
+      std::copy(o - w.width, o, o);
+      continue;
+    }
+    previous_row = cy;
+    const T* row = coarse.data() + static_cast<size_t>(cy) * c.width;
+    int phase = w.x0 % f, x = 0;
+    for (int cx = 0; x < w.width; ++cx) {
+      T v = row[cx];
+      for (; phase < f && x < w.width; ++phase) o[x++] = v;
+      phase = 0;
+    }
+  }
+}
+}  // namespace
+
+void read_replicated(const RasterReader& file, int band, int factor, const Window& window,
+                     std::vector<std::uint16_t>& coarse, std::uint16_t* out) {
+  replicate(file, band, factor, window, coarse, out);
+}
+
+void read_replicated(const RasterReader& file, int band, int factor, const Window& window,
+                     std::vector<std::uint8_t>& coarse, std::uint8_t* out) {
+  replicate(file, band, factor, window, coarse, out);
+}
+
 void RasterReader::read_warped_raw(int band, const Grid& target, const Window& w, void* out, int gdal_type,
                                    double fill) const {
   if (band < 1 || band > band_count())

@@ -47,6 +47,16 @@ Handle string_type(size_t len) {
   return t;
 }
 
+// Transfer properties for a small write that every rank of a parallel file makes with the same bytes: collective
+// where the file is open through MPI-IO, default (independent) in a file opened serially (File::open_update).
+Handle small_write_dxpl(hid_t object) {
+  Handle dxpl(H5Pcreate(H5P_DATASET_XFER));
+  Handle file(H5Iget_file_id(object));
+  Handle fapl(file.valid() ? H5Fget_access_plist(file.id()) : H5I_INVALID_HID);
+  if (fapl.valid() && H5Pget_driver(fapl.id()) == H5FD_MPIO) H5Pset_dxpl_mpio(dxpl.id(), H5FD_MPIO_COLLECTIVE);
+  return dxpl;
+}
+
 Handle vlen_string_type() {
   Handle t(H5Tcopy(H5T_C_S1));
   H5Tset_size(t.id(), H5T_VARIABLE);
@@ -153,9 +163,8 @@ Dataset Node::create_string_dataset(const std::string& name, const std::vector<s
   hid_t d = check(H5Dcreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), file_,
                   "cannot create dataset " + join(path_, name));
   Dataset ds(Handle(d), file_, join(path_, name));
-  // Small metadata-like dataset: every rank writes the same bytes collectively.
-  Handle dxpl(H5Pcreate(H5P_DATASET_XFER));
-  H5Pset_dxpl_mpio(dxpl.id(), H5FD_MPIO_COLLECTIVE);
+  // Small metadata-like dataset: every rank writes the same bytes (collectively in a parallel file).
+  Handle dxpl = small_write_dxpl(d);
   if (n) check(H5Dwrite(d, type.id(), H5S_ALL, H5S_ALL, dxpl.id(), buf.data()), file_, "cannot write " + name, 0);
   return ds;
 }
@@ -166,8 +175,7 @@ Dataset Node::create_small_dataset(const std::string& name, const std::vector<T>
   Handle space(H5Screate_simple(1, &n, nullptr));
   hid_t d = check(H5Dcreate2(id(), name.c_str(), native_type<T>(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                   file_, "cannot create dataset " + join(path_, name));
-  Handle dxpl(H5Pcreate(H5P_DATASET_XFER));
-  H5Pset_dxpl_mpio(dxpl.id(), H5FD_MPIO_COLLECTIVE);
+  Handle dxpl = small_write_dxpl(d);
   if (n)
     check(H5Dwrite(d, native_type<T>(), H5S_ALL, H5S_ALL, dxpl.id(), values.data()), file_, "cannot write " + name, 0);
   return Dataset(Handle(d), file_, join(path_, name));
@@ -240,6 +248,7 @@ std::vector<std::string> Node::attr_strings(const std::string& name) const {
   hssize_t n = H5Sget_simple_extent_npoints(space.id());
   std::vector<std::string> out;
   if (H5Tget_class(type.id()) != H5T_STRING) throw InputError(file_, path_ + " attribute '" + name + "' is not text");
+  if (n <= 0) return out;  // an empty list (e.g. the class_names of a patch set without crop_type layer)
   if (H5Tis_variable_str(type.id()) > 0) {
     std::vector<char*> ptrs(static_cast<size_t>(n));
     Handle mem(H5Tcopy(H5T_C_S1));

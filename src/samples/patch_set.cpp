@@ -21,8 +21,6 @@ constexpr hsize_t kMonths = kSeasonMonths;
 template <typename T>
 void write_rows(const h5::Dataset& ds, const std::vector<std::size_t>& rows, const T* data) {
   const auto d = ds.dims();
-  hsize_t row_values = 1;
-  for (size_t i = 1; i < d.size(); ++i) row_values *= d[i];
   h5::Handle file_space(H5Dget_space(ds.id()));
   h5::Handle mem_space;
   H5Sselect_none(file_space.id());
@@ -41,8 +39,12 @@ void write_rows(const h5::Dataset& ds, const std::vector<std::size_t>& rows, con
         throw OutputError(ds.file(), "bad selection in " + ds.path() + ": " + h5::last_error());
       i = j;
     }
-    const hsize_t total = static_cast<hsize_t>(rows.size()) * row_values;
-    mem_space = h5::Handle(H5Screate_simple(1, &total, nullptr));
+    // The buffer in the dataset's own shape (patches x inner dims), not as a flat run of values: for a selection
+    // of whole patches HDF5 then maps it to the chunks block by block instead of element by element (a 1-D memory
+    // space made H5S_select_iterate most of the run time of import-bigearthnet).
+    std::vector<hsize_t> mem_dims = d;
+    mem_dims[0] = static_cast<hsize_t>(rows.size());
+    mem_space = h5::Handle(H5Screate_simple(static_cast<int>(mem_dims.size()), mem_dims.data(), nullptr));
   }
   h5::Handle dxpl(H5Pcreate(H5P_DATASET_XFER));
   H5Pset_dxpl_mpio(dxpl.id(), H5FD_MPIO_COLLECTIVE);

@@ -78,40 +78,6 @@ AcquisitionReader::AcquisitionReader(const Acquisition& a, const geo::Grid& tile
   }
 }
 
-namespace {
-// Reads `w` (10 m grid) from a raster `f` times coarser by replicating each coarse pixel f x f (nearest neighbour).
-// Rows are expanded once and copied for the fine rows that share them; no division per pixel.
-template <typename T>
-void read_replicated(const geo::RasterReader& file, int band, int f, const geo::Window& w, std::vector<T>& coarse,
-                     T* out) {
-  if (f == 1) {
-    file.read(band, w, out);
-    return;
-  }
-  geo::Window c{w.x0 / f, w.y0 / f, (w.x0 + w.width - 1) / f - w.x0 / f + 1,
-                (w.y0 + w.height - 1) / f - w.y0 / f + 1};
-  coarse.resize(static_cast<size_t>(c.pixels()));
-  file.read(band, c, coarse.data());
-  int previous_row = -1;
-  for (int y = 0; y < w.height; ++y) {
-    T* o = out + static_cast<size_t>(y) * w.width;
-    int cy = (w.y0 + y) / f - c.y0;
-    if (cy == previous_row) {
-      std::copy(o - w.width, o, o);
-      continue;
-    }
-    previous_row = cy;
-    const T* row = coarse.data() + static_cast<size_t>(cy) * c.width;
-    int phase = w.x0 % f, x = 0;
-    for (int cx = 0; x < w.width; ++cx) {
-      T v = row[cx];
-      for (; phase < f && x < w.width; ++phase) o[x++] = v;
-      phase = 0;
-    }
-  }
-}
-}  // namespace
-
 bool AcquisitionReader::read(const geo::Window& w, const MaskOptions& mask, geo::RasterCache& files,
                              ReadScratch& scratch, std::int16_t* refl, std::uint8_t* valid) const {
   const size_t n = static_cast<size_t>(w.pixels());
@@ -126,7 +92,7 @@ bool AcquisitionReader::read(const geo::Window& w, const MaskOptions& mask, geo:
       h.height = std::min(grid_.height, w.y0 + w.height + d) - h.y0;
       scratch.mask.resize(static_cast<size_t>(h.pixels()));
       scratch.halo_valid.resize(scratch.mask.size());
-      read_replicated(mf, mask_.band, mask_.factor, h, scratch.coarse_u8, scratch.mask.data());
+      geo::read_replicated(mf, mask_.band, mask_.factor, h, scratch.coarse_u8, scratch.mask.data());
       composite::scl_to_valid(scratch.mask.data(), h.width, h.height, mask.valid_scl.data(), d,
                               scratch.halo_valid.data());
       for (int y = 0; y < w.height; ++y) {
@@ -136,7 +102,7 @@ bool AcquisitionReader::read(const geo::Window& w, const MaskOptions& mask, geo:
       }
     } else {
       scratch.mask.resize(n);
-      read_replicated(mf, mask_.band, mask_.factor, w, scratch.coarse_u8, scratch.mask.data());
+      geo::read_replicated(mf, mask_.band, mask_.factor, w, scratch.coarse_u8, scratch.mask.data());
       if (mask_kind_ == MaskKind::Scl) {
         composite::scl_to_valid(scratch.mask.data(), w.width, w.height, mask.valid_scl.data(), 0, valid);
       } else {
@@ -149,7 +115,7 @@ bool AcquisitionReader::read(const geo::Window& w, const MaskOptions& mask, geo:
   scratch.dn.resize(n);
   for (size_t b = 0; b < bands_.size(); ++b) {
     const Source& s = bands_[b];
-    read_replicated(files.get(s.path), s.band, s.factor, w, scratch.coarse_u16, scratch.dn.data());
+    geo::read_replicated(files.get(s.path), s.band, s.factor, w, scratch.coarse_u16, scratch.dn.data());
     composite::apply_offset(scratch.dn.data(), n, s.offset, s.has_nodata, s.nodata, refl + b * n, valid);
   }
   return true;

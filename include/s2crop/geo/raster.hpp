@@ -56,6 +56,15 @@ class RasterReader {
   Grid grid_;
 };
 
+// Reads `window` of a grid `factor` times finer than `file` whose pixels share the file's top-left corner (how
+// Sentinel-2 20 m and 60 m bands sit on the 10 m grid: Grid::is_aligned_coarser) by replicating each coarse pixel
+// factor x factor (nearest neighbour, no interpolation: a fine pixel holds exactly the DN of the coarse pixel it lies
+// in). `coarse` is scratch the caller reuses between calls. factor 1 is a plain read. Throws like read().
+void read_replicated(const RasterReader& file, int band, int factor, const Window& window,
+                     std::vector<std::uint16_t>& coarse, std::uint16_t* out);
+void read_replicated(const RasterReader& file, int band, int factor, const Window& window,
+                     std::vector<std::uint8_t>& coarse, std::uint8_t* out);
+
 // Keeps recently used rasters open: a rank works through the blocks of a tile and reads the same few hundred files
 // for each block; reopening (and re-parsing COG headers) per block would dominate small blocks.
 class RasterCache {

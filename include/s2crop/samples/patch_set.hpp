@@ -22,7 +22,10 @@
 //                                    layer 2 cropland: 1 on labelled pixels, 0 elsewhere
 //   clear   uint8  [n][12][S][S]     1 where the month had at least one clear observation (0: gap-filled)
 //   tile    uint16 [n]               index into attrs tiles
-//   row/col int32  [n]               top-left pixel of the patch in the tile grid
+//   row/col int32  [n]               top-left pixel of the patch in the tile grid, -1 where unknown
+//                                    (import-bigearthnet)
+//   patch_name, acquisition_date     optional string datasets [n] (import-bigearthnet: the BigEarthNet patch
+//                                    name and "YYYY-MM-DD"); readers ignore them
 // x, labels and clear are chunked one patch per chunk (deflate 1, shuffle), so a reader of any slice decompresses
 // only its patches. Patch order: tile order of the composite file, then row-major window order; it never depends
 // on the rank count.
