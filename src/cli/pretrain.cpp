@@ -25,8 +25,8 @@ int run_pretrain(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("projection", po::value<int>()->default_value(128), "size of the projector's output (predictor: a quarter)")
       ("objective", po::value<std::string>()->default_value("dense"),
        "dense: an embedding per pixel (the encoder's levels at that pixel, stacked), views aligned pixel by pixel and "
-       "differing in brightness and dropped months, a contrastive loss between the pixels of the batch (suits "
-       "pixel-level segmentation); global: SimSiam as published, one embedding per patch (the deepest level "
+       "differing in brightness and dropped months, VICReg's loss over the sampled pixels (invariance, variance, "
+       "covariance; suits pixel-level segmentation); global: SimSiam as published, one embedding per patch (the deepest level "
        "averaged), views also cropped and resized")
       ("drop-months", po::value<double>()->default_value(0.2),
        "probability of each month being blanked in a view (as a cloudy month would be)")

@@ -57,19 +57,22 @@ torch::Tensor SimSiamImpl::loss(const torch::Tensor& view1, const torch::Tensor&
     }
     auto h = torch::cat(columns, 1);                                   // [2n][features][g][g]
     auto z = projector->forward(h.permute({0, 2, 3, 1}).reshape({2 * n * g * g, -1}));
-    z = F::normalize(z, F::NormalizeFuncOptions().dim(1));
     const int64_t m = n * g * g;
+    // VICReg (Bardes, Ponce & LeCun, 2022) per pixel: invariance (the same pixel in both views), variance (every
+    // dimension keeps a standard deviation of at least 1 over the sampled pixels) and covariance (dimensions
+    // decorrelated). No negatives: pixels of one parcel may share an embedding, which a crop map wants.
     auto z1 = z.narrow(0, 0, m), z2 = z.narrow(0, m, m);
-    if (projection1) *projection1 = z1.detach();
-    // Symmetric InfoNCE: the same pixel in the other view is the positive, every other sampled pixel of the
-    // rank's batch a negative.
-    const double temperature = 0.1;
-    auto logits = torch::mm(z1, z2.t()) / temperature;
-    auto target = torch::arange(m);
-    auto ce = [&](const torch::Tensor& l) {
-      return F::cross_entropy(l, target, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+    if (projection1) *projection1 = F::normalize(z1, F::NormalizeFuncOptions().dim(1)).detach();
+    const double d = static_cast<double>(z.size(1));
+    auto spread = [&](const torch::Tensor& v) {
+      auto c = v - v.mean(0, true);
+      auto std = torch::sqrt(c.var(0) + 1e-4);
+      auto cov = torch::mm(c.t(), c) / static_cast<double>(std::max<int64_t>(1, v.size(0) - 1));
+      auto off = cov.pow(2).sum() - cov.diagonal().pow(2).sum();
+      return 25.0 * torch::relu(1.0 - std).mean() + off / d;
     };
-    return (0.5 * (ce(logits) + ce(logits.t()))).reshape({n, g * g}).mean(1);
+    auto invariance = (z1 - z2).pow(2).mean(1).reshape({n, g * g}).mean(1);  // per patch
+    return 25.0 * invariance + (spread(z1) + spread(z2)) / static_cast<double>(n);
   }
   auto z = projector->forward(encoder->pooled(torch::cat({view1, view2})));
   auto p = predictor->forward(z);

@@ -1004,7 +1004,7 @@ struct PretrainTask : Task {
       auto l = batch_loss(lp, gl, kValidationStep, &z);
       sums[0] += l.sum().item<double>();
       sums[1] += static_cast<double>(lp.size());
-      if (lp.size() > 1) {
+      if (z.size(0) > 1) {  // over the patches (global) or the sampled pixels (dense)
         auto zn = torch::nn::functional::normalize(z, torch::nn::functional::NormalizeFuncOptions().dim(1));
         sums[2] += zn.std(0).mean().item<double>() * static_cast<double>(lp.size());
       }
@@ -1015,7 +1015,7 @@ struct PretrainTask : Task {
   std::string val_text(const std::vector<double>& v) const override {
     char line[200];
     if (s.segment.objective == "dense")
-      std::snprintf(line, sizeof line, "val pixel contrastive loss %.4f (0: each pixel told apart)  projection spread "
+      std::snprintf(line, sizeof line, "val dense VICReg loss %.4f (lower: views agree)  projection spread "
                     "%.3f (0: collapsed; healthy near %.3f)", v[1] > 0 ? v[0] / v[1] : 0.0, v[1] > 0 ? v[2] / v[1] : 0.0,
                     1.0 / std::sqrt(static_cast<double>(s.segment.projection)));
     else
@@ -1025,13 +1025,13 @@ struct PretrainTask : Task {
     return line;
   }
   std::string score_name() const override {
-    return s.segment.objective == "dense" ? "validation pixel contrastive loss" : "validation SimSiam loss";
+    return s.segment.objective == "dense" ? "validation dense VICReg loss" : "validation SimSiam loss";
   }
   double score_display(double score) const override { return -score; }
   std::string provenance_key() const override { return "best_val_simsiam_score"; }
   std::string describe(int64_t n_params) const override {
     const auto& u = spec_.unet;
-    return std::string(s.segment.objective == "dense" ? "dense (pixel contrastive)" : "global SimSiam") +
+    return std::string(s.segment.objective == "dense" ? "dense (per-pixel VICReg)" : "global SimSiam") +
            " pre-training of a U-Net " + u.encoder + " encoder (depth " + std::to_string(u.depth) + ", width " +
            std::to_string(u.width) + ", " + u.norm + " norm), projection " + std::to_string(s.segment.projection) + ", " +
            std::to_string(n_params) + " parameters (only the encoder is kept)";

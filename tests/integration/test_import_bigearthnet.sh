@@ -3,7 +3,7 @@
 # GeoTIFFs per band, CORINE multi-labels): identical patch sets from 1 and 2 ranks; every value checked against the
 # GeoTIFFs read with GDAL (10 m bands exact, 20 m bands replicated 2 x 2), clear only in the acquisition month, labels
 # through the BigEarthNet-19 table, no-data pixels, the -1000 offset from 2022-01-25, the 43-label nomenclature; the
-# U-Net (segment train --head multilabel) and SimSiam pre-training learn on the imported set on 2 ranks; bad input
+# U-Net (segment train --head multilabel) and dense pre-training learn on the imported set on 2 ranks; bad input
 # stops every rank with the file named and leaves no output.
 source "$(dirname "$0")/../lib.sh"
 BEN="$SHARED_DATA/bigearthnet_s2_example/BigEarthNet-S2-Example"
@@ -156,7 +156,7 @@ print("ok: DN 0 in one band (10 m pixel, 20 m pixel = 2 x 2) -> -32768 in every 
 PY
 pass "no-data pixels, offset -1000 from 2022-01-25 and --nomenclature 43 as documented"
 
-# The U-Net and SimSiam pre-training learn on the real patches, data-parallel on 2 ranks.
+# The U-Net and (dense, per-pixel VICReg) pre-training learn on the real patches, data-parallel on 2 ranks.
 # The June month (season month 10, clear for the three June patches, gap-filled for the others); validation on the
 # two Finnish patches of tile 35VPK, training on the other four (one step of 2 x 2 patches per epoch).
 mpi 2 segment train --patches "$WORK/r2/patches.h5" --head multilabel --depth 2 --width 8 --epochs 15 --batch-size 2 \
@@ -173,20 +173,32 @@ m = h5py.File(sys.argv[2], "r")
 names = [s.decode() if isinstance(s, bytes) else s for s in m.attrs["class_names"]]
 assert len(names) == 19 and "Arable land" in names, names
 PY
-# SimSiam on four training patches (2 per rank per step) is a smoke test of the pipeline, not of representation
-# quality: the loss moves towards -1 (views agree) without the projections collapsing. Deterministic for a rank count.
-mpi 2 pretrain --patches "$WORK/r2/patches.h5" --depth 2 --width 8 --projection 32 --epochs 30 --batch-size 2 \
+# segment evaluate scores the U-Net on the held-out patches at patch level (BigEarthNet's image-level labels) and
+# draws image / truth / prediction.
+mpi 2 segment evaluate --model "$WORK/unet.h5" --patches "$WORK/r2/patches.h5" --tiles 35VPK --output "$WORK/eval.json" \
+  --png "$WORK/png" --samples 2 > "$WORK/eval.log" 2>&1 || { cat "$WORK/eval.log"; fail "segment evaluate on the imported patches failed"; }
+"$PY" - "$WORK/eval.json" "$WORK/png" <<'PY' || { cat "$WORK/eval.log"; fail "segment evaluate report on BigEarthNet is wrong"; }
+import json, os, sys
+r = json.load(open(sys.argv[1]))
+assert r["patches_evaluated"] == 2 and "patch_level" in r, sorted(r)
+pngs = sorted(os.listdir(sys.argv[2]))
+assert len(pngs) == 2 and all(p.startswith("35VPK_") and p.endswith(".png") for p in pngs), pngs
+print(f"ok: segment evaluate on the 2 held-out BigEarthNet patches: patch-level report and {len(pngs)} PNGs ({', '.join(pngs)})")
+PY
+# Pre-training on four training patches (2 per rank per step) is a smoke test of the pipeline, not of representation
+# quality: the loss falls (views agree) without the projections collapsing. Deterministic for a rank count.
+mpi 2 pretrain --patches "$WORK/r2/patches.h5" --depth 2 --width 8 --projection 32 --epochs 12 --batch-size 2 \
   --months 10 --lr 3e-3 --threads 1 --val-tiles 35VPK --output "$WORK/encoder.h5" --step-log "$WORK/pre.tsv" \
   > "$WORK/pre.log" 2>&1 || { cat "$WORK/pre.log"; fail "pretrain on the imported patches failed"; }
 "$PY" - "$WORK/pre.log" "$WORK/pre.tsv" <<'PY' || { cat "$WORK/pre.log"; fail "pre-training did not learn"; }
 import re, sys
 import numpy as np
-epochs = [(float(a), float(b)) for a, b in re.findall(r"val SimSiam loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
+epochs = [(float(a), float(b)) for a, b in re.findall(r"val dense VICReg loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
 loss = np.genfromtxt(sys.argv[2], names=True, delimiter="\t")["loss"]
-assert len(epochs) == 30 and len(loss) == 30, (len(epochs), len(loss))
-print(f"ok: pretrain (SimSiam) on 2 ranks: training loss {loss[:8].mean():.3f} -> {loss[-8:].mean():.3f}, validation "
-      f"{epochs[0][0]:.3f} -> best {min(e[0] for e in epochs):.3f} (-1: views agree), projection spread {epochs[-1][1]:.3f}")
-assert loss[-8:].mean() < loss[:8].mean() - 0.03, "the training loss did not fall"
+assert len(epochs) == 12 and len(loss) == 12, (len(epochs), len(loss))
+print(f"ok: pretrain (dense VICReg) on 2 ranks: training loss {loss[:3].mean():.3f} -> {loss[-3:].mean():.3f}, validation "
+      f"{epochs[0][0]:.3f} -> best {min(e[0] for e in epochs):.3f}, projection spread {epochs[-1][1]:.3f}")
+assert loss[-3:].mean() < loss[:3].mean() - 0.03, "the training loss did not fall"
 assert min(e[0] for e in epochs) < epochs[0][0] - 0.05, "the views did not come to agree on held-out patches"
 assert epochs[-1][1] > 0.02, "the projections collapsed to a constant"
 PY

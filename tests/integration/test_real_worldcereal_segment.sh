@@ -2,9 +2,10 @@
 # The U-Net on real monthly composites: ESA WorldCereal's 12-month L2A composites (Belgium, 100 x 100 px, 9 bands,
 # no B8A). Unlabelled patches of the real composites (extract with a label raster that labels nothing) pre-train the
 # encoder (dense, 2 ranks); a U-Net of the same 9 bands is fine-tuned from it on a small synthetic labelled set and
-# segment predict maps the real tile: identical on 1 and 2 ranks (blocks of 48 px), a class on every pixel with
-# data and none elsewhere, more than one class. (The classes are not meant to be right: no real labels here; this
-# checks that real data flows through pretrain, --init and segment predict.)
+# segment predict maps the real tile (seasons from November, as the WorldCereal composites): identical on 1 and 2
+# ranks (blocks of 48 px), a class on every pixel with data and none elsewhere, more than one class. (The classes
+# are not meant to be right: no real labels here; this checks that real data flows through pretrain, --init and
+# segment predict.)
 source "$(dirname "$0")/../lib.sh"
 NC="$SHARED_DATA/worldcereal_preprocessed_inputs/worldcereal_preprocessed_inputs.nc"
 [ -f "$NC" ] || skip "real sample data not found ($NC); it lives in ../shared/data beside the clone"
@@ -29,7 +30,7 @@ mpi 2 pretrain --patches "$WORK/real_patches.h5" "${arch[@]}" --epochs 6 --batch
   || { cat "$WORK/pretrain.log"; fail "pretrain on the real patches failed"; }
 "$PY" - "$WORK/pretrain.log" <<'PY' || { cat "$WORK/pretrain.log"; fail "pre-training on real patches did not learn or collapsed"; }
 import re, sys
-e = [(float(a), float(b)) for a, b in re.findall(r"val pixel contrastive loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
+e = [(float(a), float(b)) for a, b in re.findall(r"val dense VICReg loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
 assert len(e) == 6, e
 print(f"ok: dense pre-training on {len(e)} epochs of real WorldCereal patches: validation loss {e[0][0]:.3f} -> "
       f"{min(v[0] for v in e):.3f}, projection spread {e[-1][1]:.3f}")
@@ -37,7 +38,7 @@ assert min(v[0] for v in e) < e[0][0] - 0.1 and e[-1][1] > 0.02
 PY
 
 synth_region "$WORK/region" --tiles 33UVP --size 96
-mpi 2 composite --input "$WORK/region/stac" --output "$WORK/comp.h5" > "$WORK/comp.log" 2>&1 \
+mpi 2 composite --input "$WORK/region/stac" --output "$WORK/comp.h5" --season-month 11 > "$WORK/comp.log" 2>&1 \
   || { cat "$WORK/comp.log"; fail "composite failed"; }
 mpi 2 extract --composites "$WORK/comp.h5" --labels "$WORK/region/parcels.gpkg" --patches 32 --patch-stride 16 \
   --output "$WORK/patches.h5" > "$WORK/extract.log" 2>&1 || { cat "$WORK/extract.log"; fail "extract --patches failed"; }

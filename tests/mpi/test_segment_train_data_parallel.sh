@@ -72,7 +72,7 @@ expect_failure not_patches "not an s2crop patch set" -- mpi 2 segment train --pa
 pass "bad input: batch norm, an --init that is no model, a file that is not a patch set: clear errors"
 
 # Self-supervised pre-training on the same trainer: the views come to agree without collapsing (the dense pixel
-# contrastive objective, the default, and global SimSiam), a killed run resumes to the uninterrupted encoder, and
+# VICReg objective, the default, and global SimSiam), a killed run resumes to the uninterrupted encoder, and
 # segment train starts from (and can freeze, or fine-tune at a lower rate) the encoder it wrote.
 mpi 2 extract --composites "$WORK/comp.h5" --labels "$WORK/region/parcels.gpkg" --patches 16 --patch-stride 8 \
   --min-labelled 0 --output "$WORK/unlabelled.h5" > "$WORK/extract-all.log" 2>&1 || { cat "$WORK/extract-all.log"; fail "extract of every patch failed"; }
@@ -82,10 +82,10 @@ mkdir -p "$WORK/pre"
 mpi 2 "${pre_cmd[@]}" --output "$WORK/pre/encoder.h5" > "$WORK/pre.log" 2>&1 || { cat "$WORK/pre.log"; fail "pretrain failed"; }
 "$PY" - "$WORK/pre.log" "$WORK/pre/encoder.h5" <<'PY' || { cat "$WORK/pre.log"; fail "pre-training did not learn or collapsed"; }
 import re, sys, h5py
-epochs = [(float(a), float(b)) for a, b in re.findall(r"val pixel contrastive loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
+epochs = [(float(a), float(b)) for a, b in re.findall(r"val dense VICReg loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
 assert len(epochs) == 8, epochs
 first, last = epochs[0][0], min(e[0] for e in epochs)
-print(f"ok: dense pre-training: pixel contrastive validation loss {first:.3f} -> {last:.3f}, projection spread {epochs[-1][1]:.3f}")
+print(f"ok: dense pre-training (per-pixel VICReg): validation loss {first:.3f} -> {last:.3f}, projection spread {epochs[-1][1]:.3f}")
 assert last < first - 0.2, "the views did not come to agree"
 assert epochs[-1][1] > 0.02, "the projections collapsed to a constant"
 f = h5py.File(sys.argv[2])
@@ -94,7 +94,8 @@ names = list(f["parameters"])
 assert names and all(n.startswith("levels.") for n in names), names[:3]
 print(f"ok: the encoder file holds {len(names)} encoder tensors (kind unet_encoder) and nothing else")
 PY
-mpi 2 "${pre_cmd[@]}" --objective global --epochs 6 --output "$WORK/pre/global.h5" > "$WORK/pre-global.log" 2>&1 \
+mpi 2 pretrain --patches "$WORK/unlabelled.h5" --depth 2 --width 8 --projection 32 --epochs 6 --batch-size 8 --lr 3e-3 \
+  --threads 1 --val-fraction 0.2 --objective global --output "$WORK/pre/global.h5" > "$WORK/pre-global.log" 2>&1 \
   || { cat "$WORK/pre-global.log"; fail "pretrain --objective global failed"; }
 "$PY" - "$WORK/pre-global.log" <<'PY' || { cat "$WORK/pre-global.log"; fail "global SimSiam did not learn or collapsed"; }
 import re, sys

@@ -3,12 +3,13 @@
 // augmented views of a patch go through the same encoder (global average of the deepest level) and a projector;
 // a predictor maps one view's projection onto the other's, whose gradient is stopped:
 //   loss = D(p1, stopgrad(z2)) / 2 + D(p2, stopgrad(z1)) / 2,   D(p, z) = -cos(p, z)   (per patch, in [-1, 1])
-// Dense variant (for pixel-level tasks, in the spirit of DenseCL / PixPro): the views are spatially aligned; the
-// embedding of a pixel is its hypercolumn (every encoder level at that pixel, stacked), taken at an 8 x 8 grid of
-// pixels per patch; a projector maps it and the loss is a symmetric InfoNCE (temperature 0.1): the same pixel in
-// the other view is the positive, every other sampled pixel of the rank's batch a negative. A per-pixel SimSiam
-// (no negatives) collapsed here: aligned views that differ only in brightness and dropped months are too easy to
-// agree on; negatives keep the pixels of different parcels apart.
+// Dense variant (for pixel-level tasks): the views are spatially aligned; the embedding of a pixel is its
+// hypercolumn (every encoder level at that pixel, stacked), taken at an 8 x 8 grid of pixels per patch, mapped by a
+// projector; the loss is VICReg's (Bardes et al., 2022) over those pixels: invariance between the two views of a
+// pixel, a standard deviation of at least 1 per dimension, decorrelated dimensions. The batch terms are shared
+// equally by the patches of the rank's batch. Neither a per-pixel SimSiam (it collapsed: aligned views that differ
+// only in brightness and dropped months are too easy to agree on) nor a pixel InfoNCE (its negatives push apart the
+// pixels of one parcel, which hurt fine-tuning) did as well here.
 // No negative pairs and no momentum encoder; the stop-gradient and the batch normalisation in the projector and
 // predictor keep it from collapsing (the encoder's group-normalised, globally pooled features alone vary little
 // between patches). The batch norms use the batch's statistics always (no running statistics, so nothing to
