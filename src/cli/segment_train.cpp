@@ -16,8 +16,9 @@ int run_segment_train(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("head", po::value<std::string>()->default_value("multiclass"),
        "multiclass (softmax over the crop classes of the crop_type layer) or multilabel (a sigmoid per label)")
       ("targets", po::value<std::string>()->default_value(""),
-       "multilabel: label layers, comma-separated, of crop_type (one label per class), field_boundary, cropland "
-       "(default: field_boundary,cropland)")
+       "multilabel: label layers of the patch set, comma-separated; crop_type gives one label per class (default: "
+       "every layer but crop_type: field_boundary,cropland for 'extract --patches' sets, the 19 classes for "
+       "'import-bigearthnet' sets)")
       ("loss", po::value<std::string>()->default_value(""),
        "multiclass: ce or focal (default ce); multilabel: bce, focal or dice (default bce). No-data pixels never count")
       ("focal-gamma", po::value<double>()->default_value(2.0), "focusing parameter of the focal loss")
