@@ -11,13 +11,8 @@ namespace s2crop::assess {
 
 namespace {
 
-// JSON has no NaN: an undefined value is null.
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.10g", v);
-  return buf;
-}
+// Ten significant digits: accuracies and areas, not bit patterns.
+std::string json_number(double v) { return s2crop::json_number(v, 10); }
 
 std::string json_estimate(const Estimate& e) {
   return "{\"value\": " + json_number(e.value) + ", \"standard_error\": " + json_number(e.standard_error) +

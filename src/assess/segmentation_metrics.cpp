@@ -117,12 +117,7 @@ std::string fixed4(double v) {
   std::snprintf(buf, sizeof buf, "%.4f", v);
   return buf;
 }
-std::string json_value(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
+std::string json_value(double v) { return json_number(v); }
 std::string pad_left(const std::string& s, size_t w) { return s.size() >= w ? s : std::string(w - s.size(), ' ') + s; }
 std::string pad_right(const std::string& s, size_t w) { return s.size() >= w ? s : s + std::string(w - s.size(), ' '); }
 }  // namespace

@@ -1,5 +1,6 @@
 #include "s2crop/common/text.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -62,6 +63,13 @@ void write_text_atomically(const std::string& path, const std::string& text) {
     std::filesystem::remove(tmp, ignored);
     throw OutputError(path, "cannot rename the finished file into place: " + ec.message());
   }
+}
+
+std::string json_number(double v, int digits) {
+  if (!std::isfinite(v)) return "null";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+  return buf;
 }
 
 std::string join_items(const std::vector<std::string>& items, const std::string& separator) {

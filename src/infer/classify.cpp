@@ -1,3 +1,4 @@
+#include "s2crop/common/text.hpp"
 #include "s2crop/infer/classify.hpp"
 
 #include <algorithm>
@@ -23,11 +24,6 @@ constexpr const char* kMapFormat = "s2crop class map";
 constexpr std::int64_t kMapFormatVersion = 1;
 constexpr std::int16_t kNoData = -32768;
 
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
 
 // The classifier over one block: class [px], confidence [px], then optionally probabilities [class][px].
 class ClassifierBlocks : public BlockPredictor {
@@ -124,7 +120,7 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
   job.deflate = s.deflate;
   job.config_text = s.config_text;
   job.options_fingerprint = "-n" + std::to_string(s.batch_size) + "-p" + std::to_string(s.probabilities ? 1 : 0);
-  job.model_summary = std::to_string(nc) + " classes, " + join(spec.bands) + (spec.ndvi ? ",NDVI" : "");
+  job.model_summary = std::to_string(nc) + " classes, " + join_items(spec.bands, ",") + (spec.ndvi ? ",NDVI" : "");
   OutputLayer cls{"class"};
   cls.fill = kNoClass;
   cls.number_attrs = {{"nodata", static_cast<double>(kNoClass)}};

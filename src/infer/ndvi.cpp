@@ -29,18 +29,8 @@ namespace {
 using samples::ErrorStats;
 using samples::kSeasonMonths;
 
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
 
-std::string num(double v) {
-  if (!std::isfinite(v)) return "null";
-  char b[32];
-  std::snprintf(b, sizeof b, "%.6g", v);
-  return b;
-}
+std::string num(double v) { return json_number(v, 6); }
 
 std::string stats_json(const ErrorStats& e) {
   return "{\"rmse\": " + num(e.rmse()) + ", \"mae\": " + num(e.mae()) + ", \"r2\": " + num(e.r2()) +
@@ -91,7 +81,7 @@ std::vector<float> predict_ndvi(const std::string& model_path, const samples::Tr
   for (auto& b : spec.bands) {
     auto it = std::find(bands.begin(), bands.end(), b);
     if (it == bands.end())
-      throw ConfigError("the training set has bands " + join(bands) + " but the NDVI model needs covariate " + b);
+      throw ConfigError("the training set has bands " + join_items(bands, ",") + " but the NDVI model needs covariate " + b);
     cov.push_back(static_cast<size_t>(it - bands.begin()));
   }
   const size_t n = set.size(), nb = bands.size(), nc = cov.size();
@@ -146,7 +136,7 @@ void run_ndvi_evaluate(const NdviEvaluateSettings& s, const parallel::MpiContext
         std::vector<int> ids;
         for (auto& t : names) {
           auto it = std::find(tiles.begin(), tiles.end(), t);
-          if (it == tiles.end()) throw ConfigError("tile " + t + " is not in " + s.samples + " (it has " + join(tiles) + ")");
+          if (it == tiles.end()) throw ConfigError("tile " + t + " is not in " + s.samples + " (it has " + join_items(tiles, ",") + ")");
           ids.push_back(static_cast<int>(it - tiles.begin()));
         }
         return ids;
@@ -236,7 +226,7 @@ void run_ndvi_evaluate(const NdviEvaluateSettings& s, const parallel::MpiContext
       std::ostringstream js;
       js << "{\n  \"model\": " << json_string(s.model) << ",\n  \"samples\": " << json_string(s.samples)
          << ",\n  \"task\": " << json_string(spec.task) << ",\n  \"horizon\": " << spec.horizon << ",\n  \"t_min\": " << spec.t_min << ",\n  \"t_max\": " << spec.t_max
-         << ",\n  \"tiles\": " << json_string(join(s.tiles)) << ",\n  \"series\": " << held.size()
+         << ",\n  \"tiles\": " << json_string(join_items(s.tiles, ",")) << ",\n  \"series\": " << held.size()
          << ",\n  \"methods\": [";
       for (size_t k = 0; k < nm; ++k) js << (k ? ", " : "") << "\"" << methods[k] << "\"";
       js << "],\n  \"overall\": " << group_json(overall) << ",\n  \"per_horizon\": [";
@@ -481,7 +471,7 @@ void run_ndvi_predict(const NdviPredictSettings& s, const parallel::MpiContext& 
   job.model_summary = forecast ? "forecast, months 1.." + std::to_string(origin) + " -> " + std::to_string(origin + 1) +
                                      ".." + std::to_string(origin + spec.horizon)
                                : "gap-fill";
-  if (!spec.bands.empty()) job.model_summary += ", covariates " + join(spec.bands);
+  if (!spec.bands.empty()) job.model_summary += ", covariates " + join_items(spec.bands, ",");
   // The month labels are the same for every tile of a composite file (one season): taken from the first tile.
   std::vector<std::string> months;
   parallel::root_first(mpi.world(), [&] {
@@ -515,7 +505,7 @@ void run_ndvi_predict(const NdviPredictSettings& s, const parallel::MpiContext& 
     const std::string where = s.composites + " tile " + t.name;
     if (std::find(t.bands.begin(), t.bands.end(), "B04") == t.bands.end() ||
         std::find(t.bands.begin(), t.bands.end(), spec.ndvi_nir) == t.bands.end())
-      throw InputError(where, "lacks B04 or " + spec.ndvi_nir + ": no NDVI (it has " + join(t.bands) + ")");
+      throw InputError(where, "lacks B04 or " + spec.ndvi_nir + ": no NDVI (it has " + join_items(t.bands, ",") + ")");
     for (auto& b : spec.bands)
       if (std::find(t.bands.begin(), t.bands.end(), b) == t.bands.end())
         throw InputError(where, "lacks band " + b + ", a covariate of the model " + s.model);

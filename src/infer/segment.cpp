@@ -1,3 +1,4 @@
+#include "s2crop/common/text.hpp"
 #include "s2crop/infer/segment.hpp"
 
 #include <algorithm>
@@ -31,11 +32,6 @@ constexpr std::int64_t kSegmentFormatVersion = 1;
 constexpr std::int16_t kNoData = -32768;
 constexpr std::uint8_t kNoValue = 255;  // no data in every uint8 layer but confidence
 
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
 
 std::uint8_t percent(double p) {
   return static_cast<std::uint8_t>(std::clamp<long>(std::lround(p * 100.0), 0, 100));
@@ -304,7 +300,7 @@ void run_segment_predict(const SegmentPredictSettings& s, const parallel::MpiCon
   std::string months;
   for (int m : spec.unet.months) months += (months.empty() ? "" : ",") + std::to_string(m + 1);
   job.model_summary = spec.unet.task + " U-Net, " + std::to_string(no) + (multiclass ? " classes" : " labels") +
-                      ", months " + months + " x " + join(spec.bands) + "; windows of " + std::to_string(s.window) +
+                      ", months " + months + " x " + join_items(spec.bands, ",") + "; windows of " + std::to_string(s.window) +
                       " px, overlap " + std::to_string(s.overlap);
   auto output_layer = [&](const std::string& name, const std::string& long_name) {
     OutputLayer l{name};
@@ -341,7 +337,7 @@ void run_segment_predict(const SegmentPredictSettings& s, const parallel::MpiCon
     for (auto& b : spec.bands)
       if (std::find(t.bands.begin(), t.bands.end(), b) == t.bands.end())
         throw InputError(where, "lacks band " + b + ", an input of the model " + s.model + " (the tile has " +
-                                    join(t.bands) + ")");
+                                    join_items(t.bands, ",") + ")");
     nn::ImageInputMap check(spec, t.bands, where);
     if (t.season_start_month != spec.season_start_month)
       throw InputError(where, "season starts in month " + std::to_string(t.season_start_month) + " but the model " +

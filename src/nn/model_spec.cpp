@@ -1,3 +1,4 @@
+#include "s2crop/common/text.hpp"
 #include "s2crop/nn/model_spec.hpp"
 
 #include <algorithm>
@@ -10,11 +11,6 @@ namespace {
 int find(const std::vector<std::string>& v, const std::string& name) {
   auto it = std::find(v.begin(), v.end(), name);
   return it == v.end() ? -1 : static_cast<int>(it - v.begin());
-}
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
 }
 }  // namespace
 
@@ -31,7 +27,7 @@ FeatureMap::FeatureMap(const ModelSpec& spec, const std::vector<std::string>& so
   for (auto& b : spec.bands) {
     int i = find(source_bands, b);
     if (i < 0)
-      throw ConfigError(source_name + " has bands " + join(source_bands) + " but the model needs " + join(spec.bands) +
+      throw ConfigError(source_name + " has bands " + join_items(source_bands, ",") + " but the model needs " + join_items(spec.bands, ",") +
                         " (band " + b + " is missing): use a model trained on these bands");
     source_index_.push_back(i);
   }

@@ -1,3 +1,4 @@
+#include "s2crop/common/text.hpp"
 #include "s2crop/pipeline/assess_stage.hpp"
 
 #include <algorithm>
@@ -25,11 +26,6 @@ constexpr const char* kMapFormat = "s2crop class map";
 constexpr std::uint8_t kNoLabel = 255;
 constexpr int kStripRows = 256;  // rows of a tile held in memory at once
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (auto& s : items) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
 
 std::string fmt(double v, int digits = 4) {
   char buf[48];
@@ -51,7 +47,7 @@ MapTile open_map_tile(const h5::File& file, const std::string& tile) {
     std::vector<std::string> have;
     if (file.exists("tiles")) have = file.open_group("tiles").children();
     throw InputError(file.file(), "has no tile " + tile + " (tiles in the map: " +
-                                      (have.empty() ? std::string("none") : join(have)) + ")");
+                                      (have.empty() ? std::string("none") : join_items(have)) + ")");
   }
   h5::Node g = file.open_group("tiles").open_group(tile);
   if (!g.exists("class")) throw InputError(file.file(), "tile " + tile + " has no 'class' dataset");
@@ -113,7 +109,7 @@ Assessment assess_map(const MapAssessmentSettings& s) {
   const bool reference_is_folder = fs::is_directory(s.reference);
   if (!reference_is_folder && tiles.size() != 1)
     throw ConfigError("--reference " + s.reference + " is one raster but the assessment covers " +
-                      std::to_string(tiles.size()) + " tiles (" + join(tiles) +
+                      std::to_string(tiles.size()) + " tiles (" + join_items(tiles) +
                       "): pass a folder of <tile>_class.tif or choose one tile with --tiles");
 
   JointCounts joint(256 * 256, 0);
@@ -194,18 +190,18 @@ Assessment assess_map(const MapAssessmentSettings& s) {
         a.matrix.add(m, ref_class[static_cast<size_t>(r)], n);
     }
   if (a.matrix.total() == 0)
-    throw InputError(s.reference, "no pixel is labelled in both the reference and the map (tiles " + join(tiles) +
+    throw InputError(s.reference, "no pixel is labelled in both the reference and the map (tiles " + join_items(tiles) +
                                       "): nothing to assess");
 
   a.title = "Accuracy of " + s.map;
   a.sample_description =
-      "Every pixel of tile(s) " + join(tiles) + " labelled in both the map and the reference (" +
+      "Every pixel of tile(s) " + join_items(tiles) + " labelled in both the map and the reference (" +
       std::to_string(a.matrix.total()) + " of " + std::to_string(mapped_total) + " mapped pixels" +
       (labelled_without_map ? "; " + std::to_string(labelled_without_map) + " labelled pixels without a map class left out"
                             : std::string()) +
       "). This is the census of the reference parcels, not a probability sample of the map; the area-adjusted "
       "estimates treat it as a stratified sample with the map classes as strata, weighted by mapped pixel counts.";
-  a.provenance = {{"map", s.map}, {"reference", join(reference_files)}, {"tiles", join(tiles)}};
+  a.provenance = {{"map", s.map}, {"reference", join_items(reference_files)}, {"tiles", join_items(tiles)}};
   return a;
 }
 

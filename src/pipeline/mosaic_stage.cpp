@@ -1,3 +1,4 @@
+#include "s2crop/common/text.hpp"
 #include "s2crop/pipeline/mosaic.hpp"
 
 #include <zlib.h>
@@ -37,11 +38,6 @@ constexpr char kPartMagic[8] = {'S', '2', 'C', 'M', 'O', 'S', 'P', '1'};
 constexpr int kSourceBlock = 512;  // map tiles are read in windows of this size (classify's default chunk)
 constexpr const char* kFingerprintKey = "S2CROP_RUN_FINGERPRINT";
 
-std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
-  std::string out;
-  for (auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
 
 struct MapTile {
   std::string name, map;
@@ -102,8 +98,8 @@ MapInputs read_maps(const MosaicSettings& s, bool checksums) {
         in.colours.push_back({static_cast<std::uint8_t>(colours[3 * k]), static_cast<std::uint8_t>(colours[3 * k + 1]),
                               static_cast<std::uint8_t>(colours[3 * k + 2])});
     } else if (names != in.class_names) {
-      throw InputError(path, "has the classes [" + join(names) + "] but " + first_map + " has [" +
-                                 join(in.class_names) +
+      throw InputError(path, "has the classes [" + join_items(names) + "] but " + first_map + " has [" +
+                                 join_items(in.class_names) +
                                  "]: the maps of one mosaic must share their classes (maps of the same model)");
     }
     if (!f.exists("tiles")) throw InputError(path, "class map has no /tiles group");
@@ -143,19 +139,19 @@ MapInputs read_maps(const MosaicSettings& s, bool checksums) {
       if (it == all.end()) {
         std::vector<std::string> have;
         for (auto& [n, t] : all) have.push_back(n);
-        throw InputError(join(s.maps), std::string(s.maps.size() == 1 ? "has" : "have") + " no tile " + name +
-                                           " (tiles: " + (have.empty() ? std::string("none") : join(have)) + ")");
+        throw InputError(join_items(s.maps), std::string(s.maps.size() == 1 ? "has" : "have") + " no tile " + name +
+                                           " (tiles: " + (have.empty() ? std::string("none") : join_items(have)) + ")");
       }
       in.tiles.push_back(it->second);
     }
   }
-  if (in.tiles.empty()) throw InputError(join(s.maps), "no tile to mosaic");
+  if (in.tiles.empty()) throw InputError(join_items(s.maps), "no tile to mosaic");
   if (in.tiles.size() > 0xFFFE) throw ConfigError("mosaic: too many tiles (at most 65534)");
   if (checksums) {
     std::vector<std::string> sums;
     for (const std::string& path : s.maps) sums.push_back(file_checksum(path));
     std::sort(sums.begin(), sums.end());  // the order of --maps does not change the mosaic
-    in.identity = join(sums, ",");
+    in.identity = join_items(sums, ",");
   }
   return in;
 }
@@ -306,7 +302,7 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
     char res[32];
     std::snprintf(res, sizeof res, "%.17g", s.resolution);
     const std::string text = "mosaic1|" + in.identity + "|" + wkt + "|" + res + "|" + plan.grid.describe() + "|b" +
-                             std::to_string(s.block_size) + "|" + join(names, ",");
+                             std::to_string(s.block_size) + "|" + join_items(names, ",");
     std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
     for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
     char hex[24];
@@ -410,7 +406,7 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
     std::set<std::string> crs;
     for (auto& t : in.tiles) crs.insert(geo::crs_short_name(t.grid.crs_wkt));
     log::info("mosaic: " + std::to_string(s.maps.size()) + " map file(s), " + std::to_string(in.tiles.size()) +
-              " tile(s) in " + join(std::vector<std::string>(crs.begin(), crs.end())) + " -> " +
+              " tile(s) in " + join_items(std::vector<std::string>(crs.begin(), crs.end())) + " -> " +
               plan.grid.describe() + "; " + std::to_string(plan.blocks.size()) + " blocks of " +
               std::to_string(s.block_size) + " px, " + std::to_string(n_units) + " with data, " +
               std::to_string(already) + " already done, " + std::to_string(todo.size()) + " to warp on " +
@@ -468,12 +464,12 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
         {"S2CROP_FORMAT", "s2crop class mosaic"},
         {"S2CROP_VERSION", kVersion},
         {kFingerprintKey, fingerprint},
-        {"S2CROP_INPUTS", join(s.maps, " ")},
+        {"S2CROP_INPUTS", join_items(s.maps, " ")},
         {"S2CROP_CONFIG", s.config_text},
     };
     std::vector<std::string> tile_names;
     for (auto& t : in.tiles) tile_names.push_back(t.name);
-    metadata.push_back({"S2CROP_TILES", join(tile_names, ",")});
+    metadata.push_back({"S2CROP_TILES", join_items(tile_names, ",")});
     // Confidence first: the class COG appearing is the sign that the whole mosaic is done.
     if (!s.confidence_output.empty()) {
       geo::RasterBandData band;

@@ -1,3 +1,4 @@
+#include "s2crop/common/text.hpp"
 #include "s2crop/train/trainer.hpp"
 
 #include <dlfcn.h>
@@ -62,11 +63,6 @@ std::vector<std::uint32_t> permutation(const std::vector<std::uint32_t>& items, 
   return p;
 }
 
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
 
 // Which samples train and which validate, decided identically on every rank from the labels alone.
 struct Split {
@@ -82,7 +78,7 @@ Split make_split(const std::vector<std::string>& tiles, const std::vector<std::u
       auto it = std::find(tiles.begin(), tiles.end(), n);
       if (it == tiles.end())
         throw ConfigError(std::string("--") + option + ": tile " + n + " is not in " + s.samples + " (it has " +
-                          join(tiles) + ")");
+                          join_items(tiles, ",") + ")");
       out.insert(static_cast<std::uint16_t>(it - tiles.begin()));
     }
     return out;
@@ -230,10 +226,10 @@ struct TrainState {
 std::string fingerprint_text(const TrainSettings& s, const nn::ModelSpec& spec, int ranks, std::uintmax_t samples_size) {
   std::ostringstream o;
   o << "samples=" << fs::absolute(s.samples).string() << " size=" << samples_size << " ranks=" << ranks
-    << " bands=" << join(spec.bands) << " ndvi=" << spec.ndvi << " hidden=" << spec.hidden << " layers=" << spec.layers
+    << " bands=" << join_items(spec.bands, ",") << " ndvi=" << spec.ndvi << " hidden=" << spec.hidden << " layers=" << spec.layers
     << " dropout=" << spec.dropout << " epochs=" << s.epochs << " batch=" << s.batch_size << " lr=" << s.lr
     << " wd=" << s.weight_decay << " sched=" << s.lr_schedule << " loss=" << s.loss << " gamma=" << s.focal_gamma
-    << " cw=" << s.class_weights << " seed=" << s.seed << " tiles=" << join(s.tiles) << " val=" << join(s.val_tiles)
+    << " cw=" << s.class_weights << " seed=" << s.seed << " tiles=" << join_items(s.tiles, ",") << " val=" << join_items(s.val_tiles, ",")
     << " valf=" << s.val_fraction << " patience=" << s.patience << (s.val_every > 1 ? " val_every=" + std::to_string(s.val_every) : std::string()) << (s.reproducible ? " reproducible" : "");
   return o.str();
 }
@@ -641,7 +637,7 @@ struct NdviTask : Task {
   std::string fingerprint_extra() const override {
     std::ostringstream o;
     o << " task=" << spec_.task << " horizon=" << spec_.horizon << " t=" << spec_.t_min << "-" << spec_.t_max
-      << " mask=" << s.mask_fraction << " covariates=" << join(spec_.bands);
+      << " mask=" << s.mask_fraction << " covariates=" << join_items(spec_.bands, ",");
     return o.str();
   }
 };
@@ -913,12 +909,12 @@ struct SegmentTask : Task {
   }
   std::string inputs_text() const override {
     return "patches " + std::to_string(header.patch_size) + " px, " + std::to_string(spec_.unet.in_channels) + " channels (" +
-           std::to_string(spec_.unet.months.size()) + " months x " + join(spec_.bands) + ")";
+           std::to_string(spec_.unet.months.size()) + " months x " + join_items(spec_.bands, ",") + ")";
   }
   std::string fingerprint_extra() const override {
     std::ostringstream o;
     const auto& g = s.segment;
-    o << " micro=" << g.micro_batch << " unet=" << g.head << "/" << join(g.targets) << "/" << g.depth << "/" << g.width << "/" << g.blocks << "/" << g.norm
+    o << " micro=" << g.micro_batch << " unet=" << g.head << "/" << join_items(g.targets, ",") << "/" << g.depth << "/" << g.width << "/" << g.blocks << "/" << g.norm
       << "/" << g.encoder << "/" << g.upsampling << " labels=" << g.label_fraction << " augment=" << g.augment << "/"
       << g.jitter << " init=" << g.init_encoder << " frozen=" << g.freeze_encoder << " encoder_lr=" << g.encoder_lr;
     for (int m : spec_.unet.months) o << "," << m;
@@ -1038,7 +1034,7 @@ struct PretrainTask : Task {
   }
   std::string inputs_text() const override {
     return "unlabelled patches " + std::to_string(header.patch_size) + " px, " + std::to_string(spec_.unet.in_channels) +
-           " channels (" + std::to_string(spec_.unet.months.size()) + " months x " + join(spec_.bands) + ")";
+           " channels (" + std::to_string(spec_.unet.months.size()) + " months x " + join_items(spec_.bands, ",") + ")";
   }
   std::string fingerprint_extra() const override {
     std::ostringstream o;
@@ -1116,7 +1112,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   spec.bands = s.bands.empty() && !ndvi_task ? header.bands : s.bands;
   for (auto& b : spec.bands)
     if (std::find(header.bands.begin(), header.bands.end(), b) == header.bands.end())
-      throw ConfigError("--bands: " + b + " is not in " + s.samples + " (it has " + join(header.bands) + ")");
+      throw ConfigError("--bands: " + b + " is not in " + s.samples + " (it has " + join_items(header.bands, ",") + ")");
   spec.ndvi = !segment_task && (s.ndvi || ndvi_task);
   if (spec.ndvi) {
     spec.ndvi_nir = nn::ndvi_nir_band(header.bands);
@@ -1295,7 +1291,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
               " validation; " +
               (segment_task ? task->inputs_text()
                             : "features " + (ndvi_task ? "NDVI,visible,1,month sin/cos" + std::string(spec.bands.empty() ? "" : ",") : "") +
-                                  join(spec.bands) + (spec.ndvi && !ndvi_task ? ",NDVI" : "") + " x 12 months"));
+                                  join_items(spec.bands, ",") + (spec.ndvi && !ndvi_task ? ",NDVI" : "") + " x 12 months"));
     log::info(task->describe(flat.n) + "; " + comm->name() + ": " + choice.reason + "; " + std::to_string(mpi.size()) + " rank(s) x " +
               std::to_string(threads) + " thread(s); global batch " + std::to_string(global_batch) + ", " +
               std::to_string(steps_per_epoch) + " steps per epoch");

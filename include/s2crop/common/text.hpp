@@ -12,6 +12,10 @@ std::vector<std::string> split_fields(const std::string& line, char separator = 
 // JSON file s2crop writes (STAC items, reports, plans, metrics).
 std::string json_string(const std::string& s);
 
+// `v` as a JSON number with `digits` significant digits (17: exact for a double); null where it is NaN or infinite
+// (JSON has neither).
+std::string json_number(double v, int digits = 17);
+
 // The items with `separator` between them ("a, b").
 std::string join_items(const std::vector<std::string>& items, const std::string& separator = ", ");
 
