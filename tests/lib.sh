@@ -40,6 +40,12 @@ synth_region() {
     || { cat "$WORK/synth.log"; fail "synth failed"; }
 }
 
+# composite_region [composite options]: the monthly composites of the synth_region in $WORK/region -> $WORK/comp.h5
+composite_region() {
+  mpi 2 composite --input "$WORK/region/stac" --output "$WORK/comp.h5" "$@" > "$WORK/comp.log" 2>&1 \
+    || { cat "$WORK/comp.log"; fail "composite failed"; }
+}
+
 # expect_failure NAME PATTERN -- command...: the command must exit non-zero within 60 s, print PATTERN
 expect_failure() {
   local name="$1" pattern="$2"; shift 3

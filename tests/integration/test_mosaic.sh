@@ -18,8 +18,7 @@ r = json.load(open(sys.argv[1]))
 assert r["subset_at"] == [float(v) for v in sys.argv[2].split(",")], r.get("subset_at")
 assert [t["epsg"] for t in r["tiles"]] == [32632, 32633]
 PY
-mpi 2 composite --input "$WORK/region/stac" --output "$WORK/comp.h5" > "$WORK/comp.log" 2>&1 \
-  || { cat "$WORK/comp.log"; fail "composite failed"; }
+composite_region
 "$PY" "$TESTS_DIR/make_training_set.py" "$WORK/set.h5" --samples 1500 > /dev/null
 mpi 1 train --samples "$WORK/set.h5" --output "$WORK/model.h5" --hidden 32 --epochs 2 --threads 1 > "$WORK/train.log" 2>&1 \
   || { cat "$WORK/train.log"; fail "train failed"; }

@@ -38,8 +38,7 @@ assert min(v[0] for v in e) < e[0][0] - 0.1 and e[-1][1] > 0.02
 PY
 
 synth_region "$WORK/region" --tiles 33UVP --size 96
-mpi 2 composite --input "$WORK/region/stac" --output "$WORK/comp.h5" --season-month 11 > "$WORK/comp.log" 2>&1 \
-  || { cat "$WORK/comp.log"; fail "composite failed"; }
+composite_region --season-month 11
 mpi 2 extract --composites "$WORK/comp.h5" --labels "$WORK/region/parcels.gpkg" --patches 32 --patch-stride 16 \
   --output "$WORK/patches.h5" > "$WORK/extract.log" 2>&1 || { cat "$WORK/extract.log"; fail "extract --patches failed"; }
 mpi 2 segment train --patches "$WORK/patches.h5" "${arch[@]}" --init "$WORK/encoder.h5" --encoder-lr 0.1 --epochs 4 \

@@ -4,8 +4,7 @@
 # clearly and overwrite nothing.
 source "$(dirname "$0")/../lib.sh"
 synth_region "$WORK/region" --tiles 33UVP,32TQT --size 96
-mpi 2 composite --input "$WORK/region/stac" --output "$WORK/comp.h5" > "$WORK/comp.log" 2>&1 \
-  || { cat "$WORK/comp.log"; fail "composite failed"; }
+composite_region
 "$PY" "$TESTS_DIR/make_training_set.py" "$WORK/set.h5" --samples 1500 > /dev/null
 mpi 1 train --samples "$WORK/set.h5" --output "$WORK/model.h5" --hidden 32 --epochs 2 --threads 1 > "$WORK/train.log" 2>&1 \
   || { cat "$WORK/train.log"; fail "train failed"; }

@@ -5,8 +5,7 @@
 # task, an origin past the season, a classifier) fails clearly and writes nothing.
 source "$(dirname "$0")/../lib.sh"
 synth_region "$WORK/region" --tiles 33UVP,32TQT --size 96
-mpi 2 composite --input "$WORK/region/stac" --output "$WORK/comp.h5" > "$WORK/comp.log" 2>&1 \
-  || { cat "$WORK/comp.log"; fail "composite failed"; }
+composite_region
 "$PY" "$TESTS_DIR/make_training_set.py" "$WORK/set.h5" --samples 1500 > /dev/null
 for task in gapfill forecast; do
   mpi 1 ndvi train --task "$task" --horizon 2 --samples "$WORK/set.h5" --assume-clear --output "$WORK/$task.h5" \

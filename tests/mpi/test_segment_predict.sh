@@ -5,8 +5,7 @@
 # LSTM given as the U-Net, a composite lacking a band the model needs) fails clearly and writes nothing.
 source "$(dirname "$0")/../lib.sh"
 synth_region "$WORK/region" --tiles 33UVP,32TQT --size 96
-mpi 2 composite --input "$WORK/region/stac" --output "$WORK/comp.h5" > "$WORK/comp.log" 2>&1 \
-  || { cat "$WORK/comp.log"; fail "composite failed"; }
+composite_region
 mpi 2 extract --composites "$WORK/comp.h5" --labels "$WORK/region/parcels.gpkg" --patches 32 --patch-stride 16 \
   --output "$WORK/patches.h5" > "$WORK/extract.log" 2>&1 || { cat "$WORK/extract.log"; fail "extract --patches failed"; }
 for task in multiclass multilabel; do

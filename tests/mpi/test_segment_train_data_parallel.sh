@@ -9,8 +9,7 @@
 # pretrain (SimSiam) learns without collapsing, resumes exactly, and its encoder is what segment train --init uses.
 source "$(dirname "$0")/../lib.sh"
 synth_region "$WORK/region" --tiles 32TQT,33UVP --size 96
-mpi 2 composite --input "$WORK/region/stac" --output "$WORK/comp.h5" > "$WORK/comp.log" 2>&1 \
-  || { cat "$WORK/comp.log"; fail "composite failed"; }
+composite_region
 mpi 2 extract --composites "$WORK/comp.h5" --labels "$WORK/region/parcels.gpkg" --patches 16 --min-labelled 0.2 \
   --output "$WORK/patches.h5" > "$WORK/extract.log" 2>&1 || { cat "$WORK/extract.log"; fail "extract --patches failed"; }
 
