@@ -1,5 +1,6 @@
-// `s2crop pretrain`: self-supervised (SimSiam) pre-training of the U-Net encoder on unlabelled patches, by the one
-// data-parallel trainer.
+// `s2crop pretrain`: self-supervised siamese pre-training of the U-Net encoder (and, with masked-month
+// reconstruction, its decoder) on unlabelled patches, by the one data-parallel trainer.
+#include <cmath>
 #include <string>
 
 #include "options.hpp"
@@ -13,7 +14,7 @@ int run_pretrain(int argc, char** argv, const parallel::MpiContext& mpi) {
   opts.add_options()
       ("patches,p", po::value<std::string>(),
        "patch set HDF5 (from 's2crop extract --patches SIZE --min-labelled 0': labels are not used)")
-      ("output,o", po::value<std::string>(), "encoder file to write (for 'segment train --init')")
+      ("output,o", po::value<std::string>(), "pre-trained encoder (and decoder) file to write (for 'segment train --init')")
       ("depth", po::value<int>()->default_value(3), "down-sampling levels (the U-Net to be trained must match)")
       ("width", po::value<int>()->default_value(16), "channels of the first level (doubled per level)")
       ("encoder", po::value<std::string>()->default_value("plain"), "plain or resnet")
@@ -26,9 +27,13 @@ int run_pretrain(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("objective", po::value<std::string>()->default_value("dense"),
        "dense: an embedding per pixel (the encoder's levels at that pixel, stacked), views aligned pixel by pixel and "
        "differing in brightness and dropped months, VICReg's loss over the sampled pixels (invariance, variance, "
-       "covariance; suits pixel-level segmentation); global: SimSiam as published, one embedding per patch (the deepest level "
-       "averaged), views also cropped and resized")
-      ("drop-months", po::value<double>()->default_value(0.2),
+       "covariance), plus masked-month reconstruction (--reconstruction); suits pixel-level segmentation. global: "
+       "SimSiam as published, one embedding per patch (the deepest level averaged), views also cropped and resized")
+      ("reconstruction", po::value<double>()->default_value(10.0),
+       "dense: weight of masked-month reconstruction: the U-Net decoder and a 1x1 head predict each pixel's dropped "
+       "months (normalised reflectance, MSE) from the months its view kept, so pre-training learns phenology; the "
+       "decoder is saved with the encoder and 'segment train --init' starts from both. 0: VICReg alone, encoder alone")
+      ("drop-months", po::value<double>()->default_value(0.4),
        "probability of each month being blanked in a view (as a cloudy month would be)")
       ("jitter", po::value<double>()->default_value(0.1), "brightness factor range per band: 1 +- jitter")
       ("dropout", po::value<double>()->default_value(0.0), "unused by the encoder; kept for the shared options")
@@ -42,11 +47,12 @@ int run_pretrain(int argc, char** argv, const parallel::MpiContext& mpi) {
   add_training_loop_options(opts);
   po::variables_map vm;
   if (!parse_options("pretrain", "--patches PATCHES.h5 --output ENCODER.h5 [options]",
-                     "Pre-trains the U-Net encoder without labels (SimSiam: two augmented views of each patch, "
-                     "a projector and a predictor, stop-gradient; no negative pairs), data-parallel with the same "
-                     "trainer, communicators and checkpoints as 'segment train'. Writes the encoder alone; "
-                     "'segment train --init ENCODER.h5 [--freeze-encoder]' starts from it, which helps where labels "
-                     "are scarce.",
+                     "Pre-trains the U-Net without labels, data-parallel with the same trainer, communicators and "
+                     "checkpoints as 'segment train'. Two augmented views of each patch (brightness, dropped months) "
+                     "must agree pixel by pixel (VICReg; no negative pairs) and reconstruct the months they dropped "
+                     "(the default, dense), or agree per patch (SimSiam: projector, predictor, stop-gradient). Writes "
+                     "the encoder (and the decoder, with reconstruction); 'segment train --init ENCODER.h5 "
+                     "[--freeze-encoder]' starts from it, which helps where labels are scarce (bench/RESULTS.md).",
                      opts, nullptr, argc, argv, vm, mpi.is_root()))
     return 0;
   train::TrainSettings s;
@@ -67,6 +73,10 @@ int run_pretrain(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (!(g.drop_months >= 0.0 && g.drop_months < 1.0)) throw ConfigError("--drop-months must be in [0, 1)");
   if (g.projection < 4) throw ConfigError("--projection must be at least 4");
   g.jitter = vm["jitter"].as<double>();
+  g.reconstruction = vm["reconstruction"].as<double>();
+  if (!(g.reconstruction >= 0.0 && std::isfinite(g.reconstruction))) throw ConfigError("--reconstruction must be >= 0");
+  if (g.reconstruction > 0 && g.drop_months == 0.0)
+    throw ConfigError("--reconstruction needs --drop-months above 0 (no month would be left to reconstruct)");
   train::run_train(s, mpi);
   return 0;
 }

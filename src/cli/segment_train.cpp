@@ -38,11 +38,12 @@ int run_segment_train(int argc, char** argv, const parallel::MpiContext& mpi) {
        "flips, 90-degree rotations and a brightness factor per band (no operation mixes bands)")
       ("jitter", po::value<double>()->default_value(0.1), "brightness factor range per band: 1 +- jitter")
       ("init", po::value<std::string>()->default_value(""),
-       "start the encoder from this file ('s2crop pretrain' or another U-Net of the same architecture)")
+       "start from this file: a 's2crop pretrain' output (its encoder, and its decoder where masked-month "
+       "reconstruction trained one), or the encoder of another U-Net of the same architecture")
       ("freeze-encoder", po::bool_switch(), "with --init: keep the encoder fixed, train the decoder and head only")
       ("encoder-lr", po::value<double>()->default_value(1.0),
-       "with --init: the encoder's learning rate as a share of --lr (e.g. 0.1: fine-tune the pre-trained encoder "
-       "gently while the new decoder and head learn at the full rate)")
+       "with --init: the learning rate of the pre-trained encoder (and decoder) as a share of --lr (e.g. 0.1: "
+       "fine-tune them gently while the parts starting from random learn at the full rate)")
       ("micro-batch", po::value<int>()->default_value(0),
        "patches per forward/backward pass within a rank's batch (0: all at once). 1 makes each patch's gradient "
        "independent of how the global batch is split over ranks (bitwise-reproducible data parallelism, slower); "

@@ -278,11 +278,32 @@ UNet load_unet(const std::string& path, ModelSpec& spec) {
   return model;
 }
 
-void load_encoder(const std::string& path, UNet& unet) {
+PretrainedParts load_pretrained(const std::string& path, UNet& unet) {
   const ModelSpec spec = read_model_spec(path);
-  if (spec.kind == "unet_encoder") return load_parameters(path, *unet->encoder);
-  if (spec.kind == "unet") return load_parameters(path, *unet->encoder, "encoder.");
-  throw InputError(path, "model kind '" + spec.kind + "' holds no U-Net encoder");
+  PretrainedParts loaded;
+  if (spec.kind == "unet") {
+    load_parameters(path, *unet->encoder, "encoder.");
+    loaded.encoder = true;
+    return loaded;
+  }
+  if (spec.kind != "unet_encoder") throw InputError(path, "model kind '" + spec.kind + "' holds no U-Net encoder");
+  // Files of `pretrain` name their tensors as a U-Net does ("encoder.*", and "decoder.*" where reconstruction
+  // trained a decoder); those of earlier versions held the encoder alone, unprefixed.
+  bool prefixed = false, has_decoder = false;
+  {
+    h5::File f = h5::File::open_read(path, MPI_COMM_NULL);
+    if (!f.exists("parameters")) throw InputError(path, "model file has no parameters");
+    auto group = f.open_group("parameters");
+    prefixed = group.exists("encoder." + unet->encoder->named_parameters().begin()->key());
+    has_decoder = prefixed && group.exists("decoder." + unet->decoder->named_parameters().begin()->key());
+  }
+  load_parameters(path, *unet->encoder, prefixed ? "encoder." : "");
+  loaded.encoder = true;
+  if (has_decoder) {
+    load_parameters(path, *unet->decoder, "decoder.");
+    loaded.decoder = true;
+  }
+  return loaded;
 }
 
 }  // namespace s2crop::nn

@@ -5,9 +5,17 @@
 
 namespace s2crop::nn {
 
-SimSiamImpl::SimSiamImpl(const UNetSpec& spec, int64_t projection, bool dense_) : dense(dense_) {
+SimSiamImpl::SimSiamImpl(const UNetSpec& spec, int64_t projection, bool dense_, double reconstruction)
+    : dense(dense_), reconstruction_weight(dense_ ? reconstruction : 0.0) {
   spec.check();
   encoder = register_module("encoder", UNetEncoder(spec));
+  kept = std::make_shared<torch::nn::Module>("UNetPretrained");
+  kept->register_module("encoder", encoder);
+  if (reconstructs()) {
+    decoder = register_module("decoder", UNetDecoder(spec));
+    reconstruct = register_module("reconstruct", torch::nn::Conv2d(torch::nn::Conv2dOptions(spec.width, spec.in_channels, 1)));
+    kept->register_module("decoder", decoder);
+  }
   if (dense) {
     int64_t features = 0;
     for (int l = 0; l <= spec.depth; ++l) features += spec.channels(l);
@@ -31,7 +39,8 @@ SimSiamImpl::SimSiamImpl(const UNetSpec& spec, int64_t projection, bool dense_) 
                                                     torch::nn::ReLU(), torch::nn::Linear(bottleneck, projection)));
 }
 
-torch::Tensor SimSiamImpl::loss(const torch::Tensor& view1, const torch::Tensor& view2, torch::Tensor* projection1) {
+SiameseLoss SimSiamImpl::loss(const SiameseViews& views, torch::Tensor* projection1) {
+  const torch::Tensor &view1 = views.view1, &view2 = views.view2;
   // Both views in one pass: the batch norms see 2 x batch samples, so even a rank holding one patch of the global
   // batch can normalise.
   const int64_t n = view1.size(0);
@@ -48,6 +57,16 @@ torch::Tensor SimSiamImpl::loss(const torch::Tensor& view1, const torch::Tensor&
     const auto ys = grid(H), xs = grid(W);
     int64_t top = 0, left = 0;
     auto features = encoder->forward(pad_to_multiple(torch::cat({view1, view2}), encoder->spec.multiple(), top, left));
+    SiameseLoss out;
+    if (reconstructs()) {
+      // Every pixel of each view: the unjittered patch, the view's dropped months weighted 1 and its kept ones 0.05
+      // (those pass through the skip connections almost as they are; the small weight keeps them calibrated).
+      auto predicted = reconstruct->forward(decoder->forward(features)).narrow(2, top, H).narrow(3, left, W);
+      auto error = (predicted - torch::cat({views.target, views.target})).pow(2).mean({2, 3});  // [2n][C]
+      auto weight = torch::cat({views.dropped1, views.dropped2}).to(error.dtype()) + 0.05;
+      auto per_view = (error * weight).sum(1) / weight.sum(1);
+      out.reconstruction = 0.5 * (per_view.narrow(0, 0, n) + per_view.narrow(0, n, n));
+    }
     std::vector<torch::Tensor> columns;
     for (size_t l = 0; l < features.size(); ++l) {
       std::vector<int64_t> yl, xl;
@@ -72,7 +91,9 @@ torch::Tensor SimSiamImpl::loss(const torch::Tensor& view1, const torch::Tensor&
       return 25.0 * torch::relu(1.0 - std).mean() + off / d;
     };
     auto invariance = (z1 - z2).pow(2).mean(1).reshape({n, g * g}).mean(1);  // per patch
-    return 25.0 * invariance + (spread(z1) + spread(z2)) / static_cast<double>(n);
+    out.siamese = 25.0 * invariance + (spread(z1) + spread(z2)) / static_cast<double>(n);
+    out.total = reconstructs() ? out.siamese + reconstruction_weight * out.reconstruction : out.siamese;
+    return out;
   }
   auto z = projector->forward(encoder->pooled(torch::cat({view1, view2})));
   auto p = predictor->forward(z);
@@ -81,7 +102,9 @@ torch::Tensor SimSiamImpl::loss(const torch::Tensor& view1, const torch::Tensor&
   auto d = [](const torch::Tensor& a, const torch::Tensor& b) {
     return -F::cosine_similarity(a, b.detach(), F::CosineSimilarityFuncOptions().dim(1));
   };
-  return 0.5 * d(p1, z2) + 0.5 * d(p2, z1);
+  SiameseLoss out;
+  out.siamese = out.total = 0.5 * d(p1, z2) + 0.5 * d(p2, z1);
+  return out;
 }
 
 }  // namespace s2crop::nn

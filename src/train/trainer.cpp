@@ -744,6 +744,7 @@ struct SegmentTask : Task {
   torch::Tensor input;                  // shard [n][C][S][S], normalised
   torch::Tensor target, mask;           // shard: multiclass target int64 [n][S][S]; multilabel float [n][L][S][S]
   nn::UNet model{nullptr};
+  nn::PretrainedParts pretrained;       // what --init loaded
   size_t shard_begin = 0;
   nn::SegmentationTargets targets;      // outputs <- label layers
 
@@ -786,7 +787,7 @@ struct SegmentTask : Task {
     torch::manual_seed(s.seed);
     model = nn::UNet(spec_.unet);
     if (!s.segment.init_encoder.empty()) {
-      nn::load_encoder(s.segment.init_encoder, model);
+      pretrained = nn::load_pretrained(s.segment.init_encoder, model);
       if (s.segment.freeze_encoder) model->freeze_encoder(true);
     }
   }
@@ -803,12 +804,14 @@ struct SegmentTask : Task {
   torch::nn::Module& module() override { return *model; }
   const nn::ModelSpec& spec() const override { return spec_; }
   std::vector<torch::Tensor> trainable_parameters() override { return model->trainable_parameters(); }
-  // A pre-trained encoder fine-tuned at a fraction of the rate keeps what pre-training learnt while the decoder and
-  // head, starting from random, learn at the full rate.
+  // A pre-trained encoder (and decoder) fine-tuned at a fraction of the rate keeps what pre-training learnt while
+  // the parts starting from random learn at the full rate.
   std::vector<double> lr_scales() override {
     if (s.segment.init_encoder.empty() || s.segment.encoder_lr == 1.0) return {};
     std::set<const void*> encoder;
     for (auto& p : model->encoder_parameters()) encoder.insert(p.unsafeGetTensorImpl());
+    if (pretrained.decoder)
+      for (auto& p : model->decoder->parameters()) encoder.insert(p.unsafeGetTensorImpl());
     std::vector<double> out;
     for (auto& p : model->trainable_parameters())
       out.push_back(encoder.count(p.unsafeGetTensorImpl()) ? s.segment.encoder_lr : 1.0);
@@ -902,7 +905,8 @@ struct SegmentTask : Task {
     const auto& u = spec_.unet;
     return "model U-Net " + u.encoder + " encoder, depth " + std::to_string(u.depth) + ", width " + std::to_string(u.width) +
            ", " + u.norm + " norm, " + std::to_string(n_params) + " parameters, " + u.task + " head with " +
-           std::to_string(u.outputs) + " output(s)" + (s.segment.init_encoder.empty() ? "" : ", encoder from " + s.segment.init_encoder) +
+           std::to_string(u.outputs) + " output(s)" + (s.segment.init_encoder.empty() ? ""
+            : (pretrained.decoder ? ", encoder and decoder from " : ", encoder from ") + s.segment.init_encoder) +
            (s.segment.freeze_encoder ? " (frozen)"
             : !s.segment.init_encoder.empty() && s.segment.encoder_lr != 1.0
                 ? " (fine-tuned at " + std::to_string(s.segment.encoder_lr).substr(0, 5) + "x the rate)" : "");
@@ -943,22 +947,26 @@ struct PretrainTask : Task {
   }
   void build() {
     torch::manual_seed(s.seed);
-    model = nn::SimSiam(spec_.unet, s.segment.projection, s.segment.objective == "dense");
+    model = nn::SimSiam(spec_.unet, s.segment.projection, s.segment.objective == "dense", s.segment.reconstruction);
   }
   torch::nn::Module& module() override { return *model; }
-  torch::nn::Module& saved_module() override { return *model->encoder; }
+  torch::nn::Module& saved_module() override { return *model->kept; }
   const nn::ModelSpec& spec() const override { return spec_; }
   double weight(std::uint32_t, std::int64_t) const override { return 1.0; }
 
   // Global objective: each view its own flip, turns, brightness, crop (resized back) and dropped months.
   // Dense objective: the views share flip and turns (pixel (y, x) of one is pixel (y, x) of the other) and differ in
   // brightness and dropped months, so each pixel's embedding must not depend on which months were seen.
-  torch::Tensor view(std::int64_t pos, std::uint32_t i, std::uint64_t step, std::uint64_t v) const {
+  // `dropped` (optional) receives [C], 1 for the channels of the months the view blanked; with `geometry_only`, the
+  // patch is only flipped and turned (the reconstruction target, aligned with the dense views).
+  torch::Tensor view(std::int64_t pos, std::uint32_t i, std::uint64_t step, std::uint64_t v,
+                     torch::Tensor* dropped = nullptr, bool geometry_only = false) const {
     const std::uint64_t h = hash64(hash64(hash64(i, step), v + 1), s.seed ^ 0x51A5ULL);
     const bool dense = s.segment.objective == "dense";
     torch::Tensor x = input[pos], none;
     torch::Tensor t, m;
     augment_geometry(x, t, m, dense ? hash64(hash64(i, step), s.seed ^ 0x6E0ULL) : h);
+    if (geometry_only) return x.contiguous();
     augment_brightness(x, h, s.segment.jitter, spec_);
     const int64_t S = x.size(1);
     auto uniform = [&](std::uint64_t salt) { return static_cast<double>(hash64(h, salt) >> 11) * 0x1.0p-53; };
@@ -972,33 +980,54 @@ struct PretrainTask : Task {
               .squeeze(0);
     }
     const int64_t bands = static_cast<int64_t>(spec_.bands.size());
+    if (dropped) *dropped = torch::zeros({x.size(0)});
     for (size_t k = 0; k < spec_.unet.months.size(); ++k)
-      if (uniform(100 + k) < s.segment.drop_months) x.narrow(0, static_cast<int64_t>(k) * bands, bands).zero_();
+      if (uniform(100 + k) < s.segment.drop_months) {
+        x.narrow(0, static_cast<int64_t>(k) * bands, bands).zero_();
+        if (dropped) dropped->narrow(0, static_cast<int64_t>(k) * bands, bands).fill_(1.0);
+      }
     return x.contiguous();
   }
-  torch::Tensor batch_loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global,
-                           std::uint64_t step, torch::Tensor* projections = nullptr) {
-    std::vector<torch::Tensor> a, b;
+  nn::SiameseLoss batch_loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global,
+                             std::uint64_t step, torch::Tensor* projections = nullptr) {
+    const bool target = model->reconstructs();
+    std::vector<torch::Tensor> a, b, c, da, db;
     for (size_t k = 0; k < local_pos.size(); ++k) {
-      a.push_back(view(local_pos[k], global[k], step, 0));
-      b.push_back(view(local_pos[k], global[k], step, 1));
+      torch::Tensor d1, d2;
+      a.push_back(view(local_pos[k], global[k], step, 0, target ? &d1 : nullptr));
+      b.push_back(view(local_pos[k], global[k], step, 1, target ? &d2 : nullptr));
+      if (!target) continue;
+      c.push_back(view(local_pos[k], global[k], step, 2, nullptr, true));
+      da.push_back(d1);
+      db.push_back(d2);
     }
-    return model->loss(torch::stack(a), torch::stack(b), projections);
+    nn::SiameseViews views;
+    views.view1 = torch::stack(a);
+    views.view2 = torch::stack(b);
+    if (target) {
+      views.target = torch::stack(c);
+      views.dropped1 = torch::stack(da);
+      views.dropped2 = torch::stack(db);
+    }
+    return model->loss(views, projections);
   }
   torch::Tensor loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global,
                      std::int64_t step, double batch_weight) override {
-    return batch_loss(local_pos, global, static_cast<std::uint64_t>(step)).sum() / std::max(batch_weight, 1e-12);
+    return batch_loss(local_pos, global, static_cast<std::uint64_t>(step)).total.sum() / std::max(batch_weight, 1e-12);
   }
   std::vector<double> validate(const std::vector<std::int64_t>& local_pos,
                                const std::vector<std::uint32_t>& global) override {
-    std::vector<double> sums(3, 0.0);  // loss sum, count, sum of the per-batch spread of normalised projections
+    // loss sum, count, sum of the per-batch spread of normalised projections, siamese and reconstruction loss sums
+    std::vector<double> sums(5, 0.0);
     for (size_t at = 0; at < local_pos.size(); at += 32) {
       const size_t end = std::min(local_pos.size(), at + 32);
       std::vector<std::int64_t> lp(local_pos.begin() + static_cast<long>(at), local_pos.begin() + static_cast<long>(end));
       std::vector<std::uint32_t> gl(global.begin() + static_cast<long>(at), global.begin() + static_cast<long>(end));
       torch::Tensor z;
       auto l = batch_loss(lp, gl, kValidationStep, &z);
-      sums[0] += l.sum().item<double>();
+      sums[0] += l.total.sum().item<double>();
+      sums[3] += l.siamese.sum().item<double>();
+      if (l.reconstruction.defined()) sums[4] += l.reconstruction.sum().item<double>();
       sums[1] += static_cast<double>(lp.size());
       if (z.size(0) > 1) {  // over the patches (global) or the sampled pixels (dense)
         auto zn = torch::nn::functional::normalize(z, torch::nn::functional::NormalizeFuncOptions().dim(1));
@@ -1009,10 +1038,16 @@ struct PretrainTask : Task {
   }
   double score(const std::vector<double>& v) const override { return v[1] > 0 ? -v[0] / v[1] : 0.0; }
   std::string val_text(const std::vector<double>& v) const override {
-    char line[200];
-    if (s.segment.objective == "dense")
-      std::snprintf(line, sizeof line, "val dense VICReg loss %.4f (lower: views agree)  projection spread "
-                    "%.3f (0: collapsed; healthy near %.3f)", v[1] > 0 ? v[0] / v[1] : 0.0, v[1] > 0 ? v[2] / v[1] : 0.0,
+    char line[400];
+    const double n = std::max(v[1], 1.0);
+    if (s.segment.objective == "dense" && s.segment.reconstruction > 0)
+      std::snprintf(line, sizeof line, "val dense loss %.4f (VICReg %.4f: lower, views agree; masked-month "
+                    "reconstruction %.4f: normalised MSE, x %g)  projection spread %.3f (0: collapsed; healthy near %.3f)",
+                    v[0] / n, v[3] / n, v[4] / n, s.segment.reconstruction, v[2] / n,
+                    1.0 / std::sqrt(static_cast<double>(s.segment.projection)));
+    else if (s.segment.objective == "dense")
+      std::snprintf(line, sizeof line, "val dense loss %.4f (VICReg %.4f: lower, views agree)  projection spread "
+                    "%.3f (0: collapsed; healthy near %.3f)", v[0] / n, v[3] / n, v[2] / n,
                     1.0 / std::sqrt(static_cast<double>(s.segment.projection)));
     else
       std::snprintf(line, sizeof line, "val SimSiam loss %.4f (-1: views agree)  projection spread %.3f (0: collapsed; "
@@ -1021,16 +1056,18 @@ struct PretrainTask : Task {
     return line;
   }
   std::string score_name() const override {
-    return s.segment.objective == "dense" ? "validation dense VICReg loss" : "validation SimSiam loss";
+    return s.segment.objective == "dense" ? "validation dense loss" : "validation SimSiam loss";
   }
   double score_display(double score) const override { return -score; }
   std::string provenance_key() const override { return "best_val_simsiam_score"; }
   std::string describe(int64_t n_params) const override {
     const auto& u = spec_.unet;
-    return std::string(s.segment.objective == "dense" ? "dense (per-pixel VICReg)" : "global SimSiam") +
+    const bool body = model->reconstructs();
+    return std::string(s.segment.objective != "dense" ? "global SimSiam"
+                       : body ? "dense (per-pixel VICReg + masked-month reconstruction)" : "dense (per-pixel VICReg)") +
            " pre-training of a U-Net " + u.encoder + " encoder (depth " + std::to_string(u.depth) + ", width " +
            std::to_string(u.width) + ", " + u.norm + " norm), projection " + std::to_string(s.segment.projection) + ", " +
-           std::to_string(n_params) + " parameters (only the encoder is kept)";
+           std::to_string(n_params) + " parameters (" + (body ? "the encoder and decoder are kept" : "only the encoder is kept") + ")";
   }
   std::string inputs_text() const override {
     return "unlabelled patches " + std::to_string(header.patch_size) + " px, " + std::to_string(spec_.unet.in_channels) +
@@ -1040,7 +1077,8 @@ struct PretrainTask : Task {
     std::ostringstream o;
     const auto& g = s.segment;
     o << " pretrain=" << g.depth << "/" << g.width << "/" << g.blocks << "/" << g.norm << "/" << g.encoder << " projection="
-      << g.projection << " jitter=" << g.jitter << " objective=" << g.objective << " drop=" << g.drop_months;
+      << g.projection << " jitter=" << g.jitter << " objective=" << g.objective << " drop=" << g.drop_months
+      << " reconstruction=" << (g.objective == "dense" ? g.reconstruction : 0.0);
     for (int m : spec_.unet.months) o << "," << m;
     return o.str();
   }

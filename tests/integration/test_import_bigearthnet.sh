@@ -193,10 +193,10 @@ mpi 2 pretrain --patches "$WORK/r2/patches.h5" --depth 2 --width 8 --projection 
 "$PY" - "$WORK/pre.log" "$WORK/pre.tsv" <<'PY' || { cat "$WORK/pre.log"; fail "pre-training did not learn"; }
 import re, sys
 import numpy as np
-epochs = [(float(a), float(b)) for a, b in re.findall(r"val dense VICReg loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
+epochs = [(float(a), float(b)) for a, b in re.findall(r"val dense loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
 loss = np.genfromtxt(sys.argv[2], names=True, delimiter="\t")["loss"]
 assert len(epochs) == 12 and len(loss) == 12, (len(epochs), len(loss))
-print(f"ok: pretrain (dense VICReg) on 2 ranks: training loss {loss[:3].mean():.3f} -> {loss[-3:].mean():.3f}, validation "
+print(f"ok: pretrain (dense: VICReg + masked-month reconstruction) on 2 ranks: training loss {loss[:3].mean():.3f} -> {loss[-3:].mean():.3f}, validation "
       f"{epochs[0][0]:.3f} -> best {min(e[0] for e in epochs):.3f}, projection spread {epochs[-1][1]:.3f}")
 assert loss[-3:].mean() < loss[:3].mean() - 0.03, "the training loss did not fall"
 assert min(e[0] for e in epochs) < epochs[0][0] - 0.05, "the views did not come to agree on held-out patches"

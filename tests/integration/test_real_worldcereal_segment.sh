@@ -30,7 +30,7 @@ mpi 2 pretrain --patches "$WORK/real_patches.h5" "${arch[@]}" --epochs 6 --batch
   || { cat "$WORK/pretrain.log"; fail "pretrain on the real patches failed"; }
 "$PY" - "$WORK/pretrain.log" <<'PY' || { cat "$WORK/pretrain.log"; fail "pre-training on real patches did not learn or collapsed"; }
 import re, sys
-e = [(float(a), float(b)) for a, b in re.findall(r"val dense VICReg loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
+e = [(float(a), float(b)) for a, b in re.findall(r"val dense loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
 assert len(e) == 6, e
 print(f"ok: dense pre-training on {len(e)} epochs of real WorldCereal patches: validation loss {e[0][0]:.3f} -> "
       f"{min(v[0] for v in e):.3f}, projection spread {e[-1][1]:.3f}")

@@ -70,9 +70,10 @@ expect_failure not_patches "not an s2crop patch set" -- mpi 2 segment train --pa
 [ ! -e "$WORK/x.h5" ] || fail "a model was written for bad input"
 pass "bad input: batch norm, an --init that is no model, a file that is not a patch set: clear errors"
 
-# Self-supervised pre-training on the same trainer: the views come to agree without collapsing (the dense pixel
-# VICReg objective, the default, and global SimSiam), a killed run resumes to the uninterrupted encoder, and
-# segment train starts from (and can freeze, or fine-tune at a lower rate) the encoder it wrote.
+# Self-supervised pre-training on the same trainer: the views come to agree without collapsing and the dropped
+# months are reconstructed (the dense objective, the default: pixel VICReg + masked-month reconstruction; and global
+# SimSiam), a killed run resumes to the uninterrupted encoder, and segment train starts from (and can freeze, or
+# fine-tune at a lower rate) the encoder and decoder it wrote.
 mpi 2 extract --composites "$WORK/comp.h5" --labels "$WORK/region/parcels.gpkg" --patches 16 --patch-stride 8 \
   --min-labelled 0 --output "$WORK/unlabelled.h5" > "$WORK/extract-all.log" 2>&1 || { cat "$WORK/extract-all.log"; fail "extract of every patch failed"; }
 pre_cmd=(pretrain --patches "$WORK/unlabelled.h5" --depth 2 --width 8 --projection 32 --epochs 8 --batch-size 8
@@ -81,20 +82,26 @@ mkdir -p "$WORK/pre"
 mpi 2 "${pre_cmd[@]}" --output "$WORK/pre/encoder.h5" > "$WORK/pre.log" 2>&1 || { cat "$WORK/pre.log"; fail "pretrain failed"; }
 "$PY" - "$WORK/pre.log" "$WORK/pre/encoder.h5" <<'PY' || { cat "$WORK/pre.log"; fail "pre-training did not learn or collapsed"; }
 import re, sys, h5py
-epochs = [(float(a), float(b)) for a, b in re.findall(r"val dense VICReg loss (-?[0-9.]+) .*projection spread ([0-9.]+)", open(sys.argv[1]).read())]
+pattern = r"val dense loss (-?[0-9.]+) \(VICReg (-?[0-9.]+).*?reconstruction ([0-9.]+).*projection spread ([0-9.]+)"
+epochs = [tuple(map(float, e)) for e in re.findall(pattern, open(sys.argv[1]).read())]
 assert len(epochs) == 8, epochs
-first, last = epochs[0][0], min(e[0] for e in epochs)
-print(f"ok: dense pre-training (per-pixel VICReg): validation loss {first:.3f} -> {last:.3f}, projection spread {epochs[-1][1]:.3f}")
-assert last < first - 0.2, "the views did not come to agree"
-assert epochs[-1][1] > 0.02, "the projections collapsed to a constant"
+first, last = epochs[0], epochs[-1]
+print(f"ok: dense pre-training: validation loss {first[0]:.3f} -> {min(e[0] for e in epochs):.3f} (VICReg {first[1]:.3f} -> "
+      f"{last[1]:.3f}, masked-month reconstruction {first[2]:.3f} -> {last[2]:.3f}), projection spread {last[3]:.3f}")
+assert min(e[0] for e in epochs) < first[0] - 0.2, "the dense loss did not fall"
+assert min(e[1] for e in epochs) < first[1] - 0.2, "the views did not come to agree"
+assert min(e[2] for e in epochs) < 0.97 * first[2], "the dropped months were not learnt"
+assert last[3] > 0.02, "the projections collapsed to a constant"
 f = h5py.File(sys.argv[2])
 assert f.attrs["kind"] == "unet_encoder", f.attrs["kind"]
 names = list(f["parameters"])
-assert names and all(n.startswith("levels.") for n in names), names[:3]
-print(f"ok: the encoder file holds {len(names)} encoder tensors (kind unet_encoder) and nothing else")
+enc = [n for n in names if n.startswith("encoder.levels.")]
+dec = [n for n in names if n.startswith("decoder.")]
+assert enc and dec and len(enc) + len(dec) == len(names), names
+print(f"ok: the pre-trained file holds {len(enc)} encoder and {len(dec)} decoder tensors (kind unet_encoder) and nothing else")
 PY
 mpi 2 pretrain --patches "$WORK/unlabelled.h5" --depth 2 --width 8 --projection 32 --epochs 6 --batch-size 8 --lr 3e-3 \
-  --threads 1 --val-fraction 0.2 --objective global --output "$WORK/pre/global.h5" > "$WORK/pre-global.log" 2>&1 \
+  --threads 1 --val-fraction 0.2 --objective global --drop-months 0.2 --output "$WORK/pre/global.h5" > "$WORK/pre-global.log" 2>&1 \
   || { cat "$WORK/pre-global.log"; fail "pretrain --objective global failed"; }
 "$PY" - "$WORK/pre-global.log" <<'PY' || { cat "$WORK/pre-global.log"; fail "global SimSiam did not learn or collapsed"; }
 import re, sys
@@ -108,11 +115,14 @@ expect_training_resumes pretrain "${pre_cmd[@]}"
 mpi 2 segment train --patches "$WORK/patches.h5" --depth 2 --width 8 --epochs 1 --batch-size 4 --threads 1 \
   --init "$WORK/pre/encoder.h5" --freeze-encoder --output "$WORK/from_pre.h5" > "$WORK/from_pre.log" 2>&1 \
   || { cat "$WORK/from_pre.log"; fail "segment train from the pre-trained encoder failed"; }
+grep -q "encoder and decoder from $WORK/pre/encoder.h5 (frozen)" "$WORK/from_pre.log" \
+  || { cat "$WORK/from_pre.log"; fail "segment train --init did not report the pre-trained encoder and decoder"; }
 "$PY" - "$WORK/pre/encoder.h5" "$WORK/from_pre.h5" <<'PY' || fail "the pre-trained encoder was not loaded"
 import sys, h5py, numpy as np
 e, u = h5py.File(sys.argv[1])["parameters"], h5py.File(sys.argv[2])["parameters"]
-assert all(np.array_equal(e[k][()], u["encoder." + k][()]) for k in e)
-print(f"ok: segment train --init --freeze-encoder kept all {len(e)} pre-trained encoder tensors")
+enc = [k for k in e if k.startswith("encoder.")]
+assert enc and all(np.array_equal(e[k][()], u[k][()]) for k in enc)
+print(f"ok: segment train --init --freeze-encoder kept all {len(enc)} pre-trained encoder tensors")
 PY
 # Fine-tuning at a tenth of the rate moves the encoder less than at the full rate, from the same start.
 for lr in 1 0.1; do
@@ -125,7 +135,7 @@ import sys, h5py, numpy as np
 e = h5py.File(sys.argv[1])["parameters"]
 def moved(path):
     u = h5py.File(path)["parameters"]
-    return sum(float(np.abs(u["encoder." + k][()] - e[k][()]).sum()) for k in e)
+    return sum(float(np.abs(u[k][()] - e[k][()]).sum()) for k in e if k.startswith("encoder."))
 full, tenth = moved(sys.argv[2]), moved(sys.argv[3])
 print(f"ok: --encoder-lr 0.1 moved the pre-trained encoder by {tenth:.3g} (L1), --encoder-lr 1 by {full:.3g}")
 assert 0 < tenth < 0.5 * full

@@ -14,6 +14,7 @@
 #include "s2crop/common/errors.hpp"
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/nn/segmentation_loss.hpp"
+#include "s2crop/nn/simsiam.hpp"
 #include "s2crop/nn/unet.hpp"
 
 using namespace s2crop;
@@ -200,6 +201,93 @@ TEST(UNet, ModelFileRoundTripsWeightsAndBatchNormStatisticsAndTheEncoderAlone) {
   EXPECT_THROW(nn::load_unet(enc_path, back_spec), InputError);  // an encoder is not a segmentation model
   std::remove(path.c_str());
   std::remove(enc_path.c_str());
+}
+
+// Pre-training with masked-month reconstruction keeps the encoder and decoder under a U-Net's names (nothing of
+// the projector or the reconstruction head), and load_pretrained puts both into a fresh U-Net; an encoder-alone file
+// (the earlier layout, or VICReg without reconstruction) loads the encoder only.
+TEST(SimSiam, PretrainedBodyRoundTripsIntoAUNetWithItsDecoder) {
+  torch::manual_seed(7);
+  auto s = small_spec(6, 3, 2, "plain", "group");
+  nn::SimSiam pre(s, 16, true, 10.0);
+  ASSERT_TRUE(pre->reconstructs());
+  size_t encoder = 0, decoder = 0;
+  for (auto& p : pre->kept->named_parameters()) {
+    encoder += p.key().rfind("encoder.", 0) == 0;
+    decoder += p.key().rfind("decoder.", 0) == 0;
+  }
+  EXPECT_EQ(encoder, pre->encoder->parameters().size());
+  EXPECT_EQ(decoder, pre->decoder->parameters().size());
+  EXPECT_EQ(encoder + decoder, pre->kept->parameters().size());
+  nn::ModelSpec ms;
+  ms.kind = "unet_encoder";
+  ms.unet = s;
+  ms.bands = {"B02", "B03", "B04", "B05", "B06", "B08"};
+  ms.mean.assign(6, 0.0);
+  ms.stddev.assign(6, 1.0);
+  const auto dir = std::filesystem::temp_directory_path();
+  const auto body_path = (dir / "s2crop_pretrained_body_test.h5").string();
+  const auto enc_path = (dir / "s2crop_pretrained_encoder_test.h5").string();
+  nn::save_model(body_path, ms, *pre->kept, "pretrain = 1\n");
+  nn::UNet fresh(s);
+  const auto loaded = nn::load_pretrained(body_path, fresh);
+  EXPECT_TRUE(loaded.encoder && loaded.decoder);
+  EXPECT_TRUE(torch::equal(flat(fresh->encoder->parameters()), flat(pre->encoder->parameters())));
+  EXPECT_TRUE(torch::equal(flat(fresh->decoder->parameters()), flat(pre->decoder->parameters())));
+
+  nn::SimSiam vicreg_only(s, 16, true, 0.0);  // no decoder: the encoder alone, in the earlier unprefixed layout too
+  EXPECT_FALSE(vicreg_only->reconstructs());
+  EXPECT_EQ(vicreg_only->kept->parameters().size(), vicreg_only->encoder->parameters().size());
+  nn::save_model(enc_path, ms, *vicreg_only->encoder, "pretrain = 1\n");
+  nn::UNet other(s);
+  const auto dec0 = flat(other->decoder->parameters());
+  const auto old_layout = nn::load_pretrained(enc_path, other);
+  EXPECT_TRUE(old_layout.encoder && !old_layout.decoder);
+  EXPECT_TRUE(torch::equal(flat(other->encoder->parameters()), flat(vicreg_only->encoder->parameters())));
+  EXPECT_TRUE(torch::equal(flat(other->decoder->parameters()), dec0));
+  std::remove(body_path.c_str());
+  std::remove(enc_path.c_str());
+}
+
+// The reconstruction term is the mean squared error against the target, per channel averaged over pixels, weighted
+// 1 for the channels a view dropped and 0.05 for those it kept, averaged over both views; the total adds it to the
+// VICReg terms with its weight; and it trains the decoder.
+TEST(SimSiam, MaskedMonthReconstructionIsTheWeightedErrorOfTheDroppedMonths) {
+  torch::manual_seed(8);
+  auto s = small_spec(4, 3, 2, "plain", "group");
+  const double weight = 3.0;
+  nn::SimSiam pre(s, 16, true, weight);
+  {
+    torch::NoGradGuard no_grad;
+    pre->reconstruct->weight.zero_();  // predicts 0 everywhere: the error is the target's square
+    pre->reconstruct->bias.zero_();
+  }
+  nn::SiameseViews v;
+  v.target = torch::randn({2, 4, 8, 8});
+  v.view1 = v.target.clone();
+  v.view2 = v.target.clone();
+  v.dropped1 = torch::tensor({1.f, 0.f, 0.f, 0.f}).repeat({2, 1});
+  v.dropped2 = torch::tensor({0.f, 1.f, 1.f, 0.f}).repeat({2, 1});
+  v.view1.narrow(1, 0, 1).zero_();
+  v.view2.narrow(1, 1, 2).zero_();
+  auto l = pre->loss(v);
+  auto sq = v.target.pow(2).mean({2, 3});  // [2][4]
+  auto w1 = v.dropped1 + 0.05, w2 = v.dropped2 + 0.05;
+  auto expected = 0.5 * ((sq * w1).sum(1) / w1.sum(1) + (sq * w2).sum(1) / w2.sum(1));
+  ASSERT_TRUE(l.reconstruction.defined());
+  EXPECT_TRUE(torch::allclose(l.reconstruction, expected, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(l.total, l.siamese + weight * l.reconstruction, 1e-5, 1e-6));
+  // The term trains the decoder (through a head that no longer predicts 0).
+  {
+    torch::NoGradGuard no_grad;
+    pre->reconstruct->weight.fill_(0.1);
+  }
+  pre->zero_grad();
+  pre->loss(v).reconstruction.sum().backward();
+  double decoder_grad = 0;
+  for (auto& p : pre->decoder->parameters())
+    if (p.grad().defined()) decoder_grad += p.grad().abs().sum().item<double>();
+  EXPECT_GT(decoder_grad, 0.0);
 }
 
 // ---- losses

@@ -14,16 +14,21 @@ namespace s2crop::nn {
 void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& model, const std::string& provenance,
                 const std::string& run_fingerprint = "");
 // Any model's parameters (named_parameters) and buffers (named_buffers, e.g. batch-norm statistics, under /buffers)
-// with its spec. A U-Net's encoder alone (kind "unet_encoder"): save_model(path, spec, *unet->encoder, ...).
+// with its spec. What pre-training keeps (kind "unet_encoder"): save_model(path, spec, *simsiam->kept, ...).
 void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Module& model, const std::string& provenance,
                 const std::string& run_fingerprint = "");
 // Loads the parameters (and buffers, if the model has any) stored in `path` into `model` (shapes checked). A
-// pre-trained encoder goes into a U-Net with load_parameters(path, *unet->encoder).
+// pre-trained encoder goes into a U-Net with load_pretrained (below).
 // `prefix`: the stored names carry it (e.g. "encoder." to load a U-Net's encoder from a whole U-Net's file).
 void load_parameters(const std::string& path, torch::nn::Module& model, const std::string& prefix = "");
-// The encoder of `unet` from a pre-trained encoder file (kind unet_encoder, from `s2crop pretrain`) or from another
-// U-Net's file (kind unet). Shapes are checked; throws InputError naming the file.
-void load_encoder(const std::string& path, UNet& unet);
+// What load_pretrained put into a U-Net.
+struct PretrainedParts {
+  bool encoder = false, decoder = false;
+};
+// The pre-trained parts of `unet` from a `s2crop pretrain` file (kind unet_encoder: the encoder, and the decoder
+// where masked-month reconstruction trained one) or the encoder from another U-Net's file (kind unet). Shapes are
+// checked; throws InputError naming the file.
+PretrainedParts load_pretrained(const std::string& path, UNet& unet);
 
 // Builds the crop-type classifier described by the file and loads its weights. Throws InputError naming the file for anything
 // missing, mis-shaped or from another format.

@@ -44,7 +44,8 @@ struct TrainSettings {
     int micro_batch = 0;
     int projection = 128;              // pretrain: SimSiam projector size
     std::string objective = "dense";   // pretrain: dense (per-pixel embeddings, aligned views) | global (pooled)
-    double drop_months = 0.2;          // pretrain: probability of each month being dropped from a view
+    double drop_months = 0.4;          // pretrain: probability of each month being dropped from a view
+    double reconstruction = 10.0;      // pretrain, dense: weight of the masked-month reconstruction (0: off)
   } segment;
   std::string samples;               // training set (HDF5)
   std::string output;                // model file to write
