@@ -101,20 +101,25 @@ expect_training_resumes() {
   mpi 2 "$@" --output "$WORK/ref/model.h5" > "$WORK/ref.log" 2>&1 || { cat "$WORK/ref.log"; fail "reference run failed"; }
   mkdir -p "$WORK/killed"
   mpi 2 "$@" --output "$WORK/killed/model.h5" > "$WORK/killed1.log" 2>&1 &
-  local pid=$! i
+  local pid=$! i at
+  # Epochs of the small test models take a few milliseconds: the run may write another checkpoint between the poll
+  # and the kill (checkpoint.pt is renamed into place before checkpoint.txt), so the restart must resume from
+  # whichever epoch, 2 or later, the last complete checkpoint holds.
   for i in $(seq 1 1500); do
-    grep -qs "^epoch 2" "$WORK/killed/model.h5.ckpt/checkpoint.txt" && break
+    grep -qsE "^epoch ([2-9]|[1-9][0-9]+)$" "$WORK/killed/model.h5.ckpt/checkpoint.txt" && break
     kill -0 $pid 2>/dev/null || break
     sleep 0.02
   done
   pkill -9 -f -- "--output $WORK/killed/model.h5" || true
   wait $pid 2>/dev/null || true
   [ ! -e "$WORK/killed/model.h5" ] || fail "the run finished before the kill: the test did not interrupt it"
-  grep -q "^epoch 2" "$WORK/killed/model.h5.ckpt/checkpoint.txt" || fail "no checkpoint after epoch 2"
+  at=$(sed -n 's/^epoch \([0-9]*\)$/\1/p' "$WORK/killed/model.h5.ckpt/checkpoint.txt" 2>/dev/null)
+  [ -n "$at" ] && [ "$at" -ge 2 ] || fail "no checkpoint after epoch 2"
   mpi 2 "$@" --output "$WORK/killed/model.h5" > "$WORK/killed2.log" 2>&1 \
     || { cat "$WORK/killed2.log"; fail "restart failed"; }
-  grep -q "resumed from .* after epoch 2" "$WORK/killed2.log" || { cat "$WORK/killed2.log"; fail "did not resume"; }
+  at=$(sed -n 's/.*resumed from .* after epoch \([0-9]*\)$/\1/p' "$WORK/killed2.log")
+  [ -n "$at" ] && [ "$at" -ge 2 ] || { cat "$WORK/killed2.log"; fail "did not resume from the checkpoint"; }
   h5diff "$WORK/ref/model.h5" "$WORK/killed/model.h5" /parameters /parameters > "$WORK/diff.txt" \
     || { head "$WORK/diff.txt"; fail "resumed model differs from the uninterrupted one"; }
-  pass "$label: killed after epoch 2 and restarted: parameters identical to the uninterrupted run"
+  pass "$label: killed after epoch $at and restarted: parameters identical to the uninterrupted run"
 }

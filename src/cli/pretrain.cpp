@@ -75,8 +75,11 @@ int run_pretrain(int argc, char** argv, const parallel::MpiContext& mpi) {
   g.jitter = vm["jitter"].as<double>();
   g.reconstruction = vm["reconstruction"].as<double>();
   if (!(g.reconstruction >= 0.0 && std::isfinite(g.reconstruction))) throw ConfigError("--reconstruction must be >= 0");
-  if (g.reconstruction > 0 && g.drop_months == 0.0)
+  if (g.objective == "dense" && g.reconstruction > 0 && g.drop_months == 0.0)
     throw ConfigError("--reconstruction needs --drop-months above 0 (no month would be left to reconstruct)");
+  if (g.objective == "dense" && g.reconstruction > 0 && g.months.size() == 1)
+    throw ConfigError("--reconstruction needs at least 2 --months (a single month has no others to be filled in "
+                      "from); pass --reconstruction 0 for VICReg alone");
   train::run_train(s, mpi);
   return 0;
 }

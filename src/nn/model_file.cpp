@@ -249,7 +249,7 @@ void load_parameters(const std::string& path, torch::nn::Module& model, const st
 ModelSpec read_segmentation_model_spec(const std::string& path) {
   ModelSpec spec = read_model_spec(path);
   if (spec.kind == "unet_encoder")
-    throw InputError(path, "is a pre-trained U-Net encoder alone (from 's2crop pretrain'), not a segmentation "
+    throw InputError(path, "is a pre-trained U-Net encoder (and decoder, from 's2crop pretrain'), not a segmentation "
                            "model: train one with 's2crop segment train' first");
   if (spec.kind != "unet")
     throw InputError(path, "model kind '" + spec.kind + "' is not a U-Net segmentation model (" +

@@ -388,7 +388,7 @@ struct Task {
   virtual std::string fingerprint_extra() const { return ""; }
   // What the model learns from, for the start line of the log.
   virtual std::string inputs_text() const { return ""; }
-  // The module written to the model file (pre-training keeps only the encoder).
+  // The module written to the model file (pre-training keeps the encoder, and the decoder where it trained one).
   virtual torch::nn::Module& saved_module() { return module(); }
   // The parameters the optimiser updates (a frozen pre-trained encoder is left out: no update, no weight decay).
   virtual std::vector<torch::Tensor> trainable_parameters() { return module().parameters(); }

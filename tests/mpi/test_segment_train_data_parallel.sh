@@ -144,4 +144,6 @@ expect_failure other_width "encoder of another architecture" -- mpi 2 segment tr
   --depth 2 --width 16 --init "$WORK/pre/encoder.h5" --output "$WORK/x.h5"
 expect_failure batch_of_one "--batch-size must be at least 2" -- mpi 2 pretrain --patches "$WORK/patches.h5" \
   --batch-size 1 --output "$WORK/x.h5"
+expect_failure one_month_reconstruction "at least 2 --months" -- mpi 2 pretrain --patches "$WORK/patches.h5" \
+  --months 10 --output "$WORK/x.h5"
 [ ! -e "$WORK/x.h5" ] || fail "a model was written for bad input"

@@ -38,7 +38,7 @@ struct UNetSpec {
 
 struct ModelSpec {
   std::string kind = "lstm";  // lstm (crop-type classifier) | ndvi_lstm (NDVI prediction) | unet (segmentation) |
-                              // unet_encoder (a pre-trained U-Net encoder alone)
+                              // unet_encoder (a pre-trained U-Net encoder, and decoder)
   std::vector<std::string> bands;        // reflectance bands fed to the model, in this order (ndvi_lstm: covariates)
   bool ndvi = true;                      // append NDVI as one more feature
   std::string ndvi_nir;                  // NIR band for NDVI: B08 if present, else B8A

@@ -24,7 +24,7 @@ struct TrainSettings {
   double mask_fraction = 0.25;       // gapfill: probability of hiding an observed month from the input
   bool assume_clear = false;         // NDVI tasks: accept a training set without per-month clear flags
   // segment: the U-Net (`s2crop segment train`) on a patch set (samples/patch_set.hpp) given as `samples`;
-  // pretrain: its encoder alone, self-supervised (`s2crop pretrain`, SimSiam), on the same kind of patch set.
+  // pretrain: its encoder (and decoder), self-supervised (`s2crop pretrain`), on the same kind of patch set.
   struct Segment {
     std::string head = "multiclass";   // multiclass (softmax over crop classes) | multilabel (a sigmoid per label)
     std::vector<std::string> targets;  // multilabel: label layers; crop_type expands to one label per class
