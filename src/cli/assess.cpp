@@ -45,7 +45,9 @@ pipeline::Assessment assess_model(const ModelAssessmentSettings& s) {
     if (keep_tile[all.tile[k]])
       held_out.add(all.x.data() + k * V, all.y[k], all.tile[k], all.parcel[k], all.row[k], all.col[k]);
   if (held_out.size() == 0) throw InputError(s.samples, "has no samples of the chosen tiles");
-  if (nn::read_model_spec(s.model).class_names != held_out.header.class_names)
+  const nn::ModelSpec spec = nn::read_model_spec(s.model);
+  nn::check_season(spec, s.model, held_out.header.season_start_month, s.samples);
+  if (spec.class_names != held_out.header.class_names)
     throw ConfigError(s.model + " was trained on other classes than " + s.samples + " has: predictions and "
                       "references would not be comparable");
   std::vector<std::uint8_t> predicted = infer::predict_samples(s.model, held_out, nullptr);
@@ -110,7 +112,7 @@ int run_assess(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (map.empty() == model.empty()) throw ConfigError("s2crop assess: give either --map or --model (see --help)");
   if (output_dir.empty()) throw ConfigError("s2crop assess: --output-dir is required");
   if (pixel_area < 0) throw ConfigError("--pixel-area must not be negative");
-  const std::vector<std::string> tiles = split_list(vm["tiles"].as<std::string>());
+  const std::vector<std::string> tiles = parse_tile_list(vm["tiles"].as<std::string>());
 
   // The comparison is light (a 256 x 256 count table per tile): rank 0 does it, the other ranks wait for its verdict.
   parallel::root_first(mpi.world(), [&] {

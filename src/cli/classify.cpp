@@ -32,7 +32,7 @@ int run_classify(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (vm.count("composites")) s.composites = vm["composites"].as<std::string>();
   if (vm.count("model")) s.model = vm["model"].as<std::string>();
   if (vm.count("output")) s.output = vm["output"].as<std::string>();
-  s.tiles = split_list(vm["tiles"].as<std::string>());
+  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
   s.probabilities = vm["probabilities"].as<bool>();
   s.cog_dir = vm["cog"].as<std::string>();
   s.quicklook_dir = vm["quicklook"].as<std::string>();

@@ -16,7 +16,8 @@ int run_composite(int argc, char** argv, const parallel::MpiContext& mpi) {
        "bands to composite, in this order; every acquisition must have them")
       ("method", po::value<std::string>()->default_value("median"), "median or mean of the clear observations")
       ("season-start", po::value<std::string>()->default_value("auto"),
-       "first month of the 12-month season, YYYY-MM; auto: the --season-month on or before the first acquisition")
+       "first month of the 12-month season, YYYY-MM; auto: the --season-month on or before the acquisitions (an error "
+       "if they span more than one season)")
       ("season-month", po::value<int>()->default_value(9),
        "with --season-start auto: calendar month the season starts (9 = September, as TimeSen2Crop)")
       ("valid-scl", po::value<std::string>()->default_value("4,5,6,7"),
@@ -36,6 +37,9 @@ int run_composite(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("deflate", po::value<int>()->default_value(1),
        "HDF5 deflate level with byte shuffle (0 = uncompressed; 1 compresses int16 reflectance nearly as well as 9, "
        "several times faster)")
+      ("allow-unmasked", po::bool_switch(),
+       "composite acquisitions that have no cloud mask (no SCL, no MASK) unmasked, clouds included; without it they "
+       "are an error. Its use is logged and stored in the output's configuration")
       ("list", po::bool_switch(), "only discover and check the inputs, print the acquisitions per tile (TSV) and stop")
       ("overwrite", po::bool_switch(), "replace an existing output (or leftovers of another interrupted run)");
   po::positional_options_description pos;
@@ -56,9 +60,12 @@ int run_composite(int argc, char** argv, const parallel::MpiContext& mpi) {
   s.season_month = vm["season-month"].as<int>();
   if (s.season_month < 1 || s.season_month > 12) throw ConfigError("--season-month must be 1-12");
   s.valid_scl = parse_int_list(vm["valid-scl"].as<std::string>(), "valid-scl");
+  if (s.valid_scl.empty())
+    throw ConfigError("--valid-scl is empty: no SCL class would count as clear and every pixel would be no data "
+                      "(the default is 4,5,6,7)");
   s.dilation = vm["dilation"].as<int>();
   s.offset_mode = sentinel2::parse_offset_mode(vm["boa-offset"].as<std::string>());
-  s.tiles = split_list(vm["tiles"].as<std::string>());
+  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
   s.block_size = vm["block-size"].as<int>();
   std::string on_error = vm["on-error"].as<std::string>();
   if (on_error != "fail" && on_error != "skip") throw ConfigError("--on-error must be fail or skip");
@@ -69,6 +76,7 @@ int run_composite(int argc, char** argv, const parallel::MpiContext& mpi) {
   s.deflate = vm["deflate"].as<int>();
   s.overwrite = vm["overwrite"].as<bool>();
   s.list_only = vm["list"].as<bool>();
+  s.allow_unmasked = vm["allow-unmasked"].as<bool>();
   s.config_text = effective_config(vm);
   pipeline::run_composite(s, mpi);
   return 0;

@@ -52,7 +52,7 @@ int run_extract(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (vm.count("composites")) s.composites = vm["composites"].as<std::string>();
   if (vm.count("labels")) s.labels = vm["labels"].as<std::string>();
   if (vm.count("output")) s.output = vm["output"].as<std::string>();
-  s.tiles = split_list(vm["tiles"].as<std::string>());
+  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
   s.per_class = vm["per-class"].as<long>();
   s.border = vm["border"].as<int>();
   s.min_clear_months = vm["min-clear-months"].as<int>();

@@ -47,7 +47,7 @@ int run_mosaic(int argc, char** argv, const parallel::MpiContext& mpi) {
   s.confidence_output = vm["confidence-output"].as<std::string>();
   s.crs = vm["crs"].as<std::string>();
   s.resolution = vm["resolution"].as<double>();
-  s.tiles = split_list(vm["tiles"].as<std::string>());
+  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
   s.block_size = vm["block-size"].as<int>();
   s.overwrite = vm["overwrite"].as<bool>();
   s.config_text = effective_config(vm);

@@ -82,7 +82,7 @@ int run_ndvi_evaluate(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (vm.count("model")) s.model = vm["model"].as<std::string>();
   if (vm.count("samples")) s.samples = vm["samples"].as<std::string>();
   if (vm.count("output")) s.output_json = vm["output"].as<std::string>();
-  s.tiles = split_list(vm["tiles"].as<std::string>());
+  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
   s.climatology_tiles = split_list(vm["climatology-tiles"].as<std::string>());
   s.task = vm["task"].as<std::string>();
   s.horizon = vm["horizon"].as<int>();
@@ -128,7 +128,7 @@ int run_ndvi_predict(int argc, char** argv, const parallel::MpiContext& mpi) {
   if (vm.count("composites")) s.composites = vm["composites"].as<std::string>();
   if (vm.count("model")) s.model = vm["model"].as<std::string>();
   if (vm.count("output")) s.output = vm["output"].as<std::string>();
-  s.tiles = split_list(vm["tiles"].as<std::string>());
+  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
   s.task = vm["task"].as<std::string>();
   s.horizon = vm["horizon"].as<int>();
   s.origin = vm["origin"].as<int>();

@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include "s2crop/sentinel2/acquisition.hpp"
+
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -102,6 +104,23 @@ std::vector<std::string> split_list(const std::string& text) {
   std::string item;
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<std::string> parse_tile_list(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::string t : split_list(text)) {
+    t.erase(0, t.find_first_not_of(" \t"));
+    t.erase(t.find_last_not_of(" \t") + 1);
+    if (t.empty()) continue;
+    std::string up = t;
+    for (auto& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (sentinel2::is_mgrs_tile(up)) t = up;
+    if (!sentinel2::is_safe_tile_name(t))
+      throw ConfigError("--tiles: '" + t + "' is not a tile name (an MGRS tile such as 33UVP, or a region name of "
+                        "letters, digits, '_' and '-')");
+    out.push_back(t);
+  }
   return out;
 }
 

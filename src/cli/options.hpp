@@ -28,6 +28,9 @@ std::string effective_config(const po::variables_map& vm);
 std::vector<int> parse_int_list(const std::string& text, const std::string& option);
 // "a,b,,c" -> {"a","b","c"}.
 std::vector<std::string> split_list(const std::string& text);
+// --tiles: "33uvp, 32TQT" -> {"33UVP", "32TQT"}. MGRS names are upper-cased (GDAL and the products spell them so);
+// other names (sen2r regions) are kept as given. ConfigError for a name that could not be a tile (e.g. "../x").
+std::vector<std::string> parse_tile_list(const std::string& text);
 
 // The training commands (`train`, `ndvi train`) run the one trainer: the options of its loop (checkpoints, split,
 // schedule, communicator, threads, test hooks) are declared once here; model options stay with each command.

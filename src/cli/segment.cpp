@@ -50,7 +50,7 @@ int run_segment_predict(int argc, char** argv, const parallel::MpiContext& mpi) 
   if (vm.count("composites")) s.composites = vm["composites"].as<std::string>();
   if (vm.count("model")) s.model = vm["model"].as<std::string>();
   if (vm.count("output")) s.output = vm["output"].as<std::string>();
-  s.tiles = split_list(vm["tiles"].as<std::string>());
+  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
   s.window = vm["window"].as<int>();
   s.overlap = vm["overlap"].as<int>();
   s.threshold = vm["threshold"].as<double>();
@@ -93,7 +93,7 @@ int run_segment_evaluate(int argc, char** argv, const parallel::MpiContext& mpi)
   if (vm.count("model")) s.model = vm["model"].as<std::string>();
   if (vm.count("patches")) s.patches = vm["patches"].as<std::string>();
   if (vm.count("output")) s.output = vm["output"].as<std::string>();
-  s.tiles = split_list(vm["tiles"].as<std::string>());
+  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
   s.png_dir = vm["png"].as<std::string>();
   s.samples = vm["samples"].as<int>();
   s.predictions = vm["predictions"].as<std::string>();

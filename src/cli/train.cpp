@@ -77,7 +77,7 @@ void read_training_settings(const po::variables_map& vm, train::TrainSettings& s
   if (vm.count("samples")) s.samples = vm["samples"].as<std::string>();
   if (vm.count("output")) s.output = vm["output"].as<std::string>();
   s.checkpoint_dir = vm["checkpoint-dir"].as<std::string>();
-  s.tiles = split_list(vm["tiles"].as<std::string>());
+  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
   s.val_tiles = split_list(vm["val-tiles"].as<std::string>());
   s.val_fraction = vm["val-fraction"].as<double>();
   s.bands = split_list(vm["bands"].as<std::string>());

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <system_error>
 
 #include "s2crop/common/errors.hpp"
@@ -76,6 +77,23 @@ std::string join_items(const std::vector<std::string>& items, const std::string&
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) out += (i ? separator : std::string()) + items[i];
   return out;
+}
+
+bool parse_int(const std::string& text, int& value) {
+  size_t b = text.find_first_not_of(" \t\r\n"), e = text.find_last_not_of(" \t\r\n");
+  if (b == std::string::npos) return false;
+  const std::string t = text.substr(b, e - b + 1);
+  size_t i = (t[0] == '-' || t[0] == '+') ? 1 : 0;
+  if (i == t.size() || t.size() - i > 10) return false;
+  long long v = 0;
+  for (; i < t.size(); ++i) {
+    if (t[i] < '0' || t[i] > '9') return false;
+    v = v * 10 + (t[i] - '0');
+  }
+  if (t[0] == '-') v = -v;
+  if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) return false;
+  value = static_cast<int>(v);
+  return true;
 }
 
 }  // namespace s2crop

@@ -92,6 +92,16 @@ bool RasterReader::nodata(int band, double& value) const {
   return has != 0;
 }
 
+std::string RasterReader::data_type(int band) const {
+  if (band < 1 || band > band_count()) return "";
+  return GDALGetDataTypeName(dataset_->GetRasterBand(band)->GetRasterDataType());
+}
+
+bool RasterReader::is_floating_point(int band) const {
+  if (band < 1 || band > band_count()) return false;
+  return GDALDataTypeIsFloating(dataset_->GetRasterBand(band)->GetRasterDataType()) != 0;
+}
+
 void RasterReader::read_raw(int band, const Window& w, void* out, int gdal_type) const {
   if (band < 1 || band > band_count())
     throw InputError(path_, "has " + std::to_string(band_count()) + " band(s), band " + std::to_string(band) +

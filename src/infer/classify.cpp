@@ -140,6 +140,7 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
   }
   job.check_tile = [&](const pipeline::CompositeTile& t) {
     nn::FeatureMap check(spec, t.bands, s.composites + " tile " + t.name);
+    nn::check_season(spec, s.model, t.season_start_month, s.composites + " tile " + t.name);
   };
   job.make_predictor = [&] { return std::make_unique<ClassifierBlocks>(s); };
   job.file_attrs = [&](h5::File& file) {

@@ -509,10 +509,7 @@ void run_ndvi_predict(const NdviPredictSettings& s, const parallel::MpiContext& 
     for (auto& b : spec.bands)
       if (std::find(t.bands.begin(), t.bands.end(), b) == t.bands.end())
         throw InputError(where, "lacks band " + b + ", a covariate of the model " + s.model);
-    if (t.season_start_month != spec.season_start_month)
-      throw InputError(where, "season starts in month " + std::to_string(t.season_start_month) + " but the model " +
-                                  s.model + " was trained on seasons starting in month " +
-                                  std::to_string(spec.season_start_month) + " (its months would be misread)");
+    nn::check_season(spec, s.model, t.season_start_month, where);
     if (t.months != months)
       throw InputError(where, "covers another season than the file's first tile; predict one season per run");
   };

@@ -339,10 +339,7 @@ void run_segment_predict(const SegmentPredictSettings& s, const parallel::MpiCon
         throw InputError(where, "lacks band " + b + ", an input of the model " + s.model + " (the tile has " +
                                     join_items(t.bands, ",") + ")");
     nn::ImageInputMap check(spec, t.bands, where);
-    if (t.season_start_month != spec.season_start_month)
-      throw InputError(where, "season starts in month " + std::to_string(t.season_start_month) + " but the model " +
-                                  s.model + " was trained on seasons starting in month " +
-                                  std::to_string(spec.season_start_month) + " (its months would be misread)");
+    nn::check_season(spec, s.model, t.season_start_month, where);
     SlidingWindowGrid grid(t.grid.width, t.grid.height, s.window, s.overlap);
   };
   job.make_predictor = [&] { return std::make_unique<UNetBlocks>(s); };

@@ -58,10 +58,7 @@ Plan make_plan(const SegmentEvaluateSettings& s) {
   } catch (const ConfigError& e) {
     throw InputError(s.model, e.what());
   }
-  if (p.header.season_start_month != p.spec.season_start_month)
-    throw InputError(s.patches, "season starts in month " + std::to_string(p.header.season_start_month) +
-                                    " but the model " + s.model + " was trained on seasons starting in month " +
-                                    std::to_string(p.spec.season_start_month) + " (its months would be misread)");
+  nn::check_season(p.spec, s.model, p.header.season_start_month, s.patches);
   p.targets = nn::SegmentationTargets::of_model(p.spec, p.header, s.patches);
   std::vector<char> wanted(p.header.tiles.size(), s.tiles.empty() ? 1 : 0);
   for (auto& t : s.tiles) {

@@ -9,6 +9,7 @@
 
 #include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/hash.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/pipeline/stage_support.hpp"
 #include "s2crop/train/trainer.hpp"
@@ -25,23 +26,6 @@ struct TileUnits {
   std::string season_start;
   std::vector<geo::Window> blocks;
 };
-
-std::uint64_t fnv1a(const void* data, size_t n, std::uint64_t h = 1469598103934665603ULL) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  return h;
-}
-
-std::uint64_t file_hash(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> buf(1 << 20);
-  std::uint64_t h = 1469598103934665603ULL;
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    h = fnv1a(buf.data(), static_cast<size_t>(in.gcount()), h);
-  }
-  return h;
-}
 
 std::vector<TileUnits> read_tiles(const TileInferenceJob& job) {
   pipeline::CompositeFile file(job.composites);
@@ -187,13 +171,18 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
   using clock = std::chrono::steady_clock;
   auto t0 = clock::now();
   if (job.block_size < 16 || job.block_size > 4096) throw ConfigError("--block-size must be between 16 and 4096");
+  if (job.deflate < 0 || job.deflate > 9) throw ConfigError("--deflate must be 0-9 (got " + std::to_string(job.deflate) + ")");
   const Parts parts(job);
 
   // ---- plan: rank 0 validates inputs (one clear message), then every rank reads the small metadata
   std::vector<TileUnits> tiles;
   std::string fingerprint;
   bool already_complete = false;
+  std::unique_ptr<pipeline::OutputLock> lock;
   parallel::root_first(mpi.world(), [&] {
+    std::string parent = fs::path(job.output).parent_path().string();
+    pipeline::ensure_dir(parent.empty() ? "." : parent);
+    lock = std::make_unique<pipeline::OutputLock>(job.output);
     for (auto& dir : job.export_dirs)
       if (!dir.empty()) pipeline::ensure_dir(dir);
     tiles = read_tiles(job);
@@ -205,13 +194,11 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
       composite_fingerprint = f.has_attr("run_fingerprint") ? f.attr_string("run_fingerprint") : "";
     }
     std::ostringstream fp;
-    fp << std::hex << fnv1a(composite_fingerprint.data(), composite_fingerprint.size()) << "-"
-       << file_hash(job.model) << "-" << file_hash(job.composites) << std::dec << "-b" << job.block_size
+    fp << std::hex << hash::fnv1a(composite_fingerprint) << "-" << hash::file_content(job.model) << "-"
+       << hash::file_content(job.composites) << std::dec << "-b" << job.block_size
        << job.options_fingerprint;
     for (auto& t : tiles) fp << "-" << t.tile.name;
     fingerprint = fp.str();
-    std::string parent = fs::path(job.output).parent_path().string();
-    pipeline::ensure_dir(parent.empty() ? "." : parent);
     if (fs::exists(job.output)) {
       std::string previous;
       try {
@@ -246,6 +233,7 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
   int complete = already_complete ? 1 : 0;
   MPI_Bcast(&complete, 1, MPI_INT, 0, mpi.world());
   if (complete) {
+    if (lock) lock->release_and_remove();
     log::root(job.output + " is already complete for this model and these composites: nothing to do");
     return;
   }
@@ -371,6 +359,7 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
     fs::rename(job.output + ".partial.h5", job.output, ec);
     if (ec) throw OutputError(job.output, "cannot move the finished output into place: " + ec.message());
     fs::remove_all(job.output + ".parts", ec);
+    lock->release_and_remove();
     log::info("wrote " + job.output + " in " +
               log::format_duration(std::chrono::duration<double>(clock::now() - t0).count()));
   });

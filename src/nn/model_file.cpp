@@ -1,5 +1,6 @@
 #include "s2crop/nn/model_file.hpp"
 
+#include <cmath>
 #include <filesystem>
 
 #include "s2crop/common/errors.hpp"
@@ -165,6 +166,17 @@ ModelSpec read_model_spec(const std::string& path) {
   } catch (const Error& e) {
     throw InputError(path, std::string("model file is incomplete: ") + e.what());
   }
+  // Training stores finite means and standard deviations of at least 1e-6: anything else is a damaged or edited file,
+  // and would normalise every pixel to NaN (a map of class 0 with confidence 0 that looks finished).
+  for (size_t i = 0; i < s.mean.size(); ++i)
+    if (!std::isfinite(s.mean[i]))
+      throw InputError(path, "feature_mean[" + std::to_string(i) + "] is not a finite number: the model's input "
+                             "normalisation is damaged");
+  for (size_t i = 0; i < s.stddev.size(); ++i)
+    if (!std::isfinite(s.stddev[i]) || !(s.stddev[i] > 0))
+      throw InputError(path, "feature_std[" + std::to_string(i) + "] is " + std::to_string(s.stddev[i]) +
+                             ": the model's input normalisation is damaged (a standard deviation must be finite and "
+                             "positive)");
   if (s.is_unet()) {
     try {
       s.unet.check();

@@ -117,4 +117,14 @@ void ImageInputMap::apply(const std::int16_t* x, size_t pixels, float* out, bool
   }
 }
 
+void check_season(const ModelSpec& spec, const std::string& model_path, int data_season_start_month,
+                  const std::string& where) {
+  if (data_season_start_month == spec.season_start_month) return;
+  throw InputError(where, "season starts in month " + std::to_string(data_season_start_month) + " but the model " +
+                              model_path + " was trained on seasons starting in month " +
+                              std::to_string(spec.season_start_month) +
+                              " (its months would be misread); use a model of this season, or composite with "
+                              "--season-start in month " + std::to_string(spec.season_start_month));
+}
+
 }  // namespace s2crop::nn

@@ -23,6 +23,7 @@
 #include <sstream>
 
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/hash.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/common/text.hpp"
 #include "s2crop/geo/raster.hpp"
@@ -96,21 +97,6 @@ geo::Grid grid_from(const std::vector<std::string>& f, size_t at) {
   for (int i = 0; i < 6; ++i) g.geotransform[static_cast<size_t>(i)] = std::stod(f[at + 2 + static_cast<size_t>(i)]);
   g.crs_wkt = f[at + 8];
   return g;
-}
-
-std::uint64_t fnv1a(const void* data, size_t n, std::uint64_t h = 1469598103934665603ULL) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-std::string hex(std::uint64_t v) {
-  char buf[20];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 std::string parts_dir(const CompositeSettings& s) { return s.output + ".parts"; }
@@ -188,6 +174,19 @@ std::string make_plan_on_root(const CompositeSettings& s, const std::vector<std:
     std::vector<Acquisition> mine;
     for (size_t i : kept) mine.push_back(acqs[i]);
     plan << sentinel2::serialise(mine);
+    // What each file is on disk, so the fingerprint changes when an input is rewritten in place (same path, new
+    // pixels) and no part of the old file's blocks is reused; metadata files (small) by their content.
+    std::set<std::string> files;
+    for (auto& a : mine) {
+      for (auto& [band, src] : a.bands) files.insert(src.path);
+      if (a.mask_kind != sentinel2::MaskKind::None) files.insert(a.mask.path);
+    }
+    for (auto& f : files) plan << "F\t" << f << '\t' << hash::file_identity(f) << '\n';
+    for (auto& a : mine) {
+      std::error_code ec;
+      if (fs::is_regular_file(a.source, ec) && fs::file_size(a.source, ec) < (1u << 22))
+        plan << "M\t" << a.source << '\t' << hash::hex64(hash::file_content(a.source)) << '\n';
+    }
   }
   for (auto& k : skipped) plan << "S\t" << escape(k.what) << '\t' << escape(k.reason) << '\n';
   return plan.str();
@@ -214,6 +213,8 @@ Plan parse_plan(const std::string& text, const CompositeSettings& s) {
       p.tiles.push_back(std::move(t));
     } else if (f[0] == "S") {
       p.skipped.push_back({f[1], f.size() > 2 ? f[2] : ""});
+    } else if (f[0] == "F" || f[0] == "M") {
+      // file identities: only part of the fingerprint
     } else {
       acq_text += line + "\n";
     }
@@ -237,12 +238,12 @@ Plan parse_plan(const std::string& text, const CompositeSettings& s) {
   valid.erase(std::unique(valid.begin(), valid.end()), valid.end());
   for (int c : valid) fp << ' ' << c;
   fp << "\nplan\n" << text;
-  p.fingerprint = hex(fnv1a(fp.str().data(), fp.str().size()));
+  p.fingerprint = hash::hex64(hash::fnv1a(fp.str()));
   // The finished file also depends on how it is written and what is exported with it.
   std::ostringstream out;
   out << p.fingerprint << "\ndeflate " << s.deflate << "\ncog " << s.cog_dir << "\nquicklook " << s.quicklook_dir
       << ' ' << s.quicklook_month;
-  p.output_fingerprint = hex(fnv1a(out.str().data(), out.str().size()));
+  p.output_fingerprint = hash::hex64(hash::fnv1a(out.str()));
   return p;
 }
 
@@ -423,7 +424,9 @@ std::vector<std::int16_t> read_part_month(const std::string& path, const geo::Wi
 // Collective from start to end. noexcept on purpose: an exception on one rank must not unwind through the HDF5
 // handles, whose destructors close collectively and would wait for the other ranks forever. Escaping here ends in
 // std::terminate without unwinding, and main's terminate handler aborts every rank with the message.
-void write_hdf5(const Plan& p, const CompositeSettings& s, const parallel::MpiContext& mpi) noexcept(true) {
+void write_hdf5(const Plan& p, const CompositeSettings& s, const parallel::MpiContext& mpi,
+                std::vector<double>& clear_per_tile) noexcept(true) {
+  clear_per_tile.assign(p.tiles.size(), 0.0);
   const size_t nb = s.bands.size();
   const hsize_t bs = static_cast<hsize_t>(s.block_size);
   h5::File file = h5::File::create(partial_path(s), mpi.world());
@@ -490,6 +493,9 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, const parallel::MpiCo
       if (b < t.blocks.size()) {
         const geo::Window& w = t.blocks[b];
         BlockResult r = read_part(part_path(s, t, b), w, nb);
+        double clear = 0;
+        for (std::uint8_t c : r.count) clear += c;
+        clear_per_tile[static_cast<size_t>(&t - p.tiles.data())] += clear;
         std::vector<hsize_t> off = {0, 0, static_cast<hsize_t>(w.y0), static_cast<hsize_t>(w.x0)};
         std::vector<hsize_t> cnt = {kMonths, nb, static_cast<hsize_t>(w.height), static_cast<hsize_t>(w.width)};
         refl.write(off, cnt, r.refl.data(), true);
@@ -667,7 +673,11 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   parallel::root_first(mpi.world(), [&] {
     std::string parent = fs::path(s.output).parent_path().string();
     ensure_dir(parent.empty() ? "." : parent);
+    // Export folders are checked now, not after hours of compositing.
+    if (!s.cog_dir.empty()) ensure_dir(s.cog_dir);
+    if (!s.quicklook_dir.empty()) ensure_dir(s.quicklook_dir);
     sentinel2::DiscoveryOptions opt;
+    opt.allow_unmasked = s.allow_unmasked;
     opt.bands = s.bands;
     opt.offset_mode = s.offset_mode;
     opt.tiles = s.tiles;
@@ -683,11 +693,24 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
                                          }() +
                                          " found (STAC items, SAFE folders/zips or band GeoTIFF folders)");
     }
+    for (auto& t : s.tiles)
+      if (std::none_of(acqs.begin(), acqs.end(), [&](const Acquisition& a) { return a.tile == t; }))
+        throw InputError(join_items(s.inputs), "no acquisition of tile " + t + " (asked for with --tiles) found");
     if (s.season_start == "auto") {
-      Date first = acqs.front().date;
-      for (auto& a : acqs) first = std::min(first, a.date);
-      season_year = first.month >= s.season_month ? first.year : first.year - 1;
+      // The season is the agronomic year (starting in month --season-month) of the acquisitions. Where they span
+      // several, a guess would composite the wrong year (or one stray item's): the user chooses.
+      std::map<int, int> per_season;
+      for (auto& a : acqs) per_season[a.date.month >= s.season_month ? a.date.year : a.date.year - 1]++;
+      season_year = per_season.begin()->first;
       season_month = s.season_month;
+      if (per_season.size() > 1) {
+        std::vector<std::string> counts;
+        for (auto& [year, n] : per_season)
+          counts.push_back(month_label(year, s.season_month, 0) + ": " + std::to_string(n));
+        throw ConfigError("--season-start auto: the acquisitions found span " + std::to_string(per_season.size()) +
+                          " seasons (acquisitions per season starting " + join_items(counts) +
+                          "); pass --season-start YYYY-MM to choose one");
+      }
     } else {
       Date d;
       try {
@@ -706,10 +729,30 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
       int m = month_index(probe, a.date);
       if (m >= 0 && m < kMonths) in_season.push_back(a);
     }
+    if (s.allow_unmasked) {
+      size_t unmasked = static_cast<size_t>(std::count_if(acqs.begin(), acqs.end(), [](const Acquisition& a) {
+        return a.mask_kind == sentinel2::MaskKind::None;
+      }));
+      if (unmasked > 0)
+        log::warn(std::to_string(unmasked) + " acquisition(s) have no cloud mask and are composited unmasked, clouds "
+                  "included (--allow-unmasked)");
+    }
     log::info("found " + std::to_string(acqs.size()) + " acquisitions, " + std::to_string(in_season.size()) +
               " in the season starting " + month_label(season_year, season_month, 0));
     if (in_season.empty()) throw InputError(s.inputs.front(), "no acquisition falls in the season starting " +
                                                                   month_label(season_year, season_month, 0));
+    // A tile whose acquisitions all fall outside the season would be missing from the output without a word.
+    std::map<std::string, std::pair<int, int>> per_tile;  // tile -> (found, in season)
+    for (auto& a : acqs) per_tile[a.tile].first++;
+    for (auto& a : in_season) per_tile[a.tile].second++;
+    for (auto& [tile, n] : per_tile)
+      if (n.second == 0)
+        throw InputError(join_items(s.inputs), "tile " + tile + " has " + std::to_string(n.first) +
+                                                   " acquisition(s), none in the season " +
+                                                   month_label(season_year, season_month, 0) + " to " +
+                                                   month_label(season_year, season_month, kMonths - 1) +
+                                                   ": choose its season with --season-start, or leave it out with "
+                                                   "--tiles");
     acqs = std::move(in_season);
   });
   // ---- plan: every rank inspects its share of the files (opening thousands of files is slow on parallel FS)
@@ -755,9 +798,11 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
     return;
   }
 
-  // ---- resume state: rank 0 looks at the output and the parts left by an interrupted run
+  // ---- resume state: rank 0 takes the output's lock, then looks at the output and the parts of an interrupted run
   std::string done_text;
+  std::unique_ptr<OutputLock> lock;
   parallel::root_first(mpi.world(), [&] {
+    lock = std::make_unique<OutputLock>(s.output);
     if (fs::exists(s.output)) {
       std::string previous;
       try {
@@ -804,6 +849,7 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   int complete = already_complete ? 1 : 0;
   MPI_Bcast(&complete, 1, MPI_INT, 0, mpi.world());
   if (complete) {
+    if (lock) lock->release_and_remove();
     log::root(s.output + " is already complete for these inputs and options: nothing to do");
     return;
   }
@@ -893,7 +939,26 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   log_peak_memory(mpi, "after compositing");
 
   // ---- assemble
-  write_hdf5(plan, s, mpi);
+  std::vector<double> clear_per_tile;
+  write_hdf5(plan, s, mpi, clear_per_tile);
+  MPI_Allreduce(MPI_IN_PLACE, clear_per_tile.data(), static_cast<int>(clear_per_tile.size()), MPI_DOUBLE, MPI_SUM,
+                mpi.world());
+  for (size_t ti = 0; ti < plan.tiles.size(); ++ti)
+    if (clear_per_tile[ti] == 0) {
+      // Every pixel of every month no data: a mask that keeps nothing (--valid-scl), reflectance delivered in
+      // another scale or type, or a mask file that marks everything invalid. A map made from it would be empty.
+      if (mpi.is_root()) {
+        std::error_code ec;
+        fs::remove(partial_path(s), ec);
+      }
+      throw AgreedError("tile " + plan.tiles[ti].name + " has no clear observation in any month (" +
+                        std::to_string(plan.tiles[ti].acquisitions.size()) + " acquisitions; every pixel would be no "
+                        "data): check --valid-scl (" + join_items([&] {
+                          std::vector<std::string> v;
+                          for (int c : s.valid_scl) v.push_back(std::to_string(c));
+                          return v;
+                        }()) + "), the masks and the bands' values (L2A digital numbers, reflectance x 10000)");
+    }
   if (!s.cog_dir.empty() || !s.quicklook_dir.empty()) {
     if (mpi.is_root()) {
       if (!s.cog_dir.empty())
@@ -919,6 +984,7 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
     fs::rename(partial_path(s), s.output, ec);
     if (ec) throw OutputError(s.output, "cannot move the finished file into place: " + ec.message());
     fs::remove_all(parts_dir(s), ec);
+    lock->release_and_remove();
     double total = std::chrono::duration<double>(clock::now() - t0).count();
     log::info("wrote " + s.output + " (" + std::to_string(plan.tiles.size()) + " tile(s)) in " +
               log::format_duration(total));

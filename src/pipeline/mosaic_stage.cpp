@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/hash.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/geo/class_raster.hpp"
 #include "s2crop/geo/raster.hpp"
@@ -293,7 +294,11 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
   Plan plan;
   std::string fingerprint;
   bool already_complete = false;
+  std::unique_ptr<OutputLock> lock;
   parallel::root_first(mpi.world(), [&] {
+    std::string parent = fs::path(s.output).parent_path().string();
+    ensure_dir(parent.empty() ? "." : parent);
+    lock = std::make_unique<OutputLock>(s.output);
     in = read_maps(s, true);
     plan = make_plan(s, in, wkt);
     std::vector<std::string> names;
@@ -303,11 +308,7 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
     std::snprintf(res, sizeof res, "%.17g", s.resolution);
     const std::string text = "mosaic1|" + in.identity + "|" + wkt + "|" + res + "|" + plan.grid.describe() + "|b" +
                              std::to_string(s.block_size) + "|" + join_items(names, ",");
-    std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
-    for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
-    char hex[24];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-    fingerprint = hex;
+    fingerprint = hash::hex64(hash::fnv1a(text));
     // A finished output of this configuration: nothing to do. One of another configuration: refused.
     auto previous = [](const std::string& path) {
       try {
@@ -367,6 +368,7 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
   int complete = already_complete ? 1 : 0;
   MPI_Bcast(&complete, 1, MPI_INT, 0, mpi.world());
   if (complete) {
+    if (lock) lock->release_and_remove();
     log::root(s.output + " is already complete for these maps and options: nothing to do");
     return;
   }
@@ -495,6 +497,7 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
         in.class_names, in.colours, kMosaicNoData, metadata);
     std::error_code ec;
     fs::remove_all(s.output + ".parts", ec);
+    lock->release_and_remove();
     log::info("wrote " + s.output + (s.confidence_output.empty() ? "" : " and " + s.confidence_output) + " (" +
               plan.grid.describe() + ") in " +
               log::format_duration(std::chrono::duration<double>(clock::now() - t0).count()));

@@ -1,5 +1,6 @@
 #include "s2crop/pipeline/stage_support.hpp"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -14,6 +15,45 @@
 namespace fs = std::filesystem;
 
 namespace s2crop::pipeline {
+
+OutputLock::OutputLock(const std::string& output) : path_(output + ".lock") {
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw OutputError(path_, std::string("cannot create the output's lock file: ") + std::strerror(errno));
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  if (::fcntl(fd_, F_SETLK, &fl) != 0) {
+    const int err = errno;
+    char owner[256] = {0};
+    ssize_t n = ::pread(fd_, owner, sizeof owner - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    std::string who = n > 0 ? std::string(owner, static_cast<size_t>(n)) : std::string();
+    while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+    if (err == EACCES || err == EAGAIN)
+      throw OutputError(output, "is being written by another s2crop run" + (who.empty() ? "" : " (" + who + ")") +
+                                    "; wait for it to finish or stop it, or choose another output");
+    throw OutputError(path_, std::string("cannot lock the output (does the file system support POSIX locks?): ") +
+                                 std::strerror(err));
+  }
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  const std::string me = "pid " + std::to_string(::getpid()) + " on " + host + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+    // The lock holds without the note; only the message of a refused second run would lack the owner.
+  }
+}
+
+OutputLock::~OutputLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock; the file stays, free for the next run
+}
+
+void OutputLock::release_and_remove() {
+  if (fd_ < 0) return;
+  ::unlink(path_.c_str());
+  ::close(fd_);
+  fd_ = -1;
+}
 
 // Peak resident memory of every rank, gathered on rank 0: the number to size jobs by (--mem-per-cpu).
 void log_peak_memory(const parallel::MpiContext& mpi, const std::string& when) {

@@ -9,6 +9,7 @@
 
 #include "s2crop/common/crop_classes.hpp"
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/hash.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/composite/kernels.hpp"
 #include "s2crop/geo/rasterize.hpp"
@@ -25,12 +26,7 @@ namespace {
 
 constexpr std::uint64_t kKeepAll = std::numeric_limits<std::uint64_t>::max();
 
-std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+using hash::mix64;
 
 struct Unit {
   size_t tile;  // index into the selected tiles
@@ -234,12 +230,11 @@ void run_extract_patches(const ExtractSettings& s, const parallel::MpiContext& m
 }  // namespace
 
 std::uint64_t sample_hash(std::uint64_t seed, const std::string& tile, int row, int col) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over the tile name
-  for (unsigned char c : tile) h = (h ^ c) * 0x100000001b3ULL;
-  h = splitmix64(h ^ splitmix64(seed));
+  std::uint64_t h = hash::fnv1a(tile);
+  h = mix64(h ^ mix64(seed));
   const std::uint64_t position = (static_cast<std::uint64_t>(static_cast<std::uint32_t>(row)) << 32) |
                                  static_cast<std::uint32_t>(col);
-  return splitmix64(h ^ splitmix64(position));
+  return mix64(h ^ mix64(position));
 }
 
 void SmallestHashes::offer(std::uint64_t hash) {

@@ -29,6 +29,24 @@ OffsetMode parse_offset_mode(const std::string& text) {
   throw ConfigError("--boa-offset must be auto, 0 or -1000 (got '" + text + "')");
 }
 
+bool is_safe_tile_name(const std::string& name) {
+  static const std::regex re(R"(^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$)");
+  return std::regex_match(name, re);
+}
+
+bool is_mgrs_tile(const std::string& name) {
+  static const std::regex re(R"(^(0[1-9]|[1-5][0-9]|60)[C-HJ-NP-X][A-HJ-NP-Z][A-HJ-NP-V]$)");
+  return std::regex_match(name, re);
+}
+
+bool same_observation(const Acquisition& a, const Acquisition& b) {
+  if (a.tile != b.tile || !(a.date == b.date)) return false;
+  if (a.spacecraft && b.spacecraft && a.spacecraft != b.spacecraft) return false;
+  if (a.relative_orbit && b.relative_orbit && a.relative_orbit != b.relative_orbit) return false;
+  if (!a.sensing_start.empty() && !b.sensing_start.empty() && a.sensing_start != b.sensing_start) return false;
+  return true;
+}
+
 namespace {
 
 std::string normal_path(const std::string& p) {
@@ -91,6 +109,26 @@ bool tile_from_path(const std::string& path, std::string& tile) {
   return false;
 }
 
+// Spacecraft, datatake sensing start and relative orbit from a product name: S2A_MSIL2A_20210511T100031_N0300_R122_
+// T33UVP_..., WorldCereal's S2B_MSIL2A_20190904T074619_N9999R135T36MXB_36MXB, or an Earth Search id S2A_33UVP_20210511_
+// 0_L2A (spacecraft only). False if the name has none of it.
+bool read_identity(const std::string& name, Acquisition& a) {
+  static const std::regex product(R"(S2([A-D])_MSIL2A_(\d{8}T\d{6})_N\d{4}_?R(\d{3}))");
+  static const std::regex item(R"(^S2([A-D])_\d{1,2}[A-Z]{3}_\d{8}_)");
+  std::smatch m;
+  if (std::regex_search(name, m, product)) {
+    a.spacecraft = std::string(m[1])[0];
+    a.sensing_start = m[2];
+    a.relative_orbit = std::stoi(m[3]);
+    return true;
+  }
+  if (std::regex_search(name, m, item)) {
+    a.spacecraft = std::string(m[1])[0];
+    return true;
+  }
+  return false;
+}
+
 struct Builder {
   const DiscoveryOptions& options;
   bool skip_bad;
@@ -139,6 +177,12 @@ struct Builder {
     return true;
   }
 
+  static std::vector<const std::string*> paths_of(const Acquisition& a) {
+    std::vector<const std::string*> out{&a.source, &a.mask.path};
+    for (auto& [k, v] : a.bands) out.push_back(&v.path);
+    return out;
+  }
+
   static std::string present(const Acquisition& a) {
     std::string s;
     for (auto& [k, v] : a.bands) s += (s.empty() ? "" : " ") + k;
@@ -146,7 +190,27 @@ struct Builder {
   }
 
   void add(Acquisition a) {
-    if (!wanted(a) || !complete(a)) return;
+    if (!wanted(a)) return;
+    // Paths travel between ranks as tab-separated lines: a tab or line break in one would be misread later.
+    for (const std::string* p : paths_of(a))
+      if (p->find_first_of("\t\n\r") != std::string::npos) {
+        bad(*p, "the path contains a tab or line break, which s2crop cannot pass between ranks: rename it");
+        return;
+      }
+    // Tile names become folder and dataset names (parts, COGs): nothing that could climb out of the output folder.
+    if (!is_safe_tile_name(a.tile)) {
+      bad(a.source, "tile name '" + a.tile + "' is not an MGRS tile or a plain region name (letters, digits, '_', "
+                    "'-'; at most 64)");
+      return;
+    }
+    if (!complete(a)) return;
+    if (a.mask_kind == MaskKind::None && !options.allow_unmasked) {
+      bad(a.source, "acquisition " + a.id + " (" + a.date.iso() + ") has no cloud mask (no SCL" +
+                        (a.source.size() > 5 && a.source.substr(a.source.size() - 5) == ".json" ? " asset" : "") +
+                        ", no MASK file): its clouds would go into the composite; add the mask, or pass "
+                        "--allow-unmasked to composite without one");
+      return;
+    }
     // Keep only the bands asked for: fewer files to open per block.
     std::map<std::string, BandSource> kept;
     for (auto& b : options.bands) kept[b] = a.bands[b];
@@ -195,6 +259,23 @@ struct Builder {
       return true;
     }
     if (a.id.empty()) a.id = fs::path(path).stem().string();
+    if (!is_mgrs_tile(a.tile)) {
+      bad(path, "STAC item names tile '" + a.tile + "', which is not an MGRS tile (e.g. 33UVP)");
+      return true;
+    }
+    if (!read_identity(props.GetString("s2:product_uri"), a)) read_identity(a.id, a);
+    {
+      std::string platform = upper(props.GetString("platform"));
+      if (!a.spacecraft && platform.size() == 11 && platform.rfind("SENTINEL-2", 0) == 0) a.spacecraft = platform[10];
+      std::string datatake = props.GetString("s2:datatake_id");  // GS2A_20210511T100031_030755_N03.00
+      std::smatch m;
+      if (a.sensing_start.empty() && std::regex_search(datatake, m, std::regex(R"(S2([A-D])_(\d{8}T\d{6}))"))) {
+        a.spacecraft = std::string(m[1])[0];
+        a.sensing_start = m[2];
+      }
+      int orbit = props.GetInteger("sat:relative_orbit", 0);
+      if (!a.relative_orbit && orbit > 0) a.relative_orbit = orbit;
+    }
 
     bool have_meta = false;
     int meta_offset = 0;
@@ -300,13 +381,21 @@ struct Builder {
       bad(mtd, "cannot tell the MGRS tile from product name " + a.id);
       return;
     }
+    read_identity(a.id, a);
     std::map<int, int> offsets;
     CPLXMLNode* list = CPLGetXMLNode(product, "General_Info.Product_Image_Characteristics.BOA_ADD_OFFSET_VALUES_LIST");
     for (CPLXMLNode* n = list ? list->psChild : nullptr; n; n = n->psNext) {
       if (n->eType != CXT_Element || std::string(n->pszValue) != "BOA_ADD_OFFSET") continue;
       const char* id = CPLGetXMLValue(n, "band_id", nullptr);
       const char* v = CPLGetXMLValue(n, nullptr, nullptr);
-      if (id && v) offsets[std::atoi(id)] = std::atoi(v);
+      if (!id || !v) continue;
+      int band_id = 0, value = 0;
+      if (!parse_int(id, band_id) || !parse_int(v, value)) {
+        bad(mtd, std::string("BOA_ADD_OFFSET band_id='") + id + "' has value '" + v +
+                     "', which is not an integer (a damaged or hand-edited metadata file)");
+        return;
+      }
+      offsets[band_id] = value;
     }
     std::string baseline = CPLGetXMLValue(product, "General_Info.Product_Info.PROCESSING_BASELINE", "");
     // Files: GRANULE/<granule>/IMG_DATA/R10m|R20m|R60m/<name>_<band>_<res>m.<ext>
@@ -359,6 +448,8 @@ struct Builder {
     Date date;
     std::map<std::string, std::string> files;  // band -> path
     std::map<std::string, int> res;            // band -> resolution stated in its name (0: none)
+    char spacecraft = 0;                       // sen2r names say them
+    int relative_orbit = 0;
   };
 
   void add_band_files(const std::vector<std::string>& paths) {
@@ -375,6 +466,8 @@ struct Builder {
         g.dir = dir;
         g.date = Date::parse(m[2]);
         g.tile = m[4];  // sen2r names the extent, not the tile
+        g.spacecraft = std::string(m[1])[0];
+        g.relative_orbit = std::stoi(m[3]);
         g.files[m[5] == "BOA" ? "BOA" : "SCL"] = p;
         continue;
       }
@@ -416,6 +509,26 @@ struct Builder {
       a.date = g.date;
       a.id = fs::path(g.dir).filename().string();
       if (a.id.find(g.date.compact()) == std::string::npos) a.id += "_" + g.date.compact();
+      read_identity(fs::path(g.dir).filename().string(), a);
+      if (g.spacecraft) a.spacecraft = g.spacecraft;
+      if (g.relative_orbit) a.relative_orbit = g.relative_orbit;
+      if (!g.files.count("BOA")) {
+        // Band files that no STAC item or SAFE product claimed: a whole acquisition, or strays (a preview_B04.tif,
+        // the SCL.tif of an item without an scl asset). Name what was found rather than the first band missing.
+        std::vector<std::string> missing, found_files;
+        for (auto& b : options.bands)
+          if (!g.files.count(b)) missing.push_back(b);
+        if (!missing.empty()) {
+          for (auto& [band, path] : g.files) found_files.push_back(fs::path(path).filename().string());
+          bad(g.dir, "band files " + join_items(found_files) + " (date " + g.date.iso() + ", tile " + g.tile +
+                         ") are not part of any STAC item or SAFE product, and band" +
+                         (missing.size() > 1 ? "s " : " ") + join_items(missing) +
+                         (missing.size() > 1 ? " are" : " is") +
+                         " missing for a folder acquisition: an incomplete acquisition or stray files; remove or "
+                         "move them");
+          continue;
+        }
+      }
       std::string origin;
       int offset = decide_offset(a.date, 0, false, origin, "");
       a.offset_origin = origin;
@@ -547,7 +660,26 @@ std::vector<Acquisition> discover(const std::vector<std::string>& inputs, const 
                               return x.tile == y.tile && x.date == y.date && x.id == y.id;
                             }),
                 b.found.end());
-  return b.found;
+  // Two products of one observation (a STAC item and a SAFE of the same product, a reprocessed copy) would weigh
+  // that date twice in the median and double its clear count: refused, or with --on-error skip the later one left out.
+  std::vector<Acquisition> kept;
+  for (auto& a : b.found) {
+    const Acquisition* twin = nullptr;
+    for (auto it = kept.rbegin(); it != kept.rend() && it->tile == a.tile && it->date == a.date; ++it)
+      if (same_observation(*it, a)) twin = &*it;
+    if (!twin) {
+      kept.push_back(std::move(a));
+      continue;
+    }
+    std::string what = "acquisition " + a.id + " is the same observation as " + twin->id + " from " + twin->source +
+                       " (tile " + a.tile + ", " + a.date.iso() +
+                       (a.spacecraft ? std::string(", Sentinel-2") + a.spacecraft : std::string()) +
+                       (a.relative_orbit ? ", relative orbit " + std::to_string(a.relative_orbit) : std::string()) +
+                       "): a second copy, another layout or a reprocessing of one product would count that date "
+                       "twice; give each observation once";
+    b.bad(a.source, what);
+  }
+  return kept;
 }
 
 // ---- serialisation: one record per line, fields separated by tabs ----

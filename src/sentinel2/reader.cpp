@@ -49,10 +49,18 @@ geo::Grid inspect(const Acquisition& a, const std::vector<std::string>& bands) {
   }
   for (auto& b : bands) {
     const BandSource& s = a.bands.at(b);
-    for (auto& f : files)
-      if (f.path() == s.path && s.band > f.band_count())
+    for (auto& f : files) {
+      if (f.path() != s.path) continue;
+      if (s.band > f.band_count())
         throw InputError(s.path, "has " + std::to_string(f.band_count()) + " band(s); band " + b +
                                      " was expected in band " + std::to_string(s.band));
+      // L2A bands are integer digital numbers (reflectance x 10000 - offset). Floating-point reflectance (0..1, or
+      // any rescaled product) would be read as DN 0 or 1: no data or black everywhere, a composite that looks whole.
+      if (f.is_floating_point(s.band))
+        throw InputError(s.path, "band " + b + " is " + f.data_type(s.band) + ": s2crop needs Sentinel-2 L2A digital "
+                                 "numbers (integers, reflectance x 10000), not floating-point reflectance; convert it "
+                                 "(e.g. gdal_translate -ot UInt16 -scale 0 1 0 10000)");
+    }
   }
   return fine;
 }

@@ -1,14 +1,11 @@
 #include "s2crop/synth/random.hpp"
 
+#include "s2crop/common/hash.hpp"
+
 namespace s2crop::synth {
 
 std::uint64_t hash_string(const std::string& text) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return mix64(h);
+  return mix64(hash::fnv1a(text));
 }
 
 namespace {

@@ -250,3 +250,129 @@ TEST(Sentinel2Discovery, LooseFolderTakesInnermostDateAndNativeResolution) {
   EXPECT_NE(acqs[0].bands.at("B05").path.find("_20m"), std::string::npos);
   EXPECT_NE(acqs[0].mask.path.find("SCL_20m"), std::string::npos);
 }
+
+// ---- plausible mistakes that must be refused, not composited (issue 13)
+
+TEST(Sentinel2Identity, TileNamesAndObservations) {
+  EXPECT_TRUE(is_mgrs_tile("33UVP"));
+  EXPECT_TRUE(is_mgrs_tile("01CAA"));
+  EXPECT_FALSE(is_mgrs_tile("33uvp"));
+  EXPECT_FALSE(is_mgrs_tile("61UVP"));
+  EXPECT_FALSE(is_mgrs_tile("33UV/P"));
+  EXPECT_FALSE(is_mgrs_tile("../../../X"));
+  EXPECT_TRUE(is_safe_tile_name("Barbellino"));
+  EXPECT_TRUE(is_safe_tile_name("2019_33UVP"));
+  EXPECT_FALSE(is_safe_tile_name(".."));
+  EXPECT_FALSE(is_safe_tile_name("a/b"));
+  EXPECT_FALSE(is_safe_tile_name(""));
+  EXPECT_FALSE(is_safe_tile_name(std::string(65, 'a')));
+
+  Acquisition a, b;
+  a.tile = b.tile = "33UVP";
+  a.date = b.date = Date::parse("2021-05-11");
+  EXPECT_TRUE(same_observation(a, b));  // nothing more known: same tile and day
+  a.spacecraft = 'A';
+  b.spacecraft = 'A';
+  a.sensing_start = "20210511T100031";
+  EXPECT_TRUE(same_observation(a, b));  // b does not know its sensing time
+  b.sensing_start = "20210511T100031";
+  a.relative_orbit = 122;
+  b.relative_orbit = 122;
+  EXPECT_TRUE(same_observation(a, b));  // a reprocessing: same datatake
+  b.relative_orbit = 79;                // the next orbit over the same tile (high latitudes)
+  EXPECT_FALSE(same_observation(a, b));
+  b.relative_orbit = 122;
+  b.spacecraft = 'B';
+  EXPECT_FALSE(same_observation(a, b));
+  b.spacecraft = 'A';
+  b.date = Date::parse("2021-05-12");
+  EXPECT_FALSE(same_observation(a, b));
+}
+
+TEST(Sentinel2Discovery, TheSameObservationTwiceIsRefusedOrSkipped) {
+  std::string root = tmpdir("twice");
+  std::string safe = make_safe(root + "/a", "20220301", -1000, "0400");
+  // A reprocessing of the same datatake: another baseline and processing time, same sensing start and orbit.
+  std::string again = make_safe(root + "/b", "20220301", -1000, "0500");
+  ASSERT_NE(fs::path(safe).filename(), fs::path(again).filename());
+  std::vector<Skipped> skipped;
+  try {
+    discover({root + "/a", root + "/b"}, DiscoveryOptions{}, false, skipped);
+    FAIL() << "the same observation twice was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("same observation"), std::string::npos) << e.what();
+  }
+  auto kept = discover({root + "/a", root + "/b"}, DiscoveryOptions{}, true, skipped);
+  EXPECT_EQ(kept.size(), 1u);
+  ASSERT_EQ(skipped.size(), 1u);
+  // The same product reached twice (one folder given twice) is one product, not an error.
+  skipped.clear();
+  EXPECT_EQ(discover({root + "/a", safe}, DiscoveryOptions{}, false, skipped).size(), 1u);
+}
+
+TEST(Sentinel2Discovery, NonNumericBoaOffsetIsAnError) {
+  std::string root = tmpdir("boa");
+  std::string safe = make_safe(root, "20220301", -1000, "0400");
+  std::string mtd = safe + "/MTD_MSIL2A.xml";
+  std::ifstream in(mtd);
+  std::string xml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  const std::string needle = "<BOA_ADD_OFFSET band_id=\"1\">-1000</BOA_ADD_OFFSET>";
+  ASSERT_NE(xml.find(needle), std::string::npos);
+  xml.replace(xml.find(needle), needle.size(), "<BOA_ADD_OFFSET band_id=\"1\">-1OOO</BOA_ADD_OFFSET>");
+  std::ofstream(mtd) << xml;
+  std::vector<Skipped> skipped;
+  try {
+    discover({root}, DiscoveryOptions{}, false, skipped);
+    FAIL() << "a non-numeric BOA_ADD_OFFSET was read (atoi would give -1)";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.path(), mtd);
+    EXPECT_NE(std::string(e.what()).find("not an integer"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Sentinel2Discovery, AcquisitionWithoutCloudMaskNeedsOptIn) {
+  std::string root = tmpdir("nomask");
+  std::string dir = root + "/36/M/XB/2019/20190810/S2A_MSIL2A_20190810T074621_N9999R135T36MXB_36MXB";
+  for (auto& b : all_bands())
+    if (b.resolution_m != 60)
+      write_u16(dir + "/S2A_L2A_20190810T074621_N9999R135T36MXB_36MXB_" + b.name + ".tif",
+                grid(b.resolution_m, b.resolution_m == 10 ? 12 : 6), 500);
+  std::vector<Skipped> skipped;
+  try {
+    discover({root}, DiscoveryOptions{}, false, skipped);
+    FAIL() << "an acquisition without SCL or MASK was composited unmasked without a word";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no cloud mask"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--allow-unmasked"), std::string::npos) << e.what();
+  }
+  DiscoveryOptions opt;
+  opt.allow_unmasked = true;
+  auto acqs = discover({root}, opt, false, skipped);
+  ASSERT_EQ(acqs.size(), 1u);
+  EXPECT_EQ(acqs[0].mask_kind, MaskKind::None);
+  EXPECT_EQ(acqs[0].spacecraft, 'A');
+  EXPECT_EQ(acqs[0].relative_orbit, 135);
+}
+
+TEST(Sentinel2Reader, FloatingPointReflectanceIsRefused) {
+  std::string root = tmpdir("float");
+  std::string safe = make_safe(root, "20220301", -1000, "0400");
+  std::vector<Skipped> skipped;
+  auto acqs = discover({root}, DiscoveryOptions{}, false, skipped);
+  ASSERT_EQ(acqs.size(), 1u);
+  // Replace B03 by Float32 reflectance 0..1, as some processors deliver it.
+  const std::string b03 = acqs[0].bands.at("B03").path;
+  std::vector<float> v(144, 0.12f);
+  geo::WriteOptions o;
+  o.driver = "GTiff";
+  fs::remove(b03);
+  geo::write_raster(b03, grid(10, 12), geo::PixelType::Float32, {{v.data(), ""}}, o);
+  try {
+    inspect(acqs[0], default_crop_bands());
+    FAIL() << "Float32 reflectance accepted (it would be read as DN 0)";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.path(), b03);
+    EXPECT_NE(std::string(e.what()).find("Float32"), std::string::npos) << e.what();
+  }
+}

@@ -19,6 +19,10 @@ std::string json_number(double v, int digits = 17);
 // The items with `separator` between them ("a, b").
 std::string join_items(const std::vector<std::string>& items, const std::string& separator = ", ");
 
+// Strict integer parsing: optional surrounding blanks and sign, digits, nothing else, within int's range. Unlike atoi
+// and stoi it neither reads "12abc" as 12 nor "abc" as 0, and it never throws.
+bool parse_int(const std::string& text, int& value);
+
 // Writes `text` to `path` through a temporary name and a rename, so a reader never sees half a file. Throws
 // OutputError naming the path.
 void write_text_atomically(const std::string& path, const std::string& text);

@@ -30,6 +30,9 @@ class RasterReader {
   int band_count() const;
   // The band's no-data value, if it declares one.
   bool nodata(int band, double& value) const;
+  // GDAL's name of the band's pixel type ("UInt16", "Float32"), and whether it is a floating-point type.
+  std::string data_type(int band) const;
+  bool is_floating_point(int band) const;
   // A dataset metadata item (default domain), empty if absent.
   std::string metadata_item(const std::string& key) const;
   // Reads a window of band `band` (1-based) converted to the buffer type. Throws InputError on any read error

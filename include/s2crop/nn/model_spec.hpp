@@ -110,6 +110,12 @@ namespace s2crop::nn {
 inline constexpr const char* kModelFormat = "s2crop model";
 // The spec stored in a model file (no weights read): lets torch-free code check bands and classes.
 ModelSpec read_model_spec(const std::string& path);
+
+// Refuses data whose season starts in another calendar month than the model's (`where` names the data, e.g.
+// "comp.h5 tile 33UVP"): month k of the series would be another calendar month than the model learnt, and every
+// prediction silently wrong. InputError naming both.
+void check_season(const ModelSpec& spec, const std::string& model_path, int data_season_start_month,
+                  const std::string& where);
 // The spec of a trained U-Net segmentation model (kind unet, from `s2crop segment train`), checked: an encoder from
 // `s2crop pretrain`, an LSTM or any other model, an invalid architecture or output names that do not match the
 // outputs throw InputError naming the file and what to use instead. What segment predict and evaluate load.

@@ -38,6 +38,7 @@ struct CompositeSettings {
   bool skip_bad = false;              // --on-error skip
   bool overwrite = false;
   bool list_only = false;             // print the plan (acquisitions as TSV) on stdout and stop
+  bool allow_unmasked = false;        // composite acquisitions without SCL/MASK (else an error)
   int deflate = 1;
   std::string config_text;            // the effective configuration, stored in the output
 };

@@ -79,6 +79,24 @@ GridScales write_tile_georeference(const h5::Node& group, const geo::Grid& grid)
 // Logs the peak resident memory of every rank (gathered on rank 0): the number to size jobs by. Collective.
 void log_peak_memory(const parallel::MpiContext& mpi, const std::string& when);
 
+// Exclusive ownership of an output by one run: a POSIX record lock on "<output>.lock", taken by rank 0 before it
+// looks at the output or its parts and held until the run ends. A second run on the same output is refused by name
+// (two runs would interleave their parts and HDF5 writes); a killed run's lock dies with its process, so the next run
+// takes it over. On a cluster the shared file system must support POSIX locks across nodes (NFSv4, Lustre, GPFS).
+class OutputLock {
+ public:
+  explicit OutputLock(const std::string& output);  // throws OutputError if another run holds it
+  ~OutputLock();
+  OutputLock(const OutputLock&) = delete;
+  OutputLock& operator=(const OutputLock&) = delete;
+  // After the output is in place: removes the lock file (still holding the lock), then releases it.
+  void release_and_remove();
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
 // Creates `dir` (and parents) and checks that it is writable; throws OutputError.
 void ensure_dir(const std::string& dir);
 

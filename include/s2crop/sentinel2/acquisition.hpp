@@ -30,7 +30,22 @@ struct Acquisition {
   std::map<std::string, BandSource> bands;  // band name ("B04") -> pixels
   MaskKind mask_kind = MaskKind::None;
   BandSource mask;
+  // What identifies the observation whatever copy or layout it came in (two products of one observation must not
+  // both be composited): the spacecraft ('A'..'D', 0 unknown), the relative orbit (0 unknown) and the datatake's
+  // sensing start "YYYYMMDDTHHMMSS" (empty unknown), from the product name, STAC s2:product_uri or platform.
+  char spacecraft = 0;
+  int relative_orbit = 0;
+  std::string sensing_start;
 };
+
+// True if a and b are the same observation of the same tile (a reprocessed copy, or one product reached through two
+// layouts), from what both identify: tile and date always; spacecraft, orbit and sensing start where both know them.
+bool same_observation(const Acquisition& a, const Acquisition& b);
+
+// Tile (or sen2r region) names become folder and dataset names: letters, digits, '_' and '-' only, at most 64.
+bool is_safe_tile_name(const std::string& name);
+// An MGRS tile name such as 33UVP (zone 01-60, latitude band C-X without I and O, two square letters).
+bool is_mgrs_tile(const std::string& name);
 
 enum class OffsetMode { Auto, Zero, Baseline04 };  // auto: from metadata, else the date rule
 OffsetMode parse_offset_mode(const std::string& text);
@@ -40,6 +55,9 @@ struct DiscoveryOptions {
   OffsetMode offset_mode = OffsetMode::Auto;
   std::vector<std::string> tiles;  // keep only these tiles (empty: all)
   std::string date_from, date_to;  // inclusive ISO dates (empty: unbounded)
+  // An acquisition without a cloud mask (no SCL or MASK) is an error unless this is set: compositing it unmasked
+  // puts its clouds into the composite.
+  bool allow_unmasked = false;
 };
 
 struct Skipped {

@@ -6,15 +6,11 @@
 #include <cstdint>
 #include <string>
 
+#include "s2crop/common/hash.hpp"
+
 namespace s2crop::synth {
 
-// SplitMix64 finaliser: a good 64-bit mixing function.
-inline std::uint64_t mix64(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+using hash::mix64;  // SplitMix64 finaliser: a good 64-bit mixing function
 inline std::uint64_t hash_combine(std::uint64_t h, std::uint64_t v) { return mix64(h ^ mix64(v)); }
 std::uint64_t hash_string(const std::string& text);  // FNV-1a, then mixed
 // Uniform in [0, 1) from a key.
@@ -25,11 +21,7 @@ class Rng {
  public:
   explicit Rng(std::uint64_t seed) : state_(seed) {}
   std::uint64_t next() {
-    state_ += 0x9e3779b97f4a7c15ULL;
-    std::uint64_t z = state_;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return hash::splitmix64(state_);
   }
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   double uniform(double a, double b) { return a + (b - a) * uniform(); }
