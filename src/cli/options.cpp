@@ -44,7 +44,10 @@ bool parse_options(const std::string& command, const std::string& usage, const s
   general.add_options()("help,h", "show this help and exit")(
       "config", po::value<std::string>(),
       "INI file with option defaults (key = value, same names as the long options); the command line wins")(
-      "verbose,v", po::bool_switch(), "debug logging");
+      "verbose,v", po::bool_switch(), "debug logging")(
+      "print-config", po::bool_switch(),
+      "print the effective configuration (defaults, --config file, command line) as INI lines and exit: checks an "
+      "INI file without running anything");
   po::options_description all;
   all.add(options).add(general);
   try {
@@ -64,6 +67,10 @@ bool parse_options(const std::string& command, const std::string& usage, const s
       po::store(po::parse_config_file(in, all, /*allow_unregistered=*/false), vm);
     }
     po::notify(vm);
+    if (vm["print-config"].as<bool>()) {
+      if (print_help_on_this_rank) std::cout << effective_config(vm);
+      return false;
+    }
   } catch (const po::error& e) {
     throw ConfigError(std::string("s2crop ") + command + ": " + e.what() + " (see s2crop " + command + " --help)");
   }
@@ -74,7 +81,7 @@ bool parse_options(const std::string& command, const std::string& usage, const s
 std::string effective_config(const po::variables_map& vm) {
   std::map<std::string, std::string> sorted;
   for (auto& [key, value] : vm) {
-    if (key == "help" || value.empty()) continue;
+    if (key == "help" || key == "print-config" || value.empty()) continue;
     sorted[key] = value_text(value);
   }
   std::string out;

@@ -199,36 +199,18 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
        << job.options_fingerprint;
     for (auto& t : tiles) fp << "-" << t.tile.name;
     fingerprint = fp.str();
-    if (fs::exists(job.output)) {
-      std::string previous;
-      try {
+    std::string previous;
+    if (fs::exists(job.output)) try {
         previous = h5::File::open_read(job.output, MPI_COMM_NULL).attr_string("run_fingerprint");
       } catch (const Error&) {
       }
-      if (previous == fingerprint && !job.overwrite) {
-        already_complete = true;
-        return;
-      }
-      if (!job.overwrite)
-        throw OutputError(job.output, "exists from a different run (other composites, model or options); pass "
-                                      "--overwrite to replace it");
+    if (pipeline::output_is_complete(job.output, previous, fingerprint, job.overwrite,
+                                     "composites, model or options")) {
+      already_complete = true;
+      return;
     }
-    const std::string dir = job.output + ".parts", manifest = dir + "/run_fingerprint";
-    if (fs::exists(manifest)) {
-      std::ifstream in(manifest);
-      std::string previous;
-      in >> previous;
-      if (previous != fingerprint) {
-        if (!job.overwrite)
-          throw OutputError(dir, "holds blocks of an interrupted run with other inputs or options; remove it or pass "
-                                 "--overwrite");
-        fs::remove_all(dir);
-      }
-    }
-    for (auto& t : tiles) pipeline::ensure_dir(dir + "/" + t.tile.name);
-    std::ofstream out(manifest);
-    out << fingerprint << "\n";
-    if (!out) throw OutputError(manifest, "cannot write");
+    pipeline::prepare_parts_dir(job.output, fingerprint, job.overwrite, "composites, model or options");
+    for (auto& t : tiles) pipeline::ensure_dir(job.output + ".parts/" + t.tile.name);
   });
   int complete = already_complete ? 1 : 0;
   MPI_Bcast(&complete, 1, MPI_INT, 0, mpi.world());

@@ -803,39 +803,17 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   std::unique_ptr<OutputLock> lock;
   parallel::root_first(mpi.world(), [&] {
     lock = std::make_unique<OutputLock>(s.output);
-    if (fs::exists(s.output)) {
-      std::string previous;
-      try {
+    std::string previous;
+    if (fs::exists(s.output)) try {
         previous = h5::File::open_read(s.output, MPI_COMM_NULL).attr_string("run_fingerprint");
       } catch (const Error&) {
       }
-      if (previous == plan.output_fingerprint && !s.overwrite) {
-        already_complete = true;
-        return;
-      }
-      if (!s.overwrite)
-        throw OutputError(s.output, "exists from a different run (other inputs or options); pass --overwrite to "
-                                    "replace it");
+    if (output_is_complete(s.output, previous, plan.output_fingerprint, s.overwrite, "inputs or options")) {
+      already_complete = true;
+      return;
     }
+    prepare_parts_dir(s.output, plan.fingerprint, s.overwrite, "inputs or options");
     std::string dir = parts_dir(s);
-    std::string manifest = dir + "/run_fingerprint";
-    if (fs::exists(manifest)) {
-      std::ifstream in(manifest);
-      std::string previous;
-      in >> previous;
-      if (previous != plan.fingerprint) {
-        if (!s.overwrite)
-          throw OutputError(dir, "holds blocks of an interrupted run with other inputs or options; remove it or pass "
-                                 "--overwrite");
-        fs::remove_all(dir);
-      }
-    }
-    ensure_dir(dir);
-    {
-      std::ofstream out(manifest);
-      out << plan.fingerprint << "\n";
-      if (!out) throw OutputError(manifest, "cannot write");
-    }
     std::ostringstream done;
     for (size_t ti = 0; ti < plan.tiles.size(); ++ti) {
       ensure_dir(dir + "/" + plan.tiles[ti].name);

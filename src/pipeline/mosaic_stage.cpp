@@ -338,32 +338,7 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
       const std::string parent = fs::path(path).parent_path().string();
       ensure_dir(parent.empty() ? "." : parent);
     }
-    const std::string dir = s.output + ".parts", manifest = dir + "/run_fingerprint";
-    if (fs::exists(manifest)) {
-      std::ifstream mf(manifest);
-      std::string before;
-      mf >> before;
-      if (before != fingerprint) {
-        if (!s.overwrite)
-          throw OutputError(dir, "holds blocks of an interrupted run with other maps or options; remove it or pass "
-                                 "--overwrite");
-        fs::remove_all(dir);
-      }
-    } else if (fs::exists(dir)) {
-      bool parts = false;
-      for (auto& e : fs::directory_iterator(dir)) parts = parts || e.path().extension() == ".part";
-      if (parts && !s.overwrite)
-        throw OutputError(dir, "holds blocks but no run_fingerprint (not from s2crop mosaic?); remove it or pass "
-                               "--overwrite");
-      if (parts) fs::remove_all(dir);
-    }
-    ensure_dir(dir);
-    {  // temporary name, then rename: a kill never leaves a torn fingerprint that would refuse the rerun
-      std::ofstream out(manifest + ".tmp");
-      out << fingerprint << "\n";
-      if (!out) throw OutputError(manifest, "cannot write");
-    }
-    fs::rename(manifest + ".tmp", manifest);
+    prepare_parts_dir(s.output, fingerprint, s.overwrite, "maps or options");
   });
   int complete = already_complete ? 1 : 0;
   MPI_Bcast(&complete, 1, MPI_INT, 0, mpi.world());

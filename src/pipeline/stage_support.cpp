@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -9,33 +10,45 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/text.hpp"
 
 namespace fs = std::filesystem;
 
 namespace s2crop::pipeline {
 
 OutputLock::OutputLock(const std::string& output) : path_(output + ".lock") {
-  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw OutputError(path_, std::string("cannot create the output's lock file: ") + std::strerror(errno));
-  struct flock fl {};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  if (::fcntl(fd_, F_SETLK, &fl) != 0) {
-    const int err = errno;
-    char owner[256] = {0};
-    ssize_t n = ::pread(fd_, owner, sizeof owner - 1, 0);
-    ::close(fd_);
-    fd_ = -1;
-    std::string who = n > 0 ? std::string(owner, static_cast<size_t>(n)) : std::string();
-    while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
-    if (err == EACCES || err == EAGAIN)
-      throw OutputError(output, "is being written by another s2crop run" + (who.empty() ? "" : " (" + who + ")") +
-                                    "; wait for it to finish or stop it, or choose another output");
-    throw OutputError(path_, std::string("cannot lock the output (does the file system support POSIX locks?): ") +
-                                 std::strerror(err));
+  // Retried when the file was removed between our open and our lock (by the previous owner finishing): a lock on an
+  // unlinked file would exclude nobody.
+  for (int attempt = 0; attempt < 20 && fd_ < 0; ++attempt) {
+    int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) throw OutputError(path_, std::string("cannot create the output's lock file: ") + std::strerror(errno));
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (::fcntl(fd, F_SETLK, &fl) != 0) {
+      const int err = errno;
+      char owner[256] = {0};
+      ssize_t n = ::pread(fd, owner, sizeof owner - 1, 0);
+      ::close(fd);
+      std::string who = n > 0 ? std::string(owner, static_cast<size_t>(n)) : std::string();
+      while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+      if (err == EACCES || err == EAGAIN)
+        throw OutputError(output, "is being written by another s2crop run" + (who.empty() ? "" : " (" + who + ")") +
+                                      "; wait for it to finish or stop it, or choose another output");
+      throw OutputError(path_, std::string("cannot lock the output (does the file system support POSIX locks?): ") +
+                                   std::strerror(err));
+    }
+    struct stat held, named;
+    if (::fstat(fd, &held) == 0 && ::stat(path_.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+        held.st_dev == named.st_dev)
+      fd_ = fd;
+    else
+      ::close(fd);
   }
+  if (fd_ < 0) throw OutputError(path_, "cannot take the output's lock: the lock file keeps being replaced");
   char host[256] = {0};
   ::gethostname(host, sizeof host - 1);
   const std::string me = "pid " + std::to_string(::getpid()) + " on " + host + "\n";
@@ -44,15 +57,50 @@ OutputLock::OutputLock(const std::string& output) : path_(output + ".lock") {
   }
 }
 
-OutputLock::~OutputLock() {
-  if (fd_ >= 0) ::close(fd_);  // closing releases the lock; the file stays, free for the next run
-}
+// Whatever way the run ends on rank 0 (done, refused, failed), the lock file goes with the lock: nothing is left
+// beside the output. A run killed outright leaves the file, but its lock died with it.
+OutputLock::~OutputLock() { release_and_remove(); }
 
 void OutputLock::release_and_remove() {
   if (fd_ < 0) return;
   ::unlink(path_.c_str());
   ::close(fd_);
   fd_ = -1;
+}
+
+bool output_is_complete(const std::string& output, const std::string& previous, const std::string& fingerprint,
+                        bool overwrite, const std::string& what) {
+  if (!fs::exists(output)) return false;
+  if (previous == fingerprint && !overwrite) return true;
+  if (!overwrite)
+    throw OutputError(output, "exists from a different run (other " + what + ", or inputs changed since); pass "
+                              "--overwrite to replace it");
+  return false;
+}
+
+void prepare_parts_dir(const std::string& output, const std::string& fingerprint, bool overwrite,
+                       const std::string& what) {
+  const std::string dir = output + ".parts", manifest = dir + "/run_fingerprint";
+  if (fs::exists(manifest)) {
+    std::ifstream in(manifest);
+    std::string before;
+    in >> before;
+    if (before != fingerprint) {
+      if (!overwrite)
+        throw OutputError(dir, "holds blocks of an interrupted run with other " + what +
+                               " (or inputs changed since); remove it or pass --overwrite");
+      fs::remove_all(dir);
+    }
+  } else if (fs::exists(dir)) {
+    bool parts = false;
+    for (auto& e : fs::recursive_directory_iterator(dir)) parts = parts || e.path().extension() == ".part";
+    if (parts && !overwrite)
+      throw OutputError(dir, "holds blocks but no run_fingerprint (not from an s2crop run?); remove it or pass "
+                             "--overwrite");
+    if (parts) fs::remove_all(dir);
+  }
+  ensure_dir(dir);
+  write_text_atomically(manifest, fingerprint + "\n");
 }
 
 // Peak resident memory of every rank, gathered on rank 0: the number to size jobs by (--mem-per-cpu).

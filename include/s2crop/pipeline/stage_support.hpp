@@ -82,20 +82,33 @@ void log_peak_memory(const parallel::MpiContext& mpi, const std::string& when);
 // Exclusive ownership of an output by one run: a POSIX record lock on "<output>.lock", taken by rank 0 before it
 // looks at the output or its parts and held until the run ends. A second run on the same output is refused by name
 // (two runs would interleave their parts and HDF5 writes); a killed run's lock dies with its process, so the next run
-// takes it over. On a cluster the shared file system must support POSIX locks across nodes (NFSv4, Lustre, GPFS).
+// takes it over (the file of a killed run stays; a run that ends in any other way removes it). On a cluster the shared file system must support POSIX locks across nodes (NFSv4, Lustre, GPFS).
 class OutputLock {
  public:
   explicit OutputLock(const std::string& output);  // throws OutputError if another run holds it
   ~OutputLock();
   OutputLock(const OutputLock&) = delete;
   OutputLock& operator=(const OutputLock&) = delete;
-  // After the output is in place: removes the lock file (still holding the lock), then releases it.
+  // Removes the lock file (still holding the lock), then releases it; also what the destructor does.
   void release_and_remove();
 
  private:
   std::string path_;
   int fd_ = -1;
 };
+
+// The resume protocol every block stage follows on rank 0, holding the OutputLock. `fingerprint` identifies what the
+// output depends on (inputs by identity and content, options); `what` names them in messages ("inputs or options").
+//
+// An output that exists: nothing to do (true) when `previous` (the fingerprint stored in it, empty if unreadable)
+// matches and --overwrite is not given; refused when it differs, unless `overwrite`. False: the run goes ahead.
+bool output_is_complete(const std::string& output, const std::string& previous, const std::string& fingerprint,
+                        bool overwrite, const std::string& what);
+// Makes `<output>.parts/` ready: kept when its manifest (run_fingerprint) matches, so finished blocks are reused;
+// replaced with `overwrite`; refused when it holds blocks of another run (or blocks without a manifest) otherwise.
+// The manifest is written under a temporary name and renamed, so a kill never leaves a torn one.
+void prepare_parts_dir(const std::string& output, const std::string& fingerprint, bool overwrite,
+                       const std::string& what);
 
 // Creates `dir` (and parents) and checks that it is writable; throws OutputError.
 void ensure_dir(const std::string& dir);
