@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -33,6 +34,21 @@ std::string value_text(const po::variable_value& v) {
   }
   return "?";
 }
+
+// Boost.Program_options (1.74) builds an error message by replacing each placeholder of its template (%value%,
+// %option%, ...) with the offending text, again and again until the placeholder is gone: when that text contains
+// the placeholder itself (`--dilation x%value%`, or a config line `x%option% = 1`), what() never returns. The
+// texts are shown with '%' replaced by '?' before the message is built.
+std::string error_message(po::error& e) {
+  struct Access : po::error_with_option_name {
+    static std::map<std::string, std::string>& substitutions(po::error_with_option_name& named) {
+      return named.*(&Access::m_substitutions);
+    }
+  };
+  if (auto* named = dynamic_cast<po::error_with_option_name*>(&e))
+    for (auto& [key, text] : Access::substitutions(*named)) std::replace(text.begin(), text.end(), '%', '?');
+  return e.what();
+}
 }  // namespace
 
 bool parse_options(const std::string& command, const std::string& usage, const std::string& description,
@@ -62,8 +78,9 @@ bool parse_options(const std::string& command, const std::string& usage, const s
       po::store(po::parse_config_file(in, all, /*allow_unregistered=*/false), vm);
     }
     po::notify(vm);
-  } catch (const po::error& e) {
-    throw ConfigError(std::string("s2crop ") + command + ": " + e.what() + " (see s2crop " + command + " --help)");
+  } catch (po::error& e) {
+    throw ConfigError(std::string("s2crop ") + command + ": " + error_message(e) + " (see s2crop " + command +
+                      " --help)");
   }
   if (vm.count("verbose") && vm["verbose"].as<bool>()) log::set_level(log::Level::Debug);
   return true;
