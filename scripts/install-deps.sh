@@ -16,6 +16,7 @@ PACKAGES=(
   python3-torch                         # the PyTorch baseline of the training/inference benchmarks
   python3-numpy python3-gdal python3-h5py   # NumPy reference, test checks (called as /usr/bin/python3)
   procps time                           # pkill / peak-memory measurements in tests and benches
+  clang libclang-rt-14-dev              # libFuzzer + sanitizers for the fuzz targets (scripts/fuzz.sh, fuzz smoke test)
   slurm-wlm munge                       # a real local Slurm cluster for the Slurm test (tests/slurm_cluster.sh)
 )
 

@@ -1,7 +1,6 @@
 #include "options.hpp"
 
-#include "s2crop/sentinel2/acquisition.hpp"
-
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -9,6 +8,7 @@
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/sentinel2/acquisition.hpp"
 
 namespace s2crop::cli {
 
@@ -34,6 +34,21 @@ std::string value_text(const po::variable_value& v) {
     return out;
   }
   return "?";
+}
+
+// Boost.Program_options (1.74) builds an error message by replacing each placeholder of its template (%value%,
+// %option%, ...) with the offending text, again and again until the placeholder is gone: when that text contains
+// the placeholder itself (`--dilation x%value%`, or a config line `x%option% = 1`), what() never returns. The
+// texts are shown with '%' replaced by '?' before the message is built.
+std::string error_message(po::error& e) {
+  struct Access : po::error_with_option_name {
+    static std::map<std::string, std::string>& substitutions(po::error_with_option_name& named) {
+      return named.*(&Access::m_substitutions);
+    }
+  };
+  if (auto* named = dynamic_cast<po::error_with_option_name*>(&e))
+    for (auto& [key, text] : Access::substitutions(*named)) std::replace(text.begin(), text.end(), '%', '?');
+  return e.what();
 }
 }  // namespace
 
@@ -71,8 +86,9 @@ bool parse_options(const std::string& command, const std::string& usage, const s
       if (print_help_on_this_rank) std::cout << effective_config(vm);
       return false;
     }
-  } catch (const po::error& e) {
-    throw ConfigError(std::string("s2crop ") + command + ": " + e.what() + " (see s2crop " + command + " --help)");
+  } catch (po::error& e) {
+    throw ConfigError(std::string("s2crop ") + command + ": " + error_message(e) + " (see s2crop " + command +
+                      " --help)");
   }
   if (vm.count("verbose") && vm["verbose"].as<bool>()) log::set_level(log::Level::Debug);
   return true;

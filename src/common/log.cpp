@@ -56,7 +56,7 @@ std::string utc_timestamp() {
 }
 
 std::string format_duration(double seconds) {
-  if (seconds < 0 || seconds > 1e8) return "--:--:--";
+  if (!(seconds >= 0 && seconds <= 1e8)) return "--:--:--";  // NaN too: its conversion to long is undefined
   long s = static_cast<long>(seconds + 0.5);
   char buf[32];
   std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "s2crop/common/errors.hpp"
 
@@ -85,10 +86,9 @@ namespace {
 
 using Sections = std::map<std::string, std::map<std::string, std::string>>;
 
-Sections parse_ini(const std::string& path) {
+Sections parse_ini(const std::string& text, const std::string& path) {
   Sections sections;
-  std::ifstream in(path);
-  if (!in) throw InputError(path, "cannot read the file");
+  std::istringstream in(text);
   std::string line, section, last_key;
   int number = 0;
   while (std::getline(in, line)) {
@@ -119,10 +119,19 @@ Sections parse_ini(const std::string& path) {
   return sections;
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, "cannot read the file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw InputError(path, "cannot read the file");
+  return text.str();
+}
+
 }  // namespace
 
 std::map<std::string, std::string> JobDefinition::read_ini_section(const std::string& path, const std::string& section) {
-  auto sections = parse_ini(path);
+  auto sections = parse_ini(read_file(path), path);
   auto it = sections.find(section);
   if (it == sections.end()) throw InputError(path, "no [" + section + "] section");
   return it->second;
@@ -141,9 +150,14 @@ std::vector<std::string> split_comma_list(const std::string& text) {
 }
 
 JobDefinition JobDefinition::read(const std::string& path, const std::vector<std::string>& overrides) {
+  return parse(read_file(path), path, overrides);
+}
+
+JobDefinition JobDefinition::parse(const std::string& text, const std::string& path,
+                                   const std::vector<std::string>& overrides) {
   JobDefinition job;
   job.path_ = path;
-  job.sections_ = parse_ini(path);
+  job.sections_ = parse_ini(text, path);
   for (auto& item : overrides) {
     auto eq = item.find('=');
     auto key = item.substr(0, eq);
@@ -169,6 +183,8 @@ std::string JobDefinition::raw(const std::string& section, const std::string& ke
   return "";
 }
 
+constexpr size_t kMaxExpansion = 1 << 20;
+
 std::string JobDefinition::expand(const std::string& section, const std::string& value, int depth) const {
   if (depth > 10) throw ConfigError(path_ + ": [" + section + "] references nest too deep (a cycle?): " + value);
   std::string out;
@@ -190,6 +206,9 @@ std::string JobDefinition::expand(const std::string& section, const std::string&
     } else {
       out += value[i];
     }
+    // Ten levels of values that each name the next one several times grow exponentially ("billion laughs").
+    if (out.size() > kMaxExpansion)
+      throw ConfigError(path_ + ": [" + section + "] a value expands to more than 1 MiB: " + value.substr(0, 200));
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <ostream>
 #include <set>
@@ -29,10 +30,27 @@ double number(const std::string& text, const std::string& what, double fallback)
   try {
     size_t used = 0;
     double v = std::stod(text, &used);
-    if (used == text.size()) return v;
+    if (used == text.size() && std::isfinite(v)) return v;  // stod also reads "nan" and "inf"
   } catch (const std::exception&) {
   }
   throw ConfigError(what + ": '" + text + "' is not a number");
+}
+
+// A Slurm count (nodes, tasks, CPUs, GPUs): a whole number from `min` to 1e6.
+int count(const std::string& text, const std::string& what, int fallback, int min) {
+  double v = number(text, what, fallback);
+  if (v != std::floor(v) || v < min || v > 1e6)
+    throw ConfigError(what + ": '" + text + "' is not a whole number from " + std::to_string(min) + " to 1000000");
+  return static_cast<int>(v);
+}
+
+// An estimate as an integer; out of range (absurd but valid inputs) it saturates instead of being undefined.
+template <class T>
+T saturate(double v) {
+  if (std::isnan(v)) return 0;
+  if (!(v > static_cast<double>(std::numeric_limits<T>::min()))) return std::numeric_limits<T>::min();
+  if (!(v < static_cast<double>(std::numeric_limits<T>::max()))) return std::numeric_limits<T>::max();
+  return static_cast<T>(v);
 }
 
 // Slurm memory ("2G", "500M", "4000" = MiB) in MiB; 0 when empty.
@@ -179,28 +197,30 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
     if (!job.has_section(name)) throw ConfigError(job.path() + ": stage " + name + " has no [" + name + "] section");
     StagePlan s;
     s.name = name;
-    const double nodes = number(job.get(name, "nodes"), "[" + name + "] nodes", 1);
-    const double per_node = number(job.get(name, "ntasks_per_node"), "[" + name + "] ntasks_per_node", 0);
-    const double ntasks = number(job.get(name, "ntasks"), "[" + name + "] ntasks", 0);
+    const double nodes = count(job.get(name, "nodes"), "[" + name + "] nodes", 1, 1);
+    const double per_node = count(job.get(name, "ntasks_per_node"), "[" + name + "] ntasks_per_node", 0, 0);
+    const double ntasks = count(job.get(name, "ntasks"), "[" + name + "] ntasks", 0, 0);
     s.nodes = static_cast<int>(nodes);
-    s.ranks = static_cast<int>(ntasks > 0 ? ntasks : (per_node > 0 ? per_node * nodes : nodes));
-    s.threads = static_cast<int>(number(job.get(name, "cpus_per_task"), "[" + name + "] cpus_per_task", 1));
-    s.gpus_per_node = static_cast<int>(number(job.get(name, "gpus_per_node"), "[" + name + "] gpus_per_node", 0));
+    s.ranks = saturate<int>(ntasks > 0 ? ntasks : (per_node > 0 ? per_node * nodes : nodes));
+    s.threads = count(job.get(name, "cpus_per_task"), "[" + name + "] cpus_per_task", 1, 1);
+    s.gpus_per_node = count(job.get(name, "gpus_per_node"), "[" + name + "] gpus_per_node", 0, 0);
     s.memory_limit_mib = memory_mib(job.get(name, "mem_per_cpu", job.get("slurm", "mem_per_cpu")), "mem_per_cpu") *
                          s.threads;
     bool threaded = false;
     char work[300];
     const double block = number(job.stage_option(name, "block-size", "512"), name + " --block-size", 512);
+    if (block < 1)
+      throw ConfigError(name + " --block-size: '" + job.stage_option(name, "block-size") + "' is not positive");
     const double blocks_per_tile = std::ceil(side / block) * std::ceil(side / block);
     if (name == "synth") {
       s.cpu_seconds = n_tiles * px * acq * costs.at("synth_per_pixel_date");
-      s.units = static_cast<long>(n_tiles * acq);
+      s.units = saturate<long>(n_tiles * acq);
       s.memory_mib = base_mib + px * 2.0 * 3 / 1048576.0;
       s.output_bytes = n_tiles * px * acq * costs.at("input_bytes_per_pixel_date");
       std::snprintf(work, sizeof work, "%.0f tiles x %.0f px x %.0f acquisitions", n_tiles, px, acq);
     } else if (name == "composite") {
       s.cpu_seconds = n_tiles * px * acq * costs.at("composite_per_pixel_date");
-      s.units = static_cast<long>(n_tiles * blocks_per_tile);
+      s.units = saturate<long>(n_tiles * blocks_per_tile);
       s.memory_mib = base_mib + 12.0 * block * block * acq / 1048576.0;
       s.output_bytes = n_tiles * px * costs.at("composite_bytes_per_pixel") * bands / 10.0;
       std::snprintf(work, sizeof work, "%.0f tiles x %.0f px x %.0f acquisitions, %ld blocks", n_tiles, px, acq, s.units);
@@ -209,14 +229,14 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
       double cap = number(job.stage_option(name, "per-class", "2000"), "extract --per-class", 2000);
       double samples = cap > 0 ? cap * kClasses : 0.05 * t * px;
       s.cpu_seconds = t * px * costs.at("extract_per_pixel");
-      s.units = static_cast<long>(t * blocks_per_tile);
+      s.units = saturate<long>(t * blocks_per_tile);
       s.memory_mib = base_mib + samples * kMonths * bands * 2 * 3 / 1048576.0;
       s.output_bytes = samples * (kMonths * bands * 2 + 24);
       std::snprintf(work, sizeof work, "%.0f tiles scanned, about %.0f samples", t, samples);
     } else if (name == "import") {
       double samples = number(job.get("data", "samples", "1200000"), "[data] samples", 1.2e6);
       s.cpu_seconds = samples * costs.at("import_per_sample");
-      s.units = static_cast<long>(samples);
+      s.units = saturate<long>(samples);
       s.memory_mib = base_mib + samples / s.ranks * kMonths * bands * 2 / 1048576.0;
       s.output_bytes = samples * (kMonths * bands * 2 + 24) * 0.6;
       std::snprintf(work, sizeof work, "%.0f labelled pixel series (one CSV file each)", samples);
@@ -232,7 +252,7 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
       double train_samples = samples * (1 - val);
       s.cpu_seconds = train_samples * epochs * costs.at("train_per_sample_epoch") * model_factor(name);
       if (s.gpus_per_node > 0) s.cpu_seconds /= costs.at("train_gpu_speedup");
-      s.units = static_cast<long>(std::max(1.0, train_samples / 64));  // at least a batch per rank and step
+      s.units = saturate<long>(std::max(1.0, train_samples / 64));  // at least a batch per rank and step
       s.memory_mib = base_mib + 150 + samples / s.ranks * kMonths * bands * 4 * 2 / 1048576.0;
       s.output_bytes = 4.0 * 4 * 128 * 128 * 2 * 3;  // parameters, model file and checkpoint: small
       threaded = s.gpus_per_node == 0;  // on GPUs the CPU threads only feed the device
@@ -241,7 +261,7 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
     } else if (name == "classify") {
       double t = tiles_of(name, "tiles");
       s.cpu_seconds = t * px * costs.at("classify_per_pixel") * (has_train ? model_factor("train") : 4.0);
-      s.units = static_cast<long>(t * blocks_per_tile);
+      s.units = saturate<long>(t * blocks_per_tile);
       s.memory_mib = base_mib + block * block * kMonths * bands * 4 / 1048576.0;
       s.output_bytes = t * px * 2 * 0.35 * 2;  // class + confidence, deflated, HDF5 and COG
       threaded = true;
@@ -249,7 +269,7 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
     } else if (name == "mosaic") {
       double out_px = n_tiles * px * 1.15;  // reprojection frames every tile in a slightly larger box
       s.cpu_seconds = out_px * costs.at("mosaic_per_pixel");
-      s.units = static_cast<long>(std::ceil(out_px / (1024.0 * 1024.0)));
+      s.units = saturate<long>(std::ceil(out_px / (1024.0 * 1024.0)));
       s.memory_mib = base_mib + 4.0 * px * 2 / 1048576.0;
       s.output_bytes = out_px * 0.35 * 1.33;  // deflated classes with overviews
       std::snprintf(work, sizeof work, "about %.0f output px from %.0f tiles", out_px, n_tiles);
@@ -258,7 +278,7 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
       double t = tiles_of(name, "tiles");
       double samples = number(job.get("data", "samples", "1200000"), "[data] samples", 1.2e6) * t / n_tiles;
       s.cpu_seconds = samples * costs.at("classify_per_pixel") * (has_train ? model_factor("train") : 4.0);
-      s.units = static_cast<long>(std::max(1.0, samples / 2048));
+      s.units = saturate<long>(std::max(1.0, samples / 2048));
       s.memory_mib = base_mib + 150 + samples / s.ranks * kMonths * bands * 4 / 1048576.0;
       s.output_bytes = 200e3;
       threaded = true;
@@ -266,7 +286,7 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
     } else if (name == "assess") {
       double t = tiles_of(name, "tiles");
       s.cpu_seconds = t * px * costs.at("assess_per_pixel");
-      s.units = static_cast<long>(t);
+      s.units = saturate<long>(t);
       s.memory_mib = base_mib + px * 3 / 1048576.0;
       s.output_bytes = 200e3;
       std::snprintf(work, sizeof work, "%.0f tiles x %.0f px against the reference", t, px);
@@ -290,9 +310,9 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
       plan.warnings.push_back(name + ": " + std::to_string(s.ranks) + " ranks but only " + std::to_string(s.units) +
                               " work units: the extra ranks idle");
     if (s.memory_limit_mib > 0 && s.memory_mib > s.memory_limit_mib)
-      plan.warnings.push_back(name + ": about " + std::to_string(static_cast<int>(s.memory_mib)) +
+      plan.warnings.push_back(name + ": about " + std::to_string(saturate<long>(s.memory_mib)) +
                               " MiB per rank needed but mem_per_cpu x cpus_per_task gives " +
-                              std::to_string(static_cast<int>(s.memory_limit_mib)) + " MiB");
+                              std::to_string(saturate<long>(s.memory_limit_mib)) + " MiB");
     // Suggested nodes: ranks per node as defined (or the node's cores over threads; GPUs for GPU training).
     int rpn = per_node > 0 ? static_cast<int>(per_node)
                            : std::max(1, s.gpus_per_node > 0 ? s.gpus_per_node : options.cores_per_node / s.threads);
@@ -300,7 +320,7 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
     const double target = options.target_hours * 3600.0;
     double nodes_needed = std::ceil(s.cpu_seconds / std::max(1.0, target - startup) / (rpn * per_rank_speed));
     double nodes_useful = std::ceil(static_cast<double>(std::max(1L, s.units)) / rpn);
-    s.suggested_nodes = static_cast<int>(std::max(1.0, std::min(nodes_needed, nodes_useful)));
+    s.suggested_nodes = saturate<int>(std::max(1.0, std::min(nodes_needed, nodes_useful)));
     plan.wall_seconds += s.wall_seconds;
     plan.node_hours += s.wall_seconds * std::max(1, s.nodes) / 3600.0;
     plan.stages.push_back(s);

@@ -6,6 +6,7 @@
 #include <cpl_vsi.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -129,6 +130,39 @@ bool read_identity(const std::string& name, Acquisition& a) {
   return false;
 }
 
+// The offset of a product's bands: forced by --boa-offset, else the product's metadata, else the date rule.
+int decide_offset(OffsetMode mode, const Date& date, int metadata_offset, bool have_metadata, std::string& origin,
+                  const std::string& metadata_name) {
+  switch (mode) {
+    case OffsetMode::Zero: origin = "forced 0 (--boa-offset)"; return 0;
+    case OffsetMode::Baseline04: origin = "forced -1000 (--boa-offset)"; return kBaseline04Offset;
+    case OffsetMode::Auto: break;
+  }
+  if (have_metadata) {
+    origin = metadata_name;
+    return metadata_offset;
+  }
+  origin = "date rule (processing baseline 04.00 from 2022-01-25)";
+  return offset_by_date(date);
+}
+
+// A whole file through GDAL's virtual file system (plain paths and /vsizip/... alike), at most 100 MB like GDAL's
+// own JSON loader; false if it cannot be read.
+bool read_gdal_file(const std::string& path, std::string& text) {
+  GByte* data = nullptr;
+  vsi_l_offset size = 0;
+  if (!VSIIngestFile(nullptr, path.c_str(), &data, &size, 100 * 1024 * 1024)) return false;
+  text.assign(reinterpret_cast<const char*>(data), static_cast<std::size_t>(size));
+  VSIFree(data);
+  return true;
+}
+
+// The problem part of an InputError's message (what() is "<path>: <problem>").
+std::string problem_of(const InputError& e) {
+  std::string what = e.what();
+  return what.rfind(e.path() + ": ", 0) == 0 ? what.substr(e.path().size() + 2) : what;
+}
+
 struct Builder {
   const DiscoveryOptions& options;
   bool skip_bad;
@@ -144,17 +178,7 @@ struct Builder {
 
   int decide_offset(const Date& date, int metadata_offset, bool have_metadata, std::string& origin,
                     const std::string& metadata_name) {
-    switch (options.offset_mode) {
-      case OffsetMode::Zero: origin = "forced 0 (--boa-offset)"; return 0;
-      case OffsetMode::Baseline04: origin = "forced -1000 (--boa-offset)"; return kBaseline04Offset;
-      case OffsetMode::Auto: break;
-    }
-    if (have_metadata) {
-      origin = metadata_name;
-      return metadata_offset;
-    }
-    origin = "date rule (processing baseline 04.00 from 2022-01-25)";
-    return offset_by_date(date);
+    return sentinel2::decide_offset(options.offset_mode, date, metadata_offset, have_metadata, origin, metadata_name);
   }
 
   bool wanted(const Acquisition& a) const {
@@ -220,49 +244,66 @@ struct Builder {
 
   // ---- STAC item ----
   bool try_stac(const std::string& path) {
-    CPLJSONDocument doc;
-    if (!doc.Load(path)) {
-      // A .json that is not even JSON inside a data folder is most likely a broken item.
+    std::string text;
+    if (!read_gdal_file(path, text)) {
       bad(path, "malformed STAC item: not valid JSON");
       return true;
     }
+    Acquisition a;
+    bool is_item = false;
+    try {
+      is_item = parse_stac(text, path, options.offset_mode, a);
+    } catch (const InputError& e) {
+      claim(a);  // files of the assets read before the problem are not loose band files
+      bad(e.path(), problem_of(e));
+      return true;
+    }
+    if (!is_item) return false;
+    claim(a);
+    add(std::move(a));
+    return true;
+  }
+
+  void claim(const Acquisition& a) {
+    for (auto& [name, src] : a.bands) claimed.insert(normal_path(src.path));
+    if (a.mask_kind == MaskKind::Scl) claimed.insert(normal_path(a.mask.path));
+  }
+
+  // parse_stac_item (acquisition.hpp).
+  static bool parse_stac(const std::string& text, const std::string& path, OffsetMode offset_mode, Acquisition& a) {
+    CPLJSONDocument doc;
+    // A .json that is not even JSON inside a data folder is most likely a broken item.
+    if (!doc.LoadMemory(text)) throw InputError(path, "malformed STAC item: not valid JSON");
     CPLJSONObject root = doc.GetRoot();
     // Only Features are items: collections (with their own assets), catalogs and other JSON are not acquisitions.
     if (root.GetString("type") != "Feature") return false;
+    // Hrefs are relative to the item's folder: "." for an item path without one, not the file system root.
     std::string base = fs::path(path).parent_path().string();
-    Acquisition a;
+    if (base.empty()) base = ".";
     a.source = path;
     a.id = root.GetString("id");
     CPLJSONObject props = root.GetObj("properties");
     CPLJSONObject assets = root.GetObj("assets");
-    if (!props.IsValid() || !assets.IsValid() || assets.GetType() != CPLJSONObject::Type::Object) {
-      bad(path, "malformed STAC item: missing 'properties' or 'assets'");
-      return true;
-    }
+    if (!props.IsValid() || !assets.IsValid() || assets.GetType() != CPLJSONObject::Type::Object)
+      throw InputError(path, "malformed STAC item: missing 'properties' or 'assets'");
     std::string dt = props.GetString("datetime");
     try {
       a.date = Date::parse(dt);
     } catch (const Error&) {
-      bad(path, "malformed STAC item: properties.datetime is missing or not a date ('" + dt + "')");
-      return true;
+      throw InputError(path, "malformed STAC item: properties.datetime is missing or not a date ('" + dt + "')");
     }
     int zone = props.GetInteger("mgrs:utm_zone", -1);
     std::string lat = props.GetString("mgrs:latitude_band"), sq = props.GetString("mgrs:grid_square");
     if (zone > 0 && !lat.empty() && !sq.empty()) {
-      char buf[16];
-      std::snprintf(buf, sizeof buf, "%02d%s%s", zone, lat.c_str(), sq.c_str());
-      a.tile = buf;
+      a.tile = (zone < 10 ? "0" : "") + std::to_string(zone) + lat + sq;  // checked as an MGRS name below
     } else if (!props.GetString("s2:mgrs_tile").empty()) {
       a.tile = props.GetString("s2:mgrs_tile");
     } else if (!find_tile(props.GetString("grid:code"), a.tile) && !find_tile(a.id, a.tile)) {
-      bad(path, "STAC item does not say its MGRS tile (mgrs:* or grid:code properties)");
-      return true;
+      throw InputError(path, "STAC item does not say its MGRS tile (mgrs:* or grid:code properties)");
     }
     if (a.id.empty()) a.id = fs::path(path).stem().string();
-    if (!is_mgrs_tile(a.tile)) {
-      bad(path, "STAC item names tile '" + a.tile + "', which is not an MGRS tile (e.g. 33UVP)");
-      return true;
-    }
+    if (!is_mgrs_tile(a.tile))
+      throw InputError(path, "STAC item names tile '" + a.tile + "', which is not an MGRS tile (e.g. 33UVP)");
     if (!read_identity(props.GetString("s2:product_uri"), a)) read_identity(a.id, a);
     {
       std::string platform = upper(props.GetString("platform"));
@@ -299,10 +340,7 @@ struct Builder {
       if (!asset.IsValid()) asset = assets.GetObj(spec.name);
       if (!asset.IsValid()) continue;
       BandSource src{href_of(asset), 1, 0};
-      if (src.path == base + "/") {
-        bad(path, "asset '" + spec.stac_key + "' has no href");
-        return true;
-      }
+      if (src.path == base + "/") throw InputError(path, "asset '" + spec.stac_key + "' has no href");
       int band_offset = 0;
       bool band_meta = have_meta;
       if (!have_meta) {
@@ -311,7 +349,13 @@ struct Builder {
           CPLJSONObject first = rb[0];
           double scale = first.GetDouble("scale", 0.0), off = first.GetDouble("offset", 0.0);
           if (scale > 0 && first.GetObj("offset").IsValid()) {
-            band_offset = static_cast<int>(std::lround(off / scale));
+            // reflectance = DN x scale + offset: in DN the offset is offset / scale (-0.1 / 0.0001 = -1000).
+            const double dn = off / scale;
+            if (!(std::fabs(dn) <= 32767))
+              throw InputError(path, "malformed STAC item: asset '" + spec.stac_key + "' raster:bands offset " +
+                                         std::to_string(off) + " / scale " + std::to_string(scale) +
+                                         " is not an offset in DN (-32767..32767)");
+            band_offset = static_cast<int>(std::lround(dn));
             band_meta = true;
             meta_name = "STAC raster:bands offset";
           }
@@ -326,20 +370,18 @@ struct Builder {
           }
         }
       }
-      src.offset = decide_offset(a.date, have_meta ? meta_offset : band_offset, band_meta, a.offset_origin, meta_name);
+      src.offset = sentinel2::decide_offset(offset_mode, a.date, have_meta ? meta_offset : band_offset, band_meta,
+                                            a.offset_origin, meta_name);
       a.bands[spec.name] = src;
-      claimed.insert(normal_path(src.path));
     }
     for (const char* key : {"scl", "SCL"}) {
       CPLJSONObject asset = assets.GetObj(key);
       if (asset.IsValid()) {
         a.mask_kind = MaskKind::Scl;
         a.mask = BandSource{href_of(asset), 1, 0};
-        claimed.insert(normal_path(a.mask.path));
         break;
       }
     }
-    add(std::move(a));
     return true;
   }
 
@@ -347,57 +389,26 @@ struct Builder {
   void add_safe(const std::string& safe_root, const std::string& display) {
     // safe_root: GDAL-readable path of the .SAFE folder (may be /vsizip/...)
     std::string mtd = safe_root + "/MTD_MSIL2A.xml";
-    CPLXMLNode* xml = CPLParseXMLFile(mtd.c_str());
-    if (!xml) {
+    std::string text;
+    if (!read_gdal_file(mtd, text)) {
       bad(display, "SAFE product without a readable MTD_MSIL2A.xml");
       return;
     }
-    struct Free {
-      CPLXMLNode* n;
-      ~Free() { CPLDestroyXMLNode(n); }
-    } guard{xml};
-    // Namespace prefixes differ between baselines: strip them so paths below match.
-    CPLStripXMLNamespace(xml, nullptr, TRUE);
-    CPLXMLNode* product = CPLGetXMLNode(xml, "=Level-2A_User_Product");
-    if (!product) {
-      bad(mtd, "not a Level-2A product metadata file (no Level-2A_User_Product element)");
+    ProductMetadata meta;
+    try {
+      meta = parse_mtd(text, mtd);
+    } catch (const InputError& e) {
+      bad(e.path(), problem_of(e));
       return;
     }
     Acquisition a;
     a.source = mtd;
-    std::string start = CPLGetXMLValue(product, "General_Info.Product_Info.PRODUCT_START_TIME", "");
-    std::string uri = CPLGetXMLValue(product, "General_Info.Product_Info.PRODUCT_URI", "");
-    if (uri.empty()) uri = fs::path(safe_root).filename().string();
-    a.id = uri.substr(0, uri.find(".SAFE"));
-    try {
-      a.date = Date::parse(start);
-    } catch (const Error&) {
-      if (!find_date(a.id, a.date)) {
-        bad(mtd, "no PRODUCT_START_TIME and no date in the product name");
-        return;
-      }
-    }
-    if (!find_tile(a.id, a.tile)) {
-      bad(mtd, "cannot tell the MGRS tile from product name " + a.id);
-      return;
-    }
+    a.id = meta.id;
+    a.tile = meta.tile;
+    a.date = meta.date;
+    const std::map<int, int>& offsets = meta.boa_add_offset;
+    const std::string& baseline = meta.processing_baseline;
     read_identity(a.id, a);
-    std::map<int, int> offsets;
-    CPLXMLNode* list = CPLGetXMLNode(product, "General_Info.Product_Image_Characteristics.BOA_ADD_OFFSET_VALUES_LIST");
-    for (CPLXMLNode* n = list ? list->psChild : nullptr; n; n = n->psNext) {
-      if (n->eType != CXT_Element || std::string(n->pszValue) != "BOA_ADD_OFFSET") continue;
-      const char* id = CPLGetXMLValue(n, "band_id", nullptr);
-      const char* v = CPLGetXMLValue(n, nullptr, nullptr);
-      if (!id || !v) continue;
-      int band_id = 0, value = 0;
-      if (!parse_int(id, band_id) || !parse_int(v, value)) {
-        bad(mtd, std::string("BOA_ADD_OFFSET band_id='") + id + "' has value '" + v +
-                     "', which is not an integer (a damaged or hand-edited metadata file)");
-        return;
-      }
-      offsets[band_id] = value;
-    }
-    std::string baseline = CPLGetXMLValue(product, "General_Info.Product_Info.PROCESSING_BASELINE", "");
     // Files: GRANULE/<granule>/IMG_DATA/R10m|R20m|R60m/<name>_<band>_<res>m.<ext>
     char** files = VSIReadDirRecursive((safe_root + "/GRANULE").c_str());
     std::map<std::string, std::map<int, std::string>> by_band;  // band -> resolution -> path
@@ -643,6 +654,50 @@ struct Builder {
 
 }  // namespace
 
+bool parse_stac_item(const std::string& text, const std::string& path, OffsetMode offset_mode, Acquisition& item) {
+  return Builder::parse_stac(text, path, offset_mode, item);
+}
+
+ProductMetadata parse_mtd(const std::string& text, const std::string& path) {
+  CPLXMLNode* xml = CPLParseXMLString(text.c_str());
+  if (!xml) throw InputError(path, "malformed MTD_MSIL2A.xml: not valid XML");
+  struct Free {
+    CPLXMLNode* n;
+    ~Free() { CPLDestroyXMLNode(n); }
+  } guard{xml};
+  // Namespace prefixes differ between baselines: strip them so paths below match.
+  CPLStripXMLNamespace(xml, nullptr, TRUE);
+  CPLXMLNode* product = CPLGetXMLNode(xml, "=Level-2A_User_Product");
+  if (!product) throw InputError(path, "not a Level-2A product metadata file (no Level-2A_User_Product element)");
+  ProductMetadata m;
+  std::string start = CPLGetXMLValue(product, "General_Info.Product_Info.PRODUCT_START_TIME", "");
+  std::string uri = CPLGetXMLValue(product, "General_Info.Product_Info.PRODUCT_URI", "");
+  // Without a PRODUCT_URI the product is named by its folder (the .SAFE holding this file).
+  if (uri.empty()) uri = fs::path(path).parent_path().filename().string();
+  m.id = uri.substr(0, uri.find(".SAFE"));
+  try {
+    m.date = Date::parse(start);
+  } catch (const Error&) {
+    if (!find_date(m.id, m.date)) throw InputError(path, "no PRODUCT_START_TIME and no date in the product name");
+  }
+  if (!find_tile(m.id, m.tile)) throw InputError(path, "cannot tell the MGRS tile from product name " + m.id);
+  CPLXMLNode* list = CPLGetXMLNode(product, "General_Info.Product_Image_Characteristics.BOA_ADD_OFFSET_VALUES_LIST");
+  for (CPLXMLNode* n = list ? list->psChild : nullptr; n; n = n->psNext) {
+    if (n->eType != CXT_Element || std::string(n->pszValue) != "BOA_ADD_OFFSET") continue;
+    const char* id = CPLGetXMLValue(n, "band_id", nullptr);
+    const char* v = CPLGetXMLValue(n, nullptr, nullptr);
+    if (!id || !v) continue;
+    // atoi took "abc" for 0 (band B01, offset 0) and overflowed on long digit strings.
+    int band_id = 0, offset = 0;
+    if (!parse_int(id, band_id) || !parse_int(v, offset) || offset < -32767 || offset > 32767)
+      throw InputError(path, std::string("BOA_ADD_OFFSET band_id=\"") + id + "\" is '" + v +
+                                 "': expected an integer band id and an integer offset in DN (-32767..32767)");
+    m.boa_add_offset[band_id] = offset;
+  }
+  m.processing_baseline = CPLGetXMLValue(product, "General_Info.Product_Info.PROCESSING_BASELINE", "");
+  return m;
+}
+
 std::vector<Acquisition> discover(const std::vector<std::string>& inputs, const DiscoveryOptions& options,
                                   bool skip_bad, std::vector<Skipped>& skipped) {
   geo::init_gdal();
@@ -683,14 +738,62 @@ std::vector<Acquisition> discover(const std::vector<std::string>& inputs, const 
 }
 
 // ---- serialisation: one record per line, fields separated by tabs ----
+// Backslash, tab, newline and carriage return inside a field (a path or id may hold any of them) are escaped as
+// \\, \t, \n and \r, so that they cannot split a field or a record.
+
+namespace {
+
+std::string escape_field(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string unescape_field(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\' || i + 1 == s.size()) {
+      out += s[i];
+      continue;
+    }
+    switch (s[++i]) {
+      case 't': out += '\t'; break;
+      case 'n': out += '\n'; break;
+      case 'r': out += '\r'; break;
+      default: out += s[i];
+    }
+  }
+  return out;
+}
+
+// An integer field of a record that serialise() wrote; anything else is a corrupt list.
+int int_field(const std::string& field, const std::string& line) {
+  int v = 0;
+  if (!parse_int(field, v)) throw Error("corrupt acquisition list line: " + line);
+  return v;
+}
+
+}  // namespace
 
 std::string serialise(const std::vector<Acquisition>& acquisitions) {
   std::ostringstream out;
   for (auto& a : acquisitions) {
-    out << "A\t" << a.id << '\t' << a.tile << '\t' << a.source << '\t' << a.date.iso() << '\t' << a.offset_origin
-        << '\t' << static_cast<int>(a.mask_kind) << '\t' << a.mask.path << '\t' << a.mask.band << '\n';
+    out << "A\t" << escape_field(a.id) << '\t' << escape_field(a.tile) << '\t' << escape_field(a.source) << '\t'
+        << a.date.iso() << '\t' << escape_field(a.offset_origin) << '\t' << static_cast<int>(a.mask_kind) << '\t'
+        << escape_field(a.mask.path) << '\t' << a.mask.band << '\n';
     for (auto& [name, src] : a.bands)
-      out << "B\t" << name << '\t' << src.path << '\t' << src.band << '\t' << src.offset << '\n';
+      out << "B\t" << escape_field(name) << '\t' << escape_field(src.path) << '\t' << src.band << '\t' << src.offset
+          << '\n';
   }
   return out.str();
 }
@@ -704,16 +807,17 @@ std::vector<Acquisition> deserialise(const std::string& text) {
     std::vector<std::string> f = split_fields(line);
     if (f[0] == "A" && f.size() >= 9) {
       Acquisition a;
-      a.id = f[1];
-      a.tile = f[2];
-      a.source = f[3];
+      a.id = unescape_field(f[1]);
+      a.tile = unescape_field(f[2]);
+      a.source = unescape_field(f[3]);
       a.date = Date::parse(f[4]);
-      a.offset_origin = f[5];
-      a.mask_kind = static_cast<MaskKind>(std::stoi(f[6]));
-      a.mask = BandSource{f[7], std::stoi(f[8]), 0};
+      a.offset_origin = unescape_field(f[5]);
+      a.mask_kind = static_cast<MaskKind>(int_field(f[6], line));
+      a.mask = BandSource{unescape_field(f[7]), int_field(f[8], line), 0};
       out.push_back(std::move(a));
     } else if (f[0] == "B" && f.size() >= 5 && !out.empty()) {
-      out.back().bands[f[1]] = BandSource{f[2], std::stoi(f[3]), std::stoi(f[4])};
+      out.back().bands[unescape_field(f[1])] =
+          BandSource{unescape_field(f[2]), int_field(f[3], line), int_field(f[4], line)};
     } else {
       throw Error("corrupt acquisition list line: " + line);
     }

@@ -95,3 +95,11 @@ n_33 = len(f["tiles/33UVP"].attrs["acquisitions"]); n_32 = len(f["tiles/32TQT"].
 print("skipped recorded:", skipped, "acquisitions", n_32, n_33)
 PY
 pass "--on-error skip records the skipped acquisitions"
+
+# 9. A bad option value holding one of Boost.Program_options' message placeholders (found by fuzz/fuzz_config_ini):
+#    building the error message looped forever, on the command line and in a --config file alike.
+expect_failure placeholder_arg "--dilation" -- mpi 1 composite --input "$WORK/pristine/stac" --output "$WORK/o9/c.h5" \
+  --dilation 'x%value%'
+printf 'season-month = x%%value%%\n' > "$WORK/placeholder.ini"
+expect_failure placeholder_config "season-month" -- mpi 1 composite --input "$WORK/pristine/stac" \
+  --output "$WORK/o9/c.h5" --config "$WORK/placeholder.ini"

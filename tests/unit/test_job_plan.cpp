@@ -7,6 +7,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <sstream>
 
 #include <unistd.h>
 
@@ -152,4 +154,77 @@ TEST(JobPlan, ScalesWithWorkAndRanks) {
   EXPECT_THROW(pipeline::plan_job(JobDefinition::read(c.write("jobs/e.ini", base)), pipeline::UnitCosts::read(partial),
                                   options),
                ConfigError);
+}
+
+// Found by fuzz/fuzz_job_definition: "nan", "inf" and absurd sizes were undefined double -> int conversions, and
+// cpus_per_task = 0 an integer division by zero. Slurm counts must be whole numbers; estimates saturate.
+TEST(JobPlan, RejectsNonNumbersAndSaturatesAbsurdSizes) {
+  TempCheckout c;
+  auto costs = pipeline::UnitCosts::read(c.write("jobs/costs.ini", kCosts));
+  pipeline::PlanOptions options;
+  const std::string base = "[job]\nstages = composite, classify\n[data]\ntiles = 33UVP\ninput = /nonexistent\n"
+                           "acquisitions_per_tile = 50\n[composite]\n[classify]\n";
+  auto plan = [&](const std::string& name, const std::string& text) {
+    return pipeline::plan_job(JobDefinition::parse(text, (c.root / "jobs" / name).string()), costs, options);
+  };
+  for (std::string bad : {"[DEFAULT]\nnodes = inf\n", "[DEFAULT]\nntasks = nan\n", "[DEFAULT]\ncpus_per_task = 0\n",
+                          "[DEFAULT]\nntasks_per_node = 2.5\n", "[DEFAULT]\nnodes = 1e300\n",
+                          "[DEFAULT]\ngpus_per_node = -1\n", "[DEFAULT]\ntile_size = nan\n"}) {
+    EXPECT_THROW(plan("bad.ini", bad + base), ConfigError) << bad;
+  }
+  EXPECT_THROW(plan("block.ini", "[DEFAULT]\nargs = --block-size 0\n" + base), ConfigError);
+  // Valid but absurd: 1e200 px tiles give saturated unit counts and a printable plan, not undefined behaviour.
+  auto huge = plan("huge.ini", "[DEFAULT]\ntile_size = 1e200\n" + base);
+  ASSERT_EQ(huge.stages.size(), 2u);
+  EXPECT_EQ(huge.stages[0].units, std::numeric_limits<long>::max());
+  EXPECT_GE(huge.stages[0].suggested_nodes, 1);
+  std::ostringstream out;
+  pipeline::print_plan(out, huge, options);
+  EXPECT_FALSE(pipeline::plan_json(huge).empty());
+}
+
+TEST(JobDefinition, ParseMatchesRead) {
+  TempCheckout c;
+  const std::string text = "[DEFAULT]\nw = x\n[job]\nstages = a\n[a]\nargs = --out ${w}/o\n  --more\n";
+  auto path = c.write("jobs/j.ini", text);
+  auto read = JobDefinition::read(path), parsed = JobDefinition::parse(text, path);
+  EXPECT_EQ(parsed.get("a", "args"), read.get("a", "args"));
+  EXPECT_EQ(parsed.get("a", "args"), "--out x/o --more");
+  EXPECT_EQ(parsed.root(), read.root());
+  try {
+    JobDefinition::parse("[job]\nno equals sign\n", "/elsewhere/j.ini");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/elsewhere/j.ini:2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(JobDefinition, ExponentialExpansionIsAnError) {
+  // Each level names the next one ten times: 10^6 copies of a 100-character value, built without a limit.
+  std::string text = "[job]\nstages = a\nv0 = " + std::string(100, 'x') + "\n";
+  for (int level = 1; level <= 6; ++level) {
+    text += "v" + std::to_string(level) + " =";
+    for (int k = 0; k < 10; ++k) text += " ${v" + std::to_string(level - 1) + "}";
+    text += "\n";
+  }
+  auto job = JobDefinition::parse(text, "/nowhere/laughs.ini");
+  EXPECT_EQ(job.get("job", "v2").size(), 10u * (10 * 100 + 9) + 9);  // small expansions still work
+  EXPECT_THROW(job.get("job", "v6"), ConfigError);
+}
+
+// A plan whose estimate is not a number (inf x 0) prints unknown times instead of converting NaN to a long.
+TEST(JobPlan, NotANumberDurationsPrintAsUnknown) {
+  TempCheckout c;
+  auto costs = pipeline::UnitCosts::read(c.write("jobs/costs.ini", kCosts));
+  pipeline::PlanOptions options;
+  auto plan = pipeline::plan_job(
+      JobDefinition::parse("[DEFAULT]\ntile_size = 1e200\n[job]\nstages = composite\n[data]\ntiles = 33UVP\n"
+                           "acquisitions_per_tile = 0\n[composite]\n",
+                           (c.root / "jobs/nan.ini").string()),
+      costs, options);
+  ASSERT_EQ(plan.stages.size(), 1u);
+  EXPECT_TRUE(std::isnan(plan.stages[0].cpu_seconds));
+  std::ostringstream out;
+  pipeline::print_plan(out, plan, options);
+  EXPECT_NE(out.str().find("--:--:--"), std::string::npos) << out.str();
 }

@@ -327,7 +327,7 @@ TEST(Sentinel2Discovery, NonNumericBoaOffsetIsAnError) {
     FAIL() << "a non-numeric BOA_ADD_OFFSET was read (atoi would give -1)";
   } catch (const InputError& e) {
     EXPECT_EQ(e.path(), mtd);
-    EXPECT_NE(std::string(e.what()).find("not an integer"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("expected an integer"), std::string::npos) << e.what();
   }
 }
 
@@ -375,4 +375,94 @@ TEST(Sentinel2Reader, FloatingPointReflectanceIsRefused) {
     EXPECT_EQ(e.path(), b03);
     EXPECT_NE(std::string(e.what()).find("Float32"), std::string::npos) << e.what();
   }
+}
+
+// ---- the one-file parsers behind discovery (fuzzed by fuzz/fuzz_stac_item and fuzz/fuzz_mtd) ----
+
+namespace {
+const char* kItem = R"({"type": "Feature", "id": "S2B_33UVP_20220905_0_L2A",
+  "properties": {"datetime": "2022-09-05T10:20:31Z", "s2:mgrs_tile": "33UVP"},
+  "assets": {"red": {"href": "./B04.tif", "raster:bands": [{"scale": 0.0001, "offset": -0.1}]},
+             "nir": {"href": "B08.tif"}, "scl": {"href": "SCL.tif"}}})";
+
+std::string mtd_with_offset(const std::string& offset) {
+  return "<?xml version=\"1.0\"?><n1:Level-2A_User_Product xmlns:n1=\"https://psd-14.sentinel2.eo.esa.int/PSD/"
+         "User_Product_Level-2A.xsd\"><n1:General_Info><Product_Info><PRODUCT_START_TIME>2022-03-30T10:10:31Z"
+         "</PRODUCT_START_TIME><PRODUCT_URI>S2A_MSIL2A_20220330T101031_N0400_R022_T32TQT_20220330T140005.SAFE"
+         "</PRODUCT_URI><PROCESSING_BASELINE>04.00</PROCESSING_BASELINE></Product_Info>"
+         "<Product_Image_Characteristics><BOA_ADD_OFFSET_VALUES_LIST><BOA_ADD_OFFSET band_id=\"3\">" +
+         offset + "</BOA_ADD_OFFSET></BOA_ADD_OFFSET_VALUES_LIST></Product_Image_Characteristics></n1:General_Info>"
+                  "</n1:Level-2A_User_Product>\n";
+}
+}  // namespace
+
+TEST(Sentinel2Parsers, StacItemHrefsAreRelativeToItsFolder) {
+  Acquisition a;
+  ASSERT_TRUE(parse_stac_item(kItem, "/data/x/item.json", OffsetMode::Auto, a));
+  EXPECT_EQ(a.tile, "33UVP");
+  EXPECT_EQ(a.bands.at("B04").path, "/data/x/B04.tif");
+  EXPECT_EQ(a.bands.at("B04").offset, -1000);  // -0.1 / 0.0001
+  EXPECT_EQ(a.mask.path, "/data/x/SCL.tif");
+  // An item named without a folder (`composite --input item.json`): its folder is ".", not the file system root.
+  Acquisition b;
+  ASSERT_TRUE(parse_stac_item(kItem, "item.json", OffsetMode::Auto, b));
+  EXPECT_EQ(b.bands.at("B04").path, "./B04.tif");
+  EXPECT_EQ(b.bands.at("B08").path, "./B08.tif");
+  EXPECT_EQ(b.mask.path, "./SCL.tif");
+  Acquisition c;
+  EXPECT_FALSE(parse_stac_item(R"({"type": "Collection", "assets": {}})", "c.json", OffsetMode::Auto, c));
+  EXPECT_THROW(parse_stac_item("{\"type\": ", "d.json", OffsetMode::Auto, c), InputError);
+}
+
+TEST(Sentinel2Parsers, StacOffsetMustBeAnOffsetInDn) {
+  // offset / scale far outside int: std::lround's result was unspecified and the int conversion garbage.
+  std::string item = kItem;
+  item.replace(item.find("0.0001"), 6, "1e-300");
+  Acquisition a;
+  try {
+    parse_stac_item(item, "/data/x/item.json", OffsetMode::Auto, a);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("raster:bands offset"), std::string::npos) << e.what();
+    EXPECT_EQ(e.path(), "/data/x/item.json");
+  }
+}
+
+TEST(Sentinel2Parsers, MtdMetadataAndIntegerOffsets) {
+  auto m = parse_mtd(mtd_with_offset("-1000"), "/p/X.SAFE/MTD_MSIL2A.xml");
+  EXPECT_EQ(m.id, "S2A_MSIL2A_20220330T101031_N0400_R022_T32TQT_20220330T140005");
+  EXPECT_EQ(m.tile, "32TQT");
+  EXPECT_EQ(m.date.iso(), "2022-03-30");
+  EXPECT_EQ(m.processing_baseline, "04.00");
+  ASSERT_EQ(m.boa_add_offset.size(), 1u);
+  EXPECT_EQ(m.boa_add_offset.at(3), -1000);
+  EXPECT_EQ(parse_mtd(mtd_with_offset(" -1000 "), "m.xml").boa_add_offset.at(3), -1000);
+  // atoi read "abc" as 0 (and "-1000.5" as -1000) silently, and overflowed on long digit strings.
+  for (std::string bad : {"abc", "-1000.5", "99999999999", "-40000"})
+    EXPECT_THROW(parse_mtd(mtd_with_offset(bad), "m.xml"), InputError) << bad;
+  EXPECT_THROW(parse_mtd("<Level-2A_User_Product><unclosed>", "m.xml"), InputError);
+  EXPECT_THROW(parse_mtd("<Level-1C_User_Product/>", "m.xml"), InputError);
+}
+
+// Found by fuzz/fuzz_stac_item: a tab or newline in an id or href split the record rank 0 broadcasts, and the
+// receiving ranks failed with std::invalid_argument from std::stoi (or read shifted fields).
+TEST(Sentinel2Discovery, SerialiseKeepsTabsNewlinesAndBackslashes) {
+  Acquisition a;
+  a.id = "id\twith\ttabs";
+  a.tile = "33UVP";
+  a.source = "/data/new\nline\\dir/item.json";
+  a.date = Date{2021, 9, 5};
+  a.offset_origin = "date rule";
+  a.mask_kind = MaskKind::Scl;
+  a.mask = BandSource{"/d/S\rCL\\t.tif", 1, 0};
+  a.bands["B04"] = BandSource{"/d/B\t04.tif\\", 2, -1000};
+  auto back = deserialise(serialise({a}));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].id, a.id);
+  EXPECT_EQ(back[0].source, a.source);
+  EXPECT_EQ(back[0].mask.path, a.mask.path);
+  EXPECT_EQ(back[0].bands.at("B04").path, a.bands.at("B04").path);
+  EXPECT_EQ(back[0].bands.at("B04").band, 2);
+  EXPECT_EQ(back[0].bands.at("B04").offset, -1000);
+  EXPECT_THROW(deserialise("A\tid\t33UVP\tsrc\t2021-09-05\to\tx\tm\t1\n"), Error);  // not std::invalid_argument
 }

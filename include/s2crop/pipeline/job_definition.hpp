@@ -13,6 +13,9 @@ class JobDefinition {
  public:
   // `overrides`: "SECTION.KEY=VALUE" items, as jobs/submit --set. Throws InputError naming the file and line.
   static JobDefinition read(const std::string& path, const std::vector<std::string>& overrides = {});
+  // The same from the file's text (`path` names it in errors and locates root()).
+  static JobDefinition parse(const std::string& text, const std::string& path,
+                             const std::vector<std::string>& overrides = {});
 
   // One section of an INI file in the same syntax, uninterpolated (e.g. [costs] of jobs/costs.ini).
   static std::map<std::string, std::string> read_ini_section(const std::string& path, const std::string& section);

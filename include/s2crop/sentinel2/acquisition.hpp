@@ -75,6 +75,25 @@ struct Skipped {
 std::vector<Acquisition> discover(const std::vector<std::string>& inputs, const DiscoveryOptions& options,
                                   bool skip_bad, std::vector<Skipped>& skipped);
 
+// The parsers of one file's text behind discover() (`path` names the file in errors; the fuzz targets call them).
+// One STAC item: false when the JSON is not a Feature (a collection, a catalog: not an acquisition); otherwise fills
+// `item` (id, tile, date, bands with hrefs resolved against the item's folder and offsets as `offset_mode` decides,
+// SCL mask) and returns true. Throws InputError for a malformed item; `item` then holds the bands read before the
+// problem.
+bool parse_stac_item(const std::string& text, const std::string& path, OffsetMode offset_mode, Acquisition& item);
+
+// What a SAFE product's MTD_MSIL2A.xml says (`path`: the file, whose folder names the product when PRODUCT_URI is
+// absent). Throws InputError for malformed XML, a file that is not Level-2A metadata, a product without a date or
+// tile, or a BOA_ADD_OFFSET that is not an integer.
+struct ProductMetadata {
+  std::string id;    // PRODUCT_URI without .SAFE
+  std::string tile;  // from the product name
+  Date date;
+  std::map<int, int> boa_add_offset;  // band_id (B1 = 0 ... B12 = 12) -> offset in DN; empty before baseline 04.00
+  std::string processing_baseline;    // "04.00"; empty if absent
+};
+ProductMetadata parse_mtd(const std::string& text, const std::string& path);
+
 // Compact text serialisation, to broadcast the list from rank 0 (discovery is file-system heavy: one rank does it).
 std::string serialise(const std::vector<Acquisition>& acquisitions);
 std::vector<Acquisition> deserialise(const std::string& text);
