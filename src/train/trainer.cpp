@@ -33,6 +33,7 @@
 #include "s2crop/samples/patch_set.hpp"
 #include "s2crop/samples/training_set.hpp"
 #include "s2crop/train/communicator.hpp"
+#include "s2crop/train/settings.hpp"
 
 namespace fs = std::filesystem;
 
@@ -1091,37 +1092,15 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   const bool pretrain_task = s.task == "pretrain";
   const bool segment_task = s.task == "segment" || pretrain_task;
   const bool ndvi_task = s.task != "classify" && !segment_task;
-  if (s.samples.empty()) throw ConfigError("train: no training set given (--samples FILE.h5)");
-  if (s.output.empty()) throw ConfigError("train: no output model given (--output MODEL.h5)");
-  if (s.epochs < 1 || s.batch_size < 1 || s.hidden < 1 || s.layers < 1)
-    throw ConfigError("--epochs, --batch-size, --hidden and --layers must be positive");
-  if (s.dropout < 0 || s.dropout >= 1) throw ConfigError("--dropout must be in [0, 1)");
-  if (!segment_task && s.loss != "ce" && s.loss != "focal") throw ConfigError("--loss must be ce or focal");
-  if (s.class_weights != "none" && s.class_weights != "inverse" && s.class_weights != "sqrt")
-    throw ConfigError("--class-weights must be none, inverse or sqrt");
-  if (s.lr_schedule != "cosine" && s.lr_schedule != "step" && s.lr_schedule != "none")
-    throw ConfigError("--lr-schedule must be cosine, step or none");
-  if (ndvi_task) {
-    if (s.task != "forecast" && s.task != "gapfill") throw ConfigError("--task must be forecast or gapfill");
-    if (s.task == "forecast" && (s.horizon < 1 || s.horizon > 11))
-      throw ConfigError("--horizon must be between 1 and 11 months");
-    if (s.task == "forecast" && (s.t_min < 1 || s.t_max > 11 || s.t_min > s.t_max))
-      throw ConfigError("--t-min/--t-max: months observed before a forecast must satisfy 1 <= t-min <= t-max <= 11");
-    if (s.task == "gapfill" && (s.mask_fraction <= 0 || s.mask_fraction >= 1))
-      throw ConfigError("--mask-fraction must be in (0, 1)");
-  }
-  if (segment_task) {
-    const auto& g = s.segment;
-    if (g.head != "multiclass" && g.head != "multilabel") throw ConfigError("--head must be multiclass or multilabel");
-    if (g.norm == "batch")
-      throw ConfigError("--norm batch: batch-norm statistics would differ between ranks and are not checkpointed; use "
-                        "group (default) or none");
-    if (!(g.label_fraction > 0 && g.label_fraction <= 1)) throw ConfigError("--label-fraction must be in (0, 1]");
-    if (g.jitter < 0 || g.jitter >= 1) throw ConfigError("--jitter must be in [0, 1)");
-    if (g.freeze_encoder && g.init_encoder.empty()) throw ConfigError("--freeze-encoder needs --init ENCODER.h5");
-    if (s.task == "pretrain" && (s.batch_size < 2 || s.reproducible))
-      throw ConfigError("pretrain normalises the projections over each rank's batch: --batch-size must be at least 2 "
-                        "per rank, and --reproducible (one patch at a time) does not apply");
+  check_settings(s);
+  {
+    // More threads per rank than a node has cores is a typo (--threads 1000), not a setting: refused on every rank
+    // alike (the smallest node decides), before anything is read.
+    int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    MPI_Allreduce(MPI_IN_PLACE, &cores, 1, MPI_INT, MPI_MIN, mpi.world());
+    if (s.threads > cores)
+      throw ConfigError("--threads " + std::to_string(s.threads) + ": more threads per rank than the " +
+                        std::to_string(cores) + " cores of a node (0: the node's cores shared by its ranks)");
   }
   const std::string ckpt_dir = s.checkpoint_dir.empty() ? s.output + ".ckpt" : s.checkpoint_dir;
 
