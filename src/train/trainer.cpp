@@ -1103,6 +1103,18 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
                         std::to_string(cores) + " cores of a node (0: the node's cores shared by its ranks)");
   }
   const std::string ckpt_dir = s.checkpoint_dir.empty() ? s.output + ".ckpt" : s.checkpoint_dir;
+  // Test hook: S2CROP_TEST_NAN_LOSS=STEP[:RANK] makes the loss of that optimiser step (1-based) NaN on that rank
+  // (every rank without one), to test that a diverged training stops on every rank with nothing written.
+  std::int64_t nan_step = 0;
+  int nan_rank = -1;
+  if (const char* hook = std::getenv("S2CROP_TEST_NAN_LOSS"); hook && *hook) {
+    long long step = 0;
+    int rank = -1;
+    if (std::sscanf(hook, "%lld:%d", &step, &rank) < 1 || step < 1)
+      throw ConfigError(std::string("S2CROP_TEST_NAN_LOSS=") + hook + ": expected STEP[:RANK]");
+    nan_step = step;
+    nan_rank = rank;
+  }
 
   // ---- patches (U-Net): header and every patch's labels and tile, split by tile or by patch
   samples::PatchSet patch_labels;
@@ -1355,6 +1367,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
       }
       flat.grad.zero_();
       const size_t total = static_cast<size_t>(flat.n) + 1;
+      const bool poisoned = nan_step == st.step + 1 && (nan_rank < 0 || nan_rank == mpi.rank());
       if (s.reproducible) {
         // Each sample's gradient alone (computed the same way whatever the rank count), summed in double: the sum
         // hardly depends on the order of the additions, so neither does the step on how the batch is split.
@@ -1362,6 +1375,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
         for (size_t k = 0; k < local_pos.size(); ++k) {
           flat.grad.zero_();
           auto loss = task->loss({local_pos[k]}, {local_global[k]}, st.step, batch_weight);
+          if (poisoned) loss = loss * std::numeric_limits<double>::quiet_NaN();
           loss.backward();
           flat.grad[flat.n] = loss.detach();
           grad64.add_(flat.grad);
@@ -1372,6 +1386,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
       } else {
         if (!local_pos.empty()) {
           auto loss = task->loss(local_pos, local_global, st.step, batch_weight);
+          if (poisoned) loss = loss * std::numeric_limits<double>::quiet_NaN();
           loss.backward();
           flat.grad[flat.n] = loss.detach();
         }
@@ -1379,6 +1394,24 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
         for (size_t at = 0; at < total; at += bucket) comm->allreduce_sum(g + at, std::min(bucket, total - at));
       }
       const double step_loss = flat.grad[flat.n].item<double>();
+      // A loss or gradient that is not finite would make the parameters, the best model and the next checkpoint NaN:
+      // stop before the update. Every rank holds the same all-reduced bits, so every rank stops at this step (no
+      // other collective needed, none left waiting).
+      const bool finite_loss = std::isfinite(step_loss);
+      if (!finite_loss || !std::isfinite(flat.grad.narrow(0, 0, flat.n).sum(torch::kFloat64).item<double>())) {
+        char what[200];
+        std::snprintf(what, sizeof what,
+                      finite_loss ? "the loss is %g but its gradient is not finite (learning rate %g)"
+                                  : "the loss is %g (learning rate %g)",
+                      step_loss, lr);
+        throw AgreedError("training diverged in epoch " + std::to_string(epoch + 1) + "/" + std::to_string(s.epochs) +
+                          ", step " + std::to_string(st.step + 1) + ": " + what + ". Stopped before the update: " +
+                          s.output + " was not written, " +
+                          (st.epoch > 0 ? "the checkpoint after epoch " + std::to_string(st.epoch) + " in " + ckpt_dir +
+                                              " is kept as it was"
+                                        : std::string("no checkpoint was written")) +
+                          ". Lower --lr or check the training set");
+      }
       opt.update(flat.param, flat.grad.narrow(0, 0, flat.n), lr, s.weight_decay);
       ++st.step;
       epoch_loss += step_loss * static_cast<double>(end - begin);
