@@ -1328,6 +1328,16 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     std::snprintf(line, sizeof line, "loaded and normalised the shards in %.2f s", load_s);
     log::info(line);
     if (auto blas_line = blas::describe(); !blas_line.empty()) log::info(blas_line);
+    if (split.val.empty()) {
+      std::ostringstream fraction;
+      fraction << s.val_fraction;
+      log::info("no validation set (--val-fraction " + fraction.str() +
+                (s.val_tiles.empty() ? std::string() : ", --val-tiles " + join_items(s.val_tiles, ",")) +
+                "): the model kept is the epoch with the lowest training loss" +
+                (s.patience > 0 ? ", and early stopping (--patience " + std::to_string(s.patience) +
+                                      ") counts epochs without a lower training loss"
+                                : std::string()));
+    }
     if (resumed)
       log::info("resumed from " + ckpt_dir + "/checkpoint.pt after epoch " + std::to_string(st.epoch));
   }
@@ -1443,9 +1453,11 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
 
     // ---- validation: each rank predicts its shard's validation samples; confusion and loss all-reduced
     std::vector<double> val_sums;
+    // Without a validation set every epoch is scored by its training loss (the best epoch and early stopping follow
+    // it); nothing is validated.
     const bool validating = split.val.empty() || (epoch + 1) % s.val_every == 0 || epoch + 1 == s.epochs ||
                             (s.max_steps > 0 && st.step >= s.max_steps);
-    if (validating) {
+    if (validating && !split.val.empty()) {
       torch::NoGradGuard no_grad;
       model.eval();
       local_pos.clear();
@@ -1457,7 +1469,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
         }
       val_sums = task->validate(local_pos, local_global);
     }
-    if (validating)
+    if (validating && !split.val.empty())
       MPI_Allreduce(MPI_IN_PLACE, val_sums.data(), static_cast<int>(val_sums.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
     const double score = split.val.empty() ? -epoch_loss / std::max<double>(1, static_cast<double>(order.size()))
                          : validating     ? task->score(val_sums)
@@ -1475,20 +1487,24 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     st.epoch = epoch + 1;
     double seconds = std::chrono::duration<double>(clock_type::now() - t_epoch).count();
     if (mpi.is_root()) {
-      const std::string not_validated = "(validation every " + std::to_string(s.val_every) + " epochs)";
+      const std::string not_validated = split.val.empty()
+                                            ? std::string("(no validation set)")
+                                            : "(validation every " + std::to_string(s.val_every) + " epochs)";
       char line[300];
       std::snprintf(line, sizeof line,
                     "epoch %d/%d  loss %.4f  %s  lr %.2e  %.0f samples/s  "
                     "%.1f s%s",
                     epoch + 1, s.epochs, epoch_loss / std::max<double>(1, static_cast<double>(order.size())),
-                    validating ? task->val_text(val_sums).c_str() : not_validated.c_str(), lr,
+                    validating && !split.val.empty() ? task->val_text(val_sums).c_str() : not_validated.c_str(), lr,
                     static_cast<double>(order.size()) / std::max(1e-9, seconds), seconds,
                     st.best_epoch == epoch ? "  *best" : "");
       log::info(line);
     }
     if (s.patience > 0 && st.bad_epochs >= s.patience) {
       if (mpi.is_root())
-        log::info("early stopping: no validation improvement for " + std::to_string(s.patience) + " epochs");
+        log::info(split.val.empty()
+                      ? "early stopping: no lower training loss for " + std::to_string(s.patience) + " epochs"
+                      : "early stopping: no validation improvement for " + std::to_string(s.patience) + " epochs");
       stop = true;
     }
     // ---- checkpoint (rank 0 writes; every rank's dropout RNG state goes with it)
@@ -1512,8 +1528,10 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     flat.param.copy_(st.best_param);
   }
   std::ostringstream provenance;
-  provenance << s.config_text << "best_epoch = " << st.best_epoch + 1 << "\n" << task->provenance_key() << " = " << st.best_f1
-             << "\nranks = " << mpi.size() << "\n";
+  // Without a validation set the best epoch is the one with the lowest training loss (the score is its negative).
+  provenance << s.config_text << "best_epoch = " << st.best_epoch + 1 << "\n"
+             << (split.val.empty() ? "best_training_loss" : task->provenance_key()) << " = "
+             << (split.val.empty() ? -st.best_f1 : st.best_f1) << "\nranks = " << mpi.size() << "\n";
   parallel::root_first(mpi.world(), [&] {
     fs::path parent = fs::path(s.output).parent_path();
     if (!parent.empty()) fs::create_directories(parent);
