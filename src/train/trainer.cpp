@@ -2,6 +2,8 @@
 #include "s2crop/train/trainer.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +19,7 @@
 #include <mutex>
 #include <thread>
 #include <cstring>
+#include <cerrno>
 
 #include "s2crop/assess/segmentation_metrics.hpp"
 #include "s2crop/common/blas.hpp"
@@ -245,6 +248,74 @@ std::string tensor_string(const torch::Tensor& t) {
   return std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()));
 }
 
+// What a failed write's OS error says: "disk full? (File too large)" where the disk, the quota or the file size
+// limit ran out, else the OS text.
+std::string write_failure_text(int err) {
+  if (err == ENOSPC || err == EDQUOT || err == EFBIG) return std::string("disk full? (") + std::strerror(err) + ")";
+  return std::strerror(err);
+}
+
+// A file written with POSIX calls, so that a failed write keeps its OS error. write() always reports every byte as
+// written (LibTorch's archive writer, told of a short write, throws from inside its zip callbacks and destructors),
+// drops the bytes after the first error, and error()/finish() say what went wrong.
+class CheckedFile {
+ public:
+  explicit CheckedFile(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) error_ = errno;
+  }
+  ~CheckedFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  CheckedFile(const CheckedFile&) = delete;
+  CheckedFile& operator=(const CheckedFile&) = delete;
+  size_t write(const void* data, size_t n) {
+    const char* p = static_cast<const char*>(data);
+    for (size_t done = 0; !error_ && done < n;) {
+      const ssize_t k = ::write(fd_, p + done, n - done);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) {
+        error_ = k < 0 ? errno : EIO;
+        break;
+      }
+      done += static_cast<size_t>(k);
+    }
+    return n;
+  }
+  int error() const { return error_; }
+  // Closes the file; the first OS error of any call (0: none).
+  int finish() {
+    if (fd_ >= 0 && ::close(fd_) != 0 && !error_) error_ = errno;
+    fd_ = -1;
+    return error_;
+  }
+
+ private:
+  int fd_ = -1, error_ = 0;
+};
+
+// Rank 0, before anything is read: `folder` exists (or is created) and takes a new file, so that an unwritable
+// --output or --checkpoint-dir stops the run before the training rather than after it. A folder created only for
+// this test is removed again (the run creates it when it writes there).
+void check_writable_folder(const std::string& folder, const std::string& what) {
+  const fs::path dir = folder.empty() ? fs::path(".") : fs::path(folder);
+  std::error_code ec;
+  const bool existed = fs::is_directory(dir, ec);
+  if (!existed) {
+    fs::create_directories(dir, ec);
+    if (ec) throw OutputError(dir.string(), "cannot create the folder for " + what + ": " + ec.message());
+  }
+  const fs::path probe = dir / (".s2crop-write-test." + std::to_string(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int err = errno;
+  if (fd >= 0) {
+    ::close(fd);
+    fs::remove(probe, ec);
+  }
+  if (!existed) fs::remove(dir, ec);
+  if (fd < 0) throw OutputError(dir.string(), "cannot write " + what + " in this folder: " + std::strerror(err));
+}
+
 void save_checkpoint(const std::string& dir, const std::string& fingerprint, const FlatModel& flat,
                      const FusedAdamW& opt, const TrainState& st, const nn::ModelSpec& spec) {
   torch::serialize::OutputArchive a;
@@ -266,14 +337,38 @@ void save_checkpoint(const std::string& dir, const std::string& fingerprint, con
   a.write("feature_mean", torch::tensor(spec.mean));
   a.write("feature_std", torch::tensor(spec.stddev));
   const std::string path = dir + "/checkpoint.pt", tmp = path + ".tmp";
-  a.save_to(tmp);
+  const std::string info_path = dir + "/checkpoint.txt", info_tmp = info_path + ".tmp";
+  // Both files are written next to their place first and renamed only when complete: a failed write (disk full)
+  // removes the temporaries and leaves the previous checkpoint as it was.
+  auto fail = [&](const std::string& what) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    fs::remove(info_tmp, ignored);
+    throw OutputError(path, "cannot write the checkpoint: " + what + "; the previous checkpoint (if any) is kept");
+  };
+  {
+    CheckedFile out(tmp);
+    try {
+      a.save_to([&](const void* data, size_t n) { return out.write(data, n); });
+    } catch (const c10::Error& e) {
+      if (!out.error()) {
+        std::string what = e.what();
+        fail(what.substr(0, what.find('\n')));
+      }
+    }
+    if (int err = out.finish()) fail(write_failure_text(err));
+  }
+  {
+    CheckedFile info(info_tmp);
+    const std::string text = "epoch " + std::to_string(st.epoch) + "\nstep " + std::to_string(st.step) +
+                             "\nbest_epoch " + std::to_string(st.best_epoch) + "\n";
+    info.write(text.data(), text.size());
+    if (int err = info.finish()) fail(write_failure_text(err));
+  }
   std::error_code ec;
   fs::rename(tmp, path, ec);
-  if (ec) throw OutputError(path, "cannot move the checkpoint into place: " + ec.message());
-  std::ofstream info(dir + "/checkpoint.txt.tmp");
-  info << "epoch " << st.epoch << "\nstep " << st.step << "\nbest_epoch " << st.best_epoch << "\n";
-  info.close();
-  fs::rename(dir + "/checkpoint.txt.tmp", dir + "/checkpoint.txt", ec);
+  if (ec) fail("cannot move it into place: " + ec.message());
+  fs::rename(info_tmp, info_path, ec);
 }
 
 // Loads the checkpoint into `flat`, `opt`, `st`. False if there is none; throws InputError if it is damaged or
@@ -1103,6 +1198,11 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
                         std::to_string(cores) + " cores of a node (0: the node's cores shared by its ranks)");
   }
   const std::string ckpt_dir = s.checkpoint_dir.empty() ? s.output + ".ckpt" : s.checkpoint_dir;
+  parallel::root_first(mpi.world(), [&] {
+    check_writable_folder(fs::path(s.output).parent_path().string(), "the model file (--output " + s.output + ")");
+    check_writable_folder(ckpt_dir, s.checkpoint_dir.empty() ? "checkpoints (--output " + s.output + ", + .ckpt)"
+                                                             : std::string("checkpoints (--checkpoint-dir)"));
+  });
   // Test hook: S2CROP_TEST_NAN_LOSS=STEP[:RANK] makes the loss of that optimiser step (1-based) NaN on that rank
   // (every rank without one), to test that a diverged training stops on every rank with nothing written.
   std::int64_t nan_step = 0;
@@ -1535,7 +1635,13 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   parallel::root_first(mpi.world(), [&] {
     fs::path parent = fs::path(s.output).parent_path();
     if (!parent.empty()) fs::create_directories(parent);
-    nn::save_model(s.output, spec, task->saved_module(), provenance.str(), fingerprint);
+    try {
+      nn::save_model(s.output, spec, task->saved_module(), provenance.str(), fingerprint);
+    } catch (const OutputError& e) {
+      throw OutputError(e.path(), std::string(e.what()).substr(e.path().size() + 2) + ". The checkpoint after epoch " +
+                                      std::to_string(st.epoch) + " in " + ckpt_dir +
+                                      " is kept: the same command, run again, resumes from it and writes the model");
+    }
     double total = std::chrono::duration<double>(clock_type::now() - t_start).count();
     char line[300];
     // The benchmark's measure (bench/lstm_bench.sh): samples per second over data loading plus the training steps.
