@@ -57,7 +57,9 @@ void add_training_loop_options(po::options_description& options) {
   options.add_options()
       ("checkpoint-dir", po::value<std::string>()->default_value(""), "checkpoints (default: OUTPUT.ckpt)")
       ("tiles", po::value<std::string>()->default_value(""), "use only samples of these tiles (keep test tiles out)")
-      ("val-fraction", po::value<double>()->default_value(0.1), "fraction of parcels (or samples) held out for validation")
+      ("val-fraction", po::value<double>()->default_value(0.1),
+       "fraction of parcels (or samples) held out for validation, in [0, 1) (0: none; the epoch with the lowest "
+       "training loss is kept)")
       ("epochs", po::value<int>()->default_value(30), "maximum epochs")
       ("val-every", po::value<int>()->default_value(1),
        "validate every this many epochs and after the last (patience counts validations; the model kept is the best "

@@ -52,7 +52,9 @@ void check_settings(const TrainSettings& s) {
   // ---- the loop (every command)
   check_at_least("epochs", s.epochs, 1);
   check_at_least("batch-size", s.batch_size, 1, "samples per rank and step");
-  check_number("lr", s.lr, 0, true, 1, false, "AdamW moves each weight by about lr per step");
+  // 0 is allowed on purpose: no update, the model file holds the initial weights (bench/unet_bench.sh's parity
+  // check; the log warns); AdamW moves each weight by about lr per step, so above 1 nothing is learnt.
+  check_number("lr", s.lr, 0, false, 1, false, "0: no update, the initial weights are written");
   check_number("weight-decay", s.weight_decay, 0, false, kInf, false);
   if (!(s.lr * s.weight_decay < 1))
     throw ConfigError("--weight-decay " + number_text(s.weight_decay) + " with --lr " + number_text(s.lr) +

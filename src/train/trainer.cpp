@@ -1199,6 +1199,8 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   }
   const std::string ckpt_dir = s.checkpoint_dir.empty() ? s.output + ".ckpt" : s.checkpoint_dir;
   parallel::root_first(mpi.world(), [&] {
+    // An existing model is either this training's, finished (nothing to write), or refused below.
+    if (fs::exists(s.output) && !s.overwrite) return;
     check_writable_folder(fs::path(s.output).parent_path().string(), "the model file (--output " + s.output + ")");
     check_writable_folder(ckpt_dir, s.checkpoint_dir.empty() ? "checkpoints (--output " + s.output + ", + .ckpt)"
                                                              : std::string("checkpoints (--checkpoint-dir)"));
@@ -1428,6 +1430,8 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     std::snprintf(line, sizeof line, "loaded and normalised the shards in %.2f s", load_s);
     log::info(line);
     if (auto blas_line = blas::describe(); !blas_line.empty()) log::info(blas_line);
+    if (s.lr == 0)
+      log::warn("--lr 0: the parameters are never updated; " + s.output + " will hold the initial weights");
     if (split.val.empty()) {
       std::ostringstream fraction;
       fraction << s.val_fraction;
