@@ -1,5 +1,6 @@
 // s2crop: one MPI program, one subcommand per pipeline stage.
 #include <algorithm>
+#include <csignal>
 #include <cstring>
 #include <cstdlib>
 #include <exception>
@@ -86,6 +87,9 @@ void mark_stage_succeeded(const char* command) {
 int main(int argc, char** argv) {
   s2crop::blas::ensure_matching_kernels(argv);  // may re-exec: before MPI and anything else
   std::set_terminate(abort_all_ranks);
+  // A write past the file size limit (ulimit -f) fails with EFBIG, like a full disk, and is reported as such with
+  // the file's name, instead of SIGXFSZ killing the rank without a word.
+  std::signal(SIGXFSZ, SIG_IGN);
   s2crop::parallel::MpiContext mpi(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     if (mpi.is_root()) print_usage();

@@ -34,7 +34,7 @@ int run_ndvi_train(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("patience", po::value<int>()->default_value(6), "early stopping after this many epochs without a better "
                                                         "validation RMSE (0: off)")
       ("backend", po::value<std::string>()->default_value("auto"), "gradient all-reduce: auto, mpi or nccl")
-      ("seed", po::value<unsigned long>()->default_value(42), "seed of initialisation, sampling, masking and dropout");
+      ("seed", po::value<std::string>()->default_value("42"), "seed of initialisation, sampling, masking and dropout");
   add_training_loop_options(opts);
   po::variables_map vm;
   if (!parse_options("ndvi train", "--samples SET.h5 --output MODEL.h5 [--task forecast|gapfill] [options]",

@@ -2,6 +2,7 @@
 // Shared option handling for every subcommand: INI file via --config (command line wins), --help, and the
 // effective configuration text stored in every output.
 #include <boost/program_options.hpp>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,11 @@ std::vector<std::string> parse_tile_list(const std::string& text);
 // The training commands (`train`, `ndvi train`) run the one trainer: the options of its loop (checkpoints, split,
 // schedule, communicator, threads, test hooks) are declared once here; model options stay with each command.
 void add_training_loop_options(po::options_description& options);
-// Every TrainSettings field both commands share (their loop options and the model options they both have).
+// Every TrainSettings field both commands share (their loop options and the model options they both have). Their
+// ranges are checked by train::check_settings (train/settings.hpp), which run_train calls first.
 void read_training_settings(const po::variables_map& vm, train::TrainSettings& s);
+// --seed (declared by each training command as text): a whole number 0..2^64-1; "-1" is a ConfigError, not 2^64-1.
+std::uint64_t parse_seed(const std::string& text);
 
 // The subcommands.
 int run_synth(int argc, char** argv, const parallel::MpiContext& mpi);

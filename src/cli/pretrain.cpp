@@ -1,6 +1,5 @@
 // `s2crop pretrain`: self-supervised siamese pre-training of the U-Net encoder (and, with masked-month
 // reconstruction, its decoder) on unlabelled patches, by the one data-parallel trainer.
-#include <cmath>
 #include <string>
 
 #include "options.hpp"
@@ -43,7 +42,7 @@ int run_pretrain(int argc, char** argv, const parallel::MpiContext& mpi) {
       ("patience", po::value<int>()->default_value(0),
        "early stopping after this many epochs without a lower validation loss (0: off)")
       ("backend", po::value<std::string>()->default_value("auto"), "gradient all-reduce: auto, mpi or nccl")
-      ("seed", po::value<unsigned long>()->default_value(42), "seed of initialisation, sampling and the views");
+      ("seed", po::value<std::string>()->default_value("42"), "seed of initialisation, sampling and the views");
   add_training_loop_options(opts);
   po::variables_map vm;
   if (!parse_options("pretrain", "--patches PATCHES.h5 --output ENCODER.h5 [options]",
@@ -68,19 +67,10 @@ int run_pretrain(int argc, char** argv, const parallel::MpiContext& mpi) {
   g.months = parse_season_months(vm["months"].as<std::string>());
   g.projection = vm["projection"].as<int>();
   g.objective = vm["objective"].as<std::string>();
-  if (g.objective != "dense" && g.objective != "global") throw ConfigError("--objective must be dense or global");
   g.drop_months = vm["drop-months"].as<double>();
-  if (!(g.drop_months >= 0.0 && g.drop_months < 1.0)) throw ConfigError("--drop-months must be in [0, 1)");
-  if (g.projection < 4) throw ConfigError("--projection must be at least 4");
   g.jitter = vm["jitter"].as<double>();
   g.reconstruction = vm["reconstruction"].as<double>();
-  if (!(g.reconstruction >= 0.0 && std::isfinite(g.reconstruction))) throw ConfigError("--reconstruction must be >= 0");
-  if (g.objective == "dense" && g.reconstruction > 0 && g.drop_months == 0.0)
-    throw ConfigError("--reconstruction needs --drop-months above 0 (no month would be left to reconstruct)");
-  if (g.objective == "dense" && g.reconstruction > 0 && g.months.size() == 1)
-    throw ConfigError("--reconstruction needs at least 2 --months (a single month has no others to be filled in "
-                      "from); pass --reconstruction 0 for VICReg alone");
-  train::run_train(s, mpi);
+  train::run_train(s, mpi);  // checks the ranges of all settings (train/settings.hpp) first
   return 0;
 }
 

@@ -55,7 +55,7 @@ int run_segment_train(int argc, char** argv, const parallel::MpiContext& mpi) {
        "early stopping after this many epochs without a better validation mean IoU (0: off)")
       ("backend", po::value<std::string>()->default_value("auto"),
        "gradient all-reduce: auto (NCCL with one GPU per rank when built with it, else MPI), mpi or nccl")
-      ("seed", po::value<unsigned long>()->default_value(42), "seed of initialisation, sampling and augmentation");
+      ("seed", po::value<std::string>()->default_value("42"), "seed of initialisation, sampling and augmentation");
   add_training_loop_options(opts);
   po::variables_map vm;
   if (!parse_options("segment train", "--patches PATCHES.h5 --output MODEL.h5 [options]",
@@ -89,9 +89,7 @@ int run_segment_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   g.init_encoder = vm["init"].as<std::string>();
   g.freeze_encoder = vm["freeze-encoder"].as<bool>();
   g.encoder_lr = vm["encoder-lr"].as<double>();
-  if (!(g.encoder_lr > 0.0 && g.encoder_lr <= 1.0)) throw ConfigError("--encoder-lr must be in (0, 1]");
   g.micro_batch = vm["micro-batch"].as<int>();
-  if (g.micro_batch < 0) throw ConfigError("--micro-batch must be 0 (whole batch) or positive");
   train::run_train(s, mpi);
   return 0;
 }

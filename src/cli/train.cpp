@@ -1,3 +1,7 @@
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+
 #include "options.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/train/trainer.hpp"
@@ -26,7 +30,7 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
        "against class imbalance: none, inverse or sqrt (inverse square root of the class frequency)")
       ("backend", po::value<std::string>()->default_value("auto"),
        "gradient all-reduce: auto (NCCL with one GPU per rank when built with it, else MPI), mpi or nccl")
-      ("seed", po::value<unsigned long>()->default_value(42), "seed of initialisation, sampling and dropout");
+      ("seed", po::value<std::string>()->default_value("42"), "seed of initialisation, sampling and dropout");
   add_training_loop_options(opts);
   po::variables_map vm;
   if (!parse_options("train", "--samples SET.h5 --output MODEL.h5 [options]",
@@ -53,7 +57,9 @@ void add_training_loop_options(po::options_description& options) {
   options.add_options()
       ("checkpoint-dir", po::value<std::string>()->default_value(""), "checkpoints (default: OUTPUT.ckpt)")
       ("tiles", po::value<std::string>()->default_value(""), "use only samples of these tiles (keep test tiles out)")
-      ("val-fraction", po::value<double>()->default_value(0.1), "fraction of parcels (or samples) held out for validation")
+      ("val-fraction", po::value<double>()->default_value(0.1),
+       "fraction of parcels (or samples) held out for validation, in [0, 1) (0: none; the epoch with the lowest "
+       "training loss is kept)")
       ("epochs", po::value<int>()->default_value(30), "maximum epochs")
       ("val-every", po::value<int>()->default_value(1),
        "validate every this many epochs and after the last (patience counts validations; the model kept is the best "
@@ -73,6 +79,18 @@ void add_training_loop_options(po::options_description& options) {
        "hardly depends on the rank count, in the last bits too; slower");
 }
 
+// --seed is read as text: boost reads "-1" into an unsigned integer as 2^64 - 1 without a word.
+std::uint64_t parse_seed(const std::string& text) {
+  const bool digits = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789") == std::string::npos;
+  errno = 0;
+  const unsigned long long value = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+  if (!digits || errno == ERANGE)
+    throw ConfigError("--seed " + text + ": must be a whole number from 0 to 18446744073709551615");
+  return value;
+}
+
+// The ranges of all these settings (and of each command's own) are checked by train::check_settings, which
+// run_train calls first: one place for the four training commands.
 void read_training_settings(const po::variables_map& vm, train::TrainSettings& s) {
   if (vm.count("samples")) s.samples = vm["samples"].as<std::string>();
   if (vm.count("output")) s.output = vm["output"].as<std::string>();
@@ -87,7 +105,6 @@ void read_training_settings(const po::variables_map& vm, train::TrainSettings& s
   s.dropout = vm["dropout"].as<double>();
   s.epochs = vm["epochs"].as<int>();
   s.val_every = vm["val-every"].as<int>();
-  if (s.val_every < 1) throw ConfigError("--val-every must be at least 1");
   s.batch_size = vm["batch-size"].as<int>();
   s.lr = vm["lr"].as<double>();
   s.weight_decay = vm["weight-decay"].as<double>();
@@ -95,7 +112,7 @@ void read_training_settings(const po::variables_map& vm, train::TrainSettings& s
   s.patience = vm["patience"].as<int>();
   s.backend = vm["backend"].as<std::string>();
   s.bucket_mb = vm["bucket-mb"].as<double>();
-  s.seed = vm["seed"].as<unsigned long>();
+  s.seed = parse_seed(vm["seed"].as<std::string>());
   s.threads = vm["threads"].as<int>();
   s.require_resume = vm["resume"].as<bool>();
   s.overwrite = vm["overwrite"].as<bool>();

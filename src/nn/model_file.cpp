@@ -1,6 +1,8 @@
 #include "s2crop/nn/model_file.hpp"
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "s2crop/common/errors.hpp"
@@ -27,7 +29,8 @@ void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& 
 void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Module& model, const std::string& provenance,
                 const std::string& run_fingerprint) {
   const std::string tmp = path + ".partial";
-  {
+  errno = 0;
+  try {
     h5::File f = h5::File::create(tmp, MPI_COMM_SELF);
     f.set_attr("format", std::string(kModelFormat));
     f.set_attr("format_version", kModelFormatVersion);
@@ -89,6 +92,16 @@ void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Modul
       }
     }  // every handle closed before the file, or HDF5 refuses to finish it
     f.close();
+  } catch (const std::exception& e) {
+    // HDF5 reports a failed write in its own words; the OS error it met is still in errno (the file's closing in
+    // the unwinding fails the same way). No partial file is left to be mistaken for a model.
+    const int err = errno;
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
+    throw OutputError(path, "cannot write the model file: " +
+                                (full ? "disk full? (" + std::string(std::strerror(err)) + ")" : std::string(e.what())) +
+                                "; the partial file " + tmp + " was removed");
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);

@@ -2,6 +2,8 @@
 #include "s2crop/train/trainer.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +19,7 @@
 #include <mutex>
 #include <thread>
 #include <cstring>
+#include <cerrno>
 
 #include "s2crop/assess/segmentation_metrics.hpp"
 #include "s2crop/common/blas.hpp"
@@ -33,6 +36,7 @@
 #include "s2crop/samples/patch_set.hpp"
 #include "s2crop/samples/training_set.hpp"
 #include "s2crop/train/communicator.hpp"
+#include "s2crop/train/settings.hpp"
 
 namespace fs = std::filesystem;
 
@@ -244,6 +248,74 @@ std::string tensor_string(const torch::Tensor& t) {
   return std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()));
 }
 
+// What a failed write's OS error says: "disk full? (File too large)" where the disk, the quota or the file size
+// limit ran out, else the OS text.
+std::string write_failure_text(int err) {
+  if (err == ENOSPC || err == EDQUOT || err == EFBIG) return std::string("disk full? (") + std::strerror(err) + ")";
+  return std::strerror(err);
+}
+
+// A file written with POSIX calls, so that a failed write keeps its OS error. write() always reports every byte as
+// written (LibTorch's archive writer, told of a short write, throws from inside its zip callbacks and destructors),
+// drops the bytes after the first error, and error()/finish() say what went wrong.
+class CheckedFile {
+ public:
+  explicit CheckedFile(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) error_ = errno;
+  }
+  ~CheckedFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  CheckedFile(const CheckedFile&) = delete;
+  CheckedFile& operator=(const CheckedFile&) = delete;
+  size_t write(const void* data, size_t n) {
+    const char* p = static_cast<const char*>(data);
+    for (size_t done = 0; !error_ && done < n;) {
+      const ssize_t k = ::write(fd_, p + done, n - done);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) {
+        error_ = k < 0 ? errno : EIO;
+        break;
+      }
+      done += static_cast<size_t>(k);
+    }
+    return n;
+  }
+  int error() const { return error_; }
+  // Closes the file; the first OS error of any call (0: none).
+  int finish() {
+    if (fd_ >= 0 && ::close(fd_) != 0 && !error_) error_ = errno;
+    fd_ = -1;
+    return error_;
+  }
+
+ private:
+  int fd_ = -1, error_ = 0;
+};
+
+// Rank 0, before anything is read: `folder` exists (or is created) and takes a new file, so that an unwritable
+// --output or --checkpoint-dir stops the run before the training rather than after it. A folder created only for
+// this test is removed again (the run creates it when it writes there).
+void check_writable_folder(const std::string& folder, const std::string& what) {
+  const fs::path dir = folder.empty() ? fs::path(".") : fs::path(folder);
+  std::error_code ec;
+  const bool existed = fs::is_directory(dir, ec);
+  if (!existed) {
+    fs::create_directories(dir, ec);
+    if (ec) throw OutputError(dir.string(), "cannot create the folder for " + what + ": " + ec.message());
+  }
+  const fs::path probe = dir / (".s2crop-write-test." + std::to_string(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int err = errno;
+  if (fd >= 0) {
+    ::close(fd);
+    fs::remove(probe, ec);
+  }
+  if (!existed) fs::remove(dir, ec);
+  if (fd < 0) throw OutputError(dir.string(), "cannot write " + what + " in this folder: " + std::strerror(err));
+}
+
 void save_checkpoint(const std::string& dir, const std::string& fingerprint, const FlatModel& flat,
                      const FusedAdamW& opt, const TrainState& st, const nn::ModelSpec& spec) {
   torch::serialize::OutputArchive a;
@@ -265,14 +337,38 @@ void save_checkpoint(const std::string& dir, const std::string& fingerprint, con
   a.write("feature_mean", torch::tensor(spec.mean));
   a.write("feature_std", torch::tensor(spec.stddev));
   const std::string path = dir + "/checkpoint.pt", tmp = path + ".tmp";
-  a.save_to(tmp);
+  const std::string info_path = dir + "/checkpoint.txt", info_tmp = info_path + ".tmp";
+  // Both files are written next to their place first and renamed only when complete: a failed write (disk full)
+  // removes the temporaries and leaves the previous checkpoint as it was.
+  auto fail = [&](const std::string& what) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    fs::remove(info_tmp, ignored);
+    throw OutputError(path, "cannot write the checkpoint: " + what + "; the previous checkpoint (if any) is kept");
+  };
+  {
+    CheckedFile out(tmp);
+    try {
+      a.save_to([&](const void* data, size_t n) { return out.write(data, n); });
+    } catch (const c10::Error& e) {
+      if (!out.error()) {
+        std::string what = e.what();
+        fail(what.substr(0, what.find('\n')));
+      }
+    }
+    if (int err = out.finish()) fail(write_failure_text(err));
+  }
+  {
+    CheckedFile info(info_tmp);
+    const std::string text = "epoch " + std::to_string(st.epoch) + "\nstep " + std::to_string(st.step) +
+                             "\nbest_epoch " + std::to_string(st.best_epoch) + "\n";
+    info.write(text.data(), text.size());
+    if (int err = info.finish()) fail(write_failure_text(err));
+  }
   std::error_code ec;
   fs::rename(tmp, path, ec);
-  if (ec) throw OutputError(path, "cannot move the checkpoint into place: " + ec.message());
-  std::ofstream info(dir + "/checkpoint.txt.tmp");
-  info << "epoch " << st.epoch << "\nstep " << st.step << "\nbest_epoch " << st.best_epoch << "\n";
-  info.close();
-  fs::rename(dir + "/checkpoint.txt.tmp", dir + "/checkpoint.txt", ec);
+  if (ec) fail("cannot move it into place: " + ec.message());
+  fs::rename(info_tmp, info_path, ec);
 }
 
 // Loads the checkpoint into `flat`, `opt`, `st`. False if there is none; throws InputError if it is damaged or
@@ -1091,39 +1187,36 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   const bool pretrain_task = s.task == "pretrain";
   const bool segment_task = s.task == "segment" || pretrain_task;
   const bool ndvi_task = s.task != "classify" && !segment_task;
-  if (s.samples.empty()) throw ConfigError("train: no training set given (--samples FILE.h5)");
-  if (s.output.empty()) throw ConfigError("train: no output model given (--output MODEL.h5)");
-  if (s.epochs < 1 || s.batch_size < 1 || s.hidden < 1 || s.layers < 1)
-    throw ConfigError("--epochs, --batch-size, --hidden and --layers must be positive");
-  if (s.dropout < 0 || s.dropout >= 1) throw ConfigError("--dropout must be in [0, 1)");
-  if (!segment_task && s.loss != "ce" && s.loss != "focal") throw ConfigError("--loss must be ce or focal");
-  if (s.class_weights != "none" && s.class_weights != "inverse" && s.class_weights != "sqrt")
-    throw ConfigError("--class-weights must be none, inverse or sqrt");
-  if (s.lr_schedule != "cosine" && s.lr_schedule != "step" && s.lr_schedule != "none")
-    throw ConfigError("--lr-schedule must be cosine, step or none");
-  if (ndvi_task) {
-    if (s.task != "forecast" && s.task != "gapfill") throw ConfigError("--task must be forecast or gapfill");
-    if (s.task == "forecast" && (s.horizon < 1 || s.horizon > 11))
-      throw ConfigError("--horizon must be between 1 and 11 months");
-    if (s.task == "forecast" && (s.t_min < 1 || s.t_max > 11 || s.t_min > s.t_max))
-      throw ConfigError("--t-min/--t-max: months observed before a forecast must satisfy 1 <= t-min <= t-max <= 11");
-    if (s.task == "gapfill" && (s.mask_fraction <= 0 || s.mask_fraction >= 1))
-      throw ConfigError("--mask-fraction must be in (0, 1)");
-  }
-  if (segment_task) {
-    const auto& g = s.segment;
-    if (g.head != "multiclass" && g.head != "multilabel") throw ConfigError("--head must be multiclass or multilabel");
-    if (g.norm == "batch")
-      throw ConfigError("--norm batch: batch-norm statistics would differ between ranks and are not checkpointed; use "
-                        "group (default) or none");
-    if (!(g.label_fraction > 0 && g.label_fraction <= 1)) throw ConfigError("--label-fraction must be in (0, 1]");
-    if (g.jitter < 0 || g.jitter >= 1) throw ConfigError("--jitter must be in [0, 1)");
-    if (g.freeze_encoder && g.init_encoder.empty()) throw ConfigError("--freeze-encoder needs --init ENCODER.h5");
-    if (s.task == "pretrain" && (s.batch_size < 2 || s.reproducible))
-      throw ConfigError("pretrain normalises the projections over each rank's batch: --batch-size must be at least 2 "
-                        "per rank, and --reproducible (one patch at a time) does not apply");
+  check_settings(s);
+  {
+    // More threads per rank than a node has cores is a typo (--threads 1000), not a setting: refused on every rank
+    // alike (the smallest node decides), before anything is read.
+    int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    MPI_Allreduce(MPI_IN_PLACE, &cores, 1, MPI_INT, MPI_MIN, mpi.world());
+    if (s.threads > cores)
+      throw ConfigError("--threads " + std::to_string(s.threads) + ": more threads per rank than the " +
+                        std::to_string(cores) + " cores of a node (0: the node's cores shared by its ranks)");
   }
   const std::string ckpt_dir = s.checkpoint_dir.empty() ? s.output + ".ckpt" : s.checkpoint_dir;
+  parallel::root_first(mpi.world(), [&] {
+    // An existing model is either this training's, finished (nothing to write), or refused below.
+    if (fs::exists(s.output) && !s.overwrite) return;
+    check_writable_folder(fs::path(s.output).parent_path().string(), "the model file (--output " + s.output + ")");
+    check_writable_folder(ckpt_dir, s.checkpoint_dir.empty() ? "checkpoints (--output " + s.output + ", + .ckpt)"
+                                                             : std::string("checkpoints (--checkpoint-dir)"));
+  });
+  // Test hook: S2CROP_TEST_NAN_LOSS=STEP[:RANK] makes the loss of that optimiser step (1-based) NaN on that rank
+  // (every rank without one), to test that a diverged training stops on every rank with nothing written.
+  std::int64_t nan_step = 0;
+  int nan_rank = -1;
+  if (const char* hook = std::getenv("S2CROP_TEST_NAN_LOSS"); hook && *hook) {
+    long long step = 0;
+    int rank = -1;
+    if (std::sscanf(hook, "%lld:%d", &step, &rank) < 1 || step < 1)
+      throw ConfigError(std::string("S2CROP_TEST_NAN_LOSS=") + hook + ": expected STEP[:RANK]");
+    nan_step = step;
+    nan_rank = rank;
+  }
 
   // ---- patches (U-Net): header and every patch's labels and tile, split by tile or by patch
   samples::PatchSet patch_labels;
@@ -1337,6 +1430,18 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     std::snprintf(line, sizeof line, "loaded and normalised the shards in %.2f s", load_s);
     log::info(line);
     if (auto blas_line = blas::describe(); !blas_line.empty()) log::info(blas_line);
+    if (s.lr == 0)
+      log::warn("--lr 0: the parameters are never updated; " + s.output + " will hold the initial weights");
+    if (split.val.empty()) {
+      std::ostringstream fraction;
+      fraction << s.val_fraction;
+      log::info("no validation set (--val-fraction " + fraction.str() +
+                (s.val_tiles.empty() ? std::string() : ", --val-tiles " + join_items(s.val_tiles, ",")) +
+                "): the model kept is the epoch with the lowest training loss" +
+                (s.patience > 0 ? ", and early stopping (--patience " + std::to_string(s.patience) +
+                                      ") counts epochs without a lower training loss"
+                                : std::string()));
+    }
     if (resumed)
       log::info("resumed from " + ckpt_dir + "/checkpoint.pt after epoch " + std::to_string(st.epoch));
   }
@@ -1376,6 +1481,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
       }
       flat.grad.zero_();
       const size_t total = static_cast<size_t>(flat.n) + 1;
+      const bool poisoned = nan_step == st.step + 1 && (nan_rank < 0 || nan_rank == mpi.rank());
       if (s.reproducible) {
         // Each sample's gradient alone (computed the same way whatever the rank count), summed in double: the sum
         // hardly depends on the order of the additions, so neither does the step on how the batch is split.
@@ -1383,6 +1489,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
         for (size_t k = 0; k < local_pos.size(); ++k) {
           flat.grad.zero_();
           auto loss = task->loss({local_pos[k]}, {local_global[k]}, st.step, batch_weight);
+          if (poisoned) loss = loss * std::numeric_limits<double>::quiet_NaN();
           loss.backward();
           flat.grad[flat.n] = loss.detach();
           grad64.add_(flat.grad);
@@ -1393,6 +1500,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
       } else {
         if (!local_pos.empty()) {
           auto loss = task->loss(local_pos, local_global, st.step, batch_weight);
+          if (poisoned) loss = loss * std::numeric_limits<double>::quiet_NaN();
           loss.backward();
           flat.grad[flat.n] = loss.detach();
         }
@@ -1400,6 +1508,24 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
         for (size_t at = 0; at < total; at += bucket) comm->allreduce_sum(g + at, std::min(bucket, total - at));
       }
       const double step_loss = flat.grad[flat.n].item<double>();
+      // A loss or gradient that is not finite would make the parameters, the best model and the next checkpoint NaN:
+      // stop before the update. Every rank holds the same all-reduced bits, so every rank stops at this step (no
+      // other collective needed, none left waiting).
+      const bool finite_loss = std::isfinite(step_loss);
+      if (!finite_loss || !std::isfinite(flat.grad.narrow(0, 0, flat.n).sum(torch::kFloat64).item<double>())) {
+        char what[200];
+        std::snprintf(what, sizeof what,
+                      finite_loss ? "the loss is %g but its gradient is not finite (learning rate %g)"
+                                  : "the loss is %g (learning rate %g)",
+                      step_loss, lr);
+        throw AgreedError("training diverged in epoch " + std::to_string(epoch + 1) + "/" + std::to_string(s.epochs) +
+                          ", step " + std::to_string(st.step + 1) + ": " + what + ". Stopped before the update: " +
+                          s.output + " was not written, " +
+                          (st.epoch > 0 ? "the checkpoint after epoch " + std::to_string(st.epoch) + " in " + ckpt_dir +
+                                              " is kept as it was"
+                                        : std::string("no checkpoint was written")) +
+                          ". Lower --lr or check the training set");
+      }
       opt.update(flat.param, flat.grad.narrow(0, 0, flat.n), lr, s.weight_decay);
       ++st.step;
       epoch_loss += step_loss * static_cast<double>(end - begin);
@@ -1431,9 +1557,11 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
 
     // ---- validation: each rank predicts its shard's validation samples; confusion and loss all-reduced
     std::vector<double> val_sums;
+    // Without a validation set every epoch is scored by its training loss (the best epoch and early stopping follow
+    // it); nothing is validated.
     const bool validating = split.val.empty() || (epoch + 1) % s.val_every == 0 || epoch + 1 == s.epochs ||
                             (s.max_steps > 0 && st.step >= s.max_steps);
-    if (validating) {
+    if (validating && !split.val.empty()) {
       torch::NoGradGuard no_grad;
       model.eval();
       local_pos.clear();
@@ -1445,7 +1573,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
         }
       val_sums = task->validate(local_pos, local_global);
     }
-    if (validating)
+    if (validating && !split.val.empty())
       MPI_Allreduce(MPI_IN_PLACE, val_sums.data(), static_cast<int>(val_sums.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
     const double score = split.val.empty() ? -epoch_loss / std::max<double>(1, static_cast<double>(order.size()))
                          : validating     ? task->score(val_sums)
@@ -1463,20 +1591,24 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     st.epoch = epoch + 1;
     double seconds = std::chrono::duration<double>(clock_type::now() - t_epoch).count();
     if (mpi.is_root()) {
-      const std::string not_validated = "(validation every " + std::to_string(s.val_every) + " epochs)";
+      const std::string not_validated = split.val.empty()
+                                            ? std::string("(no validation set)")
+                                            : "(validation every " + std::to_string(s.val_every) + " epochs)";
       char line[300];
       std::snprintf(line, sizeof line,
                     "epoch %d/%d  loss %.4f  %s  lr %.2e  %.0f samples/s  "
                     "%.1f s%s",
                     epoch + 1, s.epochs, epoch_loss / std::max<double>(1, static_cast<double>(order.size())),
-                    validating ? task->val_text(val_sums).c_str() : not_validated.c_str(), lr,
+                    validating && !split.val.empty() ? task->val_text(val_sums).c_str() : not_validated.c_str(), lr,
                     static_cast<double>(order.size()) / std::max(1e-9, seconds), seconds,
                     st.best_epoch == epoch ? "  *best" : "");
       log::info(line);
     }
     if (s.patience > 0 && st.bad_epochs >= s.patience) {
       if (mpi.is_root())
-        log::info("early stopping: no validation improvement for " + std::to_string(s.patience) + " epochs");
+        log::info(split.val.empty()
+                      ? "early stopping: no lower training loss for " + std::to_string(s.patience) + " epochs"
+                      : "early stopping: no validation improvement for " + std::to_string(s.patience) + " epochs");
       stop = true;
     }
     // ---- checkpoint (rank 0 writes; every rank's dropout RNG state goes with it)
@@ -1500,12 +1632,20 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     flat.param.copy_(st.best_param);
   }
   std::ostringstream provenance;
-  provenance << s.config_text << "best_epoch = " << st.best_epoch + 1 << "\n" << task->provenance_key() << " = " << st.best_f1
-             << "\nranks = " << mpi.size() << "\n";
+  // Without a validation set the best epoch is the one with the lowest training loss (the score is its negative).
+  provenance << s.config_text << "best_epoch = " << st.best_epoch + 1 << "\n"
+             << (split.val.empty() ? "best_training_loss" : task->provenance_key()) << " = "
+             << (split.val.empty() ? -st.best_f1 : st.best_f1) << "\nranks = " << mpi.size() << "\n";
   parallel::root_first(mpi.world(), [&] {
     fs::path parent = fs::path(s.output).parent_path();
     if (!parent.empty()) fs::create_directories(parent);
-    nn::save_model(s.output, spec, task->saved_module(), provenance.str(), fingerprint);
+    try {
+      nn::save_model(s.output, spec, task->saved_module(), provenance.str(), fingerprint);
+    } catch (const OutputError& e) {
+      throw OutputError(e.path(), std::string(e.what()).substr(e.path().size() + 2) + ". The checkpoint after epoch " +
+                                      std::to_string(st.epoch) + " in " + ckpt_dir +
+                                      " is kept: the same command, run again, resumes from it and writes the model");
+    }
     double total = std::chrono::duration<double>(clock_type::now() - t_start).count();
     char line[300];
     // The benchmark's measure (bench/lstm_bench.sh): samples per second over data loading plus the training steps.
