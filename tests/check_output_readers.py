@@ -6,7 +6,7 @@ xarray.open_dataset with the netCDF4 and the h5netcdf engine (the root and every
 Each reader runs in a child process, so a crash (libnetcdf's abort, GDAL's segfault) is reported with the file, group
 and engine instead of ending the check. Besides opening, it checks what the reader shows against h5py: every dataset
 is a variable of the same shape, with the names of its dimension scales as dimensions, string coordinates with the
-same labels, and every root attribute (empty lists included) present; KIND adds the variables and dimensions the
+same labels, and every root attribute (empty lists included) present; no attribute is an empty array; KIND adds the variables and dimensions the
 README documents. Groups whose datasets have no dimension scales (training sets, patch sets, model weights) have
 phony dimensions: netCDF4 names them itself, h5netcdf needs phony_dims="sort".
 """
@@ -60,6 +60,14 @@ def describe(path):
             out[name] = g
         visit("/", f)
         f.visititems(lambda n, o: visit("/" + n, o))
+        def empty_arrays(name, obj):  # DESIGN.md: no empty array attributes (GDAL crashes or reads garbage)
+            for k in obj.attrs:
+                space = obj.attrs.get_id(k).get_space()
+                if space.get_simple_extent_type() == h5py.h5s.SIMPLE and space.get_simple_extent_npoints() == 0:
+                    empty.append(f"{name}:{k}")
+        empty = []
+        empty_arrays("/", f)
+        f.visititems(lambda n, o: empty_arrays("/" + n, o))
         attrs = {}
         for k, v in f.attrs.items():
             if isinstance(v, (bytes, str)):
@@ -68,7 +76,7 @@ def describe(path):
                 attrs[k] = [text(s) for s in v]
             else:
                 attrs[k] = None  # numbers: present is enough
-    return out, attrs
+    return out, attrs, empty
 
 
 def xarray_child(engine, jobs):
@@ -139,8 +147,10 @@ def main():
     errors, jobs, views = [], [], {}
     for kind, path in files:
         n = gdal_check(path, errors)
-        groups, attrs = describe(path)
+        groups, attrs, empty = describe(path)
         views[path] = (kind, groups, attrs)
+        if empty:
+            errors.append(f"{path}: empty array attributes {', '.join(empty)}")
         for group, g in groups.items():
             jobs.append((path, group, g["labelled"]))
         print(f"gdalinfo: {os.path.basename(path)} ({kind}) and its {n} subdatasets")
