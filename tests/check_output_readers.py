@@ -1,14 +1,16 @@
-"""Opens s2crop's HDF5 outputs with the common readers: gdalinfo (the whole file and every subdataset it lists) and
-xarray.open_dataset with the netCDF4 and the h5netcdf engine (the root and every group holding datasets).
+"""Opens s2crop's HDF5 outputs with the common readers: gdalinfo (the whole file and every subdataset it lists),
+gdalmdiminfo (GDAL's multidimensional view) and xarray.open_dataset with the netCDF4 and the h5netcdf engine (the
+root and every group holding datasets).
 
     check_output_readers.py KIND=FILE ...
 
 Each reader runs in a child process, so a crash (libnetcdf's abort, GDAL's segfault) is reported with the file, group
 and engine instead of ending the check. Besides opening, it checks what the reader shows against h5py: every dataset
 is a variable of the same shape, with the names of its dimension scales as dimensions, string coordinates with the
-same labels, and every root attribute (empty lists included) present; no attribute is an empty array; KIND adds the variables and dimensions the
-README documents. Groups whose datasets have no dimension scales (training sets, patch sets, model weights) have
-phony dimensions: netCDF4 names them itself, h5netcdf needs phony_dims="sort".
+same labels, and every root attribute (empty lists included) present; no attribute is an empty array (DESIGN.md);
+KIND adds the variables and dimensions the README documents. Groups whose datasets have no dimension scales
+(training sets, patch sets, model weights) have phony dimensions: netCDF4 names them itself, h5netcdf needs
+phony_dims="sort".
 """
 import json
 import os
@@ -139,6 +141,34 @@ def gdal_check(path, errors):
     return len(subs)
 
 
+def mdim_check(path, groups, errors):
+    """gdalmdiminfo (GDAL's multidimensional API, which reads the 4-D reflectance too): every dataset is an array
+    of the same shape, with its dimension scales as dimensions."""
+    p = subprocess.run(["gdalmdiminfo", path], capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        how = f"crashed (signal {-p.returncode})" if p.returncode < 0 else f"exit {p.returncode}"
+        errors.append(f"gdalmdiminfo {path}: {how}")
+        return
+    info = json.loads(p.stdout)
+    for group, g in groups.items():
+        node = info
+        for part in [q for q in group.split("/") if q]:
+            node = node.get("groups", {}).get(part, {})
+        arrays = node.get("arrays", {})
+        for name, (shape, dims, _) in g["vars"].items():
+            a = arrays.get(name)
+            if a is None:
+                errors.append(f"gdalmdiminfo {path}: no array {group.rstrip('/')}/{name}")
+                continue
+            # dimensions: full names (/tiles/33UVP/month) of scales, or anonymous dimensions (dicts with a size)
+            names = [d.rsplit("/", 1)[-1] if isinstance(d, str) else None for d in a.get("dimensions", [])]
+            if dims is not None and names != dims:
+                errors.append(f"gdalmdiminfo {path}: {group.rstrip('/')}/{name} has dimensions {names}, scales {dims}")
+            sizes = [d["size"] for d in a.get("dimensions", []) if isinstance(d, dict)]
+            if dims is None and sizes and sizes != shape:
+                errors.append(f"gdalmdiminfo {path}: {group.rstrip('/')}/{name} has shape {sizes}, h5py {shape}")
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         xarray_child(sys.argv[2], json.loads(sys.argv[3]))
@@ -151,9 +181,10 @@ def main():
         views[path] = (kind, groups, attrs)
         if empty:
             errors.append(f"{path}: empty array attributes {', '.join(empty)}")
+        mdim_check(path, groups, errors)
         for group, g in groups.items():
             jobs.append((path, group, g["labelled"]))
-        print(f"gdalinfo: {os.path.basename(path)} ({kind}) and its {n} subdatasets")
+        print(f"gdalinfo: {os.path.basename(path)} ({kind}) and its {n} subdatasets; gdalmdiminfo")
     for engine in ("netcdf4", "h5netcdf"):
         for (path, group, labelled), res in zip(jobs, run_xarray(engine, jobs)):
             kind, groups, attrs = views[path]

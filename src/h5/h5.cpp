@@ -215,8 +215,8 @@ void Node::set_attr(const std::string& name, const std::string& value) const {
   write_attr(id(), file_, name, type.id(), space.id(), &p);
 }
 
-// An empty list is the scalar "": GDAL's HDF5 driver (3.6) dereferences the first string of a string attribute and
-// crashes on an empty array (and on a null dataspace); h5py, netCDF4 and h5netcdf read the scalar as '' (length 0).
+// An empty list is the scalar "": GDAL's HDF5 driver (3.6) segfaults on an empty string array attribute, and on one
+// with a null dataspace; h5py, netCDF4 and h5netcdf read the scalar as '' (length 0).
 void Node::set_attr(const std::string& name, const std::vector<std::string>& values) const {
   if (values.empty()) {
     set_attr(name, std::string());
