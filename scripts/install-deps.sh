@@ -15,6 +15,7 @@ PACKAGES=(
   libopenblas0-pthread                  # optimised BLAS behind LibTorch (Debian defaults to reference BLAS: ~3x slower)
   python3-torch                         # the PyTorch baseline of the training/inference benchmarks
   python3-numpy python3-gdal python3-h5py   # NumPy reference, test checks (called as /usr/bin/python3)
+  python3-xarray python3-netcdf4 python3-h5netcdf   # the readers outputs must open in (test_output_readers.sh)
   procps time                           # pkill / peak-memory measurements in tests and benches
   clang libclang-rt-14-dev              # libFuzzer + sanitizers for the fuzz targets (scripts/fuzz.sh, fuzz smoke test)
   slurm-wlm munge                       # a real local Slurm cluster for the Slurm test (tests/slurm_cluster.sh)

@@ -45,7 +45,11 @@ def main(a_path, b_path):
                     problems.append(f"{name}: dtype/shape {oa.dtype}{oa.shape} vs {ob.dtype}{ob.shape}")
                     continue
                 va, vb = oa[()], ob[()]
-                if isinstance(va, np.ndarray):
+                if isinstance(va, np.ndarray) and va.dtype.kind == "O":  # variable-length strings: by value
+                    if va.tolist() != vb.tolist():
+                        diff = sum(x != y for x, y in zip(va.ravel().tolist(), vb.ravel().tolist()))
+                        problems.append(f"{name}: {diff} values differ")
+                elif isinstance(va, np.ndarray):
                     if va.tobytes() != vb.tobytes():
                         diff = np.count_nonzero(va != vb)
                         problems.append(f"{name}: {diff} values differ")

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "s2crop/common/errors.hpp"
+#include "s2crop/parallel/mpi.hpp"
 
 namespace s2crop::h5 {
 
@@ -39,21 +40,18 @@ void check(herr_t status, const std::string& file, const std::string& what, int)
 
 std::string join(const std::string& a, const std::string& b) { return a == "/" ? "/" + b : a + "/" + b; }
 
-Handle string_type(size_t len) {
-  Handle t(H5Tcopy(H5T_C_S1));
-  H5Tset_size(t.id(), len == 0 ? 1 : len);
-  H5Tset_strpad(t.id(), H5T_STR_NULLTERM);
-  H5Tset_cset(t.id(), H5T_CSET_UTF8);
-  return t;
+// Whether `object` lives in a file open through MPI-IO (File::create) rather than serially (File::open_update).
+bool through_mpio(hid_t object) {
+  Handle file(H5Iget_file_id(object));
+  Handle fapl(file.valid() ? H5Fget_access_plist(file.id()) : H5I_INVALID_HID);
+  return fapl.valid() && H5Pget_driver(fapl.id()) == H5FD_MPIO;
 }
 
 // Transfer properties for a small write that every rank of a parallel file makes with the same bytes: collective
 // where the file is open through MPI-IO, default (independent) in a file opened serially (File::open_update).
 Handle small_write_dxpl(hid_t object) {
   Handle dxpl(H5Pcreate(H5P_DATASET_XFER));
-  Handle file(H5Iget_file_id(object));
-  Handle fapl(file.valid() ? H5Fget_access_plist(file.id()) : H5I_INVALID_HID);
-  if (fapl.valid() && H5Pget_driver(fapl.id()) == H5FD_MPIO) H5Pset_dxpl_mpio(dxpl.id(), H5FD_MPIO_COLLECTIVE);
+  if (through_mpio(object)) H5Pset_dxpl_mpio(dxpl.id(), H5FD_MPIO_COLLECTIVE);
   return dxpl;
 }
 
@@ -62,6 +60,14 @@ Handle vlen_string_type() {
   H5Tset_size(t.id(), H5T_VARIABLE);
   H5Tset_cset(t.id(), H5T_CSET_UTF8);
   return t;
+}
+
+// Writes the whole 1-D variable-length string dataset `d` (in a serially open file).
+void write_strings(hid_t d, const std::string& file, const std::string& path, const std::vector<std::string>& values) {
+  std::vector<const char*> ptrs;
+  for (auto& v : values) ptrs.push_back(v.c_str());
+  Handle type = vlen_string_type();
+  check(H5Dwrite(d, type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), file, "cannot write " + path, 0);
 }
 
 }  // namespace
@@ -111,13 +117,13 @@ void Handle::reset() {
 Node Node::create_group(const std::string& name) const {
   hid_t g = check(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), file_,
                   "cannot create group " + join(path_, name));
-  return Node(Handle(g), file_, join(path_, name));
+  return Node(Handle(g), file_, join(path_, name), deferred_);
 }
 
 Node Node::open_group(const std::string& name) const {
   hid_t g = H5Gopen2(id(), name.c_str(), H5P_DEFAULT);
   if (g < 0) throw InputError(file_, "has no group " + join(path_, name) + " (" + last_error() + ")");
-  return Node(Handle(g), file_, join(path_, name));
+  return Node(Handle(g), file_, join(path_, name), deferred_);
 }
 
 bool Node::exists(const std::string& name) const {
@@ -149,23 +155,27 @@ Dataset Node::create_dataset(const std::string& name, const std::vector<hsize_t>
   }
   hid_t d = check(H5Dcreate2(id(), name.c_str(), native_type<T>(), space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT),
                   file_, "cannot create dataset " + join(path_, name));
-  return Dataset(Handle(d), file_, join(path_, name));
+  return Dataset(Handle(d), file_, join(path_, name), deferred_);
 }
 
+// Variable-length, not fixed-length, strings: libnetcdf 4.9 (netCDF4-python, xarray's default engine) crashes on a
+// fixed-length string dataset, while variable-length UTF-8 is netCDF-4's own NC_STRING.
 Dataset Node::create_string_dataset(const std::string& name, const std::vector<std::string>& values) const {
-  size_t len = 1;
-  for (auto& v : values) len = std::max(len, v.size() + 1);
-  std::vector<char> buf(len * values.size(), '\0');
-  for (size_t i = 0; i < values.size(); ++i) values[i].copy(buf.data() + i * len, values[i].size());
-  Handle type = string_type(len);
+  Handle type = vlen_string_type();
   hsize_t n = values.size();
   Handle space(H5Screate_simple(1, &n, nullptr));
   hid_t d = check(H5Dcreate2(id(), name.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), file_,
                   "cannot create dataset " + join(path_, name));
-  Dataset ds(Handle(d), file_, join(path_, name));
-  // Small metadata-like dataset: every rank writes the same bytes (collectively in a parallel file).
-  Handle dxpl = small_write_dxpl(d);
-  if (n) check(H5Dwrite(d, type.id(), H5S_ALL, H5S_ALL, dxpl.id(), buf.data()), file_, "cannot write " + name, 0);
+  Dataset ds(Handle(d), file_, join(path_, name), deferred_);
+  if (n == 0) return ds;
+  if (through_mpio(d)) {
+    // HDF5 1.10 writes no variable-length data through MPI-IO: File::close writes the values, serially.
+    if (!deferred_) throw OutputError(file_, "internal error: string dataset " + ds.path() + " in a parallel file "
+                                             "opened without File::create");
+    deferred_->writes.push_back({ds.path(), values});
+  } else {
+    write_strings(d, file_, ds.path(), values);
+  }
   return ds;
 }
 
@@ -178,13 +188,13 @@ Dataset Node::create_small_dataset(const std::string& name, const std::vector<T>
   Handle dxpl = small_write_dxpl(d);
   if (n)
     check(H5Dwrite(d, native_type<T>(), H5S_ALL, H5S_ALL, dxpl.id(), values.data()), file_, "cannot write " + name, 0);
-  return Dataset(Handle(d), file_, join(path_, name));
+  return Dataset(Handle(d), file_, join(path_, name), deferred_);
 }
 
 Dataset Node::open_dataset(const std::string& name) const {
   hid_t d = H5Dopen2(id(), name.c_str(), H5P_DEFAULT);
   if (d < 0) throw InputError(file_, "has no dataset " + join(path_, name) + " (" + last_error() + ")");
-  return Dataset(Handle(d), file_, join(path_, name));
+  return Dataset(Handle(d), file_, join(path_, name), deferred_);
 }
 
 namespace {
@@ -205,10 +215,15 @@ void Node::set_attr(const std::string& name, const std::string& value) const {
   write_attr(id(), file_, name, type.id(), space.id(), &p);
 }
 
+// An empty list is the scalar "": GDAL's HDF5 driver (3.6) segfaults on an empty string array attribute, and on one
+// with a null dataspace; h5py, netCDF4 and h5netcdf read the scalar as '' (length 0).
 void Node::set_attr(const std::string& name, const std::vector<std::string>& values) const {
+  if (values.empty()) {
+    set_attr(name, std::string());
+    return;
+  }
   std::vector<const char*> ptrs;
   for (auto& v : values) ptrs.push_back(v.c_str());
-  if (ptrs.empty()) ptrs.push_back("");  // HDF5 rejects a null buffer even for an empty attribute
   Handle type = vlen_string_type();
   hsize_t n = values.size();
   Handle space(H5Screate_simple(1, &n, nullptr));
@@ -225,10 +240,13 @@ void Node::set_attr(const std::string& name, std::int64_t value) const {
   write_attr(id(), file_, name, H5T_NATIVE_INT64, space.id(), &value);
 }
 
+// An empty list has a null dataspace, as netCDF-4 writes empty attributes: GDAL prints garbage for an empty numeric
+// array and skips a null one; netCDF4 and h5netcdf read an empty array, h5py h5py.Empty.
 void Node::set_attr(const std::string& name, const std::vector<double>& values) const {
   hsize_t n = values.size();
-  Handle space(H5Screate_simple(1, &n, nullptr));
-  write_attr(id(), file_, name, H5T_NATIVE_DOUBLE, space.id(), values.data());
+  Handle space(n ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL));
+  const double none = 0;
+  write_attr(id(), file_, name, H5T_NATIVE_DOUBLE, space.id(), n ? values.data() : &none);
 }
 
 bool Node::has_attr(const std::string& name) const { return H5Aexists(id(), name.c_str()) > 0; }
@@ -248,7 +266,8 @@ std::vector<std::string> Node::attr_strings(const std::string& name) const {
   hssize_t n = H5Sget_simple_extent_npoints(space.id());
   std::vector<std::string> out;
   if (H5Tget_class(type.id()) != H5T_STRING) throw InputError(file_, path_ + " attribute '" + name + "' is not text");
-  if (n <= 0) return out;  // an empty list (e.g. the class_names of a patch set without crop_type layer)
+  if (n <= 0) return out;  // an empty list in files of earlier versions (or a null dataspace)
+  const bool scalar = H5Sget_simple_extent_type(space.id()) == H5S_SCALAR;
   if (H5Tis_variable_str(type.id()) > 0) {
     std::vector<char*> ptrs(static_cast<size_t>(n));
     Handle mem(H5Tcopy(H5T_C_S1));
@@ -258,6 +277,7 @@ std::vector<std::string> Node::attr_strings(const std::string& name) const {
       throw InputError(file_, path_ + " attribute '" + name + "' cannot be read: " + last_error());
     for (auto* p : ptrs) out.emplace_back(p ? p : "");
     H5Dvlen_reclaim(mem.id(), space.id(), H5P_DEFAULT, ptrs.data());
+    if (scalar && out[0].empty()) out.clear();  // the empty list (set_attr)
   } else {
     size_t len = H5Tget_size(type.id());
     std::vector<char> buf(len * static_cast<size_t>(n) + 1, '\0');
@@ -279,7 +299,8 @@ std::vector<double> Node::attr_doubles(const std::string& name) const {
   Handle a = open_attr(id(), file_, path_, name);
   Handle space(H5Aget_space(a.id()));
   hssize_t n = H5Sget_simple_extent_npoints(space.id());
-  std::vector<double> out(static_cast<size_t>(n));
+  std::vector<double> out(static_cast<size_t>(std::max<hssize_t>(n, 0)));
+  if (out.empty()) return out;  // a null dataspace (set_attr of an empty list) or an empty array
   if (H5Aread(a.id(), H5T_NATIVE_DOUBLE, out.data()) < 0)
     throw InputError(file_, path_ + " attribute '" + name + "' is not numeric");
   return out;
@@ -367,6 +388,8 @@ File File::create(const std::string& path, MPI_Comm comm) {
   file.h_ = Handle(f);
   file.file_ = path;
   file.path_ = "/";
+  file.comm_ = comm;
+  file.deferred_ = std::make_shared<DeferredStrings>();
   return file;
 }
 
@@ -401,6 +424,20 @@ void File::close() {
   // Close explicitly rather than in the destructor, so a failure to write out metadata is reported.
   herr_t status = H5Fclose(h_.release());
   if (status < 0) throw OutputError(file_, "failed to finish writing (" + last_error() + ")");
+  if (!deferred_ || deferred_->writes.empty() || comm_ == MPI_COMM_NULL) return;
+  // Every rank created the same string datasets, so every rank is here. Rank 0 writes their values into the closed
+  // file, serially; if that fails every rank throws its message.
+  auto writes = std::move(deferred_->writes);
+  deferred_->writes.clear();
+  parallel::root_first(comm_, [&] {
+    File f = open_update(file_);
+    for (auto& w : writes) {
+      Handle d(H5Dopen2(f.id(), w.path.c_str(), H5P_DEFAULT));
+      if (!d.valid()) fail(file_, "cannot reopen " + w.path + " to write its strings");
+      write_strings(d.id(), file_, w.path, w.values);
+    }
+    f.close();
+  });
 }
 
 // Explicit instantiations of the templates used by s2crop.

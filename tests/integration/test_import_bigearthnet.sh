@@ -54,7 +54,8 @@ f = h5py.File(path, "r")
 A = {k: (list(v.astype(str)) if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
 bands = A["bands"]
 assert bands == ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"], bands
-assert A["label_scope"] == "patch" and A["class_names"] == [] and A["patch_size"] == 120, A
+# (no class names: the empty list is stored as the attribute "", which list() makes [])
+assert A["label_scope"] == "patch" and list(A["class_names"]) == [] and A["patch_size"] == 120, A
 assert A["season_start_month"] == 9
 layers = A["label_layers"]
 if nomenclature == 19:

@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,11 +40,22 @@ hid_t native_type();
 
 class Dataset;
 
+// String datasets created in a file open through MPI-IO, whose values File::close writes: HDF5 1.10 refuses
+// variable-length writes through MPI-IO ("Parallel IO does not support writing VL ... datatypes yet").
+struct DeferredStrings {
+  struct Write {
+    std::string path;
+    std::vector<std::string> values;
+  };
+  std::vector<Write> writes;
+};
+
 // Group or file root: where datasets and attributes live.
 class Node {
  public:
   Node() = default;
-  Node(Handle h, std::string file, std::string path) : h_(std::move(h)), file_(std::move(file)), path_(std::move(path)) {}
+  Node(Handle h, std::string file, std::string path, std::shared_ptr<DeferredStrings> deferred = nullptr)
+      : h_(std::move(h)), file_(std::move(file)), path_(std::move(path)), deferred_(std::move(deferred)) {}
   hid_t id() const { return h_.id(); }
   const std::string& file() const { return file_; }
   const std::string& path() const { return path_; }
@@ -57,11 +69,17 @@ class Node {
   template <typename T>
   Dataset create_dataset(const std::string& name, const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk,
                          int deflate, T fill) const;
+  // 1-D variable-length UTF-8 strings (netCDF-4's NC_STRING: netCDF4-python, h5netcdf, xarray and GDAL read them;
+  // libnetcdf 4.9 crashes on fixed-length string datasets). In a file open through MPI-IO the dataset exists at once
+  // but its values are written by File::close (rank 0 reopens the closed file serially), so read them after close.
   Dataset create_string_dataset(const std::string& name, const std::vector<std::string>& values) const;
   template <typename T>
   Dataset create_small_dataset(const std::string& name, const std::vector<T>& values) const;  // contiguous, 1-D
   Dataset open_dataset(const std::string& name) const;
 
+  // No attribute is ever an empty array (GDAL's HDF5 driver crashes on an empty string array and prints garbage for
+  // an empty numeric one): an empty string list is written as the scalar "", an empty number list with a null
+  // dataspace (netCDF-4's form of an empty attribute). attr_strings / attr_doubles read both back as empty lists.
   void set_attr(const std::string& name, const std::string& value) const;
   void set_attr(const std::string& name, const std::vector<std::string>& values) const;
   void set_attr(const std::string& name, double value) const;
@@ -69,6 +87,7 @@ class Node {
   void set_attr(const std::string& name, const std::vector<double>& values) const;
   bool has_attr(const std::string& name) const;
   std::string attr_string(const std::string& name) const;
+  // A list of strings; the scalar "" (and an empty array, as earlier files hold) is the empty list.
   std::vector<std::string> attr_strings(const std::string& name) const;
   std::vector<double> attr_doubles(const std::string& name) const;
   std::int64_t attr_int(const std::string& name) const;
@@ -76,6 +95,7 @@ class Node {
  protected:
   Handle h_;
   std::string file_, path_;
+  std::shared_ptr<DeferredStrings> deferred_;  // set in files open through MPI-IO (File::create)
 };
 
 class Dataset : public Node {
@@ -103,7 +123,12 @@ class File : public Node {
   // Serial read-write open (one process), to add attributes to a finished file before it is moved into place.
   static File open_update(const std::string& path);
   void flush() const;
-  void close();  // collective; throws if HDF5 reports a failure while writing out metadata
+  // Collective; throws if HDF5 reports a failure while writing out metadata. Then writes the values of the string
+  // datasets created through MPI-IO (rank 0 of the file's communicator, serially), every rank throwing if that fails.
+  void close();
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;  // the communicator of create(): it must outlive close()
 };
 
 // HDF5's error stack as one line (innermost reason first); empties the stack.
