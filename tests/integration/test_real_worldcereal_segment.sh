@@ -38,7 +38,9 @@ assert min(v[0] for v in e) < e[0][0] - 0.1 and e[-1][1] > 0.02
 PY
 
 synth_region "$WORK/region" --tiles 33UVP --size 96
-composite_region --season-month 11
+# The synthetic region runs Sep 2021 - Aug 2022: its November season is the one from 2021-11 (auto would refuse the
+# two Sep-Oct months of the season before).
+composite_region --season-start 2021-11
 mpi 2 extract --composites "$WORK/comp.h5" --labels "$WORK/region/parcels.gpkg" --patches 32 --patch-stride 16 \
   --output "$WORK/patches.h5" > "$WORK/extract.log" 2>&1 || { cat "$WORK/extract.log"; fail "extract --patches failed"; }
 mpi 2 segment train --patches "$WORK/patches.h5" "${arch[@]}" --init "$WORK/encoder.h5" --encoder-lr 0.1 --epochs 4 \

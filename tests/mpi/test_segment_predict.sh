@@ -145,7 +145,7 @@ PY
 pass "no seams at window boundaries"
 
 # 3. SIGKILL + restart: the same command resumes and writes the identical file. Blocks of 16 px (36 per tile); the
-# ranks are killed (SIGKILL, by their parent's process id) once half the blocks are done.
+# ranks are killed (SIGKILL, by their parent's process id) as soon as a block is done.
 total=72
 dir="$WORK/killed"
 interrupt_blocks "$dir" out/map.h5 "$total" run "$dir" 2 multiclass 16 --probabilities --threads 1
