@@ -15,22 +15,6 @@ using namespace s2crop;
 
 namespace {
 
-// HDF5 files are written through MPI-IO: MPI must be up, once for the whole test binary.
-class H5MpiEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    int up = 0;
-    MPI_Initialized(&up);
-    if (!up) MPI_Init(nullptr, nullptr);
-  }
-  void TearDown() override {
-    int down = 0;
-    MPI_Finalized(&down);
-    if (!down) MPI_Finalize();
-  }
-};
-const auto* const kH5Mpi = ::testing::AddGlobalTestEnvironment(new H5MpiEnvironment);
-
 std::string temp_path(const std::string& name) {
   return (fs::temp_directory_path() / ("s2crop_h5_" + std::to_string(getpid()) + "_" + name)).string();
 }

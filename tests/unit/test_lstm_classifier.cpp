@@ -15,22 +15,6 @@
 using namespace s2crop;
 
 namespace {
-// The model file is HDF5 written through MPI-IO (MPI_COMM_SELF): MPI must be up, once for the whole test binary.
-class MpiEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    int up = 0;
-    MPI_Initialized(&up);
-    if (!up) MPI_Init(nullptr, nullptr);
-  }
-  void TearDown() override {
-    int down = 0;
-    MPI_Finalized(&down);
-    if (!down) MPI_Finalize();
-  }
-};
-const auto* const kMpi = ::testing::AddGlobalTestEnvironment(new MpiEnvironment);
-
 nn::ModelSpec spec(int layers) {
   nn::ModelSpec s;
   s.bands = {"B02", "B03", "B04", "B08"};

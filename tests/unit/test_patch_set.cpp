@@ -21,22 +21,6 @@ using namespace s2crop;
 
 namespace {
 
-// HDF5 files are written through MPI-IO: MPI must be up, once for the whole test binary.
-class PatchMpiEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    int up = 0;
-    MPI_Initialized(&up);
-    if (!up) MPI_Init(nullptr, nullptr);
-  }
-  void TearDown() override {
-    int down = 0;
-    MPI_Finalized(&down);
-    if (!down) MPI_Finalize();
-  }
-};
-const auto* const kPatchMpi = ::testing::AddGlobalTestEnvironment(new PatchMpiEnvironment);
-
 // A 6 x 8 tile: parcel 1 (class 3) in columns 0-3 of rows 0-3, parcel 2 (class 3) in columns 4-7 of rows 0-3,
 // parcel 3 (class 5) in columns 2-5 of row 5; everything else unlabelled.
 geo::ParcelLabels small_tile() {

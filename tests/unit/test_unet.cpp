@@ -20,23 +20,6 @@
 using namespace s2crop;
 
 namespace {
-// The model file is HDF5 written through MPI-IO (MPI_COMM_SELF): MPI must be up (guarded: another test file of
-// this binary may have started it).
-class UNetMpiEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    int up = 0;
-    MPI_Initialized(&up);
-    if (!up) MPI_Init(nullptr, nullptr);
-  }
-  void TearDown() override {
-    int down = 0;
-    MPI_Finalized(&down);
-    if (!down) MPI_Finalize();
-  }
-};
-const auto* const kMpi = ::testing::AddGlobalTestEnvironment(new UNetMpiEnvironment);
-
 nn::UNetSpec small_spec(int bands, int outputs, int depth, const std::string& encoder, const std::string& norm) {
   nn::UNetSpec s;
   s.in_channels = bands;
