@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/staged_file.hpp"
 
 namespace s2crop {
 
@@ -45,25 +46,15 @@ std::string json_string(const std::string& s) {
 }
 
 void write_text_atomically(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
+  StagedFile staged(path);
   {
-    std::ofstream out(tmp, std::ios::binary);
+    std::ofstream out(staged.path(), std::ios::binary);
     if (!out) throw OutputError(path, "cannot open for writing");
     out << text;
     out.flush();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);
-      throw OutputError(path, "write failed (disk full?)");
-    }
+    if (!out) throw OutputError(path, "write failed (disk full?)");
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw OutputError(path, "cannot rename the finished file into place: " + ec.message());
-  }
+  staged.commit();
 }
 
 std::string json_number(double v, int digits) {
