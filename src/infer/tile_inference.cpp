@@ -3,19 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
-#include "s2crop/common/hash.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/pipeline/block_stage.hpp"
 #include "s2crop/pipeline/stage_support.hpp"
 #include "s2crop/train/trainer.hpp"
-#include "s2crop/version.hpp"
 
-namespace fs = std::filesystem;
 
 namespace s2crop::infer {
 
@@ -45,59 +40,26 @@ std::vector<TileUnits> read_tiles(const TileInferenceJob& job) {
   return out;
 }
 
-// read_part_file wants the magic as a char array.
-struct Magic {
-  char bytes[8];
-  explicit Magic(const std::array<char, 8>& m) { std::memcpy(bytes, m.data(), 8); }
-};
-
-class Parts {
- public:
-  explicit Parts(const TileInferenceJob& job) : job_(job), magic_(job.part_magic) {}
-  std::string path(const TileUnits& t, size_t block) const {
-    return job_.output + ".parts/" + t.tile.name + "/" + std::to_string(block) + ".part";
-  }
-  size_t payload_bytes(const geo::Window& w) const {
-    size_t n = 0;
-    for (auto& l : job_.layers) n += l.bytes(static_cast<size_t>(w.pixels()));
-    return n;
-  }
-  std::vector<std::uint8_t> read(const TileUnits& t, size_t block) const {
-    return pipeline::read_part_file(path(t, block), magic_.bytes, payload_bytes(t.blocks[block]));
-  }
-  void write(const TileUnits& t, size_t block, const std::vector<std::uint8_t>& payload) const {
-    pipeline::write_part_file(path(t, block), magic_.bytes, payload);
-  }
-  // Byte offset of layer `layer` inside a block's payload.
-  size_t layer_offset(const geo::Window& w, size_t layer) const {
-    size_t at = 0;
-    for (size_t l = 0; l < layer; ++l) at += job_.layers[l].bytes(static_cast<size_t>(w.pixels()));
-    return at;
-  }
-
- private:
-  const TileInferenceJob& job_;
-  Magic magic_;
-};
+// Byte offset of layer `layer` inside a block's payload, and the payload's size (offset of one past the last layer).
+size_t layer_offset(const TileInferenceJob& job, const geo::Window& w, size_t layer) {
+  size_t at = 0;
+  for (size_t l = 0; l < layer; ++l) at += job.layers[l].bytes(static_cast<size_t>(w.pixels()));
+  return at;
+}
 
 // Collective from start to end; noexcept for the same reason as the composite assembly (see main).
-void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& job, const Parts& parts,
-                  const std::string& fingerprint, const std::string& composite_inputs,
-                  const parallel::MpiContext& mpi) noexcept(true) {
+void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& job, pipeline::BlockStage& stage,
+                  const std::string& composite_inputs, const parallel::MpiContext& mpi) noexcept(true) {
   const hsize_t bs = static_cast<hsize_t>(job.block_size);
-  h5::File file = h5::File::create(job.output + ".partial.h5", mpi.world());
-  file.set_attr("format", job.format);
-  file.set_attr("format_version", job.format_version);
-  file.set_attr("s2crop_version", std::string(kVersion));
-  file.set_attr("created", parallel::broadcast_string(mpi.world(), log::utc_timestamp()));
-  file.set_attr("config", job.config_text);
+  h5::File file = h5::File::create(stage.staged_output(), mpi.world());
+  stage.write_file_attrs(file, job.format, job.format_version, job.config_text);
   file.set_attr("inputs", std::vector<std::string>{job.composites, job.model, composite_inputs});
   file.set_attr("model", job.model);
   if (job.file_attrs) job.file_attrs(file);
-  file.set_attr("run_fingerprint", fingerprint);
   {
     h5::Node group = file.create_group("tiles");
-    for (auto& t : tiles) {
+    for (size_t ti = 0; ti < tiles.size(); ++ti) {
+      const TileUnits& t = tiles[ti];
       h5::Node g = group.create_group(t.tile.name);
       auto [x_ds, y_ds] = pipeline::write_tile_georeference(g, t.tile.grid);
       g.set_attr("year", static_cast<std::int64_t>(t.tile.year));
@@ -132,18 +94,13 @@ void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& j
         ds.attach_scale(x_ds, spatial + 1);
         datasets.push_back(std::move(ds));
       }
-      // Collective writes: every rank calls once per round, ranks without a block select nothing.
-      const size_t ranks = static_cast<size_t>(mpi.size());
-      const size_t rounds = (t.blocks.size() + ranks - 1) / ranks;
-      for (size_t round = 0; round < rounds; ++round) {
-        const size_t b = round * ranks + static_cast<size_t>(mpi.rank());
-        const bool mine = b < t.blocks.size();
+      stage.collective_rounds(t.blocks.size(), [&](size_t b) {
         std::vector<std::uint8_t> payload;
-        if (mine) payload = parts.read(t, b);
+        if (b != pipeline::BlockStage::kNone) payload = stage.read_part(stage.unit_of(ti, b));
         for (size_t l = 0; l < job.layers.size(); ++l) {
           const OutputLayer& layer = job.layers[l];
           h5::Dataset& ds = datasets[l];
-          if (!mine) {
+          if (b == pipeline::BlockStage::kNone) {
             if (layer.int16) ds.write<std::int16_t>({}, {}, nullptr, true);
             else ds.write<std::uint8_t>({}, {}, nullptr, true);
             continue;
@@ -155,11 +112,11 @@ void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& j
             off.insert(off.begin(), 0);
             cnt.insert(cnt.begin(), static_cast<hsize_t>(layer.depth));
           }
-          const std::uint8_t* data = payload.data() + parts.layer_offset(w, l);
+          const std::uint8_t* data = payload.data() + layer_offset(job, w, l);
           if (layer.int16) ds.write(off, cnt, reinterpret_cast<const std::int16_t*>(data), true);
           else ds.write(off, cnt, data, true);
         }
-      }
+      });
     }
   }
   file.close();
@@ -169,118 +126,85 @@ void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& j
 
 void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext& mpi) {
   using clock = std::chrono::steady_clock;
-  auto t0 = clock::now();
   if (job.block_size < 16 || job.block_size > 4096) throw ConfigError("--block-size must be between 16 and 4096");
   if (job.deflate < 0 || job.deflate > 9) throw ConfigError("--deflate must be 0-9 (got " + std::to_string(job.deflate) + ")");
-  const Parts parts(job);
+  pipeline::BlockStageConfig config;
+  config.stage = job.stage;
+  config.part_kind = job.part_magic;
+  config.output = job.output;
+  config.export_dirs = job.export_dirs;
+  config.depends_on = "composites, model or options";
+  config.overwrite = job.overwrite;
+  config.stored_fingerprint = [](const std::string& path) {
+    try {
+      return h5::File::open_read(path, MPI_COMM_NULL).attr_string("run_fingerprint");
+    } catch (const Error&) {
+      return std::string();
+    }
+  };
+  pipeline::BlockStage stage(config, mpi);
+  stage.check_outputs();
 
   // ---- plan: rank 0 validates inputs (one clear message), then every rank reads the small metadata
   std::vector<TileUnits> tiles;
-  std::string fingerprint;
-  bool already_complete = false;
-  std::unique_ptr<pipeline::OutputLock> lock;
+  std::string parts_fingerprint, output_fingerprint;
   parallel::root_first(mpi.world(), [&] {
-    std::string parent = fs::path(job.output).parent_path().string();
-    pipeline::ensure_dir(parent.empty() ? "." : parent);
-    lock = std::make_unique<pipeline::OutputLock>(job.output);
-    for (auto& dir : job.export_dirs)
-      if (!dir.empty()) pipeline::ensure_dir(dir);
     tiles = read_tiles(job);
     if (job.check_tile)
       for (auto& t : tiles) job.check_tile(t.tile);
-    std::string composite_fingerprint;
+    pipeline::Fingerprint fp;
     {
       h5::File f = h5::File::open_read(job.composites, MPI_COMM_NULL);
-      composite_fingerprint = f.has_attr("run_fingerprint") ? f.attr_string("run_fingerprint") : "";
+      fp.add("composites_run", f.has_attr("run_fingerprint") ? f.attr_string("run_fingerprint") : "");
     }
-    std::ostringstream fp;
-    fp << std::hex << hash::fnv1a(composite_fingerprint) << "-" << hash::file_content(job.model) << "-"
-       << hash::file_content(job.composites) << std::dec << "-b" << job.block_size
-       << job.options_fingerprint;
-    for (auto& t : tiles) fp << "-" << t.tile.name;
-    fingerprint = fp.str();
-    std::string previous;
-    if (fs::exists(job.output)) try {
-        previous = h5::File::open_read(job.output, MPI_COMM_NULL).attr_string("run_fingerprint");
-      } catch (const Error&) {
-      }
-    if (pipeline::output_is_complete(job.output, previous, fingerprint, job.overwrite,
-                                     "composites, model or options")) {
-      already_complete = true;
-      return;
-    }
-    pipeline::prepare_parts_dir(job.output, fingerprint, job.overwrite, "composites, model or options");
-    for (auto& t : tiles) pipeline::ensure_dir(job.output + ".parts/" + t.tile.name);
+    // The composites by identity (they can be hundreds of GB), the model by content (small, and the one input a
+    // user replaces in place when retraining).
+    fp.add_file_identity(job.composites).add_file_content(job.model);
+    fp.add("stage", job.stage).add("block", std::to_string(job.block_size)).add("options", job.options_fingerprint);
+    for (auto& t : tiles) fp.add("tile", t.tile.name);
+    parts_fingerprint = fp.hex();
+    fp.add("deflate", std::to_string(job.deflate));
+    for (auto& dir : job.export_dirs) fp.add("export", dir);
+    output_fingerprint = fp.hex();
   });
-  int complete = already_complete ? 1 : 0;
-  MPI_Bcast(&complete, 1, MPI_INT, 0, mpi.world());
-  if (complete) {
-    if (lock) lock->release_and_remove();
-    log::root(job.output + " is already complete for this model and these composites: nothing to do");
-    return;
-  }
-  fingerprint = parallel::broadcast_string(mpi.world(), fingerprint);
+  std::vector<std::string> groups;
   if (!mpi.is_root()) tiles = read_tiles(job);
+  for (auto& t : tiles) groups.push_back(t.tile.name);
+  if (!stage.begin(parallel::broadcast_string(mpi.world(), parts_fingerprint),
+                   parallel::broadcast_string(mpi.world(), output_fingerprint), groups))
+    return;
 
   // ---- resume: parts already there are verified in parallel; damaged ones are recomputed
-  std::vector<std::pair<size_t, size_t>> units;
+  std::vector<pipeline::BlockUnit> units;
   for (size_t ti = 0; ti < tiles.size(); ++ti)
-    for (size_t b = 0; b < tiles[ti].blocks.size(); ++b) units.push_back({ti, b});
-  std::vector<int> done(units.size(), 0);
-  for (size_t u = static_cast<size_t>(mpi.rank()); u < units.size(); u += static_cast<size_t>(mpi.size())) {
-    auto [ti, b] = units[u];
-    const std::string path = parts.path(tiles[ti], b);
-    if (!fs::exists(path)) continue;
-    try {
-      parts.read(tiles[ti], b);
-      done[u] = 1;
-    } catch (const InputError& e) {
-      log::warn(std::string(e.what()) + " - recomputing that block");
-      std::error_code ec;
-      fs::remove(path, ec);
+    for (size_t b = 0; b < tiles[ti].blocks.size(); ++b) {
+      const geo::Window& w = tiles[ti].blocks[b];
+      units.push_back({ti, b, w, layer_offset(job, w, job.layers.size()), static_cast<double>(w.pixels())});
     }
-  }
-  MPI_Allreduce(MPI_IN_PLACE, done.data(), static_cast<int>(done.size()), MPI_INT, MPI_MAX, mpi.world());
-  std::vector<size_t> todo;
-  std::vector<double> costs;
-  for (size_t u = 0; u < units.size(); ++u)
-    if (!done[u]) {
-      todo.push_back(u);
-      costs.push_back(static_cast<double>(tiles[units[u].first].blocks[units[u].second].pixels()));
-    }
-  const auto already = static_cast<std::int64_t>(units.size() - todo.size());
+  const std::vector<size_t> todo = stage.resume(units);
   const int threads = train::threads_per_rank(job.threads, mpi.node_size());
   train::use_threads(threads);
   if (mpi.is_root()) {
     log::info(job.stage + ": " + std::to_string(tiles.size()) + " tile(s), " + std::to_string(units.size()) +
-              " blocks of " + std::to_string(job.block_size) + " px, " + std::to_string(already) + " already done, " +
-              std::to_string(todo.size()) + " to compute on " + std::to_string(mpi.size()) + " rank(s) x " +
-              std::to_string(threads) + " thread(s); model " + job.model +
+              " blocks of " + std::to_string(job.block_size) + " px, " + std::to_string(stage.units_done_before()) +
+              " already done, " + std::to_string(todo.size()) + " to compute on " + std::to_string(mpi.size()) +
+              " rank(s) x " + std::to_string(threads) + " thread(s); model " + job.model +
               (job.model_summary.empty() ? "" : " (" + job.model_summary + ")"));
     if (auto blas_line = blas::describe(); !blas_line.empty()) log::info(blas_line);
   }
 
   // ---- compute
-  auto assignment = parallel::balance(costs, mpi.size());
   auto t_compute = clock::now();
   long long pixels = 0;
   {
     auto predictor = job.make_predictor();
     pipeline::CompositeFile composites(job.composites);
-    pipeline::UnitProgress progress(mpi, job.stage, static_cast<std::int64_t>(units.size()), already);
-    for (size_t k : assignment[static_cast<size_t>(mpi.rank())]) {
-      auto [ti, b] = units[todo[k]];
-      const TileUnits& t = tiles[ti];
-      const geo::Window& w = t.blocks[b];
-      std::vector<std::uint8_t> payload(parts.payload_bytes(w));
-      predictor->predict(composites, composites.tile(t.tile.name), w, payload.data());
-      parts.write(t, b, payload);
-      pixels += w.pixels();
-      progress.unit_done();
-    }
-    progress.finish(static_cast<std::int64_t>(units.size()));
+    stage.compute(todo, [&](size_t u, std::uint8_t* payload) {
+      const pipeline::BlockUnit& unit = stage.units()[u];
+      predictor->predict(composites, composites.tile(tiles[unit.group].tile.name), unit.window, payload);
+      pixels += unit.window.pixels();
+    });
   }
-  MPI_Barrier(mpi.world());
   const long long total_pixels = parallel::sum(mpi.world(), pixels);
   const double compute_s = std::chrono::duration<double>(clock::now() - t_compute).count();
   if (mpi.is_root() && total_pixels > 0) {
@@ -300,14 +224,14 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
       for (auto& i : f.attr_strings("inputs")) composite_inputs += (composite_inputs.empty() ? "" : " ") + i;
   });
   composite_inputs = parallel::broadcast_string(mpi.world(), composite_inputs);
-  write_output(tiles, job, parts, fingerprint, composite_inputs, mpi);
+  write_output(tiles, job, stage, composite_inputs, mpi);
   if (job.export_tile) {
     MPI_Barrier(mpi.world());
     for (size_t ti = static_cast<size_t>(mpi.rank()); ti < tiles.size(); ti += static_cast<size_t>(mpi.size())) {
       const TileUnits& t = tiles[ti];
       // Exports read windows on the block grid (write_raster's read_block with block_size): one part per window;
       // the last part read is kept, since a multi-band export asks for every band of the same window in turn.
-      size_t cached_block = static_cast<size_t>(-1);
+      size_t cached_block = pipeline::BlockStage::kNone;
       std::vector<std::uint8_t> cached;
       LayerReader read = [&](size_t layer, size_t plane, const geo::Window& window, void* out) {
         const OutputLayer& l = job.layers.at(layer);
@@ -318,10 +242,10 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
           const int y0 = std::max(w.y0, window.y0), y1 = std::min(w.y0 + w.height, window.y0 + window.height);
           if (x0 >= x1 || y0 >= y1) continue;
           if (cached_block != b) {
-            cached = parts.read(t, b);
+            cached = stage.read_part(stage.unit_of(ti, b));
             cached_block = b;
           }
-          const std::uint8_t* plane_data = cached.data() + parts.layer_offset(w, layer) +
+          const std::uint8_t* plane_data = cached.data() + layer_offset(job, w, layer) +
                                            plane * static_cast<size_t>(w.pixels()) * eb;
           for (int y = y0; y < y1; ++y)
             std::memcpy(static_cast<std::uint8_t*>(out) +
@@ -334,17 +258,8 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
       };
       job.export_tile(t.tile, read);
     }
-    MPI_Barrier(mpi.world());
   }
-  parallel::root_first(mpi.world(), [&] {
-    std::error_code ec;
-    fs::rename(job.output + ".partial.h5", job.output, ec);
-    if (ec) throw OutputError(job.output, "cannot move the finished output into place: " + ec.message());
-    fs::remove_all(job.output + ".parts", ec);
-    lock->release_and_remove();
-    log::info("wrote " + job.output + " in " +
-              log::format_duration(std::chrono::duration<double>(clock::now() - t0).count()));
-  });
+  stage.finish(job.output);
 }
 
 }  // namespace s2crop::infer

@@ -1,14 +1,12 @@
 #include "s2crop/pipeline/composite_stage.hpp"
 #include "s2crop/pipeline/composite_file.hpp"
+#include "s2crop/pipeline/block_stage.hpp"
 #include "s2crop/pipeline/stage_support.hpp"
 
 #include <cpl_vsi.h>
 #include <gdal_priv.h>
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,7 +15,6 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -61,7 +58,6 @@ struct Plan {
   std::vector<sentinel2::Skipped> skipped;
   std::string fingerprint;         // identifies everything a block's result depends on (part files)
   std::string output_fingerprint;  // ... plus the output and export options (the finished file)
-  std::set<std::pair<size_t, size_t>> done;  // (tile, block) units with a part file
 };
 
 std::string month_label(int year, int month, int index) {
@@ -99,18 +95,13 @@ geo::Grid grid_from(const std::vector<std::string>& f, size_t at) {
   return g;
 }
 
-std::string parts_dir(const CompositeSettings& s) { return s.output + ".parts"; }
-std::string partial_path(const CompositeSettings& s) { return s.output + ".partial.h5"; }
-std::string part_path(const CompositeSettings& s, const TilePlan& t, size_t block) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%06zu.part", block);
-  return parts_dir(s) + "/" + t.name + "/" + buf;
+// A block's part payload: reflectance [month][band][pixel] (int16), then clear counts [month][pixel].
+size_t payload_bytes(const geo::Window& w, size_t n_bands) {
+  const size_t n = static_cast<size_t>(w.pixels());
+  return kMonths * n_bands * n * 2 + kMonths * n;
 }
 
-size_t part_bytes(const geo::Window& w, size_t n_bands) {
-  size_t n = static_cast<size_t>(w.pixels());
-  return 8 + 6 * 4 + kMonths * n_bands * n * 2 + kMonths * n + 8;  // magic, header, data, checksum
-}
+constexpr PartKind kPartKind = {'C', 'O', 'M', 'P', 'O', 'S', 'I', '1'};
 
 // Rank 0: discovery and the decisions that need the whole picture.
 std::string make_plan_on_root(const CompositeSettings& s, const std::vector<std::string>& inspections,
@@ -228,31 +219,25 @@ Plan parse_plan(const std::string& text, const CompositeSettings& s) {
     }
     t.blocks = geo::cut_blocks(t.grid.width, t.grid.height, s.block_size);
   }
-  std::ostringstream fp;
-  fp << "s2crop " << kVersion << "\nformat " << kFormatVersion << "\nbands";
-  for (auto& b : s.bands) fp << ' ' << b;
-  fp << "\nmethod " << static_cast<int>(s.method) << "\nblock " << s.block_size << "\ndilation " << s.dilation
-     << "\nvalid";
   std::vector<int> valid = s.valid_scl;
   std::sort(valid.begin(), valid.end());
   valid.erase(std::unique(valid.begin(), valid.end()), valid.end());
-  for (int c : valid) fp << ' ' << c;
-  fp << "\nplan\n" << text;
-  p.fingerprint = hash::hex64(hash::fnv1a(fp.str()));
+  std::vector<std::string> valid_text;
+  for (int c : valid) valid_text.push_back(std::to_string(c));
+  // The plan text holds every acquisition with its files' identities and its metadata's content (make_plan_on_root).
+  Fingerprint fp;
+  fp.add("s2crop", kVersion).add("format", std::to_string(kFormatVersion)).add("bands", join_items(s.bands, " "));
+  fp.add("method", std::to_string(static_cast<int>(s.method))).add("block", std::to_string(s.block_size));
+  fp.add("dilation", std::to_string(s.dilation)).add("valid", join_items(valid_text, " ")).add("plan", text);
+  p.fingerprint = fp.hex();
   // The finished file also depends on how it is written and what is exported with it.
-  std::ostringstream out;
-  out << p.fingerprint << "\ndeflate " << s.deflate << "\ncog " << s.cog_dir << "\nquicklook " << s.quicklook_dir
-      << ' ' << s.quicklook_month;
-  p.output_fingerprint = hash::hex64(hash::fnv1a(out.str()));
+  fp.add("deflate", std::to_string(s.deflate)).add("cog", s.cog_dir);
+  fp.add("quicklook", s.quicklook_dir + " " + s.quicklook_month);
+  p.output_fingerprint = fp.hex();
   return p;
 }
 
 // ---------------------------------------------------------------- compute
-
-struct BlockResult {
-  std::vector<std::int16_t> refl;   // [month][band][pixel]
-  std::vector<std::uint8_t> count;  // [month][pixel]
-};
 
 // Everything a rank reuses from block to block: readers of the current tile's acquisitions (grid checks done
 // once), open files, and the buffers, so memory follows the block size and nothing is rebuilt per block.
@@ -313,131 +298,19 @@ void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w,
   composite::fill_gaps(refl, count, kMonths, nb, n);
 }
 
-// Part files: magic, header, reflectance, counts, CRC-32 of all before it.
-constexpr char kPartMagic[8] = {'S', '2', 'C', 'P', 'A', 'R', 'T', '2'};
-
-// A part file being written: created under a temporary name at its final size and mapped, so the block is
-// composited straight into the page cache (no copy through write()); commit() adds the checksum and renames it.
-class PartWriter {
- public:
-  PartWriter(const std::string& path, const geo::Window& w, size_t nb) : path_(path), tmp_(path + ".tmp" + std::to_string(::getpid())) {
-    n_ = static_cast<size_t>(w.pixels());
-    size_ = part_bytes(w, nb);
-    refl_count_ = kMonths * nb * n_;
-    fd_ = ::open(tmp_.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd_ < 0) throw OutputError(tmp_, std::string("cannot create: ") + std::strerror(errno));
-    // Reserve the blocks now: with a sparse file a full disk would surface as SIGBUS while writing the mapping.
-    if (int rc = ::posix_fallocate(fd_, 0, static_cast<off_t>(size_)); rc != 0) {
-      errno = rc;
-      fail("cannot reserve space (disk full?)");
-    }
-    void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-    if (p == MAP_FAILED) fail("cannot map the file");
-    base_ = static_cast<unsigned char*>(p);
-    std::memcpy(base_, kPartMagic, sizeof kPartMagic);
-    std::int32_t head[6] = {w.x0, w.y0, w.width, w.height, kMonths, static_cast<std::int32_t>(nb)};
-    std::memcpy(base_ + 8, head, sizeof head);
-  }
-  ~PartWriter() {
-    if (base_) ::munmap(base_, size_);
-    if (fd_ >= 0) {
-      ::close(fd_);
-      ::unlink(tmp_.c_str());  // not committed: leave nothing that looks like a finished block
-    }
-  }
-  PartWriter(const PartWriter&) = delete;
-  PartWriter& operator=(const PartWriter&) = delete;
-
-  std::int16_t* refl() { return reinterpret_cast<std::int16_t*>(base_ + 8 + 24); }
-  std::uint8_t* count() { return base_ + 8 + 24 + refl_count_ * 2; }
-
-  void commit() {
-    std::uint64_t sum = crc32_z(crc32(0L, Z_NULL, 0), base_, size_ - 8);
-    std::memcpy(base_ + size_ - 8, &sum, 8);
-    ::munmap(base_, size_);
-    base_ = nullptr;
-    int rc = ::close(fd_);
-    fd_ = -1;
-    if (rc != 0) throw OutputError(tmp_, std::string("write failed: ") + std::strerror(errno));
-    if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
-      throw OutputError(path_, std::string("cannot rename part into place: ") + std::strerror(errno));
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) {
-    std::string err = std::strerror(errno);
-    throw OutputError(tmp_, what + ": " + err);
-  }
-  std::string path_, tmp_;
-  int fd_ = -1;
-  unsigned char* base_ = nullptr;
-  size_t n_ = 0, size_ = 0, refl_count_ = 0;
-};
-
-BlockResult read_part(const std::string& path, const geo::Window& w, size_t nb) {
-  const size_t n = static_cast<size_t>(w.pixels());
-  BlockResult r;
-  r.refl.resize(kMonths * nb * n);
-  r.count.resize(kMonths * n);
-  char magic[8];
-  std::int32_t head[6];
-  std::uint64_t sum = 0;
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw InputError(path, "intermediate block missing; rerun to recompute it");
-  bool ok = std::fread(magic, 1, 8, f) == 8 && std::fread(head, 1, sizeof head, f) == sizeof head &&
-            std::fread(r.refl.data(), 2, r.refl.size(), f) == r.refl.size() &&
-            std::fread(r.count.data(), 1, r.count.size(), f) == r.count.size() &&
-            std::fread(&sum, 1, sizeof sum, f) == sizeof sum && std::fgetc(f) == EOF;
-  std::fclose(f);
-  if (!ok || std::memcmp(magic, kPartMagic, 8) != 0)
-    throw InputError(path, "damaged intermediate block (wrong size or format); delete it and rerun to recompute it");
-  if (head[0] != w.x0 || head[1] != w.y0 || head[2] != w.width || head[3] != w.height)
-    throw InputError(path, "intermediate block belongs to another block layout");
-  // Same bytes, same order as PartWriter::commit: magic, header, reflectance, counts.
-  uLong crc = crc32(0L, Z_NULL, 0);
-  crc = crc32(crc, reinterpret_cast<const Bytef*>(magic), sizeof magic);
-  crc = crc32(crc, reinterpret_cast<const Bytef*>(head), sizeof head);
-  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(r.refl.data()), r.refl.size() * 2);
-  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(r.count.data()), r.count.size());
-  if (crc != sum)
-    throw InputError(path, "damaged intermediate block (checksum); delete it and rerun to recompute the block");
-  return r;
-}
-
-// One month of a part's reflectance, [band][pixel], read by seeking to it. Only for exports that run after the
-// assembly has read (and CRC-checked) every part: a COG per month need not read the other eleven months.
-std::vector<std::int16_t> read_part_month(const std::string& path, const geo::Window& w, size_t nb, int month) {
-  const size_t n = static_cast<size_t>(w.pixels());
-  std::vector<std::int16_t> refl(nb * n);
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw InputError(path, "intermediate block missing; rerun to recompute it");
-  long offset = static_cast<long>(sizeof kPartMagic + 6 * sizeof(std::int32_t) + static_cast<size_t>(month) * nb * n * 2);
-  bool ok = std::fseek(f, offset, SEEK_SET) == 0 && std::fread(refl.data(), 2, refl.size(), f) == refl.size();
-  std::fclose(f);
-  if (!ok) throw InputError(path, "damaged intermediate block (short read); delete it and rerun to recompute it");
-  return refl;
-}
-
-
 // ---------------------------------------------------------------- assemble
 
 // Collective from start to end. noexcept on purpose: an exception on one rank must not unwind through the HDF5
 // handles, whose destructors close collectively and would wait for the other ranks forever. Escaping here ends in
 // std::terminate without unwinding, and main's terminate handler aborts every rank with the message.
-void write_hdf5(const Plan& p, const CompositeSettings& s, const parallel::MpiContext& mpi,
+void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, const parallel::MpiContext& mpi,
                 std::vector<double>& clear_per_tile) noexcept(true) {
   clear_per_tile.assign(p.tiles.size(), 0.0);
   const size_t nb = s.bands.size();
   const hsize_t bs = static_cast<hsize_t>(s.block_size);
-  h5::File file = h5::File::create(partial_path(s), mpi.world());
-  file.set_attr("format", std::string(kFormat));
-  file.set_attr("format_version", kFormatVersion);
-  file.set_attr("s2crop_version", std::string(kVersion));
-  // Every rank must write identical attribute values: take rank 0's clock.
-  file.set_attr("created", parallel::broadcast_string(mpi.world(), log::utc_timestamp()));
-  file.set_attr("config", s.config_text);
+  h5::File file = h5::File::create(stage.staged_output(), mpi.world());
+  stage.write_file_attrs(file, kFormat, kFormatVersion, s.config_text);
   file.set_attr("inputs", s.inputs);
-  file.set_attr("run_fingerprint", p.output_fingerprint);
   std::vector<std::string> skipped;
   for (auto& k : p.skipped) skipped.push_back(k.what + ": " + k.reason);
   file.set_attr("skipped_acquisitions", skipped);
@@ -487,39 +360,57 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, const parallel::MpiCo
     count.attach_scale(x_ds, 2);
 
     // Collective writes of compressed data: every rank calls once per round, ranks without a block select nothing.
-    const size_t rounds = (t.blocks.size() + static_cast<size_t>(mpi.size()) - 1) / static_cast<size_t>(mpi.size());
-    for (size_t round = 0; round < rounds; ++round) {
-      size_t b = round * static_cast<size_t>(mpi.size()) + static_cast<size_t>(mpi.rank());
-      if (b < t.blocks.size()) {
+    const size_t ti = static_cast<size_t>(&t - p.tiles.data());
+    const std::int64_t before = written;
+    std::int64_t round = 0;
+    stage.collective_rounds(t.blocks.size(), [&](size_t b) {
+      if (b != BlockStage::kNone) {
         const geo::Window& w = t.blocks[b];
-        BlockResult r = read_part(part_path(s, t, b), w, nb);
+        const size_t n = static_cast<size_t>(w.pixels());
+        const std::vector<std::uint8_t> part = stage.read_part(stage.unit_of(ti, b));
+        const auto* block_refl = reinterpret_cast<const std::int16_t*>(part.data());
+        const std::uint8_t* block_count = part.data() + kMonths * nb * n * 2;
         double clear = 0;
-        for (std::uint8_t c : r.count) clear += c;
-        clear_per_tile[static_cast<size_t>(&t - p.tiles.data())] += clear;
+        for (size_t i = 0; i < kMonths * n; ++i) clear += block_count[i];
+        clear_per_tile[ti] += clear;
         std::vector<hsize_t> off = {0, 0, static_cast<hsize_t>(w.y0), static_cast<hsize_t>(w.x0)};
         std::vector<hsize_t> cnt = {kMonths, nb, static_cast<hsize_t>(w.height), static_cast<hsize_t>(w.width)};
-        refl.write(off, cnt, r.refl.data(), true);
-        count.write({0, off[2], off[3]}, {kMonths, cnt[2], cnt[3]}, r.count.data(), true);
+        refl.write(off, cnt, block_refl, true);
+        count.write({0, off[2], off[3]}, {kMonths, cnt[2], cnt[3]}, block_count, true);
       } else {
         refl.write<std::int16_t>({}, {}, nullptr, true);
         count.write<std::uint8_t>({}, {}, nullptr, true);
       }
-      written += std::min<std::int64_t>(mpi.size(), static_cast<std::int64_t>(t.blocks.size() - round * mpi.size()));
+      ++round;
+      written = before + std::min<std::int64_t>(static_cast<std::int64_t>(t.blocks.size()), round * mpi.size());
       progress.update(written);
-    }
+    });
   }
   }  // every group and dataset is closed before the file
   file.close();
   progress.finish();
 }
 
+// One month of a block's reflectance, [band][pixel], read by seeking to it. Only for exports, which run after the
+// assembly has read (and checked) every part: a COG per month need not read the other eleven months.
+std::vector<std::int16_t> read_part_month(const BlockStage& stage, size_t ti, size_t block, size_t nb, int month) {
+  const size_t unit = stage.unit_of(ti, block);
+  const size_t n = static_cast<size_t>(stage.units()[unit].window.pixels());
+  std::vector<std::int16_t> refl(nb * n);
+  stage.read_part_range(unit, static_cast<size_t>(month) * nb * n * 2, refl.size() * 2, refl.data());
+  return refl;
+}
+
 // One COG per (tile, month) with the bands as named bands, built block by block from the parts.
-void write_cog(const Plan& p, const TilePlan& t, int month, const CompositeSettings& s) {
+void write_cog(const Plan& p, size_t ti, int month, const CompositeSettings& s, const BlockStage& stage) {
+  const TilePlan& t = p.tiles[ti];
   const size_t nb = s.bands.size();
   std::string dir = s.cog_dir + "/" + t.name;
   std::string label = month_label(p.season_year, p.season_month, month);
   std::string path = dir + "/" + t.name + "_" + label + ".tif";
-  std::string tmp = dir + "/." + t.name + "_" + label + ".stage.tif";
+  // Neither temporary ends in .tif: a killed export leaves nothing that globs take for a finished COG.
+  StagedFile scratch(path, ".stage" + StagedFile::default_suffix()), staged(path);
+  const std::string& tmp = scratch.path();
   GDALDriver* gtiff = GetGDALDriverManager()->GetDriverByName("GTiff");
   GDALDriver* cog = GetGDALDriverManager()->GetDriverByName("COG");
   const char* tmp_opts[] = {"TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=LZW", "BIGTIFF=IF_SAFER",
@@ -536,7 +427,7 @@ void write_cog(const Plan& p, const TilePlan& t, int month, const CompositeSetti
   }
   for (size_t bi = 0; bi < t.blocks.size(); ++bi) {
     const geo::Window& w = t.blocks[bi];
-    std::vector<std::int16_t> refl = read_part_month(part_path(s, t, bi), w, nb, month);
+    std::vector<std::int16_t> refl = read_part_month(stage, ti, bi, nb, month);
     size_t n = static_cast<size_t>(w.pixels());
     for (size_t b = 0; b < nb; ++b) {
       std::int16_t* src = refl.data() + b * n;
@@ -551,20 +442,15 @@ void write_cog(const Plan& p, const TilePlan& t, int month, const CompositeSetti
   ds->SetMetadataItem("MONTH", label.c_str());
   ds->SetMetadataItem("SCALE_FACTOR", "0.0001");
   const char* cog_opts[] = {"COMPRESS=DEFLATE", "PREDICTOR=2", "BLOCKSIZE=512", "BIGTIFF=IF_SAFER", nullptr};
-  // Hidden temporary name: a killed export must not leave a *.tif that globs pick up as a finished COG.
-  std::string out_tmp = dir + "/." + t.name + "_" + label + ".tmp.tif";
-  GDALDataset* out = cog->CreateCopy(out_tmp.c_str(), ds, FALSE, const_cast<char**>(cog_opts), nullptr, nullptr);
+  GDALDataset* out = cog->CreateCopy(staged.path().c_str(), ds, FALSE, const_cast<char**>(cog_opts), nullptr, nullptr);
   GDALClose(ds);
-  VSIUnlink(tmp.c_str());
-  if (!out) {
-    VSIUnlink(out_tmp.c_str());
-    throw OutputError(path, std::string("cannot write COG: ") + CPLGetLastErrorMsg());
-  }
+  if (!out) throw OutputError(path, std::string("cannot write COG: ") + CPLGetLastErrorMsg());
   GDALClose(out);
-  if (VSIRename(out_tmp.c_str(), path.c_str()) != 0) throw OutputError(path, "cannot move COG into place");
+  staged.commit();
 }
 
-void write_quicklook(const Plan& p, const TilePlan& t, int month, const CompositeSettings& s) {
+void write_quicklook(const Plan& p, size_t ti, int month, const CompositeSettings& s, const BlockStage& stage) {
+  const TilePlan& t = p.tiles[ti];
   auto find = [&](const std::string& b) -> int {
     auto it = std::find(s.bands.begin(), s.bands.end(), b);
     return it == s.bands.end() ? -1 : static_cast<int>(it - s.bands.begin());
@@ -581,7 +467,7 @@ void write_quicklook(const Plan& p, const TilePlan& t, int month, const Composit
   viz::Image rgb(W, H), ndvi(W, H);
   for (size_t bi = 0; bi < t.blocks.size(); ++bi) {
     const geo::Window& w = t.blocks[bi];
-    std::vector<std::int16_t> refl = read_part_month(part_path(s, t, bi), w, nb, month);
+    std::vector<std::int16_t> refl = read_part_month(stage, ti, bi, nb, month);
     size_t n = static_cast<size_t>(w.pixels());
     auto at = [&](int band, int x, int y) {
       return refl[static_cast<size_t>(band) * n + static_cast<size_t>(y) * w.width + x];
@@ -650,7 +536,6 @@ size_t raster_cache_capacity() {
 
 void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) {
   using clock = std::chrono::steady_clock;
-  auto t0 = clock::now();
   if (s.inputs.empty()) throw ConfigError("composite: no input given (--input DIR ...)");
   if (s.output.empty()) throw ConfigError("composite: no output given (--output FILE.h5)");
   if (s.block_size < 4 || s.block_size > 4096) throw ConfigError("--block-size must be between 4 and 4096 pixels");
@@ -664,18 +549,28 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   }
   auto mask = sentinel2::MaskOptions::from(s.valid_scl, s.dilation);
   geo::init_gdal();
+  BlockStageConfig config;
+  config.stage = "composite";
+  config.part_kind = kPartKind;
+  config.output = s.output;
+  config.export_dirs = {s.cog_dir, s.quicklook_dir};
+  config.overwrite = s.overwrite;
+  config.stored_fingerprint = [](const std::string& path) {
+    try {
+      return h5::File::open_read(path, MPI_COMM_NULL).attr_string("run_fingerprint");
+    } catch (const Error&) {
+      return std::string();
+    }
+  };
+  BlockStage stage(config, mpi);
+  // Export folders are checked now, not after hours of compositing.
+  stage.check_outputs();
 
   // ---- plan: discovery on rank 0
   std::vector<Acquisition> acqs;
   std::vector<sentinel2::Skipped> skipped;
   int season_year = 0, season_month = 0;
-  bool already_complete = false;
   parallel::root_first(mpi.world(), [&] {
-    std::string parent = fs::path(s.output).parent_path().string();
-    ensure_dir(parent.empty() ? "." : parent);
-    // Export folders are checked now, not after hours of compositing.
-    if (!s.cog_dir.empty()) ensure_dir(s.cog_dir);
-    if (!s.quicklook_dir.empty()) ensure_dir(s.quicklook_dir);
     sentinel2::DiscoveryOptions opt;
     opt.allow_unmasked = s.allow_unmasked;
     opt.bands = s.bands;
@@ -799,110 +694,48 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   }
 
   // ---- resume state: rank 0 takes the output's lock, then looks at the output and the parts of an interrupted run
-  std::string done_text;
-  std::unique_ptr<OutputLock> lock;
-  parallel::root_first(mpi.world(), [&] {
-    lock = std::make_unique<OutputLock>(s.output);
-    std::string previous;
-    if (fs::exists(s.output)) try {
-        previous = h5::File::open_read(s.output, MPI_COMM_NULL).attr_string("run_fingerprint");
-      } catch (const Error&) {
-      }
-    if (output_is_complete(s.output, previous, plan.output_fingerprint, s.overwrite, "inputs or options")) {
-      already_complete = true;
-      return;
-    }
-    prepare_parts_dir(s.output, plan.fingerprint, s.overwrite, "inputs or options");
-    std::string dir = parts_dir(s);
-    std::ostringstream done;
-    for (size_t ti = 0; ti < plan.tiles.size(); ++ti) {
-      ensure_dir(dir + "/" + plan.tiles[ti].name);
-      for (size_t b = 0; b < plan.tiles[ti].blocks.size(); ++b) {
-        std::error_code ec;
-        if (fs::exists(part_path(s, plan.tiles[ti], b), ec)) done << ti << ' ' << b << '\n';
-      }
-    }
-    done_text = done.str();
-  });
-  int complete = already_complete ? 1 : 0;
-  MPI_Bcast(&complete, 1, MPI_INT, 0, mpi.world());
-  if (complete) {
-    if (lock) lock->release_and_remove();
-    log::root(s.output + " is already complete for these inputs and options: nothing to do");
-    return;
-  }
-  {
-    // Rename makes parts atomic against SIGKILL, not against a node crash: every part found is verified (CRC)
-    // before it is trusted, the reading spread over the ranks; a damaged one is deleted and recomputed.
-    std::istringstream in(parallel::broadcast_string(mpi.world(), done_text));
-    std::vector<std::pair<size_t, size_t>> found;
-    size_t ti, b;
-    while (in >> ti >> b) found.push_back({ti, b});
-    std::string verified;
-    for (size_t i = static_cast<size_t>(mpi.rank()); i < found.size(); i += static_cast<size_t>(mpi.size())) {
-      auto [t, blk] = found[i];
-      std::string part = part_path(s, plan.tiles[t], blk);
-      try {
-        read_part(part, plan.tiles[t].blocks[blk], s.bands.size());
-        verified += std::to_string(t) + ' ' + std::to_string(blk) + '\n';
-      } catch (const InputError& e) {
-        log::warn(std::string(e.what()) + " - recomputing that block");
-        std::error_code ec;
-        fs::remove(part, ec);
-      }
-    }
-    std::string all_verified;
-    for (auto& chunk : parallel::gather_strings(mpi.world(), verified)) all_verified += chunk;
-    std::istringstream good(parallel::broadcast_string(mpi.world(), all_verified));
-    while (good >> ti >> b) plan.done.insert({ti, b});
-  }
-
-  // ---- compute
-  std::vector<std::pair<size_t, size_t>> units;
-  std::vector<double> costs;
-  std::int64_t total_units = 0;
-  long long total_obs_px = 0;
+  std::vector<std::string> groups;
+  for (auto& t : plan.tiles) groups.push_back(t.name);
+  if (!stage.begin(plan.fingerprint, plan.output_fingerprint, groups)) return;
+  std::vector<BlockUnit> units;
   for (size_t ti = 0; ti < plan.tiles.size(); ++ti) {
     const TilePlan& t = plan.tiles[ti];
-    for (size_t b = 0; b < t.blocks.size(); ++b) {
-      ++total_units;
-      if (plan.done.count({ti, b})) continue;
-      units.push_back({ti, b});
+    for (size_t b = 0; b < t.blocks.size(); ++b)
       // Cost model: pixels x acquisitions read (dominant: decoding the inputs).
-      costs.push_back(static_cast<double>(t.blocks[b].pixels()) * static_cast<double>(t.acquisitions.size() + 1));
-      total_obs_px += t.blocks[b].pixels() * static_cast<long long>(t.acquisitions.size());
-    }
+      units.push_back({ti, b, t.blocks[b], payload_bytes(t.blocks[b], s.bands.size()),
+                       static_cast<double>(t.blocks[b].pixels()) * static_cast<double>(t.acquisitions.size() + 1)});
   }
+  const std::vector<size_t> todo = stage.resume(units);
+
+  // ---- compute
+  long long total_obs_px = 0;
+  for (size_t u : todo)
+    total_obs_px += units[u].window.pixels() * static_cast<long long>(plan.tiles[units[u].group].acquisitions.size());
   if (mpi.is_root()) {
     size_t n_acq = 0;
     for (auto& t : plan.tiles) n_acq += t.acquisitions.size();
     log::info("plan: " + std::to_string(plan.tiles.size()) + " tile(s), " + std::to_string(n_acq) +
-              " acquisitions, " + std::to_string(total_units) + " blocks of " + std::to_string(s.block_size) + " px, " +
-              std::to_string(plan.done.size()) + " already done, " + std::to_string(units.size()) + " to compute on " +
-              std::to_string(mpi.size()) + " rank(s); season " + month_label(plan.season_year, plan.season_month, 0) +
-              " to " + month_label(plan.season_year, plan.season_month, kMonths - 1));
+              " acquisitions, " + std::to_string(units.size()) + " blocks of " + std::to_string(s.block_size) +
+              " px, " + std::to_string(stage.units_done_before()) + " already done, " + std::to_string(todo.size()) +
+              " to compute on " + std::to_string(mpi.size()) + " rank(s); season " +
+              month_label(plan.season_year, plan.season_month, 0) + " to " +
+              month_label(plan.season_year, plan.season_month, kMonths - 1));
     for (auto& k : plan.skipped) log::warn("skipped " + k.what + ": " + k.reason);
   }
-  auto assignment = parallel::balance(costs, mpi.size());
   auto t_compute = clock::now();
-  UnitProgress progress(mpi, "composite", total_units, static_cast<std::int64_t>(plan.done.size()));
   // Units are in (tile, block) order, so the readers and open files of a tile serve block after block.
   Workspace ws(raster_cache_capacity());
-  for (size_t u : assignment[static_cast<size_t>(mpi.rank())]) {
-    auto [ti, b] = units[u];
-    const TilePlan& t = plan.tiles[ti];
-    PartWriter part(part_path(s, t, b), t.blocks[b], s.bands.size());
-    composite_block(ti, t, t.blocks[b], s, mask, ws, part.refl(), part.count());
-    part.commit();
-    progress.unit_done();
-  }
-  progress.finish(total_units);
-  MPI_Barrier(mpi.world());
+  stage.compute(todo, [&](size_t u, std::uint8_t* payload) {
+    const BlockUnit& unit = units[u];
+    const size_t n = static_cast<size_t>(unit.window.pixels());
+    composite_block(unit.group, plan.tiles[unit.group], unit.window, s, mask, ws,
+                    reinterpret_cast<std::int16_t*>(payload), payload + kMonths * s.bands.size() * n * 2);
+  });
   double compute_s = std::chrono::duration<double>(clock::now() - t_compute).count();
-  if (mpi.is_root() && !units.empty()) {
+  if (mpi.is_root() && !todo.empty()) {
     char line[256];
     std::snprintf(line, sizeof line, "composited %zu blocks in %.3f s (%.4g acquisition-band-pixels/s per rank)",
-                  units.size(), compute_s,
+                  todo.size(), compute_s,
                   static_cast<double>(total_obs_px) * static_cast<double>(s.bands.size()) /
                       std::max(compute_s, 1e-9) / mpi.size());
     log::info(line);
@@ -918,17 +751,13 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
 
   // ---- assemble
   std::vector<double> clear_per_tile;
-  write_hdf5(plan, s, mpi, clear_per_tile);
+  write_hdf5(plan, s, stage, mpi, clear_per_tile);
   MPI_Allreduce(MPI_IN_PLACE, clear_per_tile.data(), static_cast<int>(clear_per_tile.size()), MPI_DOUBLE, MPI_SUM,
                 mpi.world());
   for (size_t ti = 0; ti < plan.tiles.size(); ++ti)
     if (clear_per_tile[ti] == 0) {
       // Every pixel of every month no data: a mask that keeps nothing (--valid-scl), reflectance delivered in
       // another scale or type, or a mask file that marks everything invalid. A map made from it would be empty.
-      if (mpi.is_root()) {
-        std::error_code ec;
-        fs::remove(partial_path(s), ec);
-      }
       throw AgreedError("tile " + plan.tiles[ti].name + " has no clear observation in any month (" +
                         std::to_string(plan.tiles[ti].acquisitions.size()) + " acquisitions; every pixel would be no "
                         "data): check --valid-scl (" + join_items([&] {
@@ -938,37 +767,29 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
                         }()) + "), the masks and the bands' values (L2A digital numbers, reflectance x 10000)");
     }
   if (!s.cog_dir.empty() || !s.quicklook_dir.empty()) {
-    if (mpi.is_root()) {
+    parallel::root_first(mpi.world(), [&] {
       if (!s.cog_dir.empty())
         for (auto& t : plan.tiles) ensure_dir(s.cog_dir + "/" + t.name);
       if (!s.quicklook_dir.empty()) ensure_dir(s.quicklook_dir);
-    }
-    MPI_Barrier(mpi.world());
+    });
     size_t job = 0;
-    for (auto& t : plan.tiles) {
+    for (size_t ti = 0; ti < plan.tiles.size(); ++ti) {
       if (!s.cog_dir.empty())
         for (int m = 0; m < kMonths; ++m, ++job)
-          if (job % static_cast<size_t>(mpi.size()) == static_cast<size_t>(mpi.rank())) write_cog(plan, t, m, s);
+          if (job % static_cast<size_t>(mpi.size()) == static_cast<size_t>(mpi.rank())) write_cog(plan, ti, m, s, stage);
       if (!s.quicklook_dir.empty()) {
         if (job % static_cast<size_t>(mpi.size()) == static_cast<size_t>(mpi.rank()))
-          write_quicklook(plan, t, ql_month, s);
+          write_quicklook(plan, ti, ql_month, s, stage);
         ++job;
       }
     }
     MPI_Barrier(mpi.world());
   }
-  parallel::root_first(mpi.world(), [&] {
-    std::error_code ec;
-    fs::rename(partial_path(s), s.output, ec);
-    if (ec) throw OutputError(s.output, "cannot move the finished file into place: " + ec.message());
-    fs::remove_all(parts_dir(s), ec);
-    lock->release_and_remove();
-    double total = std::chrono::duration<double>(clock::now() - t0).count();
-    log::info("wrote " + s.output + " (" + std::to_string(plan.tiles.size()) + " tile(s)) in " +
-              log::format_duration(total));
+  stage.finish(s.output + " (" + std::to_string(plan.tiles.size()) + " tile(s))");
+  if (mpi.is_root()) {
     if (!s.cog_dir.empty()) log::info("COGs in " + s.cog_dir);
     if (!s.quicklook_dir.empty()) log::info("quicklooks in " + s.quicklook_dir);
-  });
+  }
 }
 
 }  // namespace s2crop::pipeline

@@ -1,15 +1,12 @@
 #include "s2crop/common/text.hpp"
 #include "s2crop/pipeline/mosaic.hpp"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -22,6 +19,7 @@
 #include "s2crop/geo/raster.hpp"
 #include "s2crop/geo/warp.hpp"
 #include "s2crop/h5/h5.hpp"
+#include "s2crop/pipeline/block_stage.hpp"
 #include "s2crop/pipeline/stage_support.hpp"
 #include "s2crop/version.hpp"
 
@@ -35,7 +33,7 @@ namespace {
 constexpr const char* kMapFormat = "s2crop class map";
 constexpr std::int64_t kMapFormatVersion = 1;
 constexpr std::uint8_t kNoClass = 255;
-constexpr char kPartMagic[8] = {'S', '2', 'C', 'M', 'O', 'S', 'P', '1'};
+constexpr PartKind kPartKind = {'S', '2', 'C', 'M', 'O', 'S', 'P', '1'};
 constexpr int kSourceBlock = 512;  // map tiles are read in windows of this size (classify's default chunk)
 constexpr const char* kFingerprintKey = "S2CROP_RUN_FINGERPRINT";
 
@@ -49,27 +47,11 @@ struct MapInputs {
   std::vector<std::string> class_names;
   std::vector<std::array<std::uint8_t, 3>> colours;
   std::vector<MapTile> tiles;  // the selected tiles in name order: the order of the overlap rule's tie-break
-  std::string identity;        // content checksums of the map files (rank 0 only; for the run fingerprint)
+  std::string identity;        // what the map files are (rank 0 only; for the run fingerprint)
 };
 
-std::string file_checksum(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> buf(1 << 20);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  std::uint64_t size = 0;
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto n = static_cast<size_t>(in.gcount());
-    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(buf.data()), n);
-    size += n;
-  }
-  char out[48];
-  std::snprintf(out, sizeof out, "%08lx-%llu", static_cast<unsigned long>(crc), static_cast<unsigned long long>(size));
-  return out;
-}
-
 // Opens and checks every map file; throws InputError naming the file (and tile) at the first problem.
-MapInputs read_maps(const MosaicSettings& s, bool checksums) {
+MapInputs read_maps(const MosaicSettings& s, bool fingerprint) {
   MapInputs in;
   std::string first_map;
   std::map<std::string, MapTile> all;
@@ -148,11 +130,17 @@ MapInputs read_maps(const MosaicSettings& s, bool checksums) {
   }
   if (in.tiles.empty()) throw InputError(join_items(s.maps), "no tile to mosaic");
   if (in.tiles.size() > 0xFFFE) throw ConfigError("mosaic: too many tiles (at most 65534)");
-  if (checksums) {
-    std::vector<std::string> sums;
-    for (const std::string& path : s.maps) sums.push_back(file_checksum(path));
-    std::sort(sums.begin(), sums.end());  // the order of --maps does not change the mosaic
-    in.identity = join_items(sums, ",");
+  if (fingerprint) {
+    // Each map by identity and by the fingerprint of the run that made it (a map is as large as its composites'
+    // tiles: not read twice). Sorted: the order of --maps does not change the mosaic.
+    std::vector<std::string> ids;
+    for (const std::string& path : s.maps) {
+      h5::File f = h5::File::open_read(path, MPI_COMM_NULL);
+      ids.push_back(hash::file_identity(path) + " " +
+                    (f.has_attr("run_fingerprint") ? f.attr_string("run_fingerprint") : std::string()));
+    }
+    std::sort(ids.begin(), ids.end());
+    in.identity = join_items(ids, ",");
   }
   return in;
 }
@@ -174,10 +162,6 @@ Plan make_plan(const MosaicSettings& s, const MapInputs& in, const std::string& 
   for (size_t b = 0; b < p.blocks.size(); ++b)
     if (!p.tiles_of_block[b].empty()) p.units.push_back(b);
   return p;
-}
-
-std::string part_path(const MosaicSettings& s, size_t block) {
-  return s.output + ".parts/" + std::to_string(block) + ".part";
 }
 
 // What a rank keeps open while it warps: each map file once, each tile's datasets and warper.
@@ -220,18 +204,17 @@ class TileSources {
   std::vector<std::unique_ptr<Slot>> slots_;
 };
 
-// One block: every listed tile warped and merged. Payload = class [px], then confidence [px].
-std::vector<std::uint8_t> mosaic_block(TileSources& sources, const geo::Window& w, const std::vector<size_t>& tiles) {
+// One block: every listed tile warped and merged into `out`: class [px], then confidence [px].
+void mosaic_block(TileSources& sources, const geo::Window& w, const std::vector<size_t>& tiles, std::uint8_t* out) {
   const size_t n = static_cast<size_t>(w.pixels());
-  std::vector<std::uint8_t> out(2 * n, kMosaicNoData), tile_cls(n), tile_conf(n);
+  std::fill_n(out, 2 * n, kMosaicNoData);
+  std::vector<std::uint8_t> tile_cls(n), tile_conf(n);
   std::unique_ptr<std::uint16_t[]> winner(new std::uint16_t[n]);  // (a vector here trips GCC 12's -Wfree-nonheap-object)
   std::fill_n(winner.get(), n, std::uint16_t{0xFFFF});
   for (size_t t : tiles) {
     sources.warper(t).warp(w, {tile_cls.data(), tile_conf.data()});
-    merge_tile(n, tile_cls.data(), tile_conf.data(), static_cast<std::uint16_t>(t), out.data(), out.data() + n,
-               winner.get());
+    merge_tile(n, tile_cls.data(), tile_conf.data(), static_cast<std::uint16_t>(t), out, out + n, winner.get());
   }
-  return out;
 }
 
 }  // namespace
@@ -280,7 +263,6 @@ void merge_tile(size_t n, const std::uint8_t* tile_class, const std::uint8_t* ti
 
 void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
   using clock = std::chrono::steady_clock;
-  const auto t0 = clock::now();
   if (s.maps.empty()) throw ConfigError("mosaic: no map file given (--maps MAP.h5[,MAP2.h5...])");
   if (s.output.empty()) throw ConfigError("mosaic: no output given (--output MOSAIC.tif)");
   if (s.block_size < 16 || s.block_size > 8192) throw ConfigError("--block-size must be between 16 and 8192");
@@ -289,64 +271,42 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
     throw ConfigError("--confidence-output must differ from --output");
   const std::string wkt = geo::crs_wkt_from_user(s.crs);  // ConfigError on every rank alike
 
-  // ---- plan: rank 0 checks the inputs and the state of the output before anything is written
+  BlockStageConfig config;
+  config.stage = "mosaic";
+  config.part_kind = kPartKind;
+  config.output = s.output;
+  config.outputs = {s.output};
+  if (!s.confidence_output.empty()) config.outputs.push_back(s.confidence_output);
+  config.depends_on = "maps or options";
+  config.overwrite = s.overwrite;
+  config.stored_fingerprint = [](const std::string& path) {
+    try {
+      return geo::RasterReader(path).metadata_item(kFingerprintKey);
+    } catch (const Error&) {
+      return std::string("?");
+    }
+  };
+  BlockStage stage(config, mpi);
+  stage.check_outputs();
+
+  // ---- plan: rank 0 checks the inputs before anything is written
   MapInputs in;
   Plan plan;
   std::string fingerprint;
-  bool already_complete = false;
-  std::unique_ptr<OutputLock> lock;
   parallel::root_first(mpi.world(), [&] {
-    std::string parent = fs::path(s.output).parent_path().string();
-    ensure_dir(parent.empty() ? "." : parent);
-    lock = std::make_unique<OutputLock>(s.output);
     in = read_maps(s, true);
     plan = make_plan(s, in, wkt);
     std::vector<std::string> names;
     for (auto& t : in.tiles) names.push_back(t.name);
-    // What the pixels depend on (map contents, CRS, grid, tiles) and what the parts depend on (block size).
-    char res[32];
-    std::snprintf(res, sizeof res, "%.17g", s.resolution);
-    const std::string text = "mosaic1|" + in.identity + "|" + wkt + "|" + res + "|" + plan.grid.describe() + "|b" +
-                             std::to_string(s.block_size) + "|" + join_items(names, ",");
-    fingerprint = hash::hex64(hash::fnv1a(text));
-    // A finished output of this configuration: nothing to do. One of another configuration: refused.
-    auto previous = [](const std::string& path) {
-      try {
-        return geo::RasterReader(path).metadata_item(kFingerprintKey);
-      } catch (const Error&) {
-        return std::string("?");
-      }
-    };
-    bool outputs_match = true;
-    for (const std::string& path : {s.output, s.confidence_output}) {
-      if (path.empty()) continue;
-      if (!fs::exists(path)) {
-        outputs_match = false;
-        continue;
-      }
-      if (previous(path) == fingerprint) continue;
-      outputs_match = false;
-      if (!s.overwrite)
-        throw OutputError(path, "exists from a different run (other maps or options); pass --overwrite to replace it");
-    }
-    if (outputs_match && !s.overwrite) {
-      already_complete = true;
-      return;
-    }
-    for (const std::string& path : {s.output, s.confidence_output}) {
-      if (path.empty()) continue;
-      const std::string parent = fs::path(path).parent_path().string();
-      ensure_dir(parent.empty() ? "." : parent);
-    }
-    prepare_parts_dir(s.output, fingerprint, s.overwrite, "maps or options");
+    // What the pixels depend on (maps, CRS, grid, tiles) and what the parts depend on (block size).
+    Fingerprint fp;
+    fp.add("stage", "mosaic1").add("maps", in.identity).add("crs", wkt).add("resolution", s.resolution);
+    fp.add("grid", plan.grid.describe()).add("block", std::to_string(s.block_size)).add("tiles", join_items(names, ","));
+    fingerprint = fp.hex();
   });
-  int complete = already_complete ? 1 : 0;
-  MPI_Bcast(&complete, 1, MPI_INT, 0, mpi.world());
-  if (complete) {
-    if (lock) lock->release_and_remove();
-    log::root(s.output + " is already complete for these maps and options: nothing to do");
+  if (!stage.begin(parallel::broadcast_string(mpi.world(), fingerprint),
+                   parallel::broadcast_string(mpi.world(), fingerprint), {"mosaic"}))
     return;
-  }
   fingerprint = parallel::broadcast_string(mpi.world(), fingerprint);
   if (!mpi.is_root()) {
     in = read_maps(s, false);
@@ -354,58 +314,33 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
   }
 
   // ---- resume: parts already there are verified in parallel; damaged ones are recomputed
-  const size_t n_units = plan.units.size();
-  std::vector<int> ok(n_units, 0);
-  for (size_t u = static_cast<size_t>(mpi.rank()); u < n_units; u += static_cast<size_t>(mpi.size())) {
-    const size_t b = plan.units[u];
-    const std::string path = part_path(s, b);
-    if (!fs::exists(path)) continue;
-    try {
-      read_part_file(path, kPartMagic, 2 * static_cast<size_t>(plan.blocks[b].pixels()));
-      ok[u] = 1;
-    } catch (const InputError& e) {
-      log::warn(std::string(e.what()) + " - recomputing that block");
-      std::error_code ec;
-      fs::remove(path, ec);
-    }
-  }
-  MPI_Allreduce(MPI_IN_PLACE, ok.data(), static_cast<int>(n_units), MPI_INT, MPI_MAX, mpi.world());
-  std::vector<size_t> todo;
-  std::vector<double> costs;
-  for (size_t u = 0; u < n_units; ++u)
-    if (!ok[u]) {
-      todo.push_back(u);
-      const size_t b = plan.units[u];
-      costs.push_back(static_cast<double>(plan.blocks[b].pixels()) * static_cast<double>(plan.tiles_of_block[b].size()));
-    }
-  const auto already = static_cast<std::int64_t>(n_units - todo.size());
+  std::vector<BlockUnit> units;
+  for (size_t b : plan.units)
+    units.push_back({0, b, plan.blocks[b], 2 * static_cast<size_t>(plan.blocks[b].pixels()),
+                     static_cast<double>(plan.blocks[b].pixels()) * static_cast<double>(plan.tiles_of_block[b].size())});
+  const std::vector<size_t> todo = stage.resume(units);
   if (mpi.is_root()) {
     std::set<std::string> crs;
     for (auto& t : in.tiles) crs.insert(geo::crs_short_name(t.grid.crs_wkt));
     log::info("mosaic: " + std::to_string(s.maps.size()) + " map file(s), " + std::to_string(in.tiles.size()) +
               " tile(s) in " + join_items(std::vector<std::string>(crs.begin(), crs.end())) + " -> " +
               plan.grid.describe() + "; " + std::to_string(plan.blocks.size()) + " blocks of " +
-              std::to_string(s.block_size) + " px, " + std::to_string(n_units) + " with data, " +
-              std::to_string(already) + " already done, " + std::to_string(todo.size()) + " to warp on " +
-              std::to_string(mpi.size()) + " rank(s)");
+              std::to_string(s.block_size) + " px, " + std::to_string(units.size()) + " with data, " +
+              std::to_string(stage.units_done_before()) + " already done, " + std::to_string(todo.size()) +
+              " to warp on " + std::to_string(mpi.size()) + " rank(s)");
   }
 
   // ---- compute
-  const auto assignment = parallel::balance(costs, mpi.size());
   const auto t_compute = clock::now();
   std::int64_t pixels = 0;
   {
     TileSources sources(in.tiles, plan.grid);
-    UnitProgress progress(mpi, "mosaic", static_cast<std::int64_t>(n_units), already);
-    for (size_t k : assignment[static_cast<size_t>(mpi.rank())]) {
-      const size_t b = plan.units[todo[k]];
-      write_part_file(part_path(s, b), kPartMagic, mosaic_block(sources, plan.blocks[b], plan.tiles_of_block[b]));
+    stage.compute(todo, [&](size_t u, std::uint8_t* payload) {
+      const size_t b = stage.units()[u].block;
+      mosaic_block(sources, plan.blocks[b], plan.tiles_of_block[b], payload);
       pixels += plan.blocks[b].pixels() * static_cast<std::int64_t>(plan.tiles_of_block[b].size());
-      progress.unit_done();
-    }
-    progress.finish(static_cast<std::int64_t>(n_units));
+    });
   }
-  MPI_Barrier(mpi.world());
   const std::int64_t total_pixels = parallel::sum(mpi.world(), pixels);
   const double compute_s = std::chrono::duration<double>(clock::now() - t_compute).count();
   if (mpi.is_root() && total_pixels > 0) {
@@ -419,8 +354,6 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
 
   // ---- assemble (rank 0): the parts stream into the COGs, block by block, then move into place
   parallel::root_first(mpi.world(), [&] {
-    std::vector<long> unit_of_block(plan.blocks.size(), -1);
-    for (size_t u = 0; u < n_units; ++u) unit_of_block[plan.units[u]] = static_cast<long>(u);
     const int blocks_x = (plan.grid.width + s.block_size - 1) / s.block_size;
     // The writers ask for windows of the block grid: block (x0 / size, y0 / size); offset 0 = class, n = confidence.
     auto read_band = [&](const geo::Window& w, std::uint8_t* out, size_t band) {
@@ -430,11 +363,12 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
       if (b >= plan.blocks.size() || plan.blocks[b].x0 != w.x0 || plan.blocks[b].y0 != w.y0 ||
           plan.blocks[b].pixels() != w.pixels())
         throw Error("mosaic: the writer asked for a window off the block grid");
-      if (unit_of_block[b] < 0) {
+      const size_t unit = stage.unit_of(0, b);
+      if (unit == BlockStage::kNone) {
         std::memset(out, kMosaicNoData, n);
         return;
       }
-      auto payload = read_part_file(part_path(s, b), kPartMagic, 2 * n);
+      const std::vector<std::uint8_t> payload = stage.read_part(unit);
       std::memcpy(out, payload.data() + band * n, n);
     };
     std::vector<std::pair<std::string, std::string>> metadata = {
@@ -470,13 +404,9 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
     geo::write_class_cog(
         s.output, plan.grid, [&](const geo::Window& w, std::uint8_t* out) { read_band(w, out, 0); }, s.block_size,
         in.class_names, in.colours, kMosaicNoData, metadata);
-    std::error_code ec;
-    fs::remove_all(s.output + ".parts", ec);
-    lock->release_and_remove();
-    log::info("wrote " + s.output + (s.confidence_output.empty() ? "" : " and " + s.confidence_output) + " (" +
-              plan.grid.describe() + ") in " +
-              log::format_duration(std::chrono::duration<double>(clock::now() - t0).count()));
   });
+  stage.finish(s.output + (s.confidence_output.empty() ? "" : " and " + s.confidence_output) + " (" +
+               plan.grid.describe() + ")");
 }
 
 }  // namespace s2crop::pipeline

@@ -4,7 +4,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -142,43 +141,6 @@ void ensure_dir(const std::string& dir) {
   if (!f) throw OutputError(dir, std::string("directory is not writable: ") + std::strerror(errno));
   std::fclose(f);
   std::remove(probe.c_str());
-}
-
-void write_part_file(const std::string& path, const char (&magic)[8], const std::vector<std::uint8_t>& payload) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  uLong crc = crc32(0L, Z_NULL, 0);
-  crc = crc32(crc, reinterpret_cast<const Bytef*>(magic), 8);
-  crc = crc32_z(crc, payload.data(), payload.size());
-  std::uint64_t sum = crc;
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw OutputError(tmp, std::string("cannot create: ") + std::strerror(errno));
-  bool ok = std::fwrite(magic, 1, 8, f) == 8 && std::fwrite(payload.data(), 1, payload.size(), f) == payload.size() &&
-            std::fwrite(&sum, 1, sizeof sum, f) == sizeof sum;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    throw OutputError(tmp, "write failed (disk full?)");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw OutputError(path, std::string("cannot rename part into place: ") + std::strerror(errno));
-}
-
-std::vector<std::uint8_t> read_part_file(const std::string& path, const char (&magic)[8], size_t expected_bytes) {
-  std::vector<std::uint8_t> payload(expected_bytes);
-  char head[8];
-  std::uint64_t sum = 0;
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw InputError(path, "intermediate block missing; rerun to recompute it");
-  bool ok = std::fread(head, 1, 8, f) == 8 && std::fread(payload.data(), 1, payload.size(), f) == payload.size() &&
-            std::fread(&sum, 1, sizeof sum, f) == sizeof sum && std::fgetc(f) == EOF;
-  std::fclose(f);
-  if (!ok || std::memcmp(head, magic, 8) != 0)
-    throw InputError(path, "damaged intermediate block (wrong size or format); delete it and rerun to recompute it");
-  uLong crc = crc32(0L, Z_NULL, 0);
-  crc = crc32(crc, reinterpret_cast<const Bytef*>(head), 8);
-  crc = crc32_z(crc, payload.data(), payload.size());
-  if (crc != sum) throw InputError(path, "damaged intermediate block (checksum); delete it and rerun to recompute it");
-  return payload;
 }
 
 }  // namespace s2crop::pipeline

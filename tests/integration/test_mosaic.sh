@@ -93,7 +93,7 @@ mkdir -p "$dir"
   > "$WORK/killed1.log" 2>&1 &
 pid=$!
 for i in $(seq 1 3000); do
-  [ "$(ls "$dir"/out/mosaic.tif.parts/ 2>/dev/null | grep -c '\.part$')" -ge $((total / 3)) ] && break
+  [ "$(find "$dir/out/mosaic.tif.parts" -name '*.part' 2>/dev/null | wc -l)" -ge $((total / 3)) ] && break
   kill -0 $pid 2>/dev/null || break
   sleep 0.01
 done
@@ -101,7 +101,7 @@ pkill -KILL -s "$pid" || true
 wait $pid 2>/dev/null || true
 for i in $(seq 1 100); do pgrep -s "$pid" > /dev/null || break; sleep 0.1; done
 [ ! -e "$dir/out/mosaic.tif" ] || fail "the run finished before the kill; the test did not interrupt it"
-done_before=$(ls "$dir"/out/mosaic.tif.parts/ | grep -c '\.part$' || true)
+done_before=$(find "$dir/out/mosaic.tif.parts" -name '*.part' | wc -l)
 [ "$done_before" -gt 0 ] || fail "no part written before the kill"
 run "$dir" 2 "${KILL_OPTS[@]}" > "$WORK/killed2.log" 2>&1 || { cat "$WORK/killed2.log"; fail "restart failed"; }
 grep -q "$done_before already done" "$WORK/killed2.log" || { cat "$WORK/killed2.log"; fail "restart did not resume"; }

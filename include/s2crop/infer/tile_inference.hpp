@@ -2,12 +2,11 @@
 // A model over every pixel of every tile of a composite file: what `classify` and `ndvi predict` share.
 // Torch-free: the model enters through BlockPredictor, implemented beside it (the only code that includes LibTorch).
 //
-// Lifecycle (collective): plan (rank 0 validates inputs and the output, one clear message) -> resume (finished
-// (tile, block) units found as CRC-checked part files under <output>.parts/, verified in parallel) -> compute (the
-// remaining units balanced over ranks, one part file each, progress in the log) -> assemble (one parallel HDF5
-// file, written as <output>.partial.h5 and renamed) -> export (COGs / quicklooks, tiles round-robin over ranks).
-// A rerun of a finished output with the same inputs and options is a no-op; different ones are refused unless
-// --overwrite. The output does not depend on the rank count.
+// It plugs into the block-stage engine (pipeline/block_stage.hpp), which owns the lock, the fingerprints, resume,
+// balancing and the parts: plan (rank 0 validates inputs and the output, one clear message) -> resume -> compute
+// (one part per (tile, block)) -> assemble (one parallel HDF5 file, staged and renamed) -> export (COGs /
+// quicklooks, tiles round-robin over ranks). A rerun of a finished output with the same inputs and options is a
+// no-op; different ones are refused unless --overwrite. The output does not depend on the rank count.
 //
 // Output layout: file attrs format, format_version, s2crop_version, created, config, inputs, model, run_fingerprint
 // (+ the model's own); /tiles/<tile>/ attrs crs_wkt, crs, geotransform, year, season_start, x / y scales, and one

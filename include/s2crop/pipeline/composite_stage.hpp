@@ -1,12 +1,13 @@
 #pragma once
 // `s2crop composite`: acquisitions -> monthly composites in one parallel HDF5 file.
 //
-// Lifecycle (every step collective over MPI_COMM_WORLD):
+// A stage of the block-stage engine (block_stage.hpp: lock, fingerprints, resume, parts). Lifecycle (every step
+// collective over MPI_COMM_WORLD):
 //   plan      rank 0 discovers acquisitions; all ranks inspect their files in parallel; rank 0 fixes each tile's
 //             grid, rejects (or with skip, drops) bad acquisitions, and broadcasts the plan.
 //   compute   (tile, block) units not yet done are balanced over the ranks; each unit is composited and saved as
-//             one part file <output>.parts/<tile>/<block>.part, written to a temporary name and renamed, so a
-//             SIGKILL at any moment loses at most the units in flight.
+//             one part file <output>.parts/<tile>/<block>.part (part_file.hpp), written to a temporary name and
+//             renamed, so a SIGKILL at any moment loses at most the units in flight.
 //   assemble  all ranks write the parts into <output>.partial.h5 through MPI-IO (collective, compressed, chunked by
 //             block), export COGs and quicklooks, then rank 0 renames it to <output> and removes the parts.
 // A rerun of the same command after a kill resumes at the first missing unit; the result does not depend on the

@@ -1,6 +1,6 @@
 #pragma once
-// What every block-parallel stage (composite, classify) shares: progress across ranks, atomic part files for
-// resumable units, peak-memory reporting, output directories.
+// The pieces of the block-stage engine (block_stage.hpp) and of its stages: progress across ranks, the output lock
+// and resume rules, tile georeference, peak-memory reporting, output directories.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -112,11 +112,5 @@ void prepare_parts_dir(const std::string& output, const std::string& fingerprint
 
 // Creates `dir` (and parents) and checks that it is writable; throws OutputError.
 void ensure_dir(const std::string& dir);
-
-// A finished unit as one file: an 8-byte magic, the payload, a CRC-32 of both. Written under a temporary name and
-// renamed, so a SIGKILL never leaves a part that looks whole; a torn or damaged part fails read_part_file.
-void write_part_file(const std::string& path, const char (&magic)[8], const std::vector<std::uint8_t>& payload);
-// The payload; throws InputError (naming the file) if it is missing, of another kind or size, or damaged.
-std::vector<std::uint8_t> read_part_file(const std::string& path, const char (&magic)[8], size_t expected_bytes);
 
 }  // namespace s2crop::pipeline

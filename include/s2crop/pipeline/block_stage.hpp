@@ -1,0 +1,130 @@
+#pragma once
+// The one engine of the block stages (composite, classify, ndvi predict, segment predict, mosaic). A stage plans its
+// units (group = tile, block of it) and computes one block into a buffer; the engine owns everything a rerun's
+// correctness depends on, in one order for every stage:
+//
+//   check_outputs()  the output's folder and every export folder writable: before discovery or compute
+//   begin()          the output locked (a second run refused by name); a finished output with this fingerprint is
+//                    nothing to do, one of another run refused unless --overwrite; <output>.parts/ kept for the same
+//                    parts fingerprint (resume), refused for another
+//   resume()         parts found are checked (CRC, kind, window, size) spread over the ranks; damaged ones recomputed
+//   compute()        the remaining units balanced over the ranks, one part file each (part_file.hpp), progress in
+//                    the log
+//   (the stage assembles its output from the parts, read through read_part / read_part_range, into
+//    staged_output(), collectively with collective_rounds(), and exports)
+//   finish()         the staged output moved into place, parts removed, lock released
+//
+// A stage that throws anywhere leaves no file that looks finished: the staged output is removed with the engine
+// and the lock file goes with the lock. Fingerprints are built with Fingerprint: inputs by identity (size and
+// modification time) and, where cheap (metadata, models), by content.
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "s2crop/common/staged_file.hpp"
+#include "s2crop/geo/grid.hpp"
+#include "s2crop/h5/h5.hpp"
+#include "s2crop/parallel/mpi.hpp"
+#include "s2crop/pipeline/part_file.hpp"
+
+namespace s2crop::pipeline {
+
+class OutputLock;
+
+// What a result depends on, as "key value" lines hashed into 16 hex digits. The one way stages fingerprint.
+class Fingerprint {
+ public:
+  Fingerprint& add(const std::string& key, const std::string& value);
+  Fingerprint& add(const std::string& key, double value);  // exact (17 significant digits)
+  // The file as it is on disk now: size and modification time (cheap for any size).
+  Fingerprint& add_file_identity(const std::string& path);
+  // The file's bytes (for small files: metadata, models); throws InputError naming it when unreadable.
+  Fingerprint& add_file_content(const std::string& path);
+  const std::string& text() const { return text_; }
+  std::string hex() const;
+
+ private:
+  std::string text_;
+};
+
+// One unit of work: block `block` of group `group` (a tile; the mosaic's one group).
+struct BlockUnit {
+  size_t group = 0, block = 0;
+  geo::Window window;
+  size_t payload_bytes = 0;  // the part's payload
+  double cost = 1;           // relative compute cost, for balancing
+};
+
+struct BlockStageConfig {
+  std::string stage;                  // "composite", "classify": log lines and messages
+  PartKind part_kind{};               // marks this stage's parts
+  std::string output;                 // the main output; its lock is "<output>.lock", its parts "<output>.parts/"
+  std::vector<std::string> outputs;   // every finished file; empty: just `output`
+  std::vector<std::string> export_dirs;  // folders exports write into (empty entries ignored)
+  std::string depends_on = "inputs or options";  // what the fingerprints cover, for messages
+  bool overwrite = false;
+  // The fingerprint stored in a finished output ("" where it cannot be read). Rank 0.
+  std::function<std::string(const std::string& path)> stored_fingerprint;
+};
+
+class BlockStage {
+ public:
+  static constexpr size_t kNone = std::numeric_limits<size_t>::max();
+
+  BlockStage(BlockStageConfig config, const parallel::MpiContext& mpi);
+  ~BlockStage();
+  BlockStage(const BlockStage&) = delete;
+  BlockStage& operator=(const BlockStage&) = delete;
+
+  // Collective.
+  void check_outputs();
+  // Collective. `groups` name the part folders. False: the output is complete for `output_fingerprint`; nothing to
+  // do (logged, lock released).
+  bool begin(const std::string& parts_fingerprint, const std::string& output_fingerprint,
+             const std::vector<std::string>& groups);
+  // Collective: the indices into `units` still to compute. Every rank passes the same units.
+  std::vector<size_t> resume(std::vector<BlockUnit> units);
+  std::int64_t units_done_before() const { return done_before_; }
+  // Collective: computes `todo` (from resume) balanced over the ranks in unit order per rank: `fn(unit, payload)`
+  // fills the unit's payload. Returns the units this rank computed.
+  std::vector<size_t> compute(const std::vector<size_t>& todo,
+                              const std::function<void(size_t unit, std::uint8_t* payload)>& fn);
+
+  const std::vector<BlockUnit>& units() const { return units_; }
+  // The unit of (group, block), kNone where the stage had no unit there.
+  size_t unit_of(size_t group, size_t block) const;
+  std::string part_path(size_t unit) const;
+  std::vector<std::uint8_t> read_part(size_t unit) const;
+  void read_part_range(size_t unit, size_t offset, size_t bytes, void* out) const;
+
+  // The temporary the stage assembles the main output in (the same name on every rank), removed if the run fails.
+  const std::string& staged_output();
+  // Collective writes of a group's blocks: every rank calls `fn` once per round, with its block of the round or
+  // kNone (a rank without a block must still take part, selecting nothing).
+  void collective_rounds(size_t blocks, const std::function<void(size_t block)>& fn) const;
+  // The attributes every stage's HDF5 output starts with: format, format_version, s2crop_version, created,
+  // config, run_fingerprint (the output fingerprint). Collective.
+  void write_file_attrs(h5::File& file, const std::string& format, std::int64_t format_version,
+                        const std::string& config_text) const;
+
+  // Collective: the staged output (if any) moved into place, the parts removed, the lock released; `wrote` is
+  // logged with the run's duration.
+  void finish(const std::string& wrote);
+
+ private:
+  BlockStageConfig config_;
+  const parallel::MpiContext& mpi_;
+  std::unique_ptr<OutputLock> lock_;       // rank 0
+  std::unique_ptr<StagedFile> staged_;     // rank 0, declared after the lock: removed before it is released
+  std::string staged_path_, output_fingerprint_;
+  std::vector<std::string> groups_;
+  std::vector<BlockUnit> units_;
+  std::vector<std::vector<size_t>> unit_of_;
+  std::int64_t done_before_ = 0;
+  double started_ = 0;
+};
+
+}  // namespace s2crop::pipeline

@@ -1,0 +1,220 @@
+#include "s2crop/pipeline/block_stage.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/common/hash.hpp"
+#include "s2crop/common/log.hpp"
+#include "s2crop/pipeline/stage_support.hpp"
+#include "s2crop/version.hpp"
+
+namespace fs = std::filesystem;
+
+namespace s2crop::pipeline {
+
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+// ---------------------------------------------------------------- Fingerprint
+
+Fingerprint& Fingerprint::add(const std::string& key, const std::string& value) {
+  text_ += key;
+  text_ += ' ';
+  text_ += value;
+  text_ += '\n';
+  return *this;
+}
+
+Fingerprint& Fingerprint::add(const std::string& key, double value) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", value);
+  return add(key, std::string(buf));
+}
+
+Fingerprint& Fingerprint::add_file_identity(const std::string& path) {
+  return add("file " + path, hash::file_identity(path));
+}
+
+Fingerprint& Fingerprint::add_file_content(const std::string& path) {
+  return add("content " + path, hash::hex64(hash::file_content(path)));
+}
+
+std::string Fingerprint::hex() const { return hash::hex64(hash::fnv1a(text_)); }
+
+// ---------------------------------------------------------------- BlockStage
+
+BlockStage::BlockStage(BlockStageConfig config, const parallel::MpiContext& mpi)
+    : config_(std::move(config)), mpi_(mpi), started_(now_seconds()) {
+  if (config_.outputs.empty()) config_.outputs.push_back(config_.output);
+}
+
+BlockStage::~BlockStage() = default;
+
+void BlockStage::check_outputs() {
+  parallel::root_first(mpi_.world(), [&] {
+    for (const std::string& out : config_.outputs) {
+      const std::string parent = fs::path(out).parent_path().string();
+      ensure_dir(parent.empty() ? "." : parent);
+    }
+    for (const std::string& dir : config_.export_dirs)
+      if (!dir.empty()) ensure_dir(dir);
+  });
+}
+
+bool BlockStage::begin(const std::string& parts_fingerprint, const std::string& output_fingerprint,
+                       const std::vector<std::string>& groups) {
+  groups_ = groups;
+  output_fingerprint_ = output_fingerprint;
+  bool complete = false;
+  parallel::root_first(mpi_.world(), [&] {
+    lock_ = std::make_unique<OutputLock>(config_.output);
+    // Complete when every output carries this run's fingerprint; an output of another run is refused (or replaced
+    // with --overwrite), so a changed input never passes as done.
+    bool all_match = true;
+    for (const std::string& out : config_.outputs) {
+      std::string previous;
+      if (fs::exists(out) && config_.stored_fingerprint) previous = config_.stored_fingerprint(out);
+      if (!output_is_complete(out, previous, output_fingerprint, config_.overwrite, config_.depends_on))
+        all_match = false;
+    }
+    if (all_match) {
+      complete = true;
+      return;
+    }
+    prepare_parts_dir(config_.output, parts_fingerprint, config_.overwrite, config_.depends_on);
+    for (const std::string& g : groups_) ensure_dir(config_.output + ".parts/" + g);
+  });
+  int flag = complete ? 1 : 0;
+  MPI_Bcast(&flag, 1, MPI_INT, 0, mpi_.world());
+  if (flag) {
+    if (lock_) lock_->release_and_remove();
+    log::root(config_.output + " is already complete for these " + config_.depends_on + ": nothing to do");
+    return false;
+  }
+  return true;
+}
+
+std::vector<size_t> BlockStage::resume(std::vector<BlockUnit> units) {
+  units_ = std::move(units);
+  unit_of_.assign(groups_.size(), {});
+  for (size_t u = 0; u < units_.size(); ++u) {
+    auto& row = unit_of_.at(units_[u].group);
+    if (row.size() <= units_[u].block) row.resize(units_[u].block + 1, kNone);
+    row[units_[u].block] = u;
+  }
+  // Rename makes parts atomic against SIGKILL, not against a node crash: every part found is checked before it is
+  // trusted, the reading spread over the ranks; a damaged one is deleted and recomputed.
+  std::vector<int> done(units_.size(), 0);
+  for (size_t u = static_cast<size_t>(mpi_.rank()); u < units_.size(); u += static_cast<size_t>(mpi_.size())) {
+    const std::string path = part_path(u);
+    std::error_code ec;
+    if (!fs::exists(path, ec)) continue;
+    try {
+      read_part(u);
+      done[u] = 1;
+    } catch (const InputError& e) {
+      log::warn(std::string(e.what()) + " - recomputing that block");
+      fs::remove(path, ec);
+    }
+  }
+  if (!done.empty())
+    MPI_Allreduce(MPI_IN_PLACE, done.data(), static_cast<int>(done.size()), MPI_INT, MPI_MAX, mpi_.world());
+  std::vector<size_t> todo;
+  for (size_t u = 0; u < units_.size(); ++u)
+    if (!done[u]) todo.push_back(u);
+  done_before_ = static_cast<std::int64_t>(units_.size() - todo.size());
+  return todo;
+}
+
+std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
+                                        const std::function<void(size_t, std::uint8_t*)>& fn) {
+  std::vector<double> costs;
+  for (size_t u : todo) costs.push_back(units_.at(u).cost);
+  const auto assignment = parallel::balance(costs, mpi_.size());
+  std::vector<size_t> mine;
+  UnitProgress progress(mpi_, config_.stage, static_cast<std::int64_t>(units_.size()), done_before_);
+  for (size_t k : assignment[static_cast<size_t>(mpi_.rank())]) {
+    const size_t u = todo[k];
+    const BlockUnit& unit = units_[u];
+    PartWriter part(part_path(u), config_.part_kind, unit.window, unit.payload_bytes);
+    fn(u, part.payload());
+    part.commit();
+    mine.push_back(u);
+    progress.unit_done();
+  }
+  progress.finish(static_cast<std::int64_t>(units_.size()));
+  MPI_Barrier(mpi_.world());
+  return mine;
+}
+
+size_t BlockStage::unit_of(size_t group, size_t block) const {
+  if (group >= unit_of_.size() || block >= unit_of_[group].size()) return kNone;
+  return unit_of_[group][block];
+}
+
+std::string BlockStage::part_path(size_t unit) const {
+  const BlockUnit& u = units_.at(unit);
+  char name[32];
+  std::snprintf(name, sizeof name, "%06zu.part", u.block);
+  return config_.output + ".parts/" + groups_.at(u.group) + "/" + name;
+}
+
+std::vector<std::uint8_t> BlockStage::read_part(size_t unit) const {
+  const BlockUnit& u = units_.at(unit);
+  return pipeline::read_part(part_path(unit), config_.part_kind, u.window, u.payload_bytes);
+}
+
+void BlockStage::read_part_range(size_t unit, size_t offset, size_t bytes, void* out) const {
+  pipeline::read_part_range(part_path(unit), offset, bytes, out);
+}
+
+const std::string& BlockStage::staged_output() {
+  if (staged_path_.empty()) {
+    StagedFile staged(config_.output, ".partial.h5");
+    staged_path_ = staged.path();
+    if (mpi_.is_root())
+      staged_ = std::make_unique<StagedFile>(std::move(staged));
+    else
+      staged.release();  // rank 0 owns the file: it moves it into place or removes it
+  }
+  return staged_path_;
+}
+
+void BlockStage::collective_rounds(size_t blocks, const std::function<void(size_t)>& fn) const {
+  const size_t ranks = static_cast<size_t>(mpi_.size());
+  const size_t rounds = (blocks + ranks - 1) / ranks;
+  for (size_t round = 0; round < rounds; ++round) {
+    const size_t b = round * ranks + static_cast<size_t>(mpi_.rank());
+    fn(b < blocks ? b : kNone);
+  }
+}
+
+void BlockStage::write_file_attrs(h5::File& file, const std::string& format, std::int64_t format_version,
+                                  const std::string& config_text) const {
+  file.set_attr("format", format);
+  file.set_attr("format_version", format_version);
+  file.set_attr("s2crop_version", std::string(kVersion));
+  // Every rank must write identical attribute values: rank 0's clock.
+  file.set_attr("created", parallel::broadcast_string(mpi_.world(), log::utc_timestamp()));
+  file.set_attr("config", config_text);
+  file.set_attr("run_fingerprint", output_fingerprint_);
+}
+
+void BlockStage::finish(const std::string& wrote) {
+  MPI_Barrier(mpi_.world());
+  parallel::root_first(mpi_.world(), [&] {
+    if (staged_) staged_->commit();
+    std::error_code ec;
+    fs::remove_all(config_.output + ".parts", ec);
+    lock_->release_and_remove();
+    log::info("wrote " + wrote + " in " + log::format_duration(now_seconds() - started_));
+  });
+}
+
+}  // namespace s2crop::pipeline
