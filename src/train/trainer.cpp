@@ -25,6 +25,7 @@
 #include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/staged_file.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/nn/ndvi_lstm.hpp"
@@ -336,18 +337,15 @@ void save_checkpoint(const std::string& dir, const std::string& fingerprint, con
                                .narrow(0, 0, static_cast<int64_t>(st.best_val_sums.size())));
   a.write("feature_mean", torch::tensor(spec.mean));
   a.write("feature_std", torch::tensor(spec.stddev));
-  const std::string path = dir + "/checkpoint.pt", tmp = path + ".tmp";
-  const std::string info_path = dir + "/checkpoint.txt", info_tmp = info_path + ".tmp";
+  const std::string path = dir + "/checkpoint.pt", info_path = dir + "/checkpoint.txt";
   // Both files are written next to their place first and renamed only when complete: a failed write (disk full)
-  // removes the temporaries and leaves the previous checkpoint as it was.
+  // removes the temporaries (their StagedFiles, unwinding) and leaves the previous checkpoint as it was.
+  StagedFile staged(path, ".tmp"), info_staged(info_path, ".tmp");
   auto fail = [&](const std::string& what) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    fs::remove(info_tmp, ignored);
     throw OutputError(path, "cannot write the checkpoint: " + what + "; the previous checkpoint (if any) is kept");
   };
   {
-    CheckedFile out(tmp);
+    CheckedFile out(staged.path());
     try {
       a.save_to([&](const void* data, size_t n) { return out.write(data, n); });
     } catch (const c10::Error& e) {
@@ -359,16 +357,20 @@ void save_checkpoint(const std::string& dir, const std::string& fingerprint, con
     if (int err = out.finish()) fail(write_failure_text(err));
   }
   {
-    CheckedFile info(info_tmp);
+    CheckedFile info(info_staged.path());
     const std::string text = "epoch " + std::to_string(st.epoch) + "\nstep " + std::to_string(st.step) +
                              "\nbest_epoch " + std::to_string(st.best_epoch) + "\n";
     info.write(text.data(), text.size());
     if (int err = info.finish()) fail(write_failure_text(err));
   }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fail("cannot move it into place: " + ec.message());
-  fs::rename(info_tmp, info_path, ec);
+  staged.commit();
+  // checkpoint.txt is a note for people (and tests polling for an epoch); resuming reads checkpoint.pt alone, so a
+  // note that cannot be moved into place (its temporary is then removed) does not stop the training.
+  try {
+    info_staged.commit();
+  } catch (const OutputError& e) {
+    log::warn(std::string("training: ") + e.what());
+  }
 }
 
 // Loads the checkpoint into `flat`, `opt`, `st`. False if there is none; throws InputError if it is damaged or
