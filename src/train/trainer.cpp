@@ -24,6 +24,7 @@
 #include "s2crop/assess/segmentation_metrics.hpp"
 #include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/hash.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/common/staged_file.hpp"
 #include "s2crop/h5/h5.hpp"
@@ -48,23 +49,14 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 
 // Portable, seeded random numbers (std::shuffle and the std distributions differ between library versions, and a
-// run must be reproducible anywhere for a given rank count).
-std::uint64_t splitmix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-std::uint64_t hash64(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t s = a * 0x9E3779B97F4A7C15ULL ^ b;
-  return splitmix64(s);
-}
+// run must be reproducible anywhere for a given rank count). The key of a pair: its values decide the split, the
+// shuffles and the augmentations of every seeded run, so it must not change.
+std::uint64_t hash64(std::uint64_t a, std::uint64_t b) { return hash::mix64(a * 0x9E3779B97F4A7C15ULL ^ b); }
 
 std::vector<std::uint32_t> permutation(const std::vector<std::uint32_t>& items, std::uint64_t seed, int epoch) {
   std::vector<std::uint32_t> p = items;
   std::uint64_t state = hash64(seed, static_cast<std::uint64_t>(epoch) + 1);
-  for (size_t i = p.size(); i > 1; --i) std::swap(p[i - 1], p[splitmix64(state) % i]);
+  for (size_t i = p.size(); i > 1; --i) std::swap(p[i - 1], p[hash::splitmix64(state) % i]);
   return p;
 }
 
@@ -433,10 +425,7 @@ bool load_checkpoint(const std::string& dir, const std::string& fingerprint, Fla
 // Bitwise checksum of the parameters: equal on every rank iff the replicas are identical (with overwhelming odds).
 std::uint64_t param_hash(const torch::Tensor& param) {
   auto c = param.contiguous();
-  const auto* words = static_cast<const std::uint32_t*>(c.data_ptr());
-  std::uint64_t h = 1469598103934665603ULL;
-  for (int64_t i = 0; i < c.numel(); ++i) h = (h ^ words[i]) * 1099511628211ULL;
-  return h;
+  return hash::fnv1a(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size());
 }
 
 }  // namespace
