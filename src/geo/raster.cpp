@@ -13,6 +13,7 @@
 
 #include "block_dataset.hpp"
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/staged_file.hpp"
 
 namespace s2crop::geo {
 
@@ -345,40 +346,36 @@ void write_raster(const std::string& path, const Grid& grid, PixelType type, con
   std::vector<const char*> copts;
   for (auto& o : opts) copts.push_back(o.c_str());
   copts.push_back(nullptr);
-  std::string tmp = path + ".tmp.tif";
+  StagedFile staged(path, ".tmp.tif");
+  // GDAL writes a GeoTIFF's category names to a .aux.xml side file next to the temporary; it has no StagedFile of
+  // its own (its temporary is not its final name plus a suffix), so each failure below removes it.
+  const std::string tmp_aux = staged.path() + ".aux.xml", aux = path + ".aux.xml";
   CPLErrorReset();
-  GDALDataset* out = out_driver->CreateCopy(tmp.c_str(), src.get(), FALSE, const_cast<char**>(copts.data()),
-                                            nullptr, nullptr);
+  GDALDataset* out = out_driver->CreateCopy(staged.path().c_str(), src.get(), FALSE,
+                                            const_cast<char**>(copts.data()), nullptr, nullptr);
   if (!out) {
-    VSIUnlink(tmp.c_str());
-    VSIUnlink((tmp + ".aux.xml").c_str());
+    VSIUnlink(tmp_aux.c_str());
     // A reader's own error (e.g. a damaged intermediate file, named) says more than GDAL's echo of it.
     if (blocks && blocks->failure()) std::rethrow_exception(blocks->failure());
     throw OutputError(path, "cannot write raster: " + last_gdal_error());
   }
   GDALClose(out);
   if (blocks && blocks->failure()) {  // a read failed but the driver carried on: never move such a file into place
-    VSIUnlink(tmp.c_str());
-    VSIUnlink((tmp + ".aux.xml").c_str());
+    VSIUnlink(tmp_aux.c_str());
     std::rethrow_exception(blocks->failure());
   }
-  // GeoTIFF keeps category names in a .aux.xml side file: it moves first, so the raster never appears without it,
-  // and a side file left by an earlier raster of the same name must not describe this one.
-  std::string tmp_aux = tmp + ".aux.xml", aux = path + ".aux.xml";
+  // The side file moves first, so the raster never appears without it, and a side file left by an earlier raster of
+  // the same name must not describe this one.
   VSIStatBufL st;
   if (VSIStatL(tmp_aux.c_str(), &st) == 0) {
     if (VSIRename(tmp_aux.c_str(), aux.c_str()) != 0) {
-      VSIUnlink(tmp.c_str());
       VSIUnlink(tmp_aux.c_str());
       throw OutputError(path, "cannot rename the raster's .aux.xml side file into place");
     }
   } else if (VSIStatL(aux.c_str(), &st) == 0) {
     VSIUnlink(aux.c_str());
   }
-  if (VSIRename(tmp.c_str(), path.c_str()) != 0) {
-    VSIUnlink(tmp.c_str());
-    throw OutputError(path, "cannot rename the finished raster into place");
-  }
+  staged.commit();
 }
 
 }  // namespace s2crop::geo

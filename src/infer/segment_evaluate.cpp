@@ -12,6 +12,7 @@
 #include "s2crop/assess/segmentation_metrics.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/staged_file.hpp"
 #include "s2crop/common/text.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/infer/segment.hpp"
@@ -365,9 +366,11 @@ void run_segment_evaluate(const SegmentEvaluateSettings& s, const parallel::MpiC
 
   // ---- predictions file: every rank writes its contiguous slice, collectively
   if (!s.predictions.empty()) {
-    const std::string partial = s.predictions + ".partial.h5";
+    // One name on every rank (a collective file); rank 0 alone moves it into place or removes it.
+    StagedFile staged(s.predictions, ".partial.h5");
+    if (!mpi.is_root()) staged.release();
     try {
-      h5::File f = h5::File::create(partial, mpi.world());
+      h5::File f = h5::File::create(staged.path(), mpi.world());
       f.set_attr("format", std::string(kPredictionsFormat));
       f.set_attr("format_version", kPredictionsVersion);
       f.set_attr("s2crop_version", std::string(kVersion));
@@ -404,17 +407,10 @@ void run_segment_evaluate(const SegmentEvaluateSettings& s, const parallel::MpiC
       error = e.what();
     }
     if (auto agreed = agreed_error(mpi.world(), error); !agreed.empty()) {
-      if (mpi.is_root()) {
-        std::error_code ignored;
-        fs::remove(partial, ignored);
-      }
+      staged.discard();  // rank 0's; the others' was released
       throw AgreedError(agreed);
     }
-    parallel::root_first(mpi.world(), [&] {
-      std::error_code ec;
-      fs::rename(partial, s.predictions, ec);
-      if (ec) throw OutputError(s.predictions, "cannot move the finished file into place: " + ec.message());
-    });
+    parallel::root_first(mpi.world(), [&] { staged.commit(); });
   }
 
   // ---- the report (rank 0)

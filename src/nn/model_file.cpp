@@ -7,6 +7,7 @@
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/staged_file.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/version.hpp"
 
@@ -28,10 +29,10 @@ void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& 
 
 void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Module& model, const std::string& provenance,
                 const std::string& run_fingerprint) {
-  const std::string tmp = path + ".partial";
+  StagedFile staged(path, ".partial");
   errno = 0;
   try {
-    h5::File f = h5::File::create(tmp, MPI_COMM_SELF);
+    h5::File f = h5::File::create(staged.path(), MPI_COMM_SELF);
     f.set_attr("format", std::string(kModelFormat));
     f.set_attr("format_version", kModelFormatVersion);
     f.set_attr("s2crop_version", std::string(kVersion));
@@ -96,16 +97,13 @@ void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Modul
     // HDF5 reports a failed write in its own words; the OS error it met is still in errno (the file's closing in
     // the unwinding fails the same way). No partial file is left to be mistaken for a model.
     const int err = errno;
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
+    staged.discard();
     const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
     throw OutputError(path, "cannot write the model file: " +
                                 (full ? "disk full? (" + std::string(std::strerror(err)) + ")" : std::string(e.what())) +
-                                "; the partial file " + tmp + " was removed");
+                                "; the partial file " + staged.path() + " was removed");
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw OutputError(path, "cannot move the model file into place: " + ec.message());
+  staged.commit();
 }
 
 ModelSpec read_model_spec(const std::string& path) {

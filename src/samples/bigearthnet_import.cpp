@@ -15,6 +15,7 @@
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/staged_file.hpp"
 #include "s2crop/common/text.hpp"
 #include "s2crop/composite/kernels.hpp"
 #include "s2crop/geo/raster.hpp"
@@ -528,7 +529,10 @@ void run_import(const ImportSettings& s, const parallel::MpiContext& mpi) {
   const std::size_t xv = header.x_values(), lv = header.label_values(), cv = header.clear_values();
   const std::size_t per_batch = std::max<std::size_t>(1, (std::size_t{256} << 20) / (xv * 2 + lv + cv));
   const std::size_t rounds = (longest + per_batch - 1) / per_batch;
-  const std::string staging = s.output + ".importing.h5";
+  // The patch set goes to a temporary name first: the patch names and dates are added before it becomes OUT, so a
+  // file named OUT is always complete. Rank 0 alone moves it into place or removes it.
+  StagedFile staging(s.output, ".importing.h5");
+  if (!mpi.is_root()) staging.release();
   log::root("import-bigearthnet: inspection done after " + log::format_duration(seconds_since(start)) + "; writing " +
             std::to_string(n) + " patches in " + std::to_string(rounds) + " round(s)");
   std::unique_ptr<log::Progress> progress;
@@ -538,8 +542,8 @@ void run_import(const ImportSettings& s, const parallel::MpiContext& mpi) {
   {
     // Past the writer's creation every rank must reach each collective write: a rank that fails to read a patch
     // says so in the round's exchange, and all leave together before the write.
-    PatchSetWriter writer(staging, header, Provenance{s.config_text, s.inputs}, n, begin, my_tile, my_row, my_col,
-                          mpi.world());
+    PatchSetWriter writer(staging.path(), header, Provenance{s.config_text, s.inputs}, n, begin, my_tile, my_row,
+                          my_col, mpi.world());
     std::vector<std::int16_t> x, refl(nb * plane);
     std::vector<std::uint8_t> labels, clear, valid(plane);
     std::vector<std::uint16_t> dn(plane), coarse;
@@ -597,28 +601,22 @@ void run_import(const ImportSettings& s, const parallel::MpiContext& mpi) {
   }  // an unfinished writer closes its file here, on every rank together
   if (failed) {
     const std::string message = agree_on_failure(mpi.world(), failed_at, failure);
-    if (mpi.is_root()) {
-      std::error_code ec;
-      fs::remove(staging + ".partial.h5", ec);
-      fs::remove(staging, ec);
-    }
+    staging.discard();  // the unfinished writer has removed its own temporary
     throw AgreedError(message);
   }
   if (progress) progress->finish();
 
-  // The patch names and dates, then the file becomes OUT: a file named OUT is always complete.
+  // The patch names and dates, then the file becomes OUT.
   parallel::root_first(mpi.world(), [&] {
     std::vector<std::string> names;
     for (const auto& p : patches) names.push_back(p.name);
     {
-      h5::File f = h5::File::open_update(staging);
+      h5::File f = h5::File::open_update(staging.path());
       f.create_string_dataset("patch_name", names);
       f.create_string_dataset("acquisition_date", all_dates);
       f.close();
     }
-    std::error_code ec;
-    fs::rename(staging, s.output, ec);
-    if (ec) throw OutputError(s.output, "cannot move the finished file into place: " + ec.message());
+    staging.commit();
   });
   log::root("import-bigearthnet: wrote " + std::to_string(n) + " patches of " + std::to_string(S) + " px to " +
             s.output + " in " + log::format_duration(seconds_since(start)));

@@ -3,16 +3,11 @@
 #include <algorithm>
 
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/hash.hpp"
 
 namespace s2crop::samples {
 
 namespace {
-std::uint64_t mix(std::uint64_t z) {
-  z += 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 int band_index(const std::vector<std::string>& bands, const std::string& name) {
   auto it = std::find(bands.begin(), bands.end(), name);
   return it == bands.end() ? -1 : static_cast<int>(it - bands.begin());
@@ -32,7 +27,7 @@ std::vector<float> ndvi_series(const std::vector<std::int16_t>& x, const Trainin
 }
 
 std::uint64_t ndvi_hash(std::uint64_t seed, std::uint64_t sample, std::uint64_t month, std::uint64_t step) {
-  return mix(mix(mix(mix(seed) ^ sample) ^ (month + 0x51ULL)) ^ step);
+  return hash::mix64(hash::mix64(hash::mix64(hash::mix64(seed) ^ sample) ^ (month + 0x51ULL)) ^ step);
 }
 
 std::vector<std::uint8_t> gapfill_hidden(const std::uint8_t* clear, std::uint64_t seed, std::uint64_t sample,
@@ -51,7 +46,7 @@ std::vector<std::uint8_t> gapfill_hidden(const std::uint8_t* clear, std::uint64_
       ++n_hidden;
     }
     if (h < best) best = h, forced = m;
-    const std::uint64_t k = mix(h);
+    const std::uint64_t k = hash::mix64(h);
     if (k < keep_best) keep_best = k, kept = m;
   }
   if (n_hidden == 0) hidden[forced] = 1, n_hidden = 1;

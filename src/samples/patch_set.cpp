@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/staged_file.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/version.hpp"
 
@@ -129,7 +131,9 @@ std::size_t PatchSetHeader::clear_values() const {
 }
 
 struct PatchSetWriter::Impl {
-  std::string path, partial;
+  // First, so that it outlives the file: an unfinished writer closes the file before rank 0 removes it.
+  std::optional<StagedFile> staged;
+  std::string path;
   PatchSetHeader header;
   MPI_Comm comm = MPI_COMM_NULL;
   h5::File file;
@@ -144,7 +148,6 @@ PatchSetWriter::PatchSetWriter(const std::string& path, const PatchSetHeader& he
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.path = path;
-  m.partial = path + ".partial.h5";
   m.header = header;
   m.header.patches = total;
   m.comm = comm;
@@ -157,7 +160,12 @@ PatchSetWriter::PatchSetWriter(const std::string& path, const PatchSetHeader& he
   if (total == 0) throw AgreedError(path + ": no patches to write");
   if (auto problem = check_label_layers(header.label_layers); !problem.empty())
     throw Error(path + ": label layers: " + problem);
-  m.file = h5::File::create(m.partial, comm);
+  // All ranks create the one file collectively, under one name; rank 0 alone moves it into place or removes it.
+  m.staged.emplace(path, ".partial.h5");
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  if (rank != 0) m.staged->release();
+  m.file = h5::File::create(m.staged->path(), comm);
   h5::File& f = m.file;
   f.set_attr("format", std::string(kPatchSetFormat));
   f.set_attr("format_version", kPatchSetVersion);
@@ -212,12 +220,7 @@ void PatchSetWriter::finish() {
   m.labels = {};
   m.clear = {};  // datasets closed before the file, or HDF5 refuses to finish it
   m.file.close();
-  const std::string partial = m.partial, path = m.path;
-  parallel::root_first(m.comm, [&] {
-    std::error_code ec;
-    std::filesystem::rename(partial, path, ec);
-    if (ec) throw OutputError(path, "cannot move the finished file into place: " + ec.message());
-  });
+  parallel::root_first(m.comm, [&] { m.staged->commit(); });
 }
 
 PatchSetHeader read_patch_set_header(const std::string& path) {

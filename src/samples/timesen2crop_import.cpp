@@ -10,6 +10,7 @@
 #include "s2crop/common/crop_classes.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/staged_file.hpp"
 #include "s2crop/common/text.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/samples/training_set.hpp"
@@ -352,18 +353,17 @@ void run_import(const ImportSettings& s, const parallel::MpiContext& mpi) {
                       std::to_string(bad_total) + " are malformed");
 
   // The training set goes to a temporary name first: the skipped list is added before it becomes OUT, so a file
-  // named OUT is always complete.
-  const std::string staging = s.output + ".importing.h5";
-  write_training_set(staging, local, Provenance{s.config_text, {s.root}}, mpi);
+  // named OUT is always complete. Rank 0 alone moves it into place or removes it.
+  StagedFile staging(s.output, ".importing.h5");
+  if (!mpi.is_root()) staging.release();
+  write_training_set(staging.path(), local, Provenance{s.config_text, {s.root}}, mpi);
   parallel::root_first(mpi.world(), [&] {
-    h5::File f = h5::File::open_update(staging);
+    h5::File f = h5::File::open_update(staging.path());
     f.set_attr("skipped", skipped);
     f.set_attr("skipped_count", static_cast<std::int64_t>(all_bad.size()));
     f.set_attr("dropped_no_clear_observation", dropped);
     f.close();
-    std::error_code ec;
-    fs::rename(staging, s.output, ec);
-    if (ec) throw OutputError(s.output, "cannot move the finished file into place: " + ec.message());
+    staging.commit();
     log::root("import-timesen2crop: wrote " + s.output);
   });
 }

@@ -6,6 +6,7 @@
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/staged_file.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/version.hpp"
 
@@ -86,11 +87,13 @@ void write_training_set(const std::string& path, const TrainingSet& local, const
   if (mpi.rank() == 0) offset = 0;  // MPI_Exscan leaves rank 0's result undefined
   MPI_Allreduce(&mine, &total, 1, MPI_INT64_T, MPI_SUM, mpi.world());
   if (total == 0) throw AgreedError(path + ": no samples to write (no labelled pixel matched the selection)");
-  const std::string partial = path + ".partial.h5";
+  // All ranks create the one file collectively, under one name; rank 0 alone moves it into place.
+  StagedFile staged(path, ".partial.h5");
+  if (mpi.rank() != 0) staged.release();
   {
     // Past this point a failure on one rank would leave the others in HDF5 collectives: stop all (see main).
     auto write_all = [&]() noexcept(true) {
-      h5::File f = h5::File::create(partial, mpi.world());
+      h5::File f = h5::File::create(staged.path(), mpi.world());
       f.set_attr("format", std::string(kTrainingSetFormat));
       f.set_attr("format_version", kTrainingSetVersion);
       f.set_attr("s2crop_version", std::string(kVersion));
@@ -129,11 +132,7 @@ void write_training_set(const std::string& path, const TrainingSet& local, const
     };
     write_all();
   }
-  parallel::root_first(mpi.world(), [&] {
-    std::error_code ec;
-    std::filesystem::rename(partial, path, ec);
-    if (ec) throw OutputError(path, "cannot move the finished file into place: " + ec.message());
-  });
+  parallel::root_first(mpi.world(), [&] { staged.commit(); });
 }
 
 TrainingSet read_training_set_labels(const std::string& path) {

@@ -14,6 +14,7 @@
 
 #include "s2crop/common/crop_classes.hpp"
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/staged_file.hpp"
 #include "s2crop/common/text.hpp"
 #include "s2crop/geo/raster.hpp"
 #include "s2crop/sentinel2/bands.hpp"
@@ -52,16 +53,14 @@ void write_jp2(const std::string& path, const geo::Grid& grid, GDALDataType type
     throw OutputError(path, "cannot fill in-memory raster");
   src->GetRasterBand(1)->SetNoDataValue(0);
   const char* opts[] = {"QUALITY=100", "REVERSIBLE=YES", "YCBCR420=NO", nullptr};
-  std::string tmp = path + ".tmp.jp2";
+  StagedFile staged(path, ".tmp.jp2");
   CPLErrorReset();
-  GDALDataset* out = jp2->CreateCopy(tmp.c_str(), src.get(), FALSE, const_cast<char**>(opts), nullptr, nullptr);
-  if (!out) {
-    VSIUnlink(tmp.c_str());
-    throw OutputError(path, std::string("cannot write JPEG2000: ") + CPLGetLastErrorMsg());
-  }
+  GDALDataset* out =
+      jp2->CreateCopy(staged.path().c_str(), src.get(), FALSE, const_cast<char**>(opts), nullptr, nullptr);
+  if (!out) throw OutputError(path, std::string("cannot write JPEG2000: ") + CPLGetLastErrorMsg());
   GDALClose(out);
-  VSIUnlink((tmp + ".aux.xml").c_str());
-  if (VSIRename(tmp.c_str(), path.c_str()) != 0) throw OutputError(path, "cannot rename the finished raster into place");
+  VSIUnlink((staged.path() + ".aux.xml").c_str());
+  staged.commit();
 }
 
 std::string platform_name(const Acquisition& a) { return std::string("sentinel-2") + (a.platform == 'A' ? "a" : "b"); }
@@ -287,10 +286,11 @@ void write_parcels(const std::string& path, const std::vector<TileSpec>& tiles, 
   geo::init_gdal();
   GDALDriver* drv = GetGDALDriverManager()->GetDriverByName("GPKG");
   if (!drv) throw OutputError(path, "GDAL driver GPKG is not available");
-  std::string tmp = path + ".tmp.gpkg";
-  VSIUnlink(tmp.c_str());
+  // Declared before the dataset, so that a failure closes the dataset before its temporary is removed.
+  StagedFile staged(path, ".tmp.gpkg");
+  VSIUnlink(staged.path().c_str());  // the GPKG driver refuses to create over a temporary left by a killed run
   CPLErrorReset();
-  std::unique_ptr<GDALDataset> ds(drv->Create(tmp.c_str(), 0, 0, 0, GDT_Unknown, nullptr));
+  std::unique_ptr<GDALDataset> ds(drv->Create(staged.path().c_str(), 0, 0, 0, GDT_Unknown, nullptr));
   if (!ds) throw OutputError(path, std::string("cannot create GeoPackage: ") + CPLGetLastErrorMsg());
   for (size_t t = 0; t < tiles.size(); ++t) {
     const TileSpec& tile = tiles[t];
@@ -328,7 +328,7 @@ void write_parcels(const std::string& path, const std::vector<TileSpec>& tiles, 
     if (layer->CommitTransaction() != OGRERR_NONE) throw OutputError(path, "cannot commit layer " + tile.name);
   }
   ds.reset();
-  if (VSIRename(tmp.c_str(), path.c_str()) != 0) throw OutputError(path, "cannot rename the GeoPackage into place");
+  staged.commit();
 }
 
 void write_labels(const std::string& out_dir, const TileSpec& tile, const FieldLayout& layout) {

@@ -24,7 +24,9 @@
 #include "s2crop/assess/segmentation_metrics.hpp"
 #include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/hash.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/staged_file.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/nn/ndvi_lstm.hpp"
@@ -47,23 +49,14 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 
 // Portable, seeded random numbers (std::shuffle and the std distributions differ between library versions, and a
-// run must be reproducible anywhere for a given rank count).
-std::uint64_t splitmix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-std::uint64_t hash64(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t s = a * 0x9E3779B97F4A7C15ULL ^ b;
-  return splitmix64(s);
-}
+// run must be reproducible anywhere for a given rank count). The key of a pair: its values decide the split, the
+// shuffles and the augmentations of every seeded run, so it must not change.
+std::uint64_t hash64(std::uint64_t a, std::uint64_t b) { return hash::mix64(a * 0x9E3779B97F4A7C15ULL ^ b); }
 
 std::vector<std::uint32_t> permutation(const std::vector<std::uint32_t>& items, std::uint64_t seed, int epoch) {
   std::vector<std::uint32_t> p = items;
   std::uint64_t state = hash64(seed, static_cast<std::uint64_t>(epoch) + 1);
-  for (size_t i = p.size(); i > 1; --i) std::swap(p[i - 1], p[splitmix64(state) % i]);
+  for (size_t i = p.size(); i > 1; --i) std::swap(p[i - 1], p[hash::splitmix64(state) % i]);
   return p;
 }
 
@@ -336,18 +329,15 @@ void save_checkpoint(const std::string& dir, const std::string& fingerprint, con
                                .narrow(0, 0, static_cast<int64_t>(st.best_val_sums.size())));
   a.write("feature_mean", torch::tensor(spec.mean));
   a.write("feature_std", torch::tensor(spec.stddev));
-  const std::string path = dir + "/checkpoint.pt", tmp = path + ".tmp";
-  const std::string info_path = dir + "/checkpoint.txt", info_tmp = info_path + ".tmp";
+  const std::string path = dir + "/checkpoint.pt", info_path = dir + "/checkpoint.txt";
   // Both files are written next to their place first and renamed only when complete: a failed write (disk full)
-  // removes the temporaries and leaves the previous checkpoint as it was.
+  // removes the temporaries (their StagedFiles, unwinding) and leaves the previous checkpoint as it was.
+  StagedFile staged(path, ".tmp"), info_staged(info_path, ".tmp");
   auto fail = [&](const std::string& what) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    fs::remove(info_tmp, ignored);
     throw OutputError(path, "cannot write the checkpoint: " + what + "; the previous checkpoint (if any) is kept");
   };
   {
-    CheckedFile out(tmp);
+    CheckedFile out(staged.path());
     try {
       a.save_to([&](const void* data, size_t n) { return out.write(data, n); });
     } catch (const c10::Error& e) {
@@ -359,16 +349,20 @@ void save_checkpoint(const std::string& dir, const std::string& fingerprint, con
     if (int err = out.finish()) fail(write_failure_text(err));
   }
   {
-    CheckedFile info(info_tmp);
+    CheckedFile info(info_staged.path());
     const std::string text = "epoch " + std::to_string(st.epoch) + "\nstep " + std::to_string(st.step) +
                              "\nbest_epoch " + std::to_string(st.best_epoch) + "\n";
     info.write(text.data(), text.size());
     if (int err = info.finish()) fail(write_failure_text(err));
   }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fail("cannot move it into place: " + ec.message());
-  fs::rename(info_tmp, info_path, ec);
+  staged.commit();
+  // checkpoint.txt is a note for people (and tests polling for an epoch); resuming reads checkpoint.pt alone, so a
+  // note that cannot be moved into place (its temporary is then removed) does not stop the training.
+  try {
+    info_staged.commit();
+  } catch (const OutputError& e) {
+    log::warn(std::string("training: ") + e.what());
+  }
 }
 
 // Loads the checkpoint into `flat`, `opt`, `st`. False if there is none; throws InputError if it is damaged or
@@ -431,10 +425,7 @@ bool load_checkpoint(const std::string& dir, const std::string& fingerprint, Fla
 // Bitwise checksum of the parameters: equal on every rank iff the replicas are identical (with overwhelming odds).
 std::uint64_t param_hash(const torch::Tensor& param) {
   auto c = param.contiguous();
-  const auto* words = static_cast<const std::uint32_t*>(c.data_ptr());
-  std::uint64_t h = 1469598103934665603ULL;
-  for (int64_t i = 0; i < c.numel(); ++i) h = (h ^ words[i]) * 1099511628211ULL;
-  return h;
+  return hash::fnv1a(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size());
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/staged_file.hpp"
 #include "s2crop/geo/raster.hpp"
 #include "s2crop/viz/draw.hpp"
 
@@ -62,12 +63,12 @@ void write_png(const std::string& path, const Image& image) {
     src->GetRasterBand(b + 1)->RasterIO(GF_Write, 0, 0, image.width, image.height,
                                         const_cast<std::uint8_t*>(image.rgb.data()) + b, image.width, image.height,
                                         GDT_Byte, 3, static_cast<GSpacing>(image.width) * 3, nullptr);
-  std::string tmp = path + ".tmp.png";
-  GDALDataset* out = png->CreateCopy(tmp.c_str(), src.get(), FALSE, nullptr, nullptr, nullptr);
+  StagedFile staged(path, ".tmp.png");
+  GDALDataset* out = png->CreateCopy(staged.path().c_str(), src.get(), FALSE, nullptr, nullptr, nullptr);
   if (!out) throw OutputError(path, std::string("cannot write PNG: ") + CPLGetLastErrorMsg());
   GDALClose(out);
-  VSIUnlink((tmp + ".aux.xml").c_str());
-  if (VSIRename(tmp.c_str(), path.c_str()) != 0) throw OutputError(path, "cannot move PNG into place");
+  VSIUnlink((staged.path() + ".aux.xml").c_str());
+  staged.commit();
 }
 
 Image panel_image(int width, int height, const std::vector<std::string>& titles,
