@@ -1,6 +1,6 @@
 #pragma once
-// Shared option handling for every subcommand: INI file via --config (command line wins), --help, and the
-// effective configuration text stored in every output.
+// Shared option handling for every subcommand: INI file via --config (command line wins), --help, the effective
+// configuration text stored in every output, and the option groups several commands share.
 #include <boost/program_options.hpp>
 #include <cstdint>
 #include <string>
@@ -20,7 +20,8 @@ namespace s2crop::cli {
 namespace po = boost::program_options;
 
 // Parses argv (after the subcommand name) and an optional --config INI file into `vm`. Adds --help, --config,
-// --verbose to `options`. Returns false when --help was printed (caller exits 0). Throws ConfigError on bad options.
+// --verbose to `options`. Returns false when --help was printed (caller exits 0). Throws ConfigError on bad options,
+// values outside the ranges or choices an OptionBinder declared included (checked before --print-config prints).
 bool parse_options(const std::string& command, const std::string& usage, const std::string& description,
                    po::options_description& options, po::positional_options_description* positional, int argc,
                    char** argv, po::variables_map& vm, bool print_help_on_this_rank);
