@@ -147,6 +147,9 @@ class OptionBinder {
  private:
   template <class T>
   static po::typed_value<T>* with_default(po::typed_value<T>* v, const T& value) {
+    static_assert(std::is_same_v<T, bool> || !std::is_unsigned_v<T>,
+                  "Boost reads \"-1\" into an unsigned type as its maximum: bind unsigned fields with add_text and a "
+                  "parser (parse_seed)");
     if constexpr (std::is_floating_point_v<T>)
       return v->default_value(value, detail::number_text(value));  // --help as --print-config shows it
     else
