@@ -83,21 +83,27 @@ pipeline::Assessment assess_model(const ModelAssessmentSettings& s) {
 }  // namespace
 
 int run_assess(int argc, char** argv, const parallel::MpiContext& mpi) {
+  pipeline::MapAssessmentSettings by_map;
+  ModelAssessmentSettings by_model;
+  std::string output_dir;
   po::options_description opts("Assess options");
-  opts.add_options()
-      ("map", po::value<std::string>()->default_value(""), "class-map HDF5 file from s2crop classify")
-      ("reference", po::value<std::string>()->default_value(""),
-       "with --map: folder of reference label rasters <tile>_class.tif (uint8, 255 = unlabelled), or one raster")
-      ("reference-values", po::value<std::string>()->default_value("timesen2crop"),
-       "what reference raster values are: timesen2crop (class ids 0-15, matched to the map's classes by name) or "
-       "map-index (indices into the map's class_names)")
-      ("model", po::value<std::string>()->default_value(""), "model file from s2crop train (instead of --map)")
-      ("samples", po::value<std::string>()->default_value(""), "with --model: held-out training-set HDF5")
-      ("tiles", po::value<std::string>()->default_value(""), "only these tiles, comma-separated (default: all)")
-      ("pixel-area", po::value<double>()->default_value(0),
-       "area of one pixel in m2 for the hectare estimates; 0: from the map's grid (100 for sample sets)")
-      ("output-dir,o", po::value<std::string>()->default_value(""),
-       "folder for accuracy.json, accuracy.md and confusion.png");
+  OptionBinder b(opts);
+  b.add("map", by_map.map, "class-map HDF5 file from s2crop classify")
+      .add("reference", by_map.reference,
+           "with --map: folder of reference label rasters <tile>_class.tif (uint8, 255 = unlabelled), or one raster")
+      .add_text("reference-values", by_map.reference_values,
+                "what reference raster values are: timesen2crop (class ids 0-15, matched to the map's classes by "
+                "name) or map-index (indices into the map's class_names)",
+                pipeline::parse_reference_values, [](pipeline::ReferenceValues v) {
+                  return std::string(v == pipeline::ReferenceValues::MapIndex ? "map-index" : "timesen2crop");
+                })
+      .add("model", by_model.model, "model file from s2crop train (instead of --map)")
+      .add("samples", by_model.samples, "with --model: held-out training-set HDF5");
+  add_tiles(b, by_map.tiles);
+  b.add("pixel-area", by_map.pixel_area_m2,
+        "area of one pixel in m2 for the hectare estimates; 0: from the map's grid (100 for sample sets)",
+        Range<double>{0})
+      .add("output-dir,o", output_dir, "folder for accuracy.json, accuracy.md and confusion.png");
   po::variables_map vm;
   if (!parse_options("assess", "(--map MAP.h5 --reference LABELS | --model MODEL --samples S.h5) --output-dir DIR",
                      "Accuracy of a classified map against reference label rasters (pixel by pixel), or of a model "
@@ -106,33 +112,15 @@ int run_assess(int argc, char** argv, const parallel::MpiContext& mpi) {
                      "accuracy and class areas with 95 % confidence intervals (Olofsson et al. 2014).",
                      opts, nullptr, argc, argv, vm, mpi.is_root()))
     return 0;
-  const std::string map = vm["map"].as<std::string>(), model = vm["model"].as<std::string>();
-  const std::string output_dir = vm["output-dir"].as<std::string>();
-  const double pixel_area = vm["pixel-area"].as<double>();
-  if (map.empty() == model.empty()) throw ConfigError("s2crop assess: give either --map or --model (see --help)");
+  if (by_map.map.empty() == by_model.model.empty())
+    throw ConfigError("s2crop assess: give either --map or --model (see --help)");
   if (output_dir.empty()) throw ConfigError("s2crop assess: --output-dir is required");
-  if (pixel_area < 0) throw ConfigError("--pixel-area must not be negative");
-  const std::vector<std::string> tiles = parse_tile_list(vm["tiles"].as<std::string>());
+  by_model.tiles = by_map.tiles;
+  if (by_map.pixel_area_m2 > 0) by_model.pixel_area_m2 = by_map.pixel_area_m2;  // else per sample: 100 m2
 
   // The comparison is light (a 256 x 256 count table per tile): rank 0 does it, the other ranks wait for its verdict.
   parallel::root_first(mpi.world(), [&] {
-    pipeline::Assessment a;
-    if (!map.empty()) {
-      pipeline::MapAssessmentSettings s;
-      s.map = map;
-      s.reference = vm["reference"].as<std::string>();
-      s.tiles = tiles;
-      s.reference_values = pipeline::parse_reference_values(vm["reference-values"].as<std::string>());
-      s.pixel_area_m2 = pixel_area;
-      a = pipeline::assess_map(s);
-    } else {
-      ModelAssessmentSettings s;
-      s.model = model;
-      s.samples = vm["samples"].as<std::string>();
-      s.tiles = tiles;
-      if (pixel_area > 0) s.pixel_area_m2 = pixel_area;
-      a = assess_model(s);
-    }
+    pipeline::Assessment a = by_map.map.empty() ? assess_model(by_model) : pipeline::assess_map(by_map);
     a.provenance.emplace_back("s2crop_version", kVersion);
     pipeline::write_assessment(a, output_dir);
   });

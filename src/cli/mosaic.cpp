@@ -6,27 +6,29 @@
 namespace s2crop::cli {
 
 int run_mosaic(int argc, char** argv, const parallel::MpiContext& mpi) {
+  pipeline::MosaicSettings s;
   po::options_description opts("Mosaic options");
   opts.add_options()
       ("maps", po::value<std::vector<std::string>>()->composing(),
        "class map HDF5 files from 's2crop classify', comma-separated or repeated; they must share their class "
-       "names, and a tile may appear in one of them only")
-      ("output,o", po::value<std::string>(), "class mosaic to write: a Cloud-Optimized GeoTIFF (uint8, 255 = no data) "
-       "with the maps' colour table and class names, tiled, DEFLATE, overviews by mode")
-      ("confidence-output", po::value<std::string>()->default_value(""),
-       "also write the confidence of each mosaic pixel (top probability x 100, 255 = no data) as a COG here")
-      ("crs", po::value<std::string>()->default_value("EPSG:3035"),
-       "CRS of the mosaic: EPSG code, WKT or PROJ string (default: ETRS89-LAEA Europe)")
-      ("resolution", po::value<double>()->default_value(10, "10"),
-       "pixel size in units of --crs (metres for EPSG:3035); the grid's edges are multiples of it (like gdalwarp "
-       "-tap) and it covers the union of the tiles")
-      ("tiles", po::value<std::string>()->default_value(""),
-       "only these tiles, comma-separated (default: every tile of every map)")
-      ("block-size", po::value<int>()->default_value(1024),
-       "block edge in output pixels: the unit of work spread over the ranks and of resume; memory per rank "
-       "follows it (values never depend on it)")
-      ("overwrite", po::bool_switch(),
-       "replace an existing mosaic (or the blocks of an interrupted run) made from other maps or options");
+       "names, and a tile may appear in one of them only");
+  OptionBinder b(opts);
+  b.add_unset("output,o", s.output,
+              "class mosaic to write: a Cloud-Optimized GeoTIFF (uint8, 255 = no data) with the maps' colour table "
+              "and class names, tiled, DEFLATE, overviews by mode")
+      .add("confidence-output", s.confidence_output,
+           "also write the confidence of each mosaic pixel (top probability x 100, 255 = no data) as a COG here")
+      .add("crs", s.crs, "CRS of the mosaic: EPSG code, WKT or PROJ string (default: ETRS89-LAEA Europe)")
+      .add("resolution", s.resolution,
+           "pixel size in units of --crs (metres for EPSG:3035); the grid's edges are multiples of it (like gdalwarp "
+           "-tap) and it covers the union of the tiles",
+           Range<double>::above(0));
+  add_tiles(b, s.tiles, "only these tiles, comma-separated (default: every tile of every map)");
+  add_block_size(b, s.block_size, kMosaicBlockSizes,
+                 "block edge in output pixels: the unit of work spread over the ranks and of resume; memory per rank "
+                 "follows it (values never depend on it)");
+  add_overwrite(b, s.overwrite,
+                "replace an existing mosaic (or the blocks of an interrupted run) made from other maps or options");
   po::variables_map vm;
   if (!parse_options("mosaic", "--maps MAP.h5[,MAP2.h5...] --output MOSAIC.tif [options]",
                      "Warps the per-tile class maps of one or more map files (tiles in any UTM zones) into one\n"
@@ -39,17 +41,9 @@ int run_mosaic(int argc, char** argv, const parallel::MpiContext& mpi) {
                      "where it stopped when started again; a finished mosaic is not redone.",
                      opts, nullptr, argc, argv, vm, mpi.is_root()))
     return 0;
-  pipeline::MosaicSettings s;
   if (vm.count("maps"))
     for (auto& item : vm["maps"].as<std::vector<std::string>>())
       for (auto& path : split_list(item)) s.maps.push_back(path);
-  if (vm.count("output")) s.output = vm["output"].as<std::string>();
-  s.confidence_output = vm["confidence-output"].as<std::string>();
-  s.crs = vm["crs"].as<std::string>();
-  s.resolution = vm["resolution"].as<double>();
-  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
-  s.block_size = vm["block-size"].as<int>();
-  s.overwrite = vm["overwrite"].as<bool>();
   s.config_text = effective_config(vm);
   pipeline::run_mosaic(s, mpi);
   return 0;

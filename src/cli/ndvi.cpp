@@ -12,30 +12,38 @@ namespace s2crop::cli {
 namespace {
 
 int run_ndvi_train(int argc, char** argv, const parallel::MpiContext& mpi) {
+  // The NDVI LSTM's defaults where they differ from the crop-type classifier's (train::TrainSettings).
+  train::TrainSettings s;
+  s.task = "forecast";
+  s.hidden = 64;
+  s.dropout = 0.1;
+  s.lr = 3e-3;
   po::options_description opts("NDVI train options");
-  opts.add_options()
-      ("task", po::value<std::string>()->default_value("forecast"),
-       "forecast (months 1..t -> NDVI of months t+1..t+horizon) or gapfill (masked-input training: restore hidden "
-       "observed months)")
-      ("horizon", po::value<int>()->default_value(1), "forecast: months predicted after the last observed one")
-      ("t-min", po::value<int>()->default_value(3), "forecast: fewest months observed before a forecast (1-11)")
-      ("t-max", po::value<int>()->default_value(9), "forecast: most months observed before a forecast (1-11)")
-      ("mask-fraction", po::value<double>()->default_value(0.25),
-       "gapfill: probability of hiding each observed month from the input (at least one is hidden)")
-      ("samples,s", po::value<std::string>(), "training set HDF5 (with per-month clear flags, from 's2crop extract')")
-      ("assume-clear", po::bool_switch(), "accept a training set without per-month clear flags (every month observed)")
-      ("output,o", po::value<std::string>(), "model file to write (HDF5, self-describing: task, horizon, t range)")
-      ("val-tiles", po::value<std::string>()->default_value(""), "validate on these tiles; default: --val-fraction")
-      ("bands", po::value<std::string>()->default_value(""), "covariate bands besides NDVI (default: none)")
-      ("hidden", po::value<int>()->default_value(64), "LSTM hidden units")
-      ("layers", po::value<int>()->default_value(2), "LSTM layers")
-      ("dropout", po::value<double>()->default_value(0.1), "dropout between LSTM layers")
-      ("lr", po::value<double>()->default_value(3e-3), "peak learning rate (AdamW)")
-      ("patience", po::value<int>()->default_value(6), "early stopping after this many epochs without a better "
-                                                        "validation RMSE (0: off)")
-      ("backend", po::value<std::string>()->default_value("auto"), "gradient all-reduce: auto, mpi or nccl")
-      ("seed", po::value<std::string>()->default_value("42"), "seed of initialisation, sampling, masking and dropout");
-  add_training_loop_options(opts);
+  OptionBinder b(opts);
+  b.add("task", s.task,
+        "forecast (months 1..t -> NDVI of months t+1..t+horizon) or gapfill (masked-input training: restore hidden "
+        "observed months)")
+      .add("horizon", s.horizon, "forecast: months predicted after the last observed one")
+      .add("t-min", s.t_min, "forecast: fewest months observed before a forecast (1-11)")
+      .add("t-max", s.t_max, "forecast: most months observed before a forecast (1-11)")
+      .add("mask-fraction", s.mask_fraction,
+           "gapfill: probability of hiding each observed month from the input (at least one is hidden)")
+      .add_unset("samples,s", s.samples,
+                 "training set HDF5 (with per-month clear flags, from 's2crop extract')")
+      .flag("assume-clear", s.assume_clear,
+            "accept a training set without per-month clear flags (every month observed)")
+      .add_unset("output,o", s.output, "model file to write (HDF5, self-describing: task, horizon, t range)")
+      .add_text("val-tiles", s.val_tiles, "validate on these tiles; default: --val-fraction", split_list, join_list)
+      .add_text("bands", s.bands, "covariate bands besides NDVI (default: none)", split_list, join_list)
+      .add("hidden", s.hidden, "LSTM hidden units")
+      .add("layers", s.layers, "LSTM layers")
+      .add("dropout", s.dropout, "dropout between LSTM layers")
+      .add("lr", s.lr, "peak learning rate (AdamW)")
+      .add("patience", s.patience,
+           "early stopping after this many epochs without a better validation RMSE (0: off)")
+      .add("backend", s.backend, "gradient all-reduce: auto, mpi or nccl");
+  add_seed(b, s.seed, "seed of initialisation, sampling, masking and dropout");
+  add_training_loop_options(b, s);
   po::variables_map vm;
   if (!parse_options("ndvi train", "--samples SET.h5 --output MODEL.h5 [--task forecast|gapfill] [options]",
                      "Trains the NDVI prediction LSTM on the monthly NDVI series of a training set with the same "
@@ -44,76 +52,60 @@ int run_ndvi_train(int argc, char** argv, const parallel::MpiContext& mpi) {
                      "enter the model as 'not visible', never as their gap-filled value.",
                      opts, nullptr, argc, argv, vm, mpi.is_root()))
     return 0;
-  train::TrainSettings s;
-  s.task = vm["task"].as<std::string>();
-  s.horizon = vm["horizon"].as<int>();
-  s.t_min = vm["t-min"].as<int>();
-  s.t_max = vm["t-max"].as<int>();
-  s.mask_fraction = vm["mask-fraction"].as<double>();
-  s.assume_clear = vm["assume-clear"].as<bool>();
-  read_training_settings(vm, s);
-  train::run_train(s, mpi);
+  s.config_text = effective_config(vm);
+  train::run_train(s, mpi);  // checks the ranges of all settings (train/settings.hpp) first
   return 0;
 }
 
 int run_ndvi_evaluate(int argc, char** argv, const parallel::MpiContext& mpi) {
+  infer::NdviEvaluateSettings s;
   po::options_description opts("NDVI evaluate options");
-  opts.add_options()
-      ("model,m", po::value<std::string>(), "NDVI model (from 's2crop ndvi train')")
-      ("samples,s", po::value<std::string>(), "training set with the held-out series")
-      ("tiles", po::value<std::string>()->default_value(""), "held-out tiles to evaluate on (default: all samples)")
-      ("climatology-tiles", po::value<std::string>()->default_value(""),
-       "tiles the per-class climatology is computed from (default: every tile not evaluated)")
-      ("task", po::value<std::string>()->default_value(""), "expected task (error if the model was trained for another)")
-      ("horizon", po::value<int>()->default_value(0), "expected forecast horizon (error if the model has another)")
-      ("mask-fraction", po::value<double>()->default_value(0.25), "gapfill: share of observed months hidden")
-      ("seed", po::value<unsigned long>()->default_value(4242), "gapfill: seed of the hidden months")
-      ("output,o", po::value<std::string>(), "metrics JSON to write")
-      ("plot", po::value<std::string>()->default_value(""), "PNG of predicted vs observed series for sample pixels")
-      ("plot-samples", po::value<int>()->default_value(4), "pixels in the plot")
-      ("threads", po::value<int>()->default_value(0), "threads (0: node cores)");
+  OptionBinder b(opts);
+  b.add_unset("model,m", s.model, "NDVI model (from 's2crop ndvi train')")
+      .add_unset("samples,s", s.samples, "training set with the held-out series");
+  add_tiles(b, s.tiles, "held-out tiles to evaluate on (default: all samples)");
+  b.add_text("climatology-tiles", s.climatology_tiles,
+             "tiles the per-class climatology is computed from (default: every tile not evaluated)", split_list,
+             join_list)
+      .add("task", s.task, "expected task (error if the model was trained for another)")
+      .add("horizon", s.horizon, "expected forecast horizon (error if the model has another)")
+      .add("mask-fraction", s.mask_fraction, "gapfill: share of observed months hidden");
+  add_seed(b, s.seed, "gapfill: seed of the hidden months");
+  b.add_unset("output,o", s.output_json, "metrics JSON to write")
+      .add("plot", s.plot_png, "PNG of predicted vs observed series for sample pixels")
+      .add("plot-samples", s.plot_samples, "pixels in the plot");
+  add_threads(b, s.threads, "threads (0: node cores)");
   po::variables_map vm;
   if (!parse_options("ndvi evaluate", "--model MODEL.h5 --samples SET.h5 --tiles TILE --output METRICS.json",
                      "RMSE, MAE and R^2 of the NDVI model on held-out series, overall, per horizon and per month, "
                      "side by side with persistence, linear interpolation (gap-fill) and per-class climatology.",
                      opts, nullptr, argc, argv, vm, mpi.is_root()))
     return 0;
-  infer::NdviEvaluateSettings s;
-  if (vm.count("model")) s.model = vm["model"].as<std::string>();
-  if (vm.count("samples")) s.samples = vm["samples"].as<std::string>();
-  if (vm.count("output")) s.output_json = vm["output"].as<std::string>();
-  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
-  s.climatology_tiles = split_list(vm["climatology-tiles"].as<std::string>());
-  s.task = vm["task"].as<std::string>();
-  s.horizon = vm["horizon"].as<int>();
-  s.mask_fraction = vm["mask-fraction"].as<double>();
-  s.seed = vm["seed"].as<unsigned long>();
-  s.plot_png = vm["plot"].as<std::string>();
-  s.plot_samples = vm["plot-samples"].as<int>();
-  s.threads = vm["threads"].as<int>();
   infer::run_ndvi_evaluate(s, mpi);
   return 0;
 }
 
 int run_ndvi_predict(int argc, char** argv, const parallel::MpiContext& mpi) {
+  infer::NdviPredictSettings s;
   po::options_description opts("NDVI predict options");
-  opts.add_options()
-      ("composites,c", po::value<std::string>(), "composite HDF5 file (from 's2crop composite')")
-      ("model,m", po::value<std::string>(), "NDVI model (from 's2crop ndvi train')")
-      ("output,o", po::value<std::string>(), "NDVI prediction HDF5 file to write")
-      ("tiles", po::value<std::string>()->default_value(""), "only these tiles, comma-separated (default: all)")
-      ("task", po::value<std::string>()->default_value(""), "expected task (error if the model was trained for another)")
-      ("horizon", po::value<int>()->default_value(0), "expected forecast horizon (error if the model has another)")
-      ("origin", po::value<int>()->default_value(0),
-       "forecast: months of the season observed before the forecast (default: the most the model was trained for)")
-      ("cog", po::value<std::string>()->default_value(""),
-       "also export one GeoTIFF (COG) per tile: the forecast months or the filled series, a band per month")
-      ("quicklook", po::value<std::string>()->default_value(""), "write one PNG per tile (NDVI ramp per month)")
-      ("block-size", po::value<int>()->default_value(512), "block edge in pixels: the unit of work and of resume")
-      ("batch-size", po::value<int>()->default_value(4096), "pixels per model call")
-      ("threads", po::value<int>()->default_value(0), "threads per rank (0: node cores / ranks on the node)")
-      ("deflate", po::value<int>()->default_value(1), "HDF5 deflate level (0 = uncompressed)")
-      ("overwrite", po::bool_switch(), "replace an existing output (or leftovers of another interrupted run)");
+  OptionBinder b(opts);
+  b.add_unset("composites,c", s.composites, "composite HDF5 file (from 's2crop composite')")
+      .add_unset("model,m", s.model, "NDVI model (from 's2crop ndvi train')")
+      .add_unset("output,o", s.output, "NDVI prediction HDF5 file to write");
+  add_tiles(b, s.tiles);
+  b.add("task", s.task, "expected task (error if the model was trained for another)")
+      .add("horizon", s.horizon, "expected forecast horizon (error if the model has another)")
+      .add("origin", s.origin,
+           "forecast: months of the season observed before the forecast (default: the most the model was trained "
+           "for)");
+  add_exports(b, s.cog_dir, s.quicklook_dir,
+              "also export one GeoTIFF (COG) per tile: the forecast months or the filled series, a band per month",
+              "write one PNG per tile (NDVI ramp per month)");
+  add_block_size(b, s.block_size, kInferenceBlockSizes);
+  b.add("batch-size", s.batch_size, "pixels per model call");
+  add_threads(b, s.threads);
+  add_deflate(b, s.deflate);
+  add_overwrite(b, s.overwrite, "replace an existing output (or leftovers of another interrupted run)");
   po::variables_map vm;
   if (!parse_options("ndvi predict", "--composites C.h5 --model MODEL.h5 --output NDVI.h5 [options]",
                      "Runs the NDVI model over every pixel of every tile of a composite file with the same per-block "
@@ -124,21 +116,6 @@ int run_ndvi_predict(int argc, char** argv, const parallel::MpiContext& mpi) {
                      "int16, -32768 = no data.",
                      opts, nullptr, argc, argv, vm, mpi.is_root()))
     return 0;
-  infer::NdviPredictSettings s;
-  if (vm.count("composites")) s.composites = vm["composites"].as<std::string>();
-  if (vm.count("model")) s.model = vm["model"].as<std::string>();
-  if (vm.count("output")) s.output = vm["output"].as<std::string>();
-  s.tiles = parse_tile_list(vm["tiles"].as<std::string>());
-  s.task = vm["task"].as<std::string>();
-  s.horizon = vm["horizon"].as<int>();
-  s.origin = vm["origin"].as<int>();
-  s.cog_dir = vm["cog"].as<std::string>();
-  s.quicklook_dir = vm["quicklook"].as<std::string>();
-  s.block_size = vm["block-size"].as<int>();
-  s.batch_size = vm["batch-size"].as<int>();
-  s.threads = vm["threads"].as<int>();
-  s.deflate = vm["deflate"].as<int>();
-  s.overwrite = vm["overwrite"].as<bool>();
   s.config_text = effective_config(vm);
   infer::run_ndvi_predict(s, mpi);
   return 0;

@@ -1,6 +1,8 @@
 #include "options.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -9,6 +11,7 @@
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/sentinel2/acquisition.hpp"
+#include "s2crop/train/trainer.hpp"
 
 namespace s2crop::cli {
 
@@ -145,6 +148,103 @@ std::vector<std::string> parse_tile_list(const std::string& text) {
     out.push_back(t);
   }
   return out;
+}
+
+std::string join_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
+std::uint64_t parse_seed(const std::string& text) {
+  const bool digits = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789") == std::string::npos;
+  errno = 0;
+  const unsigned long long value = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+  if (!digits || errno == ERANGE)
+    throw ConfigError("--seed " + text + ": must be a whole number from 0 to 18446744073709551615");
+  return value;
+}
+
+void add_block_size(OptionBinder& b, int& block_size, const Range<int>& range, const std::string& help) {
+  b.add("block-size", block_size, help, range);
+}
+
+void add_tiles(OptionBinder& b, std::vector<std::string>& tiles, const std::string& help) {
+  b.add_text("tiles", tiles, help, parse_tile_list, join_list);
+}
+
+void add_exports(OptionBinder& b, std::string& cog_dir, std::string& quicklook_dir, const std::string& cog_help,
+                 const std::string& quicklook_help) {
+  b.add("cog", cog_dir, cog_help).add("quicklook", quicklook_dir, quicklook_help);
+}
+
+void add_threads(OptionBinder& b, int& threads, const std::string& help) {
+  b.add("threads", threads, help, Range<int>{0});
+}
+
+void add_deflate(OptionBinder& b, int& deflate, const std::string& help) {
+  b.add("deflate", deflate, help, Range<int>{0, 9});
+}
+
+void add_overwrite(OptionBinder& b, bool& overwrite, const std::string& help) { b.flag("overwrite", overwrite, help); }
+
+void add_seed(OptionBinder& b, std::uint64_t& seed, const std::string& help) {
+  b.add_text("seed", seed, help, parse_seed, [](std::uint64_t v) { return std::to_string(v); });
+}
+
+void add_method(OptionBinder& b, composite::Method& method) {
+  b.add_text("method", method, "median or mean of the clear observations", Choices{{"median", "mean"}},
+             composite::parse_method,
+             [](composite::Method m) { return std::string(m == composite::Method::Mean ? "mean" : "median"); });
+}
+
+void add_boa_offset(OptionBinder& b, sentinel2::OffsetMode& mode, const std::string& help) {
+  // parse_offset_mode also takes "none" for 0, so no Choices: its error lists the values.
+  b.add_text("boa-offset", mode, help, sentinel2::parse_offset_mode, [](sentinel2::OffsetMode m) {
+    return std::string(m == sentinel2::OffsetMode::Zero         ? "0"
+                       : m == sentinel2::OffsetMode::Baseline04 ? "-1000"
+                                                                : "auto");
+  });
+}
+
+void add_on_error(OptionBinder& b, bool& skip_bad, const std::string& help) {
+  b.add_text("on-error", skip_bad, help, Choices{{"fail", "skip"}}, [](const std::string& v) { return v == "skip"; },
+             [](bool skip) { return std::string(skip ? "skip" : "fail"); });
+}
+
+void add_months(OptionBinder& b, std::vector<int>& months) {
+  b.add_text("months", months, "season months stacked into the input, 1-12 comma-separated (default: all 12)",
+             parse_season_months, [](const std::vector<int>& zero_based) {
+               std::string out;
+               for (int m : zero_based) out += (out.empty() ? "" : ",") + std::to_string(m + 1);
+               return out;
+             });
+}
+
+void add_training_loop_options(OptionBinder& b, train::TrainSettings& s) {
+  b.add("checkpoint-dir", s.checkpoint_dir, "checkpoints (default: OUTPUT.ckpt)");
+  add_tiles(b, s.tiles, "use only samples of these tiles (keep test tiles out)");
+  b.add("val-fraction", s.val_fraction,
+        "fraction of parcels (or samples) held out for validation, in [0, 1) (0: none; the epoch with the lowest "
+        "training loss is kept)")
+      .add("epochs", s.epochs, "maximum epochs")
+      .add("val-every", s.val_every,
+           "validate every this many epochs and after the last (patience counts validations; the model kept is the "
+           "best validated epoch): for large validation sets or many short epochs")
+      .add("batch-size", s.batch_size, "samples per rank and step (global batch = this x ranks)")
+      .add("weight-decay", s.weight_decay, "decoupled weight decay")
+      .add("lr-schedule", s.lr_schedule, "cosine (to lr/100), step (halving) or none")
+      .add("bucket-mb", s.bucket_mb, "gradient bucket size for the all-reduce (MiB)")
+      // Not add_threads: train::check_settings checks it with the other training options.
+      .add("threads", s.threads, "threads per rank (0: node cores / ranks on the node)")
+      .flag("resume", s.require_resume, "require a checkpoint to continue from (a matching one is always used)");
+  add_overwrite(b, s.overwrite, "replace an existing model and discard checkpoints");
+  b.add("max-steps", s.max_steps, "stop after this many optimiser steps (0: no limit)")
+      .add("step-log", s.step_log, "write loss per step as TSV (rank 0)")
+      .flag("check-replicas", s.check_replicas, "verify after every step that all ranks hold identical parameters")
+      .flag("reproducible", s.reproducible,
+            "compute each sample's gradient alone and sum in double precision (also across ranks): the training then "
+            "hardly depends on the rank count, in the last bits too; slower");
 }
 
 }  // namespace s2crop::cli

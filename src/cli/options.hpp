@@ -1,12 +1,15 @@
 #pragma once
-// Shared option handling for every subcommand: INI file via --config (command line wins), --help, and the
-// effective configuration text stored in every output.
+// Shared option handling for every subcommand: INI file via --config (command line wins), --help, the effective
+// configuration text stored in every output, and the option groups several commands share.
 #include <boost/program_options.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "option_binder.hpp"
+#include "s2crop/composite/kernels.hpp"
 #include "s2crop/parallel/mpi.hpp"
+#include "s2crop/sentinel2/acquisition.hpp"
 
 namespace s2crop::train {
 struct TrainSettings;
@@ -17,7 +20,8 @@ namespace s2crop::cli {
 namespace po = boost::program_options;
 
 // Parses argv (after the subcommand name) and an optional --config INI file into `vm`. Adds --help, --config,
-// --verbose to `options`. Returns false when --help was printed (caller exits 0). Throws ConfigError on bad options.
+// --verbose to `options`. Returns false when --help was printed (caller exits 0). Throws ConfigError on bad options,
+// values outside the ranges or choices an OptionBinder declared included (checked before --print-config prints).
 bool parse_options(const std::string& command, const std::string& usage, const std::string& description,
                    po::options_description& options, po::positional_options_description* positional, int argc,
                    char** argv, po::variables_map& vm, bool print_help_on_this_rank);
@@ -33,14 +37,46 @@ std::vector<std::string> split_list(const std::string& text);
 // other names (sen2r regions) are kept as given. ConfigError for a name that could not be a tile (e.g. "../x").
 std::vector<std::string> parse_tile_list(const std::string& text);
 
-// The training commands (`train`, `ndvi train`) run the one trainer: the options of its loop (checkpoints, split,
-// schedule, communicator, threads, test hooks) are declared once here; model options stay with each command.
-void add_training_loop_options(po::options_description& options);
-// Every TrainSettings field both commands share (their loop options and the model options they both have). Their
-// ranges are checked by train::check_settings (train/settings.hpp), which run_train calls first.
-void read_training_settings(const po::variables_map& vm, train::TrainSettings& s);
-// --seed (declared by each training command as text): a whole number 0..2^64-1; "-1" is a ConfigError, not 2^64-1.
+// Shared option groups, declared once (name, range, binding) and reused by every command that has them; the help
+// text is the command's where its wording differs. Defaults come from the settings structs.
+
+// --block-size: the stages' own ranges (they check them again for library callers).
+inline const Range<int> kInferenceBlockSizes{16, 4096};  // infer/tile_inference: classify, ndvi and segment predict
+inline const Range<int> kCompositeBlockSizes{4, 4096};
+inline const Range<int> kMosaicBlockSizes{16, 8192};
+void add_block_size(OptionBinder& b, int& block_size, const Range<int>& range,
+                    const std::string& help = "block edge in pixels: the unit of work and of resume");
+// --tiles, read by parse_tile_list.
+void add_tiles(OptionBinder& b, std::vector<std::string>& tiles,
+               const std::string& help = "only these tiles, comma-separated (default: all)");
+// --cog and --quicklook: the folders of the exports.
+void add_exports(OptionBinder& b, std::string& cog_dir, std::string& quicklook_dir, const std::string& cog_help,
+                 const std::string& quicklook_help);
+// --threads >= 0 (0: the node's cores shared by its ranks).
+void add_threads(OptionBinder& b, int& threads,
+                 const std::string& help = "threads per rank (0: node cores / ranks on the node)");
+// --deflate 0-9.
+void add_deflate(OptionBinder& b, int& deflate, const std::string& help = "HDF5 deflate level (0 = uncompressed)");
+void add_overwrite(OptionBinder& b, bool& overwrite, const std::string& help);
+// --seed as text, read by parse_seed.
+void add_seed(OptionBinder& b, std::uint64_t& seed, const std::string& help);
+// --seed: a whole number 0..2^64-1; "-1" is a ConfigError, not 2^64-1 (as Boost would read it into an unsigned).
 std::uint64_t parse_seed(const std::string& text);
+// The compositing options of `composite` and `import-timesen2crop`: --method median|mean, --boa-offset
+// auto|0|-1000, --on-error fail|skip (skip_bad).
+void add_method(OptionBinder& b, composite::Method& method);
+void add_boa_offset(OptionBinder& b, sentinel2::OffsetMode& mode, const std::string& help);
+void add_on_error(OptionBinder& b, bool& skip_bad, const std::string& help);
+// --months of the U-Net commands (segment train, pretrain), read by parse_season_months.
+void add_months(OptionBinder& b, std::vector<int>& months);
+// "a,b" from a list, the inverse of split_list (defaults of list options shown from the struct).
+std::string join_list(const std::vector<std::string>& items);
+
+// The training commands (`train`, `ndvi train`, `segment train`, `pretrain`) run the one trainer: the options of its
+// loop (checkpoints, split, schedule, communicator, threads, test hooks) are declared once here, bound into `s`;
+// model options stay with each command. No ranges here: train::check_settings, which run_train calls first, is the
+// one check of every training option.
+void add_training_loop_options(OptionBinder& b, train::TrainSettings& s);
 
 // The subcommands.
 int run_synth(int argc, char** argv, const parallel::MpiContext& mpi);

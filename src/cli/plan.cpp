@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <iostream>
 
 #include "options.hpp"
@@ -7,19 +8,46 @@
 
 namespace s2crop::cli {
 
+namespace {
+
+// The plan reads each stage's --config file (default configs/<stage>.ini) line by line: a FIFO, a terminal or
+// /dev/stdin would make it wait forever, so anything but a regular file is refused by name. The stages the plan
+// reads: every stage of the job, and composite, extract and train for the inputs of the others.
+void check_stage_configs(const pipeline::JobDefinition& job) {
+  std::vector<std::string> stages = job.stages();
+  for (const char* also : {"composite", "extract", "train"}) stages.emplace_back(also);
+  for (const auto& stage : stages) {
+    const std::string script = job.get(stage, "script");
+    std::string config = job.resolve("configs/" + (script.empty() ? stage : script) + ".ini");
+    const auto args = job.stage_args(stage);
+    for (size_t i = 0; i < args.size(); ++i) {  // the last --config wins, as in JobDefinition::stage_option
+      if (args[i] == "--config" && i + 1 < args.size()) config = job.resolve(args[i + 1]);
+      if (args[i].rfind("--config=", 0) == 0) config = job.resolve(args[i].substr(9));
+    }
+    std::error_code ec;
+    if (std::filesystem::exists(config, ec) && !std::filesystem::is_regular_file(config, ec))
+      throw ConfigError("plan: stage " + stage + ": --config " + config + " is not a regular file");
+  }
+}
+
+}  // namespace
+
 int run_plan(int argc, char** argv, const parallel::MpiContext& mpi) {
+  pipeline::PlanOptions options;
+  std::string costs_path, json;
   po::options_description opts("Plan options");
   opts.add_options()
       ("job", po::value<std::string>(), "job definition (INI), e.g. jobs/austria.ini")
       ("set", po::value<std::vector<std::string>>()->composing(),
-       "override a value of the job definition, SECTION.KEY=VALUE (repeatable; as jobs/submit --set)")
-      ("costs", po::value<std::string>()->default_value(""),
-       "per-unit costs (default: jobs/costs.ini of the checkout; measured on the development machine)")
-      ("target-hours", po::value<double>()->default_value(2.0),
-       "suggest the nodes that finish each stage in about this many hours")
-      ("cores-per-node", po::value<int>()->default_value(32),
-       "cores of a node, for stages whose definition gives no ranks per node")
-      ("json", po::value<std::string>()->default_value(""), "also write the estimate as JSON to this file");
+       "override a value of the job definition, SECTION.KEY=VALUE (repeatable; as jobs/submit --set)");
+  OptionBinder b(opts);
+  b.add("costs", costs_path,
+        "per-unit costs (default: jobs/costs.ini of the checkout; measured on the development machine)")
+      .add("target-hours", options.target_hours, "suggest the nodes that finish each stage in about this many hours",
+           Range<double>::above(0))
+      .add("cores-per-node", options.cores_per_node,
+           "cores of a node, for stages whose definition gives no ranks per node", Range<int>{1})
+      .add("json", json, "also write the estimate as JSON to this file");
   po::positional_options_description positional;
   positional.add("job", 1);
   po::variables_map vm;
@@ -36,17 +64,12 @@ int run_plan(int argc, char** argv, const parallel::MpiContext& mpi) {
   std::vector<std::string> overrides;
   if (vm.count("set")) overrides = vm["set"].as<std::vector<std::string>>();
   auto job = pipeline::JobDefinition::read(vm["job"].as<std::string>(), overrides);
-  std::string costs_path = vm["costs"].as<std::string>();
   if (costs_path.empty()) costs_path = job.resolve("jobs/costs.ini");
-  pipeline::PlanOptions options;
-  options.target_hours = vm["target-hours"].as<double>();
-  options.cores_per_node = vm["cores-per-node"].as<int>();
-  if (options.target_hours <= 0 || options.cores_per_node < 1)
-    throw ConfigError("plan: --target-hours and --cores-per-node must be positive");
+  check_stage_configs(job);
   if (!mpi.is_root()) return 0;
   auto plan = pipeline::plan_job(job, pipeline::UnitCosts::read(costs_path), options);
   pipeline::print_plan(std::cout, plan, options);
-  if (auto json = vm["json"].as<std::string>(); !json.empty()) write_text_atomically(json, pipeline::plan_json(plan));
+  if (!json.empty()) write_text_atomically(json, pipeline::plan_json(plan));
   return 0;
 }
 

@@ -14,27 +14,33 @@
 namespace s2crop::cli {
 
 int run_synth(int argc, char** argv, const parallel::MpiContext& mpi) {
+  synth::SynthConfig cfg;
   po::options_description opts("synth options");
+  OptionBinder b(opts);
+  b.add_unset("out", cfg.out_dir,
+              "output folder (required): stac/, safe/, labels/, parcels.gpkg, region.json")
+      .add_text("tiles", cfg.tiles,
+                "comma-separated MGRS tile names; each is placed at its real 100 km square in its UTM zone",
+                synth::parse_tile_list, join_list)
+      .add("size", cfg.size,
+           "tile width = height in 10 m pixels; a multiple of 6 so 20 m and 60 m grids align (a real tile: 10980)")
+      .add_text("start", cfg.start, "first acquisition date, YYYY-MM-DD", sentinel2::Date::parse,
+                [](const sentinel2::Date& d) { return d.iso(); })
+      .add("days", cfg.days, "length of the time series in days")
+      .add("revisit", cfg.revisit, "days between acquisitions (S2A and S2B alternate)")
+      .add("gap-fraction", cfg.gap_fraction, "fraction of acquisitions dropped at random")
+      .add("cloud-cover", cfg.cloud_cover, "mean cloud fraction of an acquisition, 0..1");
+  add_seed(b, cfg.seed, "random seed: same seed, same files, whatever the rank count");
+  b.add_text("layout", cfg.layout,
+             "product layout: stac (Earth Search v1 style COGs + item JSON), safe (SAFE folders) or both",
+             synth::parse_layout, synth::layout_name)
+      .flag("safe-jp2", cfg.safe_jp2, "write SAFE images as lossless JPEG2000 (.jp2, slow) instead of tiled GeoTIFF")
+      .add("timesen2crop", cfg.timesen2crop_dir,
+           "also write sampled parcel pixels in the TimeSen2Crop layout into this folder (<tile>/dates.csv, "
+           "<tile>/<class>/<n>.csv) with pixels.tsv giving each file's tile, row and column")
+      .add("timesen2crop-per-class", cfg.timesen2crop_per_class,
+           "with --timesen2crop: pixels per class and tile (inside parcels, away from their borders)");
   opts.add_options()
-      ("out", po::value<std::string>(), "output folder (required): stac/, safe/, labels/, parcels.gpkg, region.json")
-      ("tiles", po::value<std::string>()->default_value("32TQT,33TUM,33UVP"),
-       "comma-separated MGRS tile names; each is placed at its real 100 km square in its UTM zone")
-      ("size", po::value<int>()->default_value(1098),
-       "tile width = height in 10 m pixels; a multiple of 6 so 20 m and 60 m grids align (a real tile: 10980)")
-      ("start", po::value<std::string>()->default_value("2021-09-01"), "first acquisition date, YYYY-MM-DD")
-      ("days", po::value<int>()->default_value(365), "length of the time series in days")
-      ("revisit", po::value<int>()->default_value(5), "days between acquisitions (S2A and S2B alternate)")
-      ("gap-fraction", po::value<double>()->default_value(0.1, "0.1"), "fraction of acquisitions dropped at random")
-      ("cloud-cover", po::value<double>()->default_value(0.3, "0.3"), "mean cloud fraction of an acquisition, 0..1")
-      ("seed", po::value<long>()->default_value(42), "random seed: same seed, same files, whatever the rank count")
-      ("layout", po::value<std::string>()->default_value("stac"),
-       "product layout: stac (Earth Search v1 style COGs + item JSON), safe (SAFE folders) or both")
-      ("safe-jp2", po::bool_switch(), "write SAFE images as lossless JPEG2000 (.jp2, slow) instead of tiled GeoTIFF")
-      ("timesen2crop", po::value<std::string>()->default_value(""),
-       "also write sampled parcel pixels in the TimeSen2Crop layout into this folder (<tile>/dates.csv, "
-       "<tile>/<class>/<n>.csv) with pixels.tsv giving each file's tile, row and column")
-      ("timesen2crop-per-class", po::value<int>()->default_value(40),
-       "with --timesen2crop: pixels per class and tile (inside parcels, away from their borders)")
       ("subset-at", po::value<std::string>(),
        "LON,LAT (WGS84 degrees): centre every tile's SIZE x SIZE window on this point instead of placing it at the "
        "tile's upper-left corner (snapped to 60 m, kept inside the tile's 109.8 km extent; an error if the point is "
@@ -48,23 +54,7 @@ int run_synth(int argc, char** argv, const parallel::MpiContext& mpi) {
                      opts, nullptr, argc, argv, vm, mpi.is_root()))
     return 0;
 
-  synth::SynthConfig cfg;
   if (!vm.count("out")) throw ConfigError("s2crop synth: --out is required (see s2crop synth --help)");
-  cfg.out_dir = vm["out"].as<std::string>();
-  cfg.tiles = synth::parse_tile_list(vm["tiles"].as<std::string>());
-  cfg.size = vm["size"].as<int>();
-  cfg.start = sentinel2::Date::parse(vm["start"].as<std::string>());
-  cfg.days = vm["days"].as<int>();
-  cfg.revisit = vm["revisit"].as<int>();
-  cfg.gap_fraction = vm["gap-fraction"].as<double>();
-  cfg.cloud_cover = vm["cloud-cover"].as<double>();
-  long seed = vm["seed"].as<long>();
-  if (seed < 0) throw ConfigError("--seed must not be negative");
-  cfg.seed = static_cast<std::uint64_t>(seed);
-  cfg.layout = synth::parse_layout(vm["layout"].as<std::string>());
-  cfg.safe_jp2 = vm["safe-jp2"].as<bool>();
-  cfg.timesen2crop_dir = vm["timesen2crop"].as<std::string>();
-  cfg.timesen2crop_per_class = vm["timesen2crop-per-class"].as<int>();
   if (vm.count("subset-at")) cfg.subset_at = synth::parse_lon_lat(vm["subset-at"].as<std::string>(), "subset-at");
   synth::Region region = synth::Region::plan(cfg);  // validates (ConfigError on every rank alike)
 

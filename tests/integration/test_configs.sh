@@ -32,6 +32,14 @@ for k in bad:
 sys.exit(1 if bad else 0)
 PY
   pass "$name: $(grep -cvE '^\s*(#|;|$)' "$ini") keys of s2crop $command"
+  # A file named after its command shows that command's defaults: its values must be the settings structs'
+  # initialisers (the one place of a default), so a default changed there cannot be undone by a stale INI value.
+  if [ "$name" = "${command// /-}.ini" ]; then
+    # shellcheck disable=SC2086
+    "$S2CROP" $command --print-config > "$WORK/defaults" 2> "$WORK/err" || { cat "$WORK/err"; fail "s2crop $command --print-config"; }
+    diff <(grep -v '^config = ' "$WORK/effective") "$WORK/defaults" > "$WORK/drift" \
+      || { cat "$WORK/drift"; fail "$name: values differ from the defaults of s2crop $command (< the file, > the built-in)"; }
+  fi
 done
 for command in synth composite import-timesen2crop import-bigearthnet extract train classify assess plan mosaic \
                "ndvi train" "ndvi evaluate" "ndvi predict" pretrain "segment train" "segment evaluate" "segment predict"; do

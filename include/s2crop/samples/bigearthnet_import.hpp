@@ -94,7 +94,7 @@ sentinel2::Date season_start_of(const sentinel2::Date& date, int season_start);
 struct ImportSettings {
   std::vector<std::string> inputs;
   std::string output;
-  std::vector<std::string> bands;  // default sentinel2::default_crop_bands()
+  std::vector<std::string> bands = sentinel2::default_crop_bands();  // empty: the same
   int season_start = 9;
   int nomenclature = 19;
   bool overwrite = false;
