@@ -16,7 +16,7 @@ int run_classify(int argc, char** argv, const parallel::MpiContext& mpi) {
   add_exports(b, s.cog_dir, s.quicklook_dir,
               "also export one GeoTIFF (COG) per tile with colour table and class names into this folder",
               "write one PNG per tile with a legend into this folder");
-  add_block_size(b, s.block_size, kInferenceBlockSizes);
+  add_block_size(b, s.block_size, pipeline::kInferenceBlockSizes);
   b.add("batch-size", s.batch_size, "pixels per model call (a few thousand keep the working set in cache)");
   add_threads(b, s.threads);
   add_deflate(b, s.deflate);

@@ -38,7 +38,7 @@ int run_composite(int argc, char** argv, const parallel::MpiContext& mpi) {
       .add("dilation", s.dilation, "pixels (10 m) masked around clouds, cirrus and shadows (SCL 3, 8, 9, 10)");
   add_boa_offset(b, s.offset_mode, "radiometric offset: auto (product metadata, else -1000 from 2022-01-25), 0 or -1000");
   add_tiles(b, s.tiles, "only these tiles, comma-separated (default: all found)");
-  add_block_size(b, s.block_size, kCompositeBlockSizes, "block edge in pixels: the unit of work and of memory");
+  add_block_size(b, s.block_size, pipeline::kCompositeBlockSizes, "block edge in pixels: the unit of work and of memory");
   add_on_error(b, s.skip_bad, "fail: a bad acquisition stops the run; skip: leave it out and record it in the output");
   add_exports(b, s.cog_dir, s.quicklook_dir, "also export one Cloud-Optimized GeoTIFF per tile and month here",
               "write one RGB|NDVI PNG per tile into this folder");

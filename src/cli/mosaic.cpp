@@ -24,7 +24,7 @@ int run_mosaic(int argc, char** argv, const parallel::MpiContext& mpi) {
            "-tap) and it covers the union of the tiles",
            Range<double>::above(0));
   add_tiles(b, s.tiles, "only these tiles, comma-separated (default: every tile of every map)");
-  add_block_size(b, s.block_size, kMosaicBlockSizes,
+  add_block_size(b, s.block_size, pipeline::kMosaicBlockSizes,
                  "block edge in output pixels: the unit of work spread over the ranks and of resume; memory per rank "
                  "follows it (values never depend on it)");
   add_overwrite(b, s.overwrite,

@@ -101,7 +101,7 @@ int run_ndvi_predict(int argc, char** argv, const parallel::MpiContext& mpi) {
   add_exports(b, s.cog_dir, s.quicklook_dir,
               "also export one GeoTIFF (COG) per tile: the forecast months or the filled series, a band per month",
               "write one PNG per tile (NDVI ramp per month)");
-  add_block_size(b, s.block_size, kInferenceBlockSizes);
+  add_block_size(b, s.block_size, pipeline::kInferenceBlockSizes);
   b.add("batch-size", s.batch_size, "pixels per model call");
   add_threads(b, s.threads);
   add_deflate(b, s.deflate);

@@ -165,8 +165,8 @@ std::uint64_t parse_seed(const std::string& text) {
   return value;
 }
 
-void add_block_size(OptionBinder& b, int& block_size, const Range<int>& range, const std::string& help) {
-  b.add("block-size", block_size, help, range);
+void add_block_size(OptionBinder& b, int& block_size, pipeline::BlockSizeLimits limits, const std::string& help) {
+  b.add("block-size", block_size, help, Range<int>{limits.min, limits.max});
 }
 
 void add_tiles(OptionBinder& b, std::vector<std::string>& tiles, const std::string& help) {

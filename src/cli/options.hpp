@@ -9,6 +9,7 @@
 #include "option_binder.hpp"
 #include "s2crop/composite/kernels.hpp"
 #include "s2crop/parallel/mpi.hpp"
+#include "s2crop/pipeline/block_stage.hpp"
 #include "s2crop/sentinel2/acquisition.hpp"
 
 namespace s2crop::train {
@@ -40,11 +41,9 @@ std::vector<std::string> parse_tile_list(const std::string& text);
 // Shared option groups, declared once (name, range, binding) and reused by every command that has them; the help
 // text is the command's where its wording differs. Defaults come from the settings structs.
 
-// --block-size: the stages' own ranges (they check them again for library callers).
-inline const Range<int> kInferenceBlockSizes{16, 4096};  // infer/tile_inference: classify, ndvi and segment predict
-inline const Range<int> kCompositeBlockSizes{4, 4096};
-inline const Range<int> kMosaicBlockSizes{16, 8192};
-void add_block_size(OptionBinder& b, int& block_size, const Range<int>& range,
+// --block-size within the stage's limits (pipeline/block_stage.hpp: kCompositeBlockSizes, kInferenceBlockSizes,
+// kMosaicBlockSizes; the stages check them again for library callers).
+void add_block_size(OptionBinder& b, int& block_size, pipeline::BlockSizeLimits limits,
                     const std::string& help = "block edge in pixels: the unit of work and of resume");
 // --tiles, read by parse_tile_list.
 void add_tiles(OptionBinder& b, std::vector<std::string>& tiles,

@@ -31,7 +31,7 @@ int run_segment_predict(int argc, char** argv, const parallel::MpiContext& mpi) 
               "also export one GeoTIFF (COG) per tile into this folder: the class map with colour table and class "
               "names (multiclass) or a band per label's probability (multilabel)",
               "write one PNG per tile into this folder: the class map with legend, or a grey panel per label");
-  add_block_size(b, s.block_size, kInferenceBlockSizes,
+  add_block_size(b, s.block_size, pipeline::kInferenceBlockSizes,
                  "block edge in pixels: the unit of work and of resume (does not change the output)");
   add_threads(b, s.threads);
   add_deflate(b, s.deflate);

@@ -126,8 +126,8 @@ void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& j
 
 void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext& mpi) {
   using clock = std::chrono::steady_clock;
-  if (job.block_size < 16 || job.block_size > 4096) throw ConfigError("--block-size must be between 16 and 4096");
-  if (job.deflate < 0 || job.deflate > 9) throw ConfigError("--deflate must be 0-9 (got " + std::to_string(job.deflate) + ")");
+  pipeline::check_block_size(job.block_size, pipeline::kInferenceBlockSizes);
+  pipeline::check_deflate(job.deflate);
   pipeline::BlockStageConfig config;
   config.stage = job.stage;
   config.part_kind = job.part_magic;

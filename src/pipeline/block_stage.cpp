@@ -21,6 +21,16 @@ double now_seconds() {
 }
 }  // namespace
 
+void check_block_size(int block_size, BlockSizeLimits limits) {
+  if (block_size < limits.min || block_size > limits.max)
+    throw ConfigError("--block-size must be " + std::to_string(limits.min) + "-" + std::to_string(limits.max) +
+                      " (got " + std::to_string(block_size) + ")");
+}
+
+void check_deflate(int level) {
+  if (level < 0 || level > 9) throw ConfigError("--deflate must be 0-9 (got " + std::to_string(level) + ")");
+}
+
 // ---------------------------------------------------------------- Fingerprint
 
 Fingerprint& Fingerprint::add(const std::string& key, const std::string& value) {

@@ -210,8 +210,8 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   using clock = std::chrono::steady_clock;
   if (s.inputs.empty()) throw ConfigError("composite: no input given (--input DIR ...)");
   if (s.output.empty()) throw ConfigError("composite: no output given (--output FILE.h5)");
-  if (s.block_size < 4 || s.block_size > 4096) throw ConfigError("--block-size must be between 4 and 4096 pixels");
-  if (s.deflate < 0 || s.deflate > 9) throw ConfigError("--deflate must be 0-9");
+  check_block_size(s.block_size, kCompositeBlockSizes);
+  check_deflate(s.deflate);
   if (!s.quicklook_month.empty()) {
     try {
       Date::parse(s.quicklook_month + "-01");

@@ -265,7 +265,7 @@ void run_mosaic(const MosaicSettings& s, const parallel::MpiContext& mpi) {
   using clock = std::chrono::steady_clock;
   if (s.maps.empty()) throw ConfigError("mosaic: no map file given (--maps MAP.h5[,MAP2.h5...])");
   if (s.output.empty()) throw ConfigError("mosaic: no output given (--output MOSAIC.tif)");
-  if (s.block_size < 16 || s.block_size > 8192) throw ConfigError("--block-size must be between 16 and 8192");
+  check_block_size(s.block_size, kMosaicBlockSizes);
   if (!(s.resolution > 0)) throw ConfigError("--resolution must be positive");
   if (!s.confidence_output.empty() && fs::absolute(s.confidence_output) == fs::absolute(s.output))
     throw ConfigError("--confidence-output must differ from --output");

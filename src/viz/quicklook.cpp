@@ -59,10 +59,13 @@ void write_png(const std::string& path, const Image& image) {
   GDALDriver* png = GetGDALDriverManager()->GetDriverByName("PNG");
   if (!mem || !png) throw OutputError(path, "GDAL PNG driver not available");
   std::unique_ptr<GDALDataset> src(mem->Create("", image.width, image.height, 3, GDT_Byte, nullptr));
+  if (!src) throw OutputError(path, std::string("cannot create the image in memory: ") + CPLGetLastErrorMsg());
   for (int b = 0; b < 3; ++b)
-    src->GetRasterBand(b + 1)->RasterIO(GF_Write, 0, 0, image.width, image.height,
-                                        const_cast<std::uint8_t*>(image.rgb.data()) + b, image.width, image.height,
-                                        GDT_Byte, 3, static_cast<GSpacing>(image.width) * 3, nullptr);
+    if (src->GetRasterBand(b + 1)->RasterIO(GF_Write, 0, 0, image.width, image.height,
+                                            const_cast<std::uint8_t*>(image.rgb.data()) + b, image.width,
+                                            image.height, GDT_Byte, 3, static_cast<GSpacing>(image.width) * 3,
+                                            nullptr) != CE_None)
+      throw OutputError(path, std::string("cannot fill the image: ") + CPLGetLastErrorMsg());
   StagedFile staged(path, ".tmp.png");
   GDALDataset* out = png->CreateCopy(staged.path().c_str(), src.get(), FALSE, nullptr, nullptr, nullptr);
   if (!out) throw OutputError(path, std::string("cannot write PNG: ") + CPLGetLastErrorMsg());
