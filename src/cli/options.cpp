@@ -10,6 +10,7 @@
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/text.hpp"
 #include "s2crop/sentinel2/acquisition.hpp"
 #include "s2crop/train/trainer.hpp"
 
@@ -245,6 +246,16 @@ void add_training_loop_options(OptionBinder& b, train::TrainSettings& s) {
       .flag("reproducible", s.reproducible,
             "compute each sample's gradient alone and sum in double precision (also across ranks): the training then "
             "hardly depends on the rank count, in the last bits too; slower");
+}
+
+std::vector<int> parse_season_months(const std::string& list) {
+  std::vector<int> months;
+  for (auto& m : split_list(list)) {
+    int month = 0;
+    if (!parse_int(m, month) || month < 1 || month > 12) throw ConfigError("--months: '" + m + "' is not a season month 1-12");
+    months.push_back(month - 1);
+  }
+  return months;
 }
 
 }  // namespace s2crop::cli

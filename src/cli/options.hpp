@@ -9,7 +9,7 @@
 #include "option_binder.hpp"
 #include "s2crop/composite/kernels.hpp"
 #include "s2crop/parallel/mpi.hpp"
-#include "s2crop/pipeline/block_stage.hpp"
+#include "s2crop/pipeline/block_limits.hpp"
 #include "s2crop/sentinel2/acquisition.hpp"
 
 namespace s2crop::train {

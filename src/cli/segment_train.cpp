@@ -81,18 +81,4 @@ int run_segment_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   return 0;
 }
 
-std::vector<int> parse_season_months(const std::string& list) {
-  std::vector<int> months;
-  for (auto& m : split_list(list)) {
-    int month = 0;
-    try {
-      month = std::stoi(m);
-    } catch (const std::exception&) {
-    }
-    if (month < 1 || month > 12) throw ConfigError("--months: '" + m + "' is not a season month 1-12");
-    months.push_back(month - 1);
-  }
-  return months;
-}
-
 }  // namespace s2crop::cli
