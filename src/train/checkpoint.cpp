@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
 
 #include "s2crop/common/errors.hpp"
@@ -221,6 +222,51 @@ bool load_checkpoint(const std::string& dir, const std::string& fingerprint, Fla
   } catch (const c10::Error&) {
   }
   return true;
+}
+
+bool resume(const TrainSettings& s, const parallel::MpiContext& mpi, const std::string& ckpt_dir,
+            const std::string& fingerprint, FlatModel& flat, FusedAdamW& opt, TrainState& st) {
+  bool resumed = false;
+  parallel::root_first(mpi.world(), [&] {
+    if (s.overwrite && fs::exists(ckpt_dir)) fs::remove_all(ckpt_dir);
+    fs::create_directories(ckpt_dir);
+    if (s.require_resume && !fs::exists(ckpt_dir + "/checkpoint.pt"))
+      throw InputError(ckpt_dir + "/checkpoint.pt", "--resume given but there is no checkpoint to resume from");
+  });
+  {
+    // Every rank validates and loads the same checkpoint file (shared file system), root first for one message.
+    std::string error;
+    try {
+      resumed = load_checkpoint(ckpt_dir, fingerprint, flat, opt, st, mpi.size());
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+    std::string root_error = parallel::broadcast_string(mpi.world(), error);
+    if (!parallel::all_true(mpi.world(), error.empty())) throw AgreedError(root_error.empty() ? error : root_error);
+    if (resumed) {
+      auto generator = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_state(st.rng_states[static_cast<size_t>(mpi.rank())]);
+    }
+  }
+  return resumed;
+}
+
+void checkpoint_epoch(const std::string& ckpt_dir, const std::string& fingerprint, const FlatModel& flat,
+                      const FusedAdamW& opt, TrainState& st, const nn::ModelSpec& spec,
+                      const parallel::MpiContext& mpi) {
+  auto state = at::detail::getDefaultCPUGenerator().get_state();
+  std::vector<std::uint8_t> all_states(static_cast<size_t>(state.numel() * mpi.size()));
+  MPI_Gather(state.data_ptr(), static_cast<int>(state.numel()), MPI_BYTE, all_states.data(),
+             static_cast<int>(state.numel()), MPI_BYTE, 0, mpi.world());
+  parallel::root_first(mpi.world(), [&] {
+    st.rng_states.clear();
+    for (int r = 0; r < mpi.size(); ++r)
+      st.rng_states.push_back(torch::from_blob(all_states.data() + static_cast<size_t>(r) * state.numel(),
+                                               {state.numel()}, torch::kUInt8)
+                                  .clone());
+    save_checkpoint(ckpt_dir, fingerprint, flat, opt, st, spec);
+  });
 }
 
 }  // namespace s2crop::train

@@ -10,6 +10,7 @@
 
 #include "flat_model.hpp"
 #include "s2crop/nn/model_spec.hpp"
+#include "s2crop/parallel/mpi.hpp"
 #include "s2crop/train/trainer.hpp"
 
 namespace s2crop::train {
@@ -40,5 +41,16 @@ void save_checkpoint(const std::string& dir, const std::string& fingerprint, con
 // from other settings (nothing is modified then).
 bool load_checkpoint(const std::string& dir, const std::string& fingerprint, FlatModel& flat, FusedAdamW& opt,
                      TrainState& st, int ranks);
+
+// Prepares the checkpoint folder (emptied with --overwrite) and loads its checkpoint where there is one, on every
+// rank, with this rank's dropout RNG state. True if resumed; a damaged or foreign checkpoint, or none with --resume,
+// stops every rank with one message.
+bool resume(const TrainSettings& s, const parallel::MpiContext& mpi, const std::string& ckpt_dir,
+            const std::string& fingerprint, FlatModel& flat, FusedAdamW& opt, TrainState& st);
+
+// The checkpoint at the end of an epoch: rank 0 writes it, with every rank's dropout RNG state (collective).
+void checkpoint_epoch(const std::string& ckpt_dir, const std::string& fingerprint, const FlatModel& flat,
+                      const FusedAdamW& opt, TrainState& st, const nn::ModelSpec& spec,
+                      const parallel::MpiContext& mpi);
 
 }  // namespace s2crop::train

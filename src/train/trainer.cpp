@@ -5,26 +5,19 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <memory>
-#include <mutex>
-#include <sstream>
-#include <thread>
 
 #include "checkpoint.hpp"
 #include "flat_model.hpp"
 #include "sampling.hpp"
+#include "setup.hpp"
 #include "task.hpp"
-#include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/hash.hpp"
 #include "s2crop/common/log.hpp"
-#include "s2crop/common/text.hpp"
-#include "s2crop/h5/h5.hpp"
-#include "s2crop/nn/model_file.hpp"
 #include "s2crop/train/communicator.hpp"
 #include "s2crop/train/settings.hpp"
 
@@ -50,35 +43,9 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   const bool segment_task = s.task == "segment" || pretrain_task;
   const bool ndvi_task = s.task != "classify" && !segment_task;
   check_settings(s);
-  {
-    // More threads per rank than a node has cores is a typo (--threads 1000), not a setting: refused on every rank
-    // alike (the smallest node decides), before anything is read.
-    int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    MPI_Allreduce(MPI_IN_PLACE, &cores, 1, MPI_INT, MPI_MIN, mpi.world());
-    if (s.threads > cores)
-      throw ConfigError("--threads " + std::to_string(s.threads) + ": more threads per rank than the " +
-                        std::to_string(cores) + " cores of a node (0: the node's cores shared by its ranks)");
-  }
   const std::string ckpt_dir = s.checkpoint_dir.empty() ? s.output + ".ckpt" : s.checkpoint_dir;
-  parallel::root_first(mpi.world(), [&] {
-    // An existing model is either this training's, finished (nothing to write), or refused below.
-    if (fs::exists(s.output) && !s.overwrite) return;
-    check_writable_folder(fs::path(s.output).parent_path().string(), "the model file (--output " + s.output + ")");
-    check_writable_folder(ckpt_dir, s.checkpoint_dir.empty() ? "checkpoints (--output " + s.output + ", + .ckpt)"
-                                                             : std::string("checkpoints (--checkpoint-dir)"));
-  });
-  // Test hook: S2CROP_TEST_NAN_LOSS=STEP[:RANK] makes the loss of that optimiser step (1-based) NaN on that rank
-  // (every rank without one), to test that a diverged training stops on every rank with nothing written.
-  std::int64_t nan_step = 0;
-  int nan_rank = -1;
-  if (const char* hook = std::getenv("S2CROP_TEST_NAN_LOSS"); hook && *hook) {
-    long long step = 0;
-    int rank = -1;
-    if (std::sscanf(hook, "%lld:%d", &step, &rank) < 1 || step < 1)
-      throw ConfigError(std::string("S2CROP_TEST_NAN_LOSS=") + hook + ": expected STEP[:RANK]");
-    nan_step = step;
-    nan_rank = rank;
-  }
+  check_run(s, mpi, ckpt_dir);
+  const NanHook nan = nan_hook();
 
   // ---- patches (U-Net): header and every patch's labels and tile, split by tile or by patch
   samples::PatchSet patch_labels;
@@ -101,62 +68,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     labels.header.tiles = patch_labels.header.tiles;
   }
   const auto& header = labels.header;
-  nn::ModelSpec spec;
-  spec.bands = s.bands.empty() && !ndvi_task ? header.bands : s.bands;
-  for (auto& b : spec.bands)
-    if (std::find(header.bands.begin(), header.bands.end(), b) == header.bands.end())
-      throw ConfigError("--bands: " + b + " is not in " + s.samples + " (it has " + join_items(header.bands, ",") + ")");
-  spec.ndvi = !segment_task && (s.ndvi || ndvi_task);
-  if (spec.ndvi) {
-    spec.ndvi_nir = nn::ndvi_nir_band(header.bands);
-    if (spec.ndvi_nir.empty())
-      throw ConfigError(s.samples + " lacks B04 or B08/B8A: " +
-                        (ndvi_task ? std::string("no NDVI to predict") : "train with --ndvi false"));
-  }
-  spec.hidden = s.hidden;
-  spec.layers = s.layers;
-  spec.dropout = s.dropout;
-  spec.class_names = header.class_names;
-  spec.season_start_month = header.season_start_month;
-  if (ndvi_task) {
-    spec.kind = "ndvi_lstm";
-    spec.task = s.task;
-    spec.horizon = s.task == "forecast" ? s.horizon : 0;
-    spec.t_min = s.task == "forecast" ? s.t_min : 0;
-    spec.t_max = s.task == "forecast" ? s.t_max : 0;
-  }
-  if (segment_task) {
-    const auto& g = s.segment;
-    spec.kind = pretrain_task ? "unet_encoder" : "unet";
-    spec.ndvi = false;
-    spec.unet.task = g.head;
-    if (pretrain_task) {  // an encoder has no head: outputs are a placeholder
-      spec.class_names.clear();
-      spec.unet.task = "multilabel";
-      spec.unet.outputs = 1;
-    } else {
-      spec.class_names = segment_target_names(s, patch_labels.header);
-      spec.unet.outputs = static_cast<int>(spec.class_names.size());
-    }
-    spec.unet.depth = g.depth;
-    spec.unet.width = g.width;
-    spec.unet.blocks = g.blocks;
-    spec.unet.norm = g.norm;
-    spec.unet.encoder = g.encoder;
-    spec.unet.upsampling = g.upsampling;
-    spec.unet.dropout = s.dropout;
-    if (!g.months.empty()) spec.unet.months = g.months;
-    spec.unet.in_channels = static_cast<int>(spec.unet.months.size() * spec.bands.size());
-    spec.unet.check();
-    if (!g.init_encoder.empty()) {
-      parallel::root_first(mpi.world(), [&] { check_init_encoder(g.init_encoder, spec); });
-      // The encoder learnt on inputs normalised its way: the patches are normalised with its statistics (and the
-      // model file records them), not with statistics of this patch set.
-      const nn::ModelSpec pre = nn::read_model_spec(g.init_encoder);
-      spec.mean = pre.mean;
-      spec.stddev = pre.stddev;
-    }
-  }
+  nn::ModelSpec spec = model_spec(s, header, patch_labels.header, mpi);
   Split split = segment_task ? make_split(header.tiles, patch_labels.tile, {}, s)
                              : make_split(header.tiles, labels.tile, labels.parcel, s);
   if (split.train.empty()) throw ConfigError("no training samples left after the tile selection and split");
@@ -223,81 +135,21 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   st.best_param = flat.param.clone();
   const std::string fingerprint =
       fingerprint_text(s, spec, mpi.size(), fs::file_size(s.samples)) + task->fingerprint_extra();
-  // A finished run of the same training (a resubmitted job chain) has nothing to do; any other model is kept.
-  int already_done = 0;
-  parallel::root_first(mpi.world(), [&] {
-    if (!fs::exists(s.output) || s.overwrite) return;
-    std::string previous;
-    try {
-      auto file = h5::File::open_read(s.output, MPI_COMM_SELF);
-      if (file.has_attr("run_fingerprint")) previous = file.attr_string("run_fingerprint");
-    } catch (const std::exception&) {
-    }
-    if (previous != fingerprint)
-      throw OutputError(s.output, "exists from a different training run; pass --overwrite to replace it (nothing was "
-                                  "changed)");
-    already_done = 1;
-  });
-  MPI_Bcast(&already_done, 1, MPI_INT, 0, mpi.world());
-  if (already_done) {
-    if (mpi.is_root()) log::info(s.output + " is already trained with these data and settings: nothing to do");
-    return;
-  }
-  bool resumed = false;
-  parallel::root_first(mpi.world(), [&] {
-    if (s.overwrite && fs::exists(ckpt_dir)) fs::remove_all(ckpt_dir);
-    fs::create_directories(ckpt_dir);
-    if (s.require_resume && !fs::exists(ckpt_dir + "/checkpoint.pt"))
-      throw InputError(ckpt_dir + "/checkpoint.pt", "--resume given but there is no checkpoint to resume from");
-  });
-  {
-    // Every rank validates and loads the same checkpoint file (shared file system), root first for one message.
-    std::string error;
-    try {
-      resumed = load_checkpoint(ckpt_dir, fingerprint, flat, opt, st, mpi.size());
-    } catch (const InputError& e) {
-      error = e.what();
-    }
-    std::string root_error = parallel::broadcast_string(mpi.world(), error);
-    if (!parallel::all_true(mpi.world(), error.empty())) throw AgreedError(root_error.empty() ? error : root_error);
-    if (resumed) {
-      auto generator = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(generator.mutex());
-      generator.set_state(st.rng_states[static_cast<size_t>(mpi.rank())]);
-    }
-  }
+  if (already_trained(s, mpi, fingerprint)) return;
+  const bool resumed = resume(s, mpi, ckpt_dir, fingerprint, flat, opt, st);
 
   const size_t global_batch = static_cast<size_t>(s.batch_size) * static_cast<size_t>(mpi.size());
   const size_t steps_per_epoch = (split.train.size() + global_batch - 1) / global_batch;
-  if (mpi.is_root()) {
-    log::info("training set " + s.samples + ": " + std::to_string(n_all) + " samples, " +
-              std::to_string(split.train.size()) + " training, " + std::to_string(split.val.size()) +
-              " validation; " +
-              (segment_task ? task->inputs_text()
-                            : "features " + (ndvi_task ? "NDVI,visible,1,month sin/cos" + std::string(spec.bands.empty() ? "" : ",") : "") +
-                                  join_items(spec.bands, ",") + (spec.ndvi && !ndvi_task ? ",NDVI" : "") + " x 12 months"));
-    log::info(task->describe(flat.n) + "; " + comm->name() + ": " + choice.reason + "; " + std::to_string(mpi.size()) + " rank(s) x " +
-              std::to_string(threads) + " thread(s); global batch " + std::to_string(global_batch) + ", " +
-              std::to_string(steps_per_epoch) + " steps per epoch");
-    char line[160];
-    std::snprintf(line, sizeof line, "loaded and normalised the shards in %.2f s", load_s);
-    log::info(line);
-    if (auto blas_line = blas::describe(); !blas_line.empty()) log::info(blas_line);
-    if (s.lr == 0)
-      log::warn("--lr 0: the parameters are never updated; " + s.output + " will hold the initial weights");
-    if (split.val.empty()) {
-      std::ostringstream fraction;
-      fraction << s.val_fraction;
-      log::info("no validation set (--val-fraction " + fraction.str() +
-                (s.val_tiles.empty() ? std::string() : ", --val-tiles " + join_items(s.val_tiles, ",")) +
-                "): the model kept is the epoch with the lowest training loss" +
-                (s.patience > 0 ? ", and early stopping (--patience " + std::to_string(s.patience) +
-                                      ") counts epochs without a lower training loss"
-                                : std::string()));
-    }
-    if (resumed)
-      log::info("resumed from " + ckpt_dir + "/checkpoint.pt after epoch " + std::to_string(st.epoch));
-  }
+  RunDescription run;
+  run.samples = n_all;
+  run.global_batch = global_batch;
+  run.steps_per_epoch = steps_per_epoch;
+  run.communicator = comm->name() + ": " + choice.reason;
+  run.ranks = mpi.size();
+  run.threads = threads;
+  run.load_s = load_s;
+  run.resumed = resumed;
+  if (mpi.is_root()) log_start(s, split, *task, spec, flat.n, run, ckpt_dir, st.epoch);
   std::ofstream step_log;
   if (mpi.is_root() && !s.step_log.empty()) {
     step_log.open(s.step_log, resumed ? std::ios::app : std::ios::trunc);
@@ -334,7 +186,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
       }
       flat.grad.zero_();
       const size_t total = static_cast<size_t>(flat.n) + 1;
-      const bool poisoned = nan_step == st.step + 1 && (nan_rank < 0 || nan_rank == mpi.rank());
+      const bool poisoned = nan.step == st.step + 1 && (nan.rank < 0 || nan.rank == mpi.rank());
       if (s.reproducible) {
         // Each sample's gradient alone (computed the same way whatever the rank count), summed in double: the sum
         // hardly depends on the order of the additions, so neither does the step on how the batch is split.
@@ -465,18 +317,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
       stop = true;
     }
     // ---- checkpoint (rank 0 writes; every rank's dropout RNG state goes with it)
-    auto state = at::detail::getDefaultCPUGenerator().get_state();
-    std::vector<std::uint8_t> all_states(static_cast<size_t>(state.numel() * mpi.size()));
-    MPI_Gather(state.data_ptr(), static_cast<int>(state.numel()), MPI_BYTE, all_states.data(),
-               static_cast<int>(state.numel()), MPI_BYTE, 0, mpi.world());
-    parallel::root_first(mpi.world(), [&] {
-      st.rng_states.clear();
-      for (int r = 0; r < mpi.size(); ++r)
-        st.rng_states.push_back(torch::from_blob(all_states.data() + static_cast<size_t>(r) * state.numel(),
-                                                 {state.numel()}, torch::kUInt8)
-                                    .clone());
-      save_checkpoint(ckpt_dir, fingerprint, flat, opt, st, spec);
-    });
+    checkpoint_epoch(ckpt_dir, fingerprint, flat, opt, st, spec, mpi);
   }
 
   // ---- the model file: the best epoch's parameters
@@ -484,43 +325,8 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
     torch::NoGradGuard no_grad;
     flat.param.copy_(st.best_param);
   }
-  std::ostringstream provenance;
-  // Without a validation set the best epoch is the one with the lowest training loss (the score is its negative).
-  provenance << s.config_text << "best_epoch = " << st.best_epoch + 1 << "\n"
-             << (split.val.empty() ? "best_training_loss" : task->provenance_key()) << " = "
-             << (split.val.empty() ? -st.best_f1 : st.best_f1) << "\nranks = " << mpi.size() << "\n";
-  parallel::root_first(mpi.world(), [&] {
-    fs::path parent = fs::path(s.output).parent_path();
-    if (!parent.empty()) fs::create_directories(parent);
-    try {
-      nn::save_model(s.output, spec, task->saved_module(), provenance.str(), fingerprint);
-    } catch (const OutputError& e) {
-      throw OutputError(e.path(), std::string(e.what()).substr(e.path().size() + 2) + ". The checkpoint after epoch " +
-                                      std::to_string(st.epoch) + " in " + ckpt_dir +
-                                      " is kept: the same command, run again, resumes from it and writes the model");
-    }
-    double total = std::chrono::duration<double>(clock_type::now() - t_start).count();
-    char line[300];
-    // The benchmark's measure (bench/lstm_bench.sh): samples per second over data loading plus the training steps.
-    std::snprintf(line, sizeof line, "epoch throughput incl. data loading: %.1f samples/s (%.2f s loading, %.2f s training)",
-                  static_cast<double>(trained_samples) / std::max(load_s + train_seconds, 1e-9), load_s, train_seconds);
-    log::info(line);
-    std::snprintf(line, sizeof line,
-                  "wrote %s (best epoch %d, %s %.4f) in %s; training throughput %.0f samples/s (%lld steps)",
-                  s.output.c_str(), st.best_epoch + 1, split.val.empty() ? "training loss" : task->score_name().c_str(),
-                  split.val.empty() ? -st.best_f1 : task->score_display(st.best_f1), log::format_duration(total).c_str(),
-                  static_cast<double>(trained_samples) / std::max(train_seconds, 1e-9),
-                  static_cast<long long>(st.step));
-    log::info(line);
-    if (!st.best_val_sums.empty()) {
-      const std::string report = task->best_report(st.best_val_sums);
-      if (!report.empty()) {
-        log::info("validation of the best epoch (" + std::to_string(st.best_epoch + 1) + "), per label:");
-        std::istringstream lines(report);
-        for (std::string l; std::getline(lines, l);) log::info("  " + l);
-      }
-    }
-  });
+  write_model(s, mpi, spec, *task, st, split.val.empty(), fingerprint, ckpt_dir, t_start, load_s, train_seconds,
+              trained_samples);
 }
 
 
