@@ -15,7 +15,6 @@
 
 namespace s2crop::train {
 
-
 // Everything a resumed run needs to continue exactly where the interrupted one stopped (at an epoch boundary).
 struct TrainState {
   int epoch = 0;  // epochs completed

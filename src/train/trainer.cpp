@@ -329,5 +329,4 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
               trained_samples);
 }
 
-
 }  // namespace s2crop::train
