@@ -238,7 +238,7 @@ def normalise(raw, nodata, mean, std, channel_axis):
 
 
 def channel_stats(raw):
-    """Mean and std per channel over the non-zero values of [n][C][H][W] (as load_patch_inputs in src/train/trainer.cpp: zeros are no data)."""
+    """Mean and std per channel over the non-zero values of [n][C][H][W] (as load_patch_inputs in src/train/patches.cpp: zeros are no data)."""
     axes = (0, 2, 3)
     count = np.maximum(np.count_nonzero(raw, axis=axes), 1)
     mean = raw.sum(axis=axes, dtype=np.float64) / count
