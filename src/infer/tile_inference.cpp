@@ -135,13 +135,7 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
   config.export_dirs = job.export_dirs;
   config.depends_on = "composites, model or options";
   config.overwrite = job.overwrite;
-  config.stored_fingerprint = [](const std::string& path) {
-    try {
-      return h5::File::open_read(path, MPI_COMM_NULL).attr_string("run_fingerprint");
-    } catch (const Error&) {
-      return std::string();
-    }
-  };
+  config.stored_fingerprint = pipeline::hdf5_run_fingerprint;
   pipeline::BlockStage stage(config, mpi);
   stage.check_outputs();
 

@@ -59,6 +59,14 @@ std::string Fingerprint::hex() const { return hash::hex64(hash::fnv1a(text_)); }
 
 // ---------------------------------------------------------------- BlockStage
 
+std::string hdf5_run_fingerprint(const std::string& path) {
+  try {
+    return h5::File::open_read(path, MPI_COMM_NULL).attr_string("run_fingerprint");
+  } catch (const Error&) {
+    return std::string();
+  }
+}
+
 BlockStage::BlockStage(BlockStageConfig config, const parallel::MpiContext& mpi)
     : config_(std::move(config)), mpi_(mpi), started_(now_seconds()) {
   if (config_.outputs.empty()) config_.outputs.push_back(config_.output);

@@ -227,13 +227,7 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   config.output = s.output;
   config.export_dirs = {s.cog_dir, s.quicklook_dir};
   config.overwrite = s.overwrite;
-  config.stored_fingerprint = [](const std::string& path) {
-    try {
-      return h5::File::open_read(path, MPI_COMM_NULL).attr_string("run_fingerprint");
-    } catch (const Error&) {
-      return std::string();
-    }
-  };
+  config.stored_fingerprint = hdf5_run_fingerprint;
   BlockStage stage(config, mpi);
   // Export folders are checked now, not after hours of compositing.
   stage.check_outputs();

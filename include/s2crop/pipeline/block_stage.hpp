@@ -72,6 +72,10 @@ struct BlockStageConfig {
   std::function<std::string(const std::string& path)> stored_fingerprint;
 };
 
+// The run_fingerprint attribute of an s2crop HDF5 output ("" where it cannot be read): the stored_fingerprint of the
+// stages that write HDF5.
+std::string hdf5_run_fingerprint(const std::string& path);
+
 class BlockStage {
  public:
   static constexpr size_t kNone = std::numeric_limits<size_t>::max();
