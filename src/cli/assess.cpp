@@ -16,6 +16,7 @@ namespace {
 
 struct ModelAssessmentSettings {
   std::string model, samples;
+  std::string device = "auto";
   std::vector<std::string> tiles;
   double pixel_area_m2 = 100;
 };
@@ -50,7 +51,7 @@ pipeline::Assessment assess_model(const ModelAssessmentSettings& s) {
   if (spec.class_names != held_out.header.class_names)
     throw ConfigError(s.model + " was trained on other classes than " + s.samples + " has: predictions and "
                       "references would not be comparable");
-  std::vector<std::uint8_t> predicted = infer::predict_samples(s.model, held_out, nullptr);
+  std::vector<std::uint8_t> predicted = infer::predict_samples(s.model, held_out, nullptr, s.device);
   if (predicted.size() != held_out.size())
     throw InputError(s.model, "gave " + std::to_string(predicted.size()) + " predictions for " +
                                   std::to_string(held_out.size()) + " samples");
@@ -99,6 +100,7 @@ int run_assess(int argc, char** argv, const parallel::MpiContext& mpi) {
                 })
       .add("model", by_model.model, "model file from s2crop train (instead of --map)")
       .add("samples", by_model.samples, "with --model: held-out training-set HDF5");
+  add_device(b, by_model.device);
   add_tiles(b, by_map.tiles);
   b.add("pixel-area", by_map.pixel_area_m2,
         "area of one pixel in m2 for the hectare estimates; 0: from the map's grid (100 for sample sets)",

@@ -19,6 +19,8 @@ int run_classify(int argc, char** argv, const parallel::MpiContext& mpi) {
   add_block_size(b, s.block_size, pipeline::kInferenceBlockSizes);
   b.add("batch-size", s.batch_size, "pixels per model call (a few thousand keep the working set in cache)");
   add_threads(b, s.threads);
+  add_device(b, s.device);
+  add_precision(b, s.precision);
   add_deflate(b, s.deflate);
   add_overwrite(b, s.overwrite, "replace an existing map (or leftovers of another interrupted run)");
   po::variables_map vm;

@@ -75,6 +75,7 @@ int run_ndvi_evaluate(int argc, char** argv, const parallel::MpiContext& mpi) {
       .add("plot", s.plot_png, "PNG of predicted vs observed series for sample pixels")
       .add("plot-samples", s.plot_samples, "pixels in the plot");
   add_threads(b, s.threads, "threads (0: node cores)");
+  add_device(b, s.device);
   po::variables_map vm;
   if (!parse_options("ndvi evaluate", "--model MODEL.h5 --samples SET.h5 --tiles TILE --output METRICS.json",
                      "RMSE, MAE and R^2 of the NDVI model on held-out series, overall, per horizon and per month, "
@@ -104,6 +105,8 @@ int run_ndvi_predict(int argc, char** argv, const parallel::MpiContext& mpi) {
   add_block_size(b, s.block_size, pipeline::kInferenceBlockSizes);
   b.add("batch-size", s.batch_size, "pixels per model call");
   add_threads(b, s.threads);
+  add_device(b, s.device);
+  add_precision(b, s.precision);
   add_deflate(b, s.deflate);
   add_overwrite(b, s.overwrite, "replace an existing output (or leftovers of another interrupted run)");
   po::variables_map vm;

@@ -8,6 +8,8 @@
 #include <map>
 #include <sstream>
 
+#include "s2crop/nn/device.hpp"
+
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/common/text.hpp"
@@ -222,7 +224,26 @@ void add_months(OptionBinder& b, std::vector<int>& months) {
              });
 }
 
+void add_device(OptionBinder& b, std::string& device) {
+  b.add_text("device", device,
+             "where the model runs: auto (this rank's GPU, by node-local rank, where LibTorch has CUDA and the node a "
+             "GPU; else the CPU), cpu, cuda (a GPU or an error on every rank), cuda:N",
+             [](const std::string& v) {
+               nn::check_device_option(v);
+               return v;
+             },
+             [](const std::string& v) { return v; });
+}
+
+void add_precision(OptionBinder& b, std::string& precision) {
+  b.add("precision", precision,
+        "arithmetic of the model: fp32, bf16 (maps agree with fp32 on >= 99.9 % of pixels; faster on GPUs and on CPUs "
+        "with AVX512-BF16/AMX) or fp16 (GPUs only)",
+        Choices{{"fp32", "bf16", "fp16"}});
+}
+
 void add_training_loop_options(OptionBinder& b, train::TrainSettings& s) {
+  add_device(b, s.device);
   b.add("checkpoint-dir", s.checkpoint_dir, "checkpoints (default: OUTPUT.ckpt)");
   add_tiles(b, s.tiles, "use only samples of these tiles (keep test tiles out)");
   b.add("val-fraction", s.val_fraction,

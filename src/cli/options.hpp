@@ -68,6 +68,10 @@ void add_boa_offset(OptionBinder& b, sentinel2::OffsetMode& mode, const std::str
 void add_on_error(OptionBinder& b, bool& skip_bad, const std::string& help);
 // --months of the U-Net commands (segment train, pretrain), read by parse_season_months.
 void add_months(OptionBinder& b, std::vector<int>& months);
+// --device auto|cpu|cuda|cuda:N (nn/device.hpp) of every command that runs a model.
+void add_device(OptionBinder& b, std::string& device);
+// --precision fp32|bf16|fp16 of the commands that run a model over whole tiles.
+void add_precision(OptionBinder& b, std::string& precision);
 // "a,b" from a list, the inverse of split_list (defaults of list options shown from the struct).
 std::string join_list(const std::vector<std::string>& items);
 

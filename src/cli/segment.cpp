@@ -34,6 +34,8 @@ int run_segment_predict(int argc, char** argv, const parallel::MpiContext& mpi) 
   add_block_size(b, s.block_size, pipeline::kInferenceBlockSizes,
                  "block edge in pixels: the unit of work and of resume (does not change the output)");
   add_threads(b, s.threads);
+  add_device(b, s.device);
+  add_precision(b, s.precision);
   add_deflate(b, s.deflate);
   add_overwrite(b, s.overwrite, "replace an existing map (or leftovers of another interrupted run)");
   po::variables_map vm;
@@ -65,6 +67,7 @@ int run_segment_evaluate(int argc, char** argv, const parallel::MpiContext& mpi)
       .add("predictions", s.predictions,
            "also write every patch's predicted labels (and mean probabilities) to this HDF5 file");
   add_threads(b, s.threads);
+  add_device(b, s.device);
   po::variables_map vm;
   if (!parse_options("segment evaluate", "--model UNET.h5 --patches PATCHES.h5 --output REPORT.json [options]",
                      "Scores a U-Net on the labels of a patch set, the patches split over the MPI ranks (the report is "

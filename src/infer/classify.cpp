@@ -11,6 +11,7 @@
 #include "s2crop/geo/grid.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/infer/tile_inference.hpp"
+#include "s2crop/nn/device_torch.hpp"
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/pipeline/composite_file.hpp"
 #include "s2crop/pipeline/stage_support.hpp"
@@ -28,15 +29,27 @@ constexpr std::int16_t kNoData = -32768;
 // The classifier over one block: class [px], confidence [px], then optionally probabilities [class][px].
 class ClassifierBlocks : public BlockPredictor {
  public:
-  ClassifierBlocks(const ClassifySettings& s) : s_(s) {
+  ClassifierBlocks(const ClassifySettings& s, const nn::DeviceChoice& device)
+      : s_(s), place_(device, nn::parse_precision(s.precision)) {
     model_ = nn::load_model(s.model, spec_);
     nc_ = spec_.class_names.size();
+    batch_ = static_cast<size_t>(s.batch_size);
+    if (device.cuda) {
+      place_.prepare(*model_);
+      batch_ = std::max(batch_, place_.batch_that_fits(model_bytes_per_pixel()));
+    }  // on the CPU the weights stay float32: infer() casts them for its GEMMs
   }
-  void predict(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
-               const geo::Window& w, std::uint8_t* out) override {
+  BlockInput read(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
+                  const geo::Window& w) override {
+    BlockInput in;
+    in.reflectance = composites.read_reflectance(tile, w);
+    return in;
+  }
+  void predict(const pipeline::CompositeFile&, const pipeline::CompositeTile& tile, const geo::Window& w,
+               BlockInput input, std::uint8_t* out) override {
     nn::FeatureMap features(spec_, tile.bands, s_.composites + " tile " + tile.name);
     const size_t nb = tile.bands.size(), n = static_cast<size_t>(w.pixels());
-    const std::vector<std::int16_t> block = composites.read_reflectance(tile, w);
+    const std::vector<std::int16_t>& block = input.reflectance;
     std::uint8_t* cls = out;
     std::uint8_t* conf = cls + n;
     std::uint8_t* prob = conf + n;
@@ -50,18 +63,22 @@ class ClassifierBlocks : public BlockPredictor {
       for (size_t k = 0; k < 12 * nb && ok; k += nb) ok = block[k * n + p] != kNoData;
       if (ok) valid.push_back(static_cast<std::uint32_t>(p));
     }
-    const size_t batch = static_cast<size_t>(s_.batch_size);
+    const size_t batch = std::min(batch_, std::max<size_t>(valid.size(), 1));
     std::vector<std::int16_t> series(batch * 12 * nb);
-    auto input = torch::empty({static_cast<int64_t>(batch), 12, features.n_features()});
+    auto features_in = torch::empty({static_cast<int64_t>(batch), 12, features.n_features()});
     for (size_t at = 0; at < valid.size(); at += batch) {
       const size_t m = std::min(batch, valid.size() - at);
       for (size_t i = 0; i < m; ++i) {
         const size_t p = valid[at + i];
         for (size_t k = 0; k < 12 * nb; ++k) series[i * 12 * nb + k] = block[k * n + p];
       }
-      features.apply(series.data(), m, input.data_ptr<float>());
+      features.apply(series.data(), m, features_in.data_ptr<float>());
       torch::InferenceMode guard;
-      auto probs = torch::exp(model_->infer(input.narrow(0, 0, static_cast<int64_t>(m)))).contiguous();
+      auto x = features_in.narrow(0, 0, static_cast<int64_t>(m));
+      // On the CPU the model stays float32 and infer() runs its GEMMs in the precision asked for; on a GPU model and
+      // input are cast (place_.prepare / place_.in) and cuDNN runs the recurrence. Probabilities come back as float32.
+      auto probs = nn::InferencePlace::out(
+          torch::exp(place_.device.is_cpu() ? model_->infer(x, place_.dtype) : model_->infer(place_.in(x))));
       auto top = probs.max(1);
       auto top_p = std::get<0>(top).contiguous();
       auto top_k = std::get<1>(top).contiguous();
@@ -80,10 +97,16 @@ class ClassifierBlocks : public BlockPredictor {
   }
 
  private:
+  // Working memory of one pixel in the LSTM on a GPU: every step's input projection and hidden sequence per layer,
+  // with room for cuDNN's workspace.
+  std::size_t model_bytes_per_pixel() const {
+    return static_cast<std::size_t>(12 * (spec_.n_features() + 6 * spec_.hidden) * spec_.layers) * 4 * 2;
+  }
   const ClassifySettings& s_;
+  nn::InferencePlace place_;
   nn::ModelSpec spec_;
   nn::LstmClassifier model_{nullptr};
-  size_t nc_ = 0;
+  size_t nc_ = 0, batch_ = 0;
 };
 
 }  // namespace
@@ -93,6 +116,9 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
   if (s.model.empty()) throw ConfigError("classify: no model given (--model MODEL.h5)");
   if (s.output.empty()) throw ConfigError("classify: no output given (--output MAP.h5)");
   if (s.batch_size < 1) throw ConfigError("--batch-size must be positive");
+  const nn::Precision precision = nn::parse_precision(s.precision);
+  const nn::DeviceChoice device = nn::resolve_device(s.device, mpi, "classify");
+  nn::check_precision(precision, device);
   nn::ModelSpec spec;
   parallel::root_first(mpi.world(), [&] {
     spec = nn::read_model_spec(s.model);
@@ -119,7 +145,9 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
   job.overwrite = s.overwrite;
   job.deflate = s.deflate;
   job.config_text = s.config_text;
-  job.options_fingerprint = "-n" + std::to_string(s.batch_size) + "-p" + std::to_string(s.probabilities ? 1 : 0);
+  // fp32 keeps the fingerprint of the versions before --precision: their maps are the same.
+  job.options_fingerprint = "-n" + std::to_string(s.batch_size) + "-p" + std::to_string(s.probabilities ? 1 : 0) +
+                            (precision == nn::Precision::Fp32 ? "" : "-" + s.precision);
   job.model_summary = std::to_string(nc) + " classes, " + join_items(spec.bands, ",") + (spec.ndvi ? ",NDVI" : "");
   OutputLayer cls{"class"};
   cls.fill = kNoClass;
@@ -142,7 +170,7 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
     nn::FeatureMap check(spec, t.bands, s.composites + " tile " + t.name);
     nn::check_season(spec, s.model, t.season_start_month, s.composites + " tile " + t.name);
   };
-  job.make_predictor = [&] { return std::make_unique<ClassifierBlocks>(s); };
+  job.make_predictor = [&] { return std::make_unique<ClassifierBlocks>(s, device); };
   job.file_attrs = [&](h5::File& file) {
     file.set_attr("class_names", spec.class_names);
     std::vector<double> flat;
@@ -168,9 +196,12 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
 }
 
 std::vector<std::uint8_t> predict_samples(const std::string& model_path, const samples::TrainingSet& set,
-                                          std::vector<float>* confidence) {
+                                          std::vector<float>* confidence, const std::string& device_option) {
   nn::ModelSpec spec;
   auto model = nn::load_model(model_path, spec);
+  const nn::DeviceChoice device = nn::choose_device(device_option, nn::torch_has_cuda(), nn::torch_gpus(), 0, 1);
+  const nn::InferencePlace place(device, nn::Precision::Fp32);
+  place.prepare(*model);
   nn::FeatureMap features(spec, set.header.bands, "the sample set");
   const size_t n = set.size(), per = set.values_per_sample(), batch = 8192;
   std::vector<std::uint8_t> out(n);
@@ -180,9 +211,9 @@ std::vector<std::uint8_t> predict_samples(const std::string& model_path, const s
   for (size_t at = 0; at < n; at += batch) {
     const size_t m = std::min(batch, n - at);
     features.apply(set.x.data() + at * per, m, input.data_ptr<float>());
-    auto top = model->infer(input.narrow(0, 0, static_cast<int64_t>(m))).max(1);
-    auto p = torch::exp(std::get<0>(top)).contiguous();
-    auto k = std::get<1>(top).contiguous();
+    auto top = model->infer(place.in(input.narrow(0, 0, static_cast<int64_t>(m)))).max(1);
+    auto p = nn::InferencePlace::out(torch::exp(std::get<0>(top)));
+    auto k = std::get<1>(top).to(torch::kCPU).contiguous();
     for (size_t i = 0; i < m; ++i) {
       out[at + i] = static_cast<std::uint8_t>(k.data_ptr<int64_t>()[i]);
       if (confidence) (*confidence)[at + i] = p.data_ptr<float>()[i];

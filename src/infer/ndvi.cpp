@@ -13,6 +13,7 @@
 #include "s2crop/composite/kernels.hpp"
 #include "s2crop/geo/raster.hpp"
 #include "s2crop/infer/tile_inference.hpp"
+#include "s2crop/nn/device_torch.hpp"
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/nn/ndvi_lstm.hpp"
 #include "s2crop/pipeline/composite_file.hpp"
@@ -69,13 +70,17 @@ nn::ModelSpec read_ndvi_model_spec(const std::string& path, const std::string& t
 }  // namespace
 
 std::vector<float> predict_ndvi(const std::string& model_path, const samples::TrainingSet& set,
-                                const std::vector<std::uint8_t>& visible, int* out_per_month) {
+                                const std::vector<std::uint8_t>& visible, int* out_per_month,
+                                const std::string& device_option) {
   nn::ModelSpec spec = nn::read_model_spec(model_path);
   if (!spec.is_ndvi_model())
     throw InputError(model_path, "model kind '" + spec.kind + "' is a crop-type classifier, not an NDVI model");
   nn::NdviLstm model(spec);
   nn::load_parameters(model_path, *model);
   model->eval();
+  const nn::InferencePlace place(nn::choose_device(device_option, nn::torch_has_cuda(), nn::torch_gpus(), 0, 1),
+                                 nn::Precision::Fp32);
+  place.prepare(*model);
   const auto& bands = set.header.bands;
   std::vector<size_t> cov;
   for (auto& b : spec.bands) {
@@ -109,7 +114,7 @@ std::vector<float> predict_ndvi(const std::string& model_path, const samples::Tr
     nn::ndvi_features(ndvi.data() + at * kSeasonMonths, visible.data() + at * kSeasonMonths,
                       nc ? covariates.data() : nullptr, static_cast<int>(nc), b, spec.season_start_month,
                       input.data_ptr<float>());
-    auto y = model->forward(input).contiguous();
+    auto y = nn::InferencePlace::out(model->forward(place.in(input)));
     std::copy(y.data_ptr<float>(), y.data_ptr<float>() + y.numel(), result.begin() + static_cast<long>(at * kSeasonMonths * out));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -175,7 +180,7 @@ void run_ndvi_evaluate(const NdviEvaluateSettings& s, const parallel::MpiContext
       }
       if (held.size() == 0) throw InputError(s.samples, "no held-out series with a clear observation to evaluate on");
       int out = 1;
-      const auto pred = predict_ndvi(s.model, held, visible, &out);
+      const auto pred = predict_ndvi(s.model, held, visible, &out, s.device);
       const auto held_ndvi = samples::ndvi_series(held.x, held.header, s.samples);
       const std::vector<std::string> methods = spec.task == "forecast"
                                                    ? std::vector<std::string>{"model", "persistence", "climatology"}
@@ -322,15 +327,28 @@ std::int16_t ndvi_value(float ndvi) {
 // The model over one block. Payload: forecast [lead][px]; gapfill predicted [month][px] then filled [month][px].
 class NdviBlocks : public BlockPredictor {
  public:
-  NdviBlocks(const NdviPredictSettings& s, int origin) : s_(s), origin_(origin) {
+  NdviBlocks(const NdviPredictSettings& s, int origin, const nn::DeviceChoice& device)
+      : s_(s), origin_(origin), place_(device, nn::parse_precision(s.precision)) {
     spec_ = nn::read_model_spec(s.model);
     model_ = nn::NdviLstm(spec_);
     nn::load_parameters(s.model, *model_);
     model_->eval();
+    place_.prepare(*model_);
     out_ = spec_.task == "forecast" ? spec_.horizon : 1;
+    batch_ = static_cast<size_t>(s.batch_size);
+    // On a GPU, per pixel: every step's gates and hidden states of each layer and direction.
+    batch_ = std::max(batch_, place_.batch_that_fits(static_cast<std::size_t>(
+                                  kSeasonMonths * (spec_.n_features() + 6 * spec_.hidden) * spec_.layers * 2) * 4 * 2));
   }
-  void predict(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile, const geo::Window& w,
-               std::uint8_t* payload) override {
+  BlockInput read(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
+                  const geo::Window& w) override {
+    BlockInput in;
+    in.reflectance = composites.read_reflectance(tile, w);
+    in.clear_count = composites.read_clear_count(tile, w);
+    return in;
+  }
+  void predict(const pipeline::CompositeFile&, const pipeline::CompositeTile& tile, const geo::Window& w,
+               BlockInput input, std::uint8_t* payload) override {
     const size_t n = static_cast<size_t>(w.pixels()), nb = tile.bands.size(), ncov = spec_.bands.size();
     const auto band = [&](const std::string& name) {
       return static_cast<size_t>(std::find(tile.bands.begin(), tile.bands.end(), name) - tile.bands.begin());
@@ -338,8 +356,8 @@ class NdviBlocks : public BlockPredictor {
     const size_t red = band("B04"), nir = band(spec_.ndvi_nir);
     std::vector<size_t> cov;
     for (auto& b : spec_.bands) cov.push_back(band(b));
-    const auto block = composites.read_reflectance(tile, w);
-    const auto clear = composites.read_clear_count(tile, w);
+    const auto& block = input.reflectance;
+    const auto& clear = input.clear_count;
     const bool forecast = spec_.task == "forecast";
     auto* out = reinterpret_cast<std::int16_t*>(payload);
     const size_t planes = forecast ? static_cast<size_t>(spec_.horizon) : 2 * kSeasonMonths;
@@ -361,12 +379,12 @@ class NdviBlocks : public BlockPredictor {
       }
       if (any) pixels.push_back(static_cast<std::uint32_t>(p));
     }
-    const size_t batch = static_cast<size_t>(s_.batch_size);
+    const size_t batch = std::min(batch_, std::max<size_t>(pixels.size(), 1));
     const int64_t nf = spec_.n_features();
     std::vector<float> b_ndvi(batch * kSeasonMonths);
     std::vector<std::uint8_t> b_visible(batch * kSeasonMonths);
     std::vector<std::int16_t> b_cov(batch * kSeasonMonths * std::max<size_t>(ncov, 1));
-    auto input = torch::empty({static_cast<int64_t>(batch), kSeasonMonths, nf});
+    auto features = torch::empty({static_cast<int64_t>(batch), kSeasonMonths, nf});
     for (size_t at = 0; at < pixels.size(); at += batch) {
       const size_t m = std::min(batch, pixels.size() - at);
       for (size_t i = 0; i < m; ++i) {
@@ -379,9 +397,9 @@ class NdviBlocks : public BlockPredictor {
                 block[(static_cast<size_t>(mo) * nb + cov[c]) * n + p];
       }
       nn::ndvi_features(b_ndvi.data(), b_visible.data(), ncov ? b_cov.data() : nullptr, static_cast<int>(ncov), m,
-                        spec_.season_start_month, input.data_ptr<float>());
+                        spec_.season_start_month, features.data_ptr<float>());
       torch::InferenceMode guard;
-      auto y = model_->forward(input.narrow(0, 0, static_cast<int64_t>(m))).contiguous();
+      auto y = nn::InferencePlace::out(model_->forward(place_.in(features.narrow(0, 0, static_cast<int64_t>(m)))));
       const float* yp = y.data_ptr<float>();  // [pixel][12][out]
       for (size_t i = 0; i < m; ++i) {
         const size_t p = pixels[at + i];
@@ -407,9 +425,11 @@ class NdviBlocks : public BlockPredictor {
  private:
   const NdviPredictSettings& s_;
   int origin_;
+  nn::InferencePlace place_;
   nn::ModelSpec spec_;
   nn::NdviLstm model_{nullptr};
   int out_ = 1;
+  size_t batch_ = 0;
 };
 
 // An NDVI ramp per plane, side by side in rows of four, each labelled with its month; no data dark grey.
@@ -433,6 +453,9 @@ void run_ndvi_predict(const NdviPredictSettings& s, const parallel::MpiContext& 
   if (s.model.empty()) throw ConfigError("ndvi predict: no model given (--model MODEL.h5)");
   if (s.output.empty()) throw ConfigError("ndvi predict: no output given (--output NDVI.h5)");
   if (s.batch_size < 1) throw ConfigError("--batch-size must be positive");
+  const nn::Precision precision = nn::parse_precision(s.precision);
+  const nn::DeviceChoice device = nn::resolve_device(s.device, mpi, "ndvi predict");
+  nn::check_precision(precision, device);
   nn::ModelSpec spec;
   int origin = 0;
   parallel::root_first(mpi.world(), [&] {
@@ -467,7 +490,8 @@ void run_ndvi_predict(const NdviPredictSettings& s, const parallel::MpiContext& 
   job.overwrite = s.overwrite;
   job.deflate = s.deflate;
   job.config_text = s.config_text;
-  job.options_fingerprint = "-n" + std::to_string(s.batch_size) + "-o" + std::to_string(origin);
+  job.options_fingerprint = "-n" + std::to_string(s.batch_size) + "-o" + std::to_string(origin) +
+                            (precision == nn::Precision::Fp32 ? "" : "-" + s.precision);
   job.model_summary = forecast ? "forecast, months 1.." + std::to_string(origin) + " -> " + std::to_string(origin + 1) +
                                      ".." + std::to_string(origin + spec.horizon)
                                : "gap-fill";
@@ -513,7 +537,7 @@ void run_ndvi_predict(const NdviPredictSettings& s, const parallel::MpiContext& 
     if (t.months != months)
       throw InputError(where, "covers another season than the file's first tile; predict one season per run");
   };
-  job.make_predictor = [&] { return std::make_unique<NdviBlocks>(s, origin); };
+  job.make_predictor = [&] { return std::make_unique<NdviBlocks>(s, origin, device); };
   job.file_attrs = [&](h5::File& file) {
     file.set_attr("task", spec.task);
     if (forecast) {

@@ -15,6 +15,7 @@
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/infer/sliding_windows.hpp"
 #include "s2crop/infer/tile_inference.hpp"
+#include "s2crop/nn/device_torch.hpp"
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/nn/model_spec.hpp"
 #include "s2crop/pipeline/composite_file.hpp"
@@ -55,14 +56,17 @@ std::vector<size_t> used_planes(const nn::ModelSpec& spec, const std::vector<std
 // windows; a cached result is the same bytes as a recomputed one.
 class UNetBlocks : public BlockPredictor {
  public:
-  explicit UNetBlocks(const SegmentPredictSettings& s) : s_(s) {
+  UNetBlocks(const SegmentPredictSettings& s, const nn::DeviceChoice& device)
+      : s_(s), place_(device, nn::parse_precision(s.precision)) {
     model_ = nn::load_unet(s.model, spec_);
+    place_.prepare(*model_);
     outputs_ = static_cast<size_t>(spec_.unet.outputs);
     multiclass_ = spec_.unet.task == "multiclass";
   }
 
+  // Reads in predict() (BlockInput empty): which region it reads depends on the windows already cached.
   void predict(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
-               const geo::Window& block, std::uint8_t* out) override {
+               const geo::Window& block, BlockInput, std::uint8_t* out) override {
     TileState& ts = tile_state(tile);
     const size_t n = static_cast<size_t>(block.pixels()), O = outputs_;
     std::vector<double> num(O * n, 0.0), den(n, 0.0);
@@ -213,7 +217,7 @@ class UNetBlocks : public BlockPredictor {
       auto x = torch::empty({1, ts.input.channels(), win.height, win.width});
       ts.input.apply(refl.data(), wpx, x.data_ptr<float>());
       torch::InferenceMode guard;
-      auto p = model_->probabilities(x).contiguous();  // [1][outputs][h][w]
+      auto p = nn::InferencePlace::out(model_->probabilities(place_.in(x)));  // [1][outputs][h][w]
       r.probs.assign(p.data_ptr<float>(), p.data_ptr<float>() + outputs_ * wpx);
     }
     // Least recently used out once the cache holds more than its budget.
@@ -231,6 +235,7 @@ class UNetBlocks : public BlockPredictor {
 
   static constexpr size_t kCacheBytes = size_t{256} << 20;
   const SegmentPredictSettings& s_;
+  nn::InferencePlace place_;
   nn::ModelSpec spec_;
   nn::UNet model_{nullptr};
   size_t outputs_ = 0;
@@ -268,6 +273,9 @@ void run_segment_predict(const SegmentPredictSettings& s, const parallel::MpiCon
   if (s.overlap < 0 || s.overlap >= s.window)
     throw ConfigError("--overlap must be at least 0 and smaller than --window (" + std::to_string(s.window) + ")");
   if (!(s.threshold >= 0 && s.threshold <= 1)) throw ConfigError("--threshold must be in [0, 1]");
+  const nn::Precision precision = nn::parse_precision(s.precision);
+  const nn::DeviceChoice device = nn::resolve_device(s.device, mpi, "segment predict");
+  nn::check_precision(precision, device);
   nn::ModelSpec spec;
   auto read_spec = [&] { spec = nn::read_segmentation_model_spec(s.model); };
   parallel::root_first(mpi.world(), read_spec);
@@ -296,7 +304,8 @@ void run_segment_predict(const SegmentPredictSettings& s, const parallel::MpiCon
   char threshold[32];
   std::snprintf(threshold, sizeof threshold, "%.17g", s.threshold);
   job.options_fingerprint = "-w" + std::to_string(s.window) + "-o" + std::to_string(s.overlap) +
-                            (multiclass ? "-p" + std::to_string(s.probabilities ? 1 : 0) : std::string("-t") + threshold);
+                            (multiclass ? "-p" + std::to_string(s.probabilities ? 1 : 0) : std::string("-t") + threshold) +
+                            (precision == nn::Precision::Fp32 ? "" : "-" + s.precision);
   std::string months;
   for (int m : spec.unet.months) months += (months.empty() ? "" : ",") + std::to_string(m + 1);
   job.model_summary = spec.unet.task + " U-Net, " + std::to_string(no) + (multiclass ? " classes" : " labels") +
@@ -342,7 +351,7 @@ void run_segment_predict(const SegmentPredictSettings& s, const parallel::MpiCon
     nn::check_season(spec, s.model, t.season_start_month, where);
     SlidingWindowGrid grid(t.grid.width, t.grid.height, s.window, s.overlap);
   };
-  job.make_predictor = [&] { return std::make_unique<UNetBlocks>(s); };
+  job.make_predictor = [&] { return std::make_unique<UNetBlocks>(s, device); };
   job.file_attrs = [&](h5::File& file) {
     file.set_attr("task", spec.unet.task);
     file.set_attr("output_names", spec.class_names);

@@ -16,6 +16,7 @@
 #include "s2crop/common/text.hpp"
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/infer/segment.hpp"
+#include "s2crop/nn/device_torch.hpp"
 #include "s2crop/nn/model_file.hpp"
 #include "s2crop/nn/model_spec.hpp"
 #include "s2crop/nn/segmentation_loss.hpp"
@@ -239,6 +240,7 @@ void run_segment_evaluate(const SegmentEvaluateSettings& s, const parallel::MpiC
   if (s.output.empty()) throw ConfigError("segment evaluate: no output given (--output REPORT.json)");
   if (s.samples < 0) throw ConfigError("--samples must be 0 or more");
   const auto t_start = std::chrono::steady_clock::now();
+  const nn::DeviceChoice device = nn::resolve_device(s.device, mpi, "segment evaluate");
   Plan plan;
   parallel::root_first(mpi.world(), [&] { plan = make_plan(s); });
   if (!mpi.is_root()) plan = make_plan(s);
@@ -282,6 +284,8 @@ void run_segment_evaluate(const SegmentEvaluateSettings& s, const parallel::MpiC
   try {
     nn::ModelSpec spec;
     nn::UNet model = nn::load_unet(s.model, spec);
+    const nn::InferencePlace place(device, nn::Precision::Fp32);
+    place.prepare(*model);
     const nn::ImageInputMap input_map(spec, h.bands, s.patches);
     torch::InferenceMode guard;
     constexpr std::size_t kReadAtOnce = 32;  // patches read per call (consecutive in the file)
@@ -294,9 +298,9 @@ void run_segment_evaluate(const SegmentEvaluateSettings& s, const parallel::MpiC
         const std::size_t j = at + k - first;  // position in this rank's slice
         const std::int16_t* x = batch.x.data() + k * h.x_values();
         const std::uint8_t* labels = batch.labels.data() + k * h.label_values();
-        auto logits = model->forward(nn::patch_inputs(input_map, x, 1, h));
-        auto probs = (multiclass ? torch::softmax(logits, 1) : torch::sigmoid(logits)).contiguous();
-        auto pred = nn::segmentation_labels(logits, spec.unet.task).contiguous();
+        auto logits = model->forward(place.in(nn::patch_inputs(input_map, x, 1, h)));
+        auto probs = nn::InferencePlace::out(multiclass ? torch::softmax(logits, 1) : torch::sigmoid(logits));
+        auto pred = nn::segmentation_labels(logits, spec.unet.task).to(torch::kCPU).contiguous();
         torch::Tensor target, mask;
         plan.targets.make(labels, 1, target, mask);
         auto truth = plan.targets.truth(target, mask);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <future>
 
 #include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
@@ -193,9 +194,26 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
   {
     auto predictor = job.make_predictor();
     pipeline::CompositeFile composites(job.composites);
+    std::vector<pipeline::CompositeTile> file_tiles;
+    for (auto& t : tiles) file_tiles.push_back(composites.tile(t.tile.name));
+    // Double buffering (BlockPredictor): the next block of this rank is read while this one computes. The future is
+    // declared before the loop so that a block that throws waits for the read in flight before unwinding further.
+    const std::vector<size_t> order = stage.assigned(todo);
+    size_t next = 0;
+    std::future<BlockInput> reading;
+    auto read_ahead = [&](size_t u) {
+      return std::async(std::launch::async, [&predictor, &composites, &file_tiles, &stage, u] {
+        const pipeline::BlockUnit& unit = stage.units()[u];
+        return predictor->read(composites, file_tiles[unit.group], unit.window);
+      });
+    };
+    if (!order.empty()) reading = read_ahead(order[0]);
     stage.compute(todo, [&](size_t u, std::uint8_t* payload) {
+      if (next >= order.size() || order[next] != u) throw Error(job.stage + ": blocks computed out of the planned order");
+      BlockInput input = reading.get();
+      if (++next < order.size()) reading = read_ahead(order[next]);
       const pipeline::BlockUnit& unit = stage.units()[u];
-      predictor->predict(composites, composites.tile(tiles[unit.group].tile.name), unit.window, payload);
+      predictor->predict(composites, file_tiles[unit.group], unit.window, std::move(input), payload);
       pixels += unit.window.pixels();
     });
   }

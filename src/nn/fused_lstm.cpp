@@ -91,7 +91,12 @@ struct FusedLstmLayer : public torch::autograd::Function<FusedLstmLayer> {
 
 std::vector<torch::Tensor> fused_lstm_layer(const torch::Tensor& x, const torch::Tensor& w_ih,
                                             const torch::Tensor& w_hh) {
-  return FusedLstmLayer::apply(x.contiguous(), w_ih, w_hh);
+  if (x.is_cpu() && x.scalar_type() == torch::kFloat32) return FusedLstmLayer::apply(x.contiguous(), w_ih, w_hh);
+  // GPUs (cuDNN) and reduced precision: LibTorch's own LSTM layer, the same function.
+  auto zeros = torch::zeros({1, x.size(0), w_hh.size(1)}, x.options());
+  auto out = torch::lstm(x, {zeros, zeros}, {w_ih, w_hh}, /*has_biases=*/false, /*num_layers=*/1, /*dropout=*/0.0,
+                         /*train=*/torch::GradMode::is_enabled(), /*bidirectional=*/false, /*batch_first=*/true);
+  return {std::get<0>(out), std::get<2>(out)[0]};
 }
 
 }  // namespace s2crop::nn

@@ -33,29 +33,35 @@ torch::Tensor LstmClassifierImpl::forward(const torch::Tensor& x) {
   return torch::log_softmax(head->forward(state_norm->forward(state)), 1);
 }
 
-torch::Tensor LstmClassifierImpl::infer(const torch::Tensor& x) {
+torch::Tensor LstmClassifierImpl::infer(const torch::Tensor& x, torch::ScalarType gemm) {
+  // On a GPU the per-step loop below would be a dozen kernel launches per step: cuDNN's LSTM does it in one.
+  if (!x.is_cpu()) return forward(x);
   const int64_t batch = x.size(0), steps = x.size(1);
   const int64_t hidden = lstm->options.hidden_size(), layers = lstm->options.num_layers();
   auto input = input_norm->forward(x);
-  auto state = torch::empty({batch, layers, hidden});  // last cell state of every layer
-  auto gates = torch::empty({batch, 4 * hidden});
-  auto zeros = torch::zeros({batch, hidden});
-  auto h_last = torch::empty({batch, hidden});
-  auto tanh_c = torch::empty({batch, hidden});
+  const auto like = input.options();
+  const bool reduced = gemm != like.dtype().toScalarType();
+  auto state = torch::empty({batch, layers, hidden}, like);  // last cell state of every layer
+  auto gates = torch::empty({batch, 4 * hidden}, like);
+  auto zeros = torch::zeros({batch, hidden}, like);
+  auto h_last = torch::empty({batch, hidden}, like);
+  auto tanh_c = torch::empty({batch, hidden}, like);
   const auto& weights = lstm->all_weights();  // per layer: weight_ih, weight_hh (no bias)
   for (int64_t l = 0; l < layers; ++l) {
-    const auto w_ih_t = weights[static_cast<size_t>(2 * l)].t();
-    const auto w_hh_t = weights[static_cast<size_t>(2 * l + 1)].t();
-    auto projected = torch::matmul(input, w_ih_t);  // every step's input projection in one GEMM: [batch][steps][4H]
+    const auto w_ih_t = weights[static_cast<size_t>(2 * l)].t().to(gemm);
+    const auto w_hh_t = weights[static_cast<size_t>(2 * l + 1)].t().to(gemm);
+    // every step's input projection in one GEMM: [batch][steps][4H]
+    auto projected = reduced ? torch::matmul(input.to(gemm), w_ih_t).to(like.dtype()) : torch::matmul(input, w_ih_t);
     const bool last = l == layers - 1;
-    auto sequence = last ? torch::Tensor() : torch::empty({batch, steps, hidden});
+    auto sequence = last ? torch::Tensor() : torch::empty({batch, steps, hidden}, like);
     auto c = state.select(1, l);
     c.zero_();
     torch::Tensor h = zeros;
     auto i_f = gates.narrow(1, 0, 2 * hidden), g = gates.narrow(1, 2 * hidden, hidden);
     auto i = gates.narrow(1, 0, hidden), f = gates.narrow(1, hidden, hidden), o = gates.narrow(1, 3 * hidden, hidden);
     for (int64_t t = 0; t < steps; ++t) {
-      torch::addmm_out(gates, projected.select(1, t), h, w_hh_t);
+      if (reduced) gates.copy_(torch::mm(h.to(gemm), w_hh_t)).add_(projected.select(1, t));
+      else torch::addmm_out(gates, projected.select(1, t), h, w_hh_t);
       i_f.sigmoid_();  // PyTorch's gate order: input, forget, cell, output
       g.tanh_();
       o.sigmoid_();

@@ -72,7 +72,8 @@ SiameseLoss SimSiamImpl::loss(const SiameseViews& views, torch::Tensor* projecti
       std::vector<int64_t> yl, xl;
       for (auto y : ys) yl.push_back((y + top) >> l);
       for (auto x : xs) xl.push_back((x + left) >> l);
-      columns.push_back(features[l].index_select(2, torch::tensor(yl)).index_select(3, torch::tensor(xl)));
+      const auto on = features[l].device();
+      columns.push_back(features[l].index_select(2, torch::tensor(yl).to(on)).index_select(3, torch::tensor(xl).to(on)));
     }
     auto h = torch::cat(columns, 1);                                   // [2n][features][g][g]
     auto z = projector->forward(h.permute({0, 2, 3, 1}).reshape({2 * n * g * g, -1}));

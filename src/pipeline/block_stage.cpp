@@ -150,15 +150,21 @@ std::vector<size_t> BlockStage::resume(std::vector<BlockUnit> units) {
   return todo;
 }
 
-std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
-                                        const std::function<void(size_t, std::uint8_t*)>& fn) {
+std::vector<size_t> BlockStage::assigned(const std::vector<size_t>& todo) const {
   std::vector<double> costs;
   for (size_t u : todo) costs.push_back(units_.at(u).cost);
-  const auto assignment = parallel::balance(costs, mpi_.size());
+  const auto assignment = parallel::balance(costs, mpi_.size());  // named: a range-for over an element of the
+                                                                   // temporary would dangle
+  std::vector<size_t> out;
+  for (size_t k : assignment[static_cast<size_t>(mpi_.rank())]) out.push_back(todo[k]);
+  return out;
+}
+
+std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
+                                        const std::function<void(size_t, std::uint8_t*)>& fn) {
   std::vector<size_t> mine;
   UnitProgress progress(mpi_, config_.stage, static_cast<std::int64_t>(units_.size()), done_before_);
-  for (size_t k : assignment[static_cast<size_t>(mpi_.rank())]) {
-    const size_t u = todo[k];
+  for (size_t u : assigned(todo)) {
     const BlockUnit& unit = units_[u];
     PartWriter part(part_path(u), config_.part_kind, unit.window, unit.payload_bytes);
     fn(u, part.payload());

@@ -113,18 +113,20 @@ void check_writable_folder(const std::string& folder, const std::string& what) {
 
 void save_checkpoint(const std::string& dir, const std::string& fingerprint, const FlatModel& flat,
                      const FusedAdamW& opt, const TrainState& st, const nn::ModelSpec& spec) {
+  // Host copies: a checkpoint written on a GPU resumes on a CPU and the other way round.
+  auto host = [](const torch::Tensor& t) { return t.to(torch::kCPU); };
   torch::serialize::OutputArchive a;
   a.write("fingerprint", string_tensor(fingerprint));
-  a.write("param", flat.param);
-  a.write("adam_m", opt.m);
-  a.write("adam_v", opt.v);
+  a.write("param", host(flat.param));
+  a.write("adam_m", host(opt.m));
+  a.write("adam_v", host(opt.v));
   a.write("adam_step", torch::tensor(opt.step, torch::kInt64));
   a.write("epoch", torch::tensor(static_cast<int64_t>(st.epoch), torch::kInt64));
   a.write("step", torch::tensor(st.step, torch::kInt64));
   a.write("best_f1", torch::tensor(st.best_f1, torch::kFloat64));
   a.write("best_epoch", torch::tensor(static_cast<int64_t>(st.best_epoch), torch::kInt64));
   a.write("bad_epochs", torch::tensor(static_cast<int64_t>(st.bad_epochs), torch::kInt64));
-  a.write("best_param", st.best_param);
+  a.write("best_param", host(st.best_param));
   a.write("rng_states", torch::stack(st.rng_states));
   a.write("best_val_sums", torch::tensor(st.best_val_sums.empty() ? std::vector<double>{0.0} : st.best_val_sums,
                                          torch::kFloat64)
@@ -201,16 +203,17 @@ bool load_checkpoint(const std::string& dir, const std::string& fingerprint, Fla
       rng.size(0) != ranks)
     throw InputError(path, "checkpoint does not match the model size; pass --overwrite to start over");
   torch::NoGradGuard no_grad;
+  const auto device = flat.param.device();  // the run's device, whichever device wrote the checkpoint
   flat.param.copy_(param);
-  opt.m = m.clone();
-  opt.v = v.clone();
+  opt.m = m.to(device).clone();
+  opt.v = v.to(device).clone();
   opt.step = adam_step.item<int64_t>();
   st.epoch = static_cast<int>(epoch.item<int64_t>());
   st.step = step.item<int64_t>();
   st.best_f1 = best_f1.item<double>();
   st.best_epoch = static_cast<int>(best_epoch.item<int64_t>());
   st.bad_epochs = static_cast<int>(bad.item<int64_t>());
-  st.best_param = best_param.clone();
+  st.best_param = best_param.to(device).clone();
   st.rng_states.clear();
   for (int r = 0; r < ranks; ++r) st.rng_states.push_back(rng[r].clone());
   st.best_val_sums.clear();
@@ -248,6 +251,11 @@ bool resume(const TrainSettings& s, const parallel::MpiContext& mpi, const std::
       std::lock_guard<std::mutex> lock(generator.mutex());
       generator.set_state(st.rng_states[static_cast<size_t>(mpi.rank())]);
     }
+    // Dropout on a GPU draws from the GPU's generator, whose state is not portable across devices: a resumed GPU run
+    // continues with dropout seeded by (seed, rank, epoch) instead of the interrupted run's exact masks.
+    if (resumed && !flat.param.is_cpu())
+      torch::cuda::manual_seed(s.seed * 1000003ULL + static_cast<std::uint64_t>(mpi.rank()) +
+                               7919ULL * static_cast<std::uint64_t>(st.epoch));
   }
   return resumed;
 }

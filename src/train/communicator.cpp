@@ -62,6 +62,28 @@ BackendChoice choose_backend(const std::string& requested, bool nccl_is_built, i
   return c;
 }
 
+BackendChoice choose_backend(const std::string& requested, const nn::DeviceChoice& device, bool nccl_is_built,
+                             int gpus_on_node, int node_rank, int node_size) {
+  if (!device.cuda && requested == "auto") {
+    BackendChoice c;
+    c.reason = "MPI all-reduce on CPU (the model is on the CPU)";
+    return c;
+  }
+  BackendChoice c = choose_backend(requested, nccl_is_built, gpus_on_node, node_rank, node_size);
+  if (c.backend == Backend::Nccl && device.cuda) {
+    if (device.sharing > 1) {
+      const std::string why = "ranks share GPU " + std::to_string(device.index) + " (NCCL needs one rank per GPU)";
+      if (requested == "nccl") throw ConfigError("--backend nccl: " + why);
+      c = BackendChoice{};
+      c.reason = "MPI all-reduce through host memory (" + why + ")";
+      return c;
+    }
+    c.gpu = device.index;
+    c.reason += ", in place on the device buffers";
+  }
+  return c;
+}
+
 bool nccl_built() {
 #ifdef S2CROP_HAVE_NCCL
   return true;

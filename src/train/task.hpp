@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sampling.hpp"
+#include "s2crop/nn/device_torch.hpp"
 #include "s2crop/nn/model_spec.hpp"
 #include "s2crop/parallel/mpi.hpp"
 #include "s2crop/samples/patch_set.hpp"
@@ -26,6 +27,12 @@ struct Task {
   // Builds the model (seeded: the same initial weights on every rank) once the data are loaded.
   virtual void build() = 0;
   virtual torch::nn::Module& module() = 0;
+  // Moves the model (after build()) and the task's device-resident data to `device`; the batches follow them there.
+  virtual void place(const torch::Device& to) {
+    module().to(to);
+    device = to;
+  }
+  torch::Device device{torch::kCPU};
   virtual const nn::ModelSpec& spec() const = 0;
   // Weight of sample i (global index) in the global batch of step `step` (0-based optimiser step).
   virtual double weight(std::uint32_t i, std::int64_t step) const = 0;

@@ -115,8 +115,8 @@ struct NdviTask : Task {
                      std::int64_t step, double batch_weight) override {
     torch::Tensor input, target, mask;
     batch(local_pos, global, static_cast<std::uint64_t>(step), input, target, mask);
-    auto e = model->forward(input) - target;
-    return (e * e * mask).sum() / std::max(batch_weight, 1e-12);
+    auto e = model->forward(nn::to_device(input, device)) - nn::to_device(target, device);
+    return (e * e * nn::to_device(mask, device)).sum() / std::max(batch_weight, 1e-12);
   }
   std::vector<double> validate(const std::vector<std::int64_t>& local_pos,
                                const std::vector<std::uint32_t>& global) override {
@@ -127,7 +127,8 @@ struct NdviTask : Task {
       std::vector<std::uint32_t> gl(global.begin() + static_cast<long>(at), global.begin() + static_cast<long>(end));
       torch::Tensor input, target, mask;
       batch(lp, gl, kValidationStep, input, target, mask);
-      auto e = model->forward(input) - target;
+      mask = nn::to_device(mask, device);
+      auto e = model->forward(nn::to_device(input, device)) - nn::to_device(target, device);
       sums[0] += (e * e * mask).sum().item<double>();
       sums[1] += mask.sum().item<double>();
     }

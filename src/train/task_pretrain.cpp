@@ -88,12 +88,12 @@ struct PretrainTask : Task {
       db.push_back(d2);
     }
     nn::SiameseViews views;
-    views.view1 = torch::stack(a);
-    views.view2 = torch::stack(b);
+    views.view1 = nn::to_device(torch::stack(a), device);
+    views.view2 = nn::to_device(torch::stack(b), device);
     if (target) {
-      views.target = torch::stack(c);
-      views.dropped1 = torch::stack(da);
-      views.dropped2 = torch::stack(db);
+      views.target = nn::to_device(torch::stack(c), device);
+      views.dropped1 = nn::to_device(torch::stack(da), device);
+      views.dropped2 = nn::to_device(torch::stack(db), device);
     }
     return model->loss(views, projections);
   }

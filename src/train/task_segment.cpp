@@ -136,6 +136,9 @@ struct SegmentTask : Task {
                      std::int64_t step, double batch_weight) override {
     torch::Tensor x, t, m;
     gather(local_pos, global, true, step, x, t, m);
+    x = nn::to_device(x, device);
+    t = nn::to_device(t, device);
+    if (m.defined()) m = nn::to_device(m, device);
     const int64_t n = x.size(0), micro = s.segment.micro_batch > 0 ? s.segment.micro_batch : n;
     torch::Tensor total;
     for (int64_t at = 0; at < n; at += micro) {
@@ -157,11 +160,12 @@ struct SegmentTask : Task {
       std::vector<std::uint32_t> gl(global.begin() + static_cast<long>(at), global.begin() + static_cast<long>(end));
       torch::Tensor x, t, m;
       gather(lp, gl, false, 0, x, t, m);
-      auto logits = model->forward(x);
-      auto ls = nn::segmentation_loss_sum(logits, t, m, loss_options);
+      auto logits = model->forward(nn::to_device(x, device));
+      auto ls = nn::segmentation_loss_sum(logits, nn::to_device(t, device), m.defined() ? nn::to_device(m, device) : m,
+                                          loss_options);
       extra[0] += ls.sum.item<double>();
       extra[1] += ls.count.item<double>();
-      auto pred = nn::segmentation_labels(logits, spec_.unet.task).contiguous();
+      auto pred = nn::segmentation_labels(logits, spec_.unet.task).to(torch::kCPU).contiguous();
       const size_t px = static_cast<size_t>(header.patch_size) * static_cast<size_t>(header.patch_size);
       auto truth = targets.truth(t, m);
       counts.add_patches(spec_.unet.task == "multiclass", pred.data_ptr<std::uint8_t>(),

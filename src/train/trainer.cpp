@@ -31,7 +31,7 @@ using clock_type = std::chrono::steady_clock;
 
 // Bitwise checksum of the parameters: equal on every rank iff the replicas are identical (with overwhelming odds).
 std::uint64_t param_hash(const torch::Tensor& param) {
-  auto c = param.contiguous();
+  auto c = param.to(torch::kCPU).contiguous();
   return hash::fnv1a(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size());
 }
 
@@ -46,6 +46,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   const std::string ckpt_dir = s.checkpoint_dir.empty() ? s.output + ".ckpt" : s.checkpoint_dir;
   check_run(s, mpi, ckpt_dir);
   const NanHook nan = nan_hook();
+  const nn::DeviceChoice device = nn::resolve_device(s.device, mpi, "training");
 
   // ---- patches (U-Net): header and every patch's labels and tile, split by tile or by patch
   samples::PatchSet patch_labels;
@@ -111,14 +112,15 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   const int threads = threads_per_rank(s.threads, mpi.node_size());
   use_threads(threads);
   task->build();
+  task->place(nn::torch_device(device));
   torch::nn::Module& model = task->module();
   spec = task->spec();
   const std::vector<double> lr_scales = task->lr_scales();
   FlatModel flat = flatten(task->trainable_parameters());
   FusedAdamW opt;
-  opt.init(flat.n);
+  opt.init(flat.n, flat.param.device());
   if (!lr_scales.empty()) {
-    opt.lr_scale = torch::ones({flat.n});
+    opt.lr_scale = torch::ones({flat.n}, flat.param.options());
     int64_t at = 0;
     size_t k = 0;
     for (auto& p : task->trainable_parameters()) {
@@ -126,9 +128,10 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
       at += p.numel();
     }
   }
-  auto choice = choose_backend(s.backend, nccl_built(), visible_gpus(), mpi.node_rank(), mpi.node_size());
+  const BackendChoice choice =
+      choose_backend(s.backend, device, nccl_built(), visible_gpus(), mpi.node_rank(), mpi.node_size());
   auto comm = make_communicator(choice, mpi);
-  comm->broadcast(flat.param.data_ptr<float>(), static_cast<size_t>(flat.n), 0);
+  broadcast(*comm, flat.param, 0);
   torch::manual_seed(s.seed * 1000003ULL + static_cast<std::uint64_t>(mpi.rank()));  // dropout differs per rank
 
   TrainState st;
@@ -161,7 +164,8 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   const size_t bucket = std::max<size_t>(1024, static_cast<size_t>(s.bucket_mb * 1024 * 1024 / sizeof(float)));
   std::vector<std::int64_t> local_pos;
   std::vector<std::uint32_t> local_global;
-  torch::Tensor grad64 = s.reproducible ? torch::zeros({flat.n + 1}, torch::kFloat64) : torch::Tensor();
+  torch::Tensor grad64 =
+      s.reproducible ? torch::zeros({flat.n + 1}, flat.grad.options().dtype(torch::kFloat64)) : torch::Tensor();
   bool stop = false;
   double train_seconds = 0;
   std::int64_t trained_samples = 0;
@@ -185,7 +189,6 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
         }
       }
       flat.grad.zero_();
-      const size_t total = static_cast<size_t>(flat.n) + 1;
       const bool poisoned = nan.step == st.step + 1 && (nan.rank < 0 || nan.rank == mpi.rank());
       if (s.reproducible) {
         // Each sample's gradient alone (computed the same way whatever the rank count), summed in double: the sum
@@ -199,8 +202,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
           flat.grad[flat.n] = loss.detach();
           grad64.add_(flat.grad);
         }
-        double* g = grad64.data_ptr<double>();
-        for (size_t at = 0; at < total; at += bucket) comm->allreduce_sum(g + at, std::min(bucket, total - at));
+        allreduce_sum(*comm, grad64, bucket);
         flat.grad.copy_(grad64);
       } else {
         if (!local_pos.empty()) {
@@ -209,8 +211,7 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
           loss.backward();
           flat.grad[flat.n] = loss.detach();
         }
-        float* g = flat.grad.data_ptr<float>();
-        for (size_t at = 0; at < total; at += bucket) comm->allreduce_sum(g + at, std::min(bucket, total - at));
+        allreduce_sum(*comm, flat.grad, bucket);
       }
       const double step_loss = flat.grad[flat.n].item<double>();
       // A loss or gradient that is not finite would make the parameters, the best model and the next checkpoint NaN:

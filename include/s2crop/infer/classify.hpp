@@ -30,6 +30,8 @@ struct ClassifySettings {
   int block_size = 512;
   int batch_size = 2048;
   int threads = 0;            // intra-op threads per rank; 0: cores of the node / ranks on the node
+  std::string device = "auto";     // auto | cpu | cuda | cuda:N (nn/device.hpp)
+  std::string precision = "fp32";  // fp32 | bf16 | fp16
   bool overwrite = false;
   int deflate = 1;
   std::string config_text;
@@ -39,7 +41,9 @@ void run_classify(const ClassifySettings& settings, const parallel::MpiContext& 
 
 // The model's class for every sample of `set` (this rank only, no MPI); `confidence` (optional) receives the top
 // probability. Throws ConfigError if the set lacks a band the model needs.
+// `device`: as --device, for this process alone.
 std::vector<std::uint8_t> predict_samples(const std::string& model_path, const samples::TrainingSet& set,
-                                          std::vector<float>* confidence = nullptr);
+                                          std::vector<float>* confidence = nullptr,
+                                          const std::string& device = "auto");
 
 }  // namespace s2crop::infer

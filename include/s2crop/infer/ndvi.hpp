@@ -33,6 +33,7 @@ struct NdviEvaluateSettings {
   std::string plot_png;                  // optional
   int plot_samples = 4;
   int threads = 0;
+  std::string device = "auto";     // auto | cpu | cuda | cuda:N (nn/device.hpp)
 };
 
 // Rank 0 evaluates (a held-out tile's samples fit in memory); the other ranks wait. Throws ConfigError for a
@@ -61,6 +62,8 @@ struct NdviPredictSettings {
   int block_size = 512;
   int batch_size = 4096;
   int threads = 0;
+  std::string device = "auto";     // auto | cpu | cuda | cuda:N (nn/device.hpp)
+  std::string precision = "fp32";  // fp32 | bf16 | fp16
   bool overwrite = false;
   int deflate = 1;
   std::string config_text;
@@ -70,8 +73,9 @@ void run_ndvi_predict(const NdviPredictSettings& settings, const parallel::MpiCo
 // Model output for every sample of `set` (this rank, no MPI): forecast [sample][12][horizon] (entry [t-1][k] is the
 // forecast of month t+k from months 1..t), gapfill [sample][12] (NDVI of every month from the visible ones).
 // `visible` [sample][12] says which months the model may see. Throws InputError naming the sample when a series
-// has no visible month at all.
+// has no visible month at all. `device`: as --device, for this process alone.
 std::vector<float> predict_ndvi(const std::string& model_path, const samples::TrainingSet& set,
-                                const std::vector<std::uint8_t>& visible, int* out_per_month = nullptr);
+                                const std::vector<std::uint8_t>& visible, int* out_per_month = nullptr,
+                                const std::string& device = "auto");
 
 }  // namespace s2crop::infer

@@ -42,6 +42,8 @@ struct SegmentPredictSettings {
   double threshold = 0.5;     // multilabel: label = probability >= threshold
   bool probabilities = false; // multiclass: also store every class's probability (multilabel always does)
   int threads = 0;            // intra-op threads per rank; 0: cores of the node / ranks on the node
+  std::string device = "auto";     // auto | cpu | cuda | cuda:N (nn/device.hpp)
+  std::string precision = "fp32";  // fp32 | bf16 | fp16
   bool overwrite = false;
   int deflate = 1;
   std::string config_text;
@@ -77,6 +79,7 @@ struct SegmentEvaluateSettings {
   int samples = 8;           // PNGs written (evenly spaced over the selected patches)
   std::string predictions;   // optional: per-patch predictions HDF5
   int threads = 0;           // intra-op threads per rank; 0: cores of the node / ranks on the node
+  std::string device = "auto";     // auto | cpu | cuda | cuda:N (nn/device.hpp)
   std::string config_text;
 };
 

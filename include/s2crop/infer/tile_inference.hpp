@@ -43,14 +43,28 @@ struct OutputLayer {
   size_t bytes(size_t pixels) const { return pixels * planes() * element_bytes(); }
 };
 
+// What a predictor reads of one block (BlockPredictor::read).
+struct BlockInput {
+  std::vector<std::int16_t> reflectance;  // [month][band][pixel]
+  std::vector<std::uint8_t> clear_count;  // [month][pixel], for predictors that read it
+};
+
 // The model's side of one rank's work. Created on every rank after planning (loads the model).
+//
+// Double buffering: the engine calls read() for a rank's next block on a reading thread while predict() computes the
+// current one, so HDF5 reading and decompression overlap the model (on a GPU, the host is otherwise idle while it
+// computes). read() may only read `composites`; a predictor that reads in read() makes no HDF5 call in predict().
 class BlockPredictor {
  public:
   virtual ~BlockPredictor() = default;
+  // The block's inputs (default: none; predict() then reads what it needs itself).
+  virtual BlockInput read(const pipeline::CompositeFile&, const pipeline::CompositeTile&, const geo::Window&) {
+    return {};
+  }
   // Fills `payload`: the layers one after another, each [plane][pixel] over the window in row-major order, in the
-  // element type of its layer. Pixels without a prediction get the layer's fill value.
+  // element type of its layer. Pixels without a prediction get the layer's fill value. `input` is read()'s result.
   virtual void predict(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
-                       const geo::Window& window, std::uint8_t* payload) = 0;
+                       const geo::Window& window, BlockInput input, std::uint8_t* payload) = 0;
 };
 
 // Reads plane `plane` of layer `layer` of a finished tile over `window` (row-major) into `out` (the layer's type).

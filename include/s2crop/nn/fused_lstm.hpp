@@ -9,6 +9,7 @@
 namespace s2crop::nn {
 
 // x [batch][steps][in], w_ih [4H][in], w_hh [4H][H] -> {h of every step [batch][steps][H], last c [batch][H]}.
+// Float32 on the CPU takes the fused node above; any other device or type LibTorch's LSTM (cuDNN on a GPU).
 std::vector<torch::Tensor> fused_lstm_layer(const torch::Tensor& x, const torch::Tensor& w_ih,
                                             const torch::Tensor& w_hh);
 

@@ -94,6 +94,9 @@ class BlockStage {
   // Collective: the indices into `units` still to compute. Every rank passes the same units.
   std::vector<size_t> resume(std::vector<BlockUnit> units);
   std::int64_t units_done_before() const { return done_before_; }
+  // The units of `todo` this rank computes, in the order compute() calls them (a stage that reads ahead knows which
+  // block comes next).
+  std::vector<size_t> assigned(const std::vector<size_t>& todo) const;
   // Collective: computes `todo` (from resume) balanced over the ranks in unit order per rank: `fn(unit, payload)`
   // fills the unit's payload. Returns the units this rank computed.
   std::vector<size_t> compute(const std::vector<size_t>& todo,

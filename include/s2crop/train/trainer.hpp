@@ -66,6 +66,7 @@ struct TrainSettings {
   std::string loss = "ce";           // ce | focal
   double focal_gamma = 2.0;
   std::string class_weights = "sqrt";  // none | inverse | sqrt (inverse square root of frequency)
+  std::string device = "auto";       // auto | cpu | cuda | cuda:N (nn/device.hpp)
   std::string backend = "auto";      // auto | mpi | nccl
   double bucket_mb = 8.0;            // all-reduce bucket size
   std::uint64_t seed = 42;

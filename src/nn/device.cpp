@@ -1,0 +1,103 @@
+#include "s2crop/nn/device.hpp"
+
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+
+#include "s2crop/common/errors.hpp"
+#include "s2crop/common/log.hpp"
+#include "s2crop/nn/device_torch.hpp"
+
+namespace s2crop::nn {
+
+DeviceChoice choose_device(const std::string& requested, bool has_cuda, int gpus_on_node, int node_rank,
+                           int node_size) {
+  check_device_option(requested);
+  DeviceChoice d;
+  if (requested == "cpu") {
+    d.reason = "CPU (requested)";
+    return d;
+  }
+  std::string why_not;
+  if (!has_cuda)
+    why_not = "this s2crop's LibTorch has no CUDA (build against a CUDA LibTorch: see README, 'GPUs')";
+  else if (gpus_on_node <= 0)
+    why_not = "no GPU visible on this node (CUDA_VISIBLE_DEVICES, or no --gres=gpu in the job?)";
+  const int ordinal = cuda_ordinal(requested);
+  if (why_not.empty() && ordinal >= gpus_on_node)
+    why_not = "there is no GPU " + std::to_string(ordinal) + " on this node (" + std::to_string(gpus_on_node) +
+              " visible)";
+  if (!why_not.empty()) {
+    if (requested != "auto") throw ConfigError("--device " + requested + ": " + why_not);
+    d.reason = "CPU (" + why_not + ")";
+    return d;
+  }
+  d.cuda = true;
+  if (ordinal >= 0) {
+    d.index = ordinal;
+    d.sharing = node_size;
+    d.reason = "GPU " + std::to_string(ordinal) + " (requested)";
+  } else {
+    d.index = node_rank % gpus_on_node;
+    d.sharing = node_size / gpus_on_node + (node_size % gpus_on_node > d.index ? 1 : 0);
+    d.reason = "GPU " + std::to_string(d.index) + " of " + std::to_string(gpus_on_node) + " on this node (node-local rank " +
+               std::to_string(node_rank) + ")";
+  }
+  if (d.sharing > 1)
+    d.reason += ", shared by " + std::to_string(d.sharing) + " ranks of this node (one rank per GPU is faster)";
+  return d;
+}
+
+bool torch_has_cuda() { return torch::cuda::is_available(); }
+int torch_gpus() { return torch_has_cuda() ? static_cast<int>(torch::cuda::device_count()) : 0; }
+
+DeviceChoice resolve_device(const std::string& requested, const parallel::MpiContext& mpi, const std::string& stage) {
+  DeviceChoice d;
+  std::string error;
+  try {
+    d = choose_device(requested, torch_has_cuda(), torch_gpus(), mpi.node_rank(), mpi.node_size());
+  } catch (const ConfigError& e) {
+    char host[HOST_NAME_MAX + 1] = {0};
+    ::gethostname(host, sizeof host - 1);
+    error = std::string(e.what()) + " (rank " + std::to_string(mpi.rank()) + " on " + host + ")";
+  }
+  // The first failing rank's message goes to every rank: all stop together, with one message.
+  int first = error.empty() ? mpi.size() : mpi.rank();
+  MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, mpi.world());
+  if (first < mpi.size()) throw AgreedError(parallel::broadcast_string(mpi.world(), error, first));
+  int cuda_ranks = d.cuda ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &cuda_ranks, 1, MPI_INT, MPI_SUM, mpi.world());
+  if (mpi.is_root())
+    log::info(stage + ": device " + d.name() + " on rank 0: " + d.reason + "; " + std::to_string(cuda_ranks) + " of " +
+              std::to_string(mpi.size()) + " rank(s) on a GPU");
+  else
+    log::info(stage + ": rank " + std::to_string(mpi.rank()) + " on device " + d.name() + ": " + d.reason);
+  return d;
+}
+
+Precision parse_precision(const std::string& text) {
+  if (text == "fp32") return Precision::Fp32;
+  if (text == "bf16") return Precision::Bf16;
+  if (text == "fp16") return Precision::Fp16;
+  throw ConfigError("--precision must be fp32, bf16 or fp16 (got '" + text + "')");
+}
+
+std::string precision_name(Precision p) {
+  return p == Precision::Bf16 ? "bf16" : p == Precision::Fp16 ? "fp16" : "fp32";
+}
+
+void check_precision(Precision p, const DeviceChoice& device) {
+  if (p == Precision::Fp16 && !device.cuda)
+    throw ConfigError("--precision fp16 needs a GPU (LibTorch's CPU kernels have no fp16 LSTM/convolutions); on the "
+                      "CPU use bf16 or fp32");
+}
+
+#ifndef S2CROP_HAVE_NCCL
+bool gpu_memory(int, std::size_t& free_bytes, std::size_t& total_bytes) {
+  free_bytes = total_bytes = 0;
+  return false;
+}
+#endif
+
+}  // namespace s2crop::nn
