@@ -48,10 +48,11 @@ torch::Tensor LstmClassifierImpl::infer(const torch::Tensor& x, torch::ScalarTyp
   auto tanh_c = torch::empty({batch, hidden}, like);
   const auto& weights = lstm->all_weights();  // per layer: weight_ih, weight_hh (no bias)
   for (int64_t l = 0; l < layers; ++l) {
-    const auto w_ih_t = weights[static_cast<size_t>(2 * l)].t().to(gemm);
+    // Every step's input projection in one GEMM, [batch][steps][4H], in float32: it is the smaller GEMM (features x
+    // 4H against H x 4H per step), and the features' full precision keeps reduced-precision maps closest to float32.
+    const auto w_ih_t = weights[static_cast<size_t>(2 * l)].t();
     const auto w_hh_t = weights[static_cast<size_t>(2 * l + 1)].t().to(gemm);
-    // every step's input projection in one GEMM: [batch][steps][4H]
-    auto projected = reduced ? torch::matmul(input.to(gemm), w_ih_t).to(like.dtype()) : torch::matmul(input, w_ih_t);
+    auto projected = torch::matmul(input, w_ih_t);
     const bool last = l == layers - 1;
     auto sequence = last ? torch::Tensor() : torch::empty({batch, steps, hidden}, like);
     auto c = state.select(1, l);

@@ -16,8 +16,8 @@ struct LstmClassifierImpl : torch::nn::Module {
   // The same function for inference only (no autograd): the recurrence runs in preallocated buffers with in-place
   // kernels (one GEMM and five element-wise passes per step instead of a dozen allocating ones). Equal to forward()
   // up to float rounding; callers hold an InferenceMode guard.
-  // `gemm`: the type of the GEMMs on the CPU (bfloat16 for --precision bf16: the weights and the GEMM inputs are cast,
-  // the cell state and the element-wise gates stay float32, as autocast would do).
+  // `gemm`: the type of the recurrent GEMMs on the CPU (bfloat16 for --precision bf16: their weights and inputs are
+  // cast; the input projection, the cell state and the element-wise gates stay float32).
   torch::Tensor infer(const torch::Tensor& x, torch::ScalarType gemm = torch::kFloat32);
 
   torch::nn::LayerNorm input_norm{nullptr};
