@@ -24,15 +24,23 @@ struct Command {
 };
 
 const Command kCommands[] = {
+#ifndef S2CROP_WITHOUT_GDAL
     {"synth", "generate a realistic synthetic Sentinel-2 L2A region (demo and test fixture)", s2crop::cli::run_synth},
+#endif
+#ifndef S2CROP_WITHOUT_GDAL
     {"composite", "monthly cloud-masked, gap-filled composites of L2A time series into parallel HDF5",
      s2crop::cli::run_composite},
+#endif
     {"import-timesen2crop", "TimeSen2Crop folders (per-pixel CSVs) -> monthly-composite training set (HDF5)",
      s2crop::cli::run_import_timesen2crop},
+#ifndef S2CROP_WITHOUT_GDAL
     {"import-bigearthnet", "BigEarthNet S2 patch folders (10/20/60 m GeoTIFFs, multi-labels) -> patch set (HDF5)",
      s2crop::cli::run_import_bigearthnet},
+#endif
+#ifndef S2CROP_WITHOUT_GDAL
     {"extract", "labelled pixel samples from composites and parcels (vector or raster) -> training set (HDF5)",
      s2crop::cli::run_extract},
+#endif
     {"train", "train the LSTM crop-type classifier, data-parallel over ranks (MPI on CPU, NCCL on GPUs)",
      s2crop::cli::run_train},
     {"ndvi", "NDVI prediction LSTM: 'ndvi train' (forecast or gap-fill, data-parallel), 'evaluate', 'predict' (tiles)",
@@ -41,13 +49,19 @@ const Command kCommands[] = {
      s2crop::cli::run_segment},
     {"classify", "apply a trained model to every pixel of a composite file -> class map (HDF5, COG, quicklook)",
      s2crop::cli::run_classify},
+#ifndef S2CROP_WITHOUT_GDAL
     {"assess", "accuracy of a map or model against reference labels (OA, kappa, F1, Olofsson area-adjusted)",
      s2crop::cli::run_assess},
+#endif
+#ifndef S2CROP_WITHOUT_GDAL
     {"mosaic", "per-tile class maps (any UTM zones) -> one Cloud-Optimized GeoTIFF in one CRS", s2crop::cli::run_mosaic},
+#endif
     {"pretrain", "self-supervised (SimSiam) pre-training of the U-Net encoder on unlabelled patches, data-parallel",
      s2crop::cli::run_pretrain},
+#ifndef S2CROP_WITHOUT_GDAL
     {"plan", "estimate a job definition's volume, memory, run time and node-hours before submitting it",
      s2crop::cli::run_plan},
+#endif
 };
 
 void print_usage() {
@@ -118,7 +132,12 @@ int main(int argc, char** argv) {
     }
   }
   if (mpi.is_root()) {
-    std::cerr << "s2crop: unknown command '" << argv[1] << "'\n\n";
+    std::cerr << "s2crop: unknown command '" << argv[1] << "'"
+#ifdef S2CROP_WITHOUT_GDAL
+              << " (this s2crop was built without GDAL, model stages only: build with -DS2CROP_WITH_GDAL=ON for the "
+                 "raster and vector commands)"
+#endif
+              << "\n\n";
     print_usage();
   }
   return 2;

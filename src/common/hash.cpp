@@ -1,6 +1,8 @@
 #include "s2crop/common/hash.hpp"
 
+#ifndef S2CROP_WITHOUT_GDAL
 #include <cpl_vsi.h>
+#endif
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -31,11 +33,13 @@ std::uint64_t file_content(const std::string& path) {
 }
 
 std::string file_identity(const std::string& path) {
+#ifndef S2CROP_WITHOUT_GDAL  // without GDAL no stage reads /vsi paths
   if (path.rfind("/vsi", 0) == 0) {
     VSIStatBufL st;
     if (VSIStatL(path.c_str(), &st) != 0) return "missing";
     return std::to_string(st.st_size) + " " + std::to_string(static_cast<long long>(st.st_mtime)) + "000000000";
   }
+#endif
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return "missing";
   return std::to_string(static_cast<long long>(st.st_size)) + " " +

@@ -1,6 +1,10 @@
 #include "s2crop/geo/grid.hpp"
 
+#include "s2crop/common/errors.hpp"
+
+#ifndef S2CROP_WITHOUT_GDAL
 #include <ogr_spatialref.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -8,6 +12,23 @@
 
 namespace s2crop::geo {
 
+#ifdef S2CROP_WITHOUT_GDAL
+// Without GDAL (model stages only): CRSs compare as text, which is what the stages store (the composite's own WKT
+// copied through); EPSG codes cannot be resolved.
+bool same_crs(const std::string& wkt_a, const std::string& wkt_b) { return wkt_a == wkt_b; }
+
+std::string crs_short_name(const std::string& wkt) {
+  if (wkt.empty()) return "unknown CRS";
+  const size_t at = wkt.rfind("AUTHORITY[\"EPSG\",\"");
+  if (at == std::string::npos) return "CRS";
+  const size_t end = wkt.find('"', at + 18);
+  return "EPSG:" + wkt.substr(at + 18, end == std::string::npos ? std::string::npos : end - at - 18);
+}
+
+std::string wkt_from_epsg(int epsg) {
+  throw ConfigError("EPSG:" + std::to_string(epsg) + ": this s2crop was built without GDAL and cannot resolve EPSG codes");
+}
+#else
 bool same_crs(const std::string& wkt_a, const std::string& wkt_b) {
   if (wkt_a == wkt_b) return true;
   OGRSpatialReference a, b;
@@ -35,6 +56,7 @@ std::string wkt_from_epsg(int epsg) {
   CPLFree(wkt);
   return out;
 }
+#endif
 
 bool Grid::same_as(const Grid& o) const {
   if (width != o.width || height != o.height) return false;

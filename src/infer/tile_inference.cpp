@@ -127,6 +127,12 @@ void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& j
 
 void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext& mpi) {
   using clock = std::chrono::steady_clock;
+#ifdef S2CROP_WITHOUT_GDAL
+  for (auto& dir : job.export_dirs)
+    if (!dir.empty())
+      throw ConfigError(job.stage + ": exports into " + dir + " need GDAL, and this s2crop was built without it (model "
+                        "stages only): leave out --cog/--quicklook or rebuild with -DS2CROP_WITH_GDAL=ON");
+#endif
   pipeline::check_block_size(job.block_size, pipeline::kInferenceBlockSizes);
   pipeline::check_deflate(job.deflate);
   pipeline::BlockStageConfig config;

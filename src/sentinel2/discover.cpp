@@ -23,31 +23,6 @@ namespace fs = std::filesystem;
 
 namespace s2crop::sentinel2 {
 
-OffsetMode parse_offset_mode(const std::string& text) {
-  if (text == "auto") return OffsetMode::Auto;
-  if (text == "0" || text == "none") return OffsetMode::Zero;
-  if (text == "-1000") return OffsetMode::Baseline04;
-  throw ConfigError("--boa-offset must be auto, 0 or -1000 (got '" + text + "')");
-}
-
-bool is_safe_tile_name(const std::string& name) {
-  static const std::regex re(R"(^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$)");
-  return std::regex_match(name, re);
-}
-
-bool is_mgrs_tile(const std::string& name) {
-  static const std::regex re(R"(^(0[1-9]|[1-5][0-9]|60)[C-HJ-NP-X][A-HJ-NP-Z][A-HJ-NP-V]$)");
-  return std::regex_match(name, re);
-}
-
-bool same_observation(const Acquisition& a, const Acquisition& b) {
-  if (a.tile != b.tile || !(a.date == b.date)) return false;
-  if (a.spacecraft && b.spacecraft && a.spacecraft != b.spacecraft) return false;
-  if (a.relative_orbit && b.relative_orbit && a.relative_orbit != b.relative_orbit) return false;
-  if (!a.sensing_start.empty() && !b.sensing_start.empty() && a.sensing_start != b.sensing_start) return false;
-  return true;
-}
-
 namespace {
 
 std::string normal_path(const std::string& p) {

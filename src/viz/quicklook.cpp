@@ -1,7 +1,9 @@
 #include "s2crop/viz/quicklook.hpp"
 
+#ifndef S2CROP_WITHOUT_GDAL
 #include <cpl_vsi.h>
 #include <gdal_priv.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -53,6 +55,12 @@ Image side_by_side(const Image& a, const Image& b, int gap) {
   return out;
 }
 
+#ifdef S2CROP_WITHOUT_GDAL
+void write_png(const std::string& path, const Image&) {
+  throw ConfigError(path + ": this s2crop was built without GDAL (model stages only) and writes no PNG; rebuild with "
+                    "-DS2CROP_WITH_GDAL=ON for quicklooks and plots");
+}
+#else
 void write_png(const std::string& path, const Image& image) {
   geo::init_gdal();
   GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
@@ -73,6 +81,7 @@ void write_png(const std::string& path, const Image& image) {
   VSIUnlink((staged.path() + ".aux.xml").c_str());
   staged.commit();
 }
+#endif
 
 Image panel_image(int width, int height, const std::vector<std::string>& titles,
                   const std::function<void(size_t plane)>& load,
