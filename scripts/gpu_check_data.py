@@ -24,6 +24,16 @@ def parcel_index(height, width, n_samples, seed):
     return np.repeat(np.repeat(pick, PARCEL, 0), PARCEL, 1)[:height, :width]
 
 
+def provenance(o, fmt, source):
+    """The attributes every s2crop file starts with."""
+    o.attrs["format"] = fmt
+    o.attrs["format_version"] = np.int64(1)
+    o.attrs["s2crop_version"] = "gpu_check_data.py"
+    o.attrs["created"] = "2026-01-01T00:00:00Z"
+    o.attrs["config"] = "gpu-check fixture from " + source
+    o.attrs["inputs"] = [source]
+
+
 def read_set(path):
     with h5py.File(path, "r") as f:
         return (f["x"][()], f["y"][()], [str(b) for b in f.attrs["bands"]], [str(c) for c in f.attrs["class_names"]],
@@ -34,12 +44,7 @@ def composites(a):
     x, _, bands, _, start = read_set(a.set)
     year = 2021
     with h5py.File(a.out, "w") as o:
-        o.attrs["format"] = "s2crop monthly composites"
-        o.attrs["format_version"] = np.int64(1)
-        o.attrs["s2crop_version"] = "gpu_check_data.py"
-        o.attrs["created"] = "2026-01-01T00:00:00Z"
-        o.attrs["config"] = "gpu-check fixture from " + a.set
-        o.attrs["inputs"] = [a.set]
+        provenance(o, "s2crop monthly composites", a.set)
         o.attrs["run_fingerprint"] = "gpu-check:" + a.set
         tiles = o.create_group("tiles")
         for k, spec in enumerate(a.tile):
@@ -85,12 +90,7 @@ def patches(a):
         edge[:, 1:] |= block[:, 1:] != block[:, :-1]
         labels[i, 0], labels[i, 1], labels[i, 2] = crop, edge, 1
     with h5py.File(a.out, "w") as o:
-        o.attrs["format"] = "s2crop patch set"
-        o.attrs["format_version"] = np.int64(1)
-        o.attrs["s2crop_version"] = "gpu_check_data.py"
-        o.attrs["created"] = "2026-01-01T00:00:00Z"
-        o.attrs["config"] = "gpu-check fixture from " + a.set
-        o.attrs["inputs"] = [a.set]
+        provenance(o, "s2crop patch set", a.set)
         o.attrs["bands"] = bands
         o.attrs["months"] = [f"2021-{(start - 1 + m) % 12 + 1:02d}" for m in range(12)]
         o.attrs["season_start_month"] = np.int64(start)

@@ -61,7 +61,7 @@ echo "libtorch2-check: LibTorch $(in_chroot dpkg-query -W -f='${Version}' libtor
 
 echo "libtorch2-check: copying the working tree into $CHROOT/s2crop"
 mkdir -p "$CHROOT/s2crop/src"
-(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf -) | (cd "$CHROOT/s2crop/src" && rm -rf ./* && tar -xf -)
+(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf -) | (cd "$CHROOT/s2crop/src" && rm -rf ./* && tar -m -xf -)  # -m: fresh mtimes, so ninja rebuilds what changed (ccache keeps it fast)
 
 echo "libtorch2-check: building (NCCL off: trixie's libtorch-dev is CPU-only) with $JOBS jobs"
 in_chroot cmake -S /s2crop/src -B /s2crop/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DS2CROP_WITH_NCCL=OFF \

@@ -128,6 +128,7 @@ std::vector<float> predict_ndvi(const std::string& model_path, const samples::Tr
 void run_ndvi_evaluate(const NdviEvaluateSettings& s, const parallel::MpiContext& mpi) {
   if (s.model.empty()) throw ConfigError("ndvi evaluate: no model given (--model MODEL.h5)");
   if (s.samples.empty()) throw ConfigError("ndvi evaluate: no samples given (--samples SET.h5)");
+  nn::resolve_device(s.device, mpi, "ndvi evaluate");  // a device a rank cannot use stops every rank here
   if (s.output_json.empty()) throw ConfigError("ndvi evaluate: no output given (--output METRICS.json)");
   std::string error;
   if (mpi.is_root()) {
