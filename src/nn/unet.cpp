@@ -1,6 +1,11 @@
 #include "s2crop/nn/unet.hpp"
 
+#include <torch/version.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <string>
 
 namespace s2crop::nn {
 
@@ -178,7 +183,26 @@ torch::Tensor UNetDecoderImpl::forward(const std::vector<torch::Tensor>& feature
 
 // ---- the network
 
+namespace {
+
+// Debian 13's LibTorch 2.6 computes NaN gradients for the first encoder level of a batch-norm U-Net through its
+// oneDNN (mkldnn) CPU kernels on AVX-512 machines (UNet.OverfitsATinySquareSegmentation, scripts/libtorch2-check.sh;
+// every op alone is fine), which stops a training at its first step. On LibTorch 2.x the U-Net's CPU kernels are
+// ATen's own unless S2CROP_ONEDNN=1; 1.13 keeps oneDNN (its results are unchanged).
+void choose_cpu_kernels() {
+#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* onednn = std::getenv("S2CROP_ONEDNN");
+    if (!onednn || std::string(onednn) != "1") at::globalContext().setUserEnabledMkldnn(false);
+  });
+#endif
+}
+
+}  // namespace
+
 UNetImpl::UNetImpl(const UNetSpec& spec_) : spec(spec_) {
+  choose_cpu_kernels();
   spec.check();
   encoder = register_module("encoder", UNetEncoder(spec));
   decoder = register_module("decoder", UNetDecoder(spec));
