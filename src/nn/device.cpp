@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <climits>
-#include <cstdlib>
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
@@ -66,8 +65,7 @@ DeviceChoice resolve_device(const std::string& requested, const parallel::MpiCon
   int first = error.empty() ? mpi.size() : mpi.rank();
   MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, mpi.world());
   if (first < mpi.size()) throw AgreedError(parallel::broadcast_string(mpi.world(), error, first));
-  int cuda_ranks = d.cuda ? 1 : 0;
-  MPI_Allreduce(MPI_IN_PLACE, &cuda_ranks, 1, MPI_INT, MPI_SUM, mpi.world());
+  const std::int64_t cuda_ranks = parallel::sum(mpi.world(), d.cuda ? 1 : 0);
   if (mpi.is_root())
     log::info(stage + ": device " + d.name() + " on rank 0: " + d.reason + "; " + std::to_string(cuda_ranks) + " of " +
               std::to_string(mpi.size()) + " rank(s) on a GPU");

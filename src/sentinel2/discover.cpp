@@ -1,5 +1,6 @@
 // Discovery of Sentinel-2 L2A acquisitions in the layouts users have: STAC items with COGs, SAFE folders or zips,
-// plain folders of per-band GeoTIFFs, and sen2r outputs.
+// plain folders of per-band GeoTIFFs, and sen2r outputs. The MTD parser is product_metadata.cpp, the names
+// identity.cpp, the acquisition list's text form acquisition_text.cpp.
 #include <cpl_json.h>
 #include <cpl_minixml.h>
 #include <cpl_string.h>
@@ -32,8 +33,6 @@ std::string normal_path(const std::string& p) {
   return ec ? fs::path(p).lexically_normal().string() : c.string();
 }
 
-const std::regex kTileRe(R"((?:^|[_T/-])(\d{2}[C-HJ-NP-X][A-Z]{2})(?=[_./]|$))");
-const std::regex kDateRe(R"((?:^|[^0-9])((?:19|20)\d{2})(0[1-9]|1[0-2])([0-3]\d)(?:[^0-9]|$))");
 const std::regex kBandFileRe(R"((?:^|.*[_.-])(B0?[1-9]|B8A|B1[0-2]|SCL|MASK)(?:_(\d{2})m)?\.(?:tif|tiff|jp2|TIF|TIFF|JP2)$)",
                              std::regex::icase);
 const std::regex kSen2rRe(R"(^S2([A-D])2A_(\d{8})_(\d{3})_(.+)_(BOA|SCL)_(\d+)\.tif$)");
@@ -48,28 +47,6 @@ std::string normalise_band(const std::string& raw) {
   if (b == "SCL" || b == "MASK") return b;
   if (b.size() == 2) b = "B0" + b.substr(1);
   return b;
-}
-
-bool find_tile(const std::string& text, std::string& tile) {
-  std::smatch m;
-  std::string s = text;
-  if (std::regex_search(s, m, kTileRe)) {
-    tile = m[1];
-    return true;
-  }
-  return false;
-}
-
-bool find_date(const std::string& text, Date& date) {
-  std::smatch m;
-  if (std::regex_search(text, m, kDateRe)) {
-    Date d{std::stoi(m[1]), std::stoi(m[2]), std::stoi(m[3])};
-    if (d.valid()) {
-      date = d;
-      return true;
-    }
-  }
-  return false;
 }
 
 // MGRS tile from a path like .../36/M/XB/2019/... (the AWS / WorldCereal folder convention).
@@ -633,45 +610,6 @@ bool parse_stac_item(const std::string& text, const std::string& path, OffsetMod
   return Builder::parse_stac(text, path, offset_mode, item);
 }
 
-ProductMetadata parse_mtd(const std::string& text, const std::string& path) {
-  CPLXMLNode* xml = CPLParseXMLString(text.c_str());
-  if (!xml) throw InputError(path, "malformed MTD_MSIL2A.xml: not valid XML");
-  struct Free {
-    CPLXMLNode* n;
-    ~Free() { CPLDestroyXMLNode(n); }
-  } guard{xml};
-  // Namespace prefixes differ between baselines: strip them so paths below match.
-  CPLStripXMLNamespace(xml, nullptr, TRUE);
-  CPLXMLNode* product = CPLGetXMLNode(xml, "=Level-2A_User_Product");
-  if (!product) throw InputError(path, "not a Level-2A product metadata file (no Level-2A_User_Product element)");
-  ProductMetadata m;
-  std::string start = CPLGetXMLValue(product, "General_Info.Product_Info.PRODUCT_START_TIME", "");
-  std::string uri = CPLGetXMLValue(product, "General_Info.Product_Info.PRODUCT_URI", "");
-  // Without a PRODUCT_URI the product is named by its folder (the .SAFE holding this file).
-  if (uri.empty()) uri = fs::path(path).parent_path().filename().string();
-  m.id = uri.substr(0, uri.find(".SAFE"));
-  try {
-    m.date = Date::parse(start);
-  } catch (const Error&) {
-    if (!find_date(m.id, m.date)) throw InputError(path, "no PRODUCT_START_TIME and no date in the product name");
-  }
-  if (!find_tile(m.id, m.tile)) throw InputError(path, "cannot tell the MGRS tile from product name " + m.id);
-  CPLXMLNode* list = CPLGetXMLNode(product, "General_Info.Product_Image_Characteristics.BOA_ADD_OFFSET_VALUES_LIST");
-  for (CPLXMLNode* n = list ? list->psChild : nullptr; n; n = n->psNext) {
-    if (n->eType != CXT_Element || std::string(n->pszValue) != "BOA_ADD_OFFSET") continue;
-    const char* id = CPLGetXMLValue(n, "band_id", nullptr);
-    const char* v = CPLGetXMLValue(n, nullptr, nullptr);
-    if (!id || !v) continue;
-    // atoi took "abc" for 0 (band B01, offset 0) and overflowed on long digit strings.
-    int band_id = 0, offset = 0;
-    if (!parse_int(id, band_id) || !parse_int(v, offset) || offset < -32767 || offset > 32767)
-      throw InputError(path, std::string("BOA_ADD_OFFSET band_id=\"") + id + "\" is '" + v +
-                                 "': expected an integer band id and an integer offset in DN (-32767..32767)");
-    m.boa_add_offset[band_id] = offset;
-  }
-  m.processing_baseline = CPLGetXMLValue(product, "General_Info.Product_Info.PROCESSING_BASELINE", "");
-  return m;
-}
 
 std::vector<Acquisition> discover(const std::vector<std::string>& inputs, const DiscoveryOptions& options,
                                   bool skip_bad, std::vector<Skipped>& skipped) {
@@ -710,94 +648,6 @@ std::vector<Acquisition> discover(const std::vector<std::string>& inputs, const 
     b.bad(a.source, what);
   }
   return kept;
-}
-
-// ---- serialisation: one record per line, fields separated by tabs ----
-// Backslash, tab, newline and carriage return inside a field (a path or id may hold any of them) are escaped as
-// \\, \t, \n and \r, so that they cannot split a field or a record.
-
-namespace {
-
-std::string escape_field(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-std::string unescape_field(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '\\' || i + 1 == s.size()) {
-      out += s[i];
-      continue;
-    }
-    switch (s[++i]) {
-      case 't': out += '\t'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      default: out += s[i];
-    }
-  }
-  return out;
-}
-
-// An integer field of a record that serialise() wrote; anything else is a corrupt list.
-int int_field(const std::string& field, const std::string& line) {
-  int v = 0;
-  if (!parse_int(field, v)) throw Error("corrupt acquisition list line: " + line);
-  return v;
-}
-
-}  // namespace
-
-std::string serialise(const std::vector<Acquisition>& acquisitions) {
-  std::ostringstream out;
-  for (auto& a : acquisitions) {
-    out << "A\t" << escape_field(a.id) << '\t' << escape_field(a.tile) << '\t' << escape_field(a.source) << '\t'
-        << a.date.iso() << '\t' << escape_field(a.offset_origin) << '\t' << static_cast<int>(a.mask_kind) << '\t'
-        << escape_field(a.mask.path) << '\t' << a.mask.band << '\n';
-    for (auto& [name, src] : a.bands)
-      out << "B\t" << escape_field(name) << '\t' << escape_field(src.path) << '\t' << src.band << '\t' << src.offset
-          << '\n';
-  }
-  return out.str();
-}
-
-std::vector<Acquisition> deserialise(const std::string& text) {
-  std::vector<Acquisition> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::vector<std::string> f = split_fields(line);
-    if (f[0] == "A" && f.size() >= 9) {
-      Acquisition a;
-      a.id = unescape_field(f[1]);
-      a.tile = unescape_field(f[2]);
-      a.source = unescape_field(f[3]);
-      a.date = Date::parse(f[4]);
-      a.offset_origin = unescape_field(f[5]);
-      a.mask_kind = static_cast<MaskKind>(int_field(f[6], line));
-      a.mask = BandSource{unescape_field(f[7]), int_field(f[8], line), 0};
-      out.push_back(std::move(a));
-    } else if (f[0] == "B" && f.size() >= 5 && !out.empty()) {
-      out.back().bands[unescape_field(f[1])] =
-          BandSource{unescape_field(f[2]), int_field(f[3], line), int_field(f[4], line)};
-    } else {
-      throw Error("corrupt acquisition list line: " + line);
-    }
-  }
-  return out;
 }
 
 }  // namespace s2crop::sentinel2

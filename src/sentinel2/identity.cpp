@@ -8,6 +8,33 @@
 
 namespace s2crop::sentinel2 {
 
+namespace {
+const std::regex kTileRe(R"((?:^|[_T/-])(\d{2}[C-HJ-NP-X][A-Z]{2})(?=[_./]|$))");
+const std::regex kDateRe(R"((?:^|[^0-9])((?:19|20)\d{2})(0[1-9]|1[0-2])([0-3]\d)(?:[^0-9]|$))");
+}  // namespace
+
+bool find_tile(const std::string& text, std::string& tile) {
+  std::smatch m;
+  std::string s = text;
+  if (std::regex_search(s, m, kTileRe)) {
+    tile = m[1];
+    return true;
+  }
+  return false;
+}
+
+bool find_date(const std::string& text, Date& date) {
+  std::smatch m;
+  if (std::regex_search(text, m, kDateRe)) {
+    Date d{std::stoi(m[1]), std::stoi(m[2]), std::stoi(m[3])};
+    if (d.valid()) {
+      date = d;
+      return true;
+    }
+  }
+  return false;
+}
+
 OffsetMode parse_offset_mode(const std::string& text) {
   if (text == "auto") return OffsetMode::Auto;
   if (text == "0" || text == "none") return OffsetMode::Zero;

@@ -46,6 +46,10 @@ bool same_observation(const Acquisition& a, const Acquisition& b);
 bool is_safe_tile_name(const std::string& name);
 // An MGRS tile name such as 33UVP (zone 01-60, latitude band C-X without I and O, two square letters).
 bool is_mgrs_tile(const std::string& name);
+// The MGRS tile (e.g. 33UVP) and the acquisition date (YYYYMMDD) inside a product or file name; false where there is
+// none (a date must be a real day).
+bool find_tile(const std::string& text, std::string& tile);
+bool find_date(const std::string& text, Date& date);
 
 enum class OffsetMode { Auto, Zero, Baseline04 };  // auto: from metadata, else the date rule
 OffsetMode parse_offset_mode(const std::string& text);
