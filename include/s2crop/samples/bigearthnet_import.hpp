@@ -44,6 +44,9 @@
 
 namespace s2crop::samples::bigearthnet {
 
+// Each patch folder holds <patch name> + this: the label metadata (CORINE labels, acquisition date, product).
+inline constexpr const char* kLabelFileSuffix = "_labels_metadata.json";
+
 // The 43 CORINE Land Cover level-3 labels of BigEarthNet v1.0, as written in its JSON files, in the data set's
 // original order.
 const std::vector<std::string>& clc43_labels();
