@@ -38,7 +38,25 @@ int run_composite(int argc, char** argv, const parallel::MpiContext& mpi) {
       .add("dilation", s.dilation, "pixels (10 m) masked around clouds, cirrus and shadows (SCL 3, 8, 9, 10)");
   add_boa_offset(b, s.offset_mode, "radiometric offset: auto (product metadata, else -1000 from 2022-01-25), 0 or -1000");
   add_tiles(b, s.tiles, "only these tiles, comma-separated (default: all found)");
-  add_block_size(b, s.block_size, pipeline::kCompositeBlockSizes, "block edge in pixels: the unit of work and of memory");
+  b.add_text("block-size", s.block_size,
+             "block edge in pixels: the unit of work, of memory and the output's chunk; auto: " +
+                 std::to_string(pipeline::kDefaultCompositeBlock) + ", or for JPEG 2000 inputs their tiles' footprint "
+                 "on the 10 m grid (2048 for Sentinel-2's 1024 px tiles of 20 m bands), so each tile is decoded once",
+             [](const std::string& text) {
+               if (text == "auto") return 0;
+               const auto limits = pipeline::kCompositeBlockSizes;
+               int v = 0;
+               try {
+                 size_t used = 0;
+                 v = std::stoi(text, &used);
+                 if (used != text.size()) throw std::invalid_argument(text);
+               } catch (const std::exception&) {
+                 throw ConfigError("--block-size must be auto or a number of pixels (got '" + text + "')");
+               }
+               pipeline::check_block_size(v, limits);
+               return v;
+             },
+             [](int v) { return v == 0 ? std::string("auto") : std::to_string(v); });
   add_on_error(b, s.skip_bad, "fail: a bad acquisition stops the run; skip: leave it out and record it in the output");
   add_exports(b, s.cog_dir, s.quicklook_dir, "also export one Cloud-Optimized GeoTIFF per tile and month here",
               "write one RGB|NDVI PNG per tile into this folder");

@@ -82,6 +82,15 @@ RasterReader& RasterReader::operator=(RasterReader&& o) noexcept {
 
 int RasterReader::band_count() const { return dataset_->GetRasterCount(); }
 
+int RasterReader::jpeg2000_tile_size() const {
+  const char* driver = dataset_->GetDriver() ? dataset_->GetDriver()->GetDescription() : "";
+  if (std::string(driver).rfind("JP2", 0) != 0 && std::string(driver) != "JPEG2000") return 0;
+  int bx = 0, by = 0;
+  dataset_->GetRasterBand(1)->GetBlockSize(&bx, &by);
+  if (bx >= grid_.width && by >= grid_.height) return 0;  // one tile: GDAL decodes sub-areas of it
+  return std::max(bx, by);
+}
+
 std::string RasterReader::metadata_item(const std::string& key) const {
   const char* v = dataset_->GetMetadataItem(key.c_str());
   return v ? v : "";

@@ -191,6 +191,15 @@ Dataset Node::create_small_dataset(const std::string& name, const std::vector<T>
   return Dataset(Handle(d), file_, join(path_, name), deferred_);
 }
 
+Dataset Node::create_scalar_dataset(const std::string& name, std::int32_t value) const {
+  Handle space(H5Screate(H5S_SCALAR));
+  hid_t d = check(H5Dcreate2(id(), name.c_str(), H5T_NATIVE_INT32, space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                  file_, "cannot create dataset " + join(path_, name));
+  Handle dxpl = small_write_dxpl(d);
+  check(H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, dxpl.id(), &value), file_, "cannot write " + name, 0);
+  return Dataset(Handle(d), file_, join(path_, name), deferred_);
+}
+
 Dataset Node::open_dataset(const std::string& name) const {
   hid_t d = H5Dopen2(id(), name.c_str(), H5P_DEFAULT);
   if (d < 0) throw InputError(file_, "has no dataset " + join(path_, name) + " (" + last_error() + ")");

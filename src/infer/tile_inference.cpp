@@ -62,7 +62,7 @@ void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& j
     for (size_t ti = 0; ti < tiles.size(); ++ti) {
       const TileUnits& t = tiles[ti];
       h5::Node g = group.create_group(t.tile.name);
-      auto [x_ds, y_ds] = pipeline::write_tile_georeference(g, t.tile.grid);
+      const pipeline::GridScales scales = pipeline::write_tile_georeference(g, t.tile.grid);
       g.set_attr("year", static_cast<std::int64_t>(t.tile.year));
       g.set_attr("season_start", t.season_start);
       const hsize_t H = static_cast<hsize_t>(t.tile.grid.height), W = static_cast<hsize_t>(t.tile.grid.width);
@@ -91,8 +91,7 @@ void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& j
           }
           ds.attach_scale(labels, 0);
         }
-        ds.attach_scale(y_ds, spatial);
-        ds.attach_scale(x_ds, spatial + 1);
+        scales.georeference(ds, spatial);
         datasets.push_back(std::move(ds));
       }
       stage.collective_rounds(t.blocks.size(), [&](size_t b) {

@@ -221,6 +221,7 @@ void BlockStage::collective_rounds(size_t blocks, const std::function<void(size_
 
 void BlockStage::write_file_attrs(h5::File& file, const std::string& format, std::int64_t format_version,
                                   const std::string& config_text) const {
+  file.set_attr("Conventions", std::string("CF-1.8"));  // the tile grids: see write_tile_georeference
   file.set_attr("format", format);
   file.set_attr("format_version", format_version);
   file.set_attr("s2crop_version", std::string(kVersion));

@@ -32,6 +32,8 @@ struct Plan {
   int season_year = 0, season_month = 0;
   std::vector<TilePlan> tiles;
   std::vector<sentinel2::Skipped> skipped;
+  int block_size = 0;              // the run's block edge: --block-size, or chosen from the inputs (auto)
+  int jpeg2000_footprint = 0;      // edge on the 10 m grid the inputs' JPEG 2000 tiles align to; 0: none
   std::string fingerprint;         // identifies everything a block's result depends on (part files)
   std::string output_fingerprint;  // ... plus the output and export options (the finished file)
 };
@@ -45,6 +47,10 @@ int month_index(const Plan& p, const Date& d);
 // several seasons under auto, tiles without data in the season), every rank inspects its share of the files, rank 0
 // fixes each tile's grid and rejects (or with --on-error skip, drops) bad acquisitions; every rank gets the plan.
 Plan make_plan(const CompositeSettings& s, const parallel::MpiContext& mpi);
+// The block edge of a run: `requested` (--block-size; 0 = auto) or, for auto, the JPEG 2000 tiles' footprint (each
+// tile decoded once per acquisition instead of once per block touching it) made at least kDefaultCompositeBlock, or
+// kDefaultCompositeBlock without JPEG 2000 inputs. `why` says which, for the log.
+int choose_block_size(int requested, int jpeg2000_footprint, std::string& why);
 // The plan as TSV on stdout (`composite --list`), for people and scripts (bench/'s NumPy reference reads it).
 void print_plan(const Plan& p, const CompositeSettings& s);
 

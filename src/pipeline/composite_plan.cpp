@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <cmath>
+#include <numeric>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -136,8 +138,9 @@ std::string make_plan_on_root(const CompositeSettings& s, const std::vector<std:
   return plan.str();
 }
 
-Plan parse_plan(const std::string& text, const CompositeSettings& s) {
+Plan parse_plan(const std::string& text, const CompositeSettings& s, int block_size) {
   Plan p;
+  p.block_size = block_size;
   std::istringstream in(text);
   std::string line, acq_text;
   auto flush_acqs = [&] {
@@ -170,7 +173,7 @@ Plan parse_plan(const std::string& text, const CompositeSettings& s) {
       int m = month_index(p, t.acquisitions[i].date);
       if (m >= 0 && m < kMonths) t.by_month[static_cast<size_t>(m)].push_back(i);
     }
-    t.blocks = geo::cut_blocks(t.grid.width, t.grid.height, s.block_size);
+    t.blocks = geo::cut_blocks(t.grid.width, t.grid.height, block_size);
   }
   std::vector<int> valid = s.valid_scl;
   std::sort(valid.begin(), valid.end());
@@ -180,7 +183,7 @@ Plan parse_plan(const std::string& text, const CompositeSettings& s) {
   // The plan text holds every acquisition with its files' identities and its metadata's content (make_plan_on_root).
   Fingerprint fp;
   fp.add("s2crop", kVersion).add("format", std::to_string(kFormatVersion)).add("bands", join_items(s.bands, " "));
-  fp.add("method", std::to_string(static_cast<int>(s.method))).add("block", std::to_string(s.block_size));
+  fp.add("method", std::to_string(static_cast<int>(s.method))).add("block", std::to_string(block_size));
   fp.add("dilation", std::to_string(s.dilation)).add("valid", join_items(valid_text, " ")).add("plan", text);
   p.fingerprint = fp.hex();
   // The finished file also depends on how it is written and what is exported with it.
@@ -280,10 +283,13 @@ Plan make_plan(const CompositeSettings& s, const parallel::MpiContext& mpi) {
   std::vector<Acquisition> all = sentinel2::deserialise(parallel::broadcast_string(
       mpi.world(), mpi.is_root() ? sentinel2::serialise(acqs) : std::string()));
   std::string mine;
+  int footprint = 0;  // the largest JPEG 2000 footprint among the acquisitions
   for (size_t i = static_cast<size_t>(mpi.rank()); i < all.size(); i += static_cast<size_t>(mpi.size())) {
     std::string line;
     try {
-      line = "G\t" + grid_text(sentinel2::inspect(all[i], s.bands));
+      int acquisition_footprint = 0;
+      line = "G\t" + grid_text(sentinel2::inspect(all[i], s.bands, &acquisition_footprint));
+      footprint = std::max(footprint, acquisition_footprint);
     } catch (const InputError& e) {
       line = "E\t" + escape(e.path()) + "\t" + escape(std::string(e.what()).substr(e.path().size() + 2));
     }
@@ -304,7 +310,38 @@ Plan make_plan(const CompositeSettings& s, const parallel::MpiContext& mpi) {
     plan_text = make_plan_on_root(s, inspections, all, skipped, season_year, season_month);
   });
   plan_text = parallel::broadcast_string(mpi.world(), plan_text);
-  return parse_plan(plan_text, s);
+  MPI_Allreduce(MPI_IN_PLACE, &footprint, 1, MPI_INT, MPI_MAX, mpi.world());
+  std::string why;
+  Plan p = parse_plan(plan_text, s, choose_block_size(s.block_size, footprint, why));
+  p.jpeg2000_footprint = footprint;
+  if (mpi.is_root()) log::info("block size " + std::to_string(p.block_size) + " px (" + why + ")");
+  return p;
+}
+
+int choose_block_size(int requested, int footprint, std::string& why) {
+  const std::string tiles = "the inputs' JPEG 2000 tiles cover " + std::to_string(footprint) + " px on the 10 m grid";
+  if (requested > 0) {
+    why = "--block-size";
+    if (footprint > 0 && (requested % footprint != 0 || requested < footprint)) {
+      // A tile straddling k blocks is decoded k times per acquisition: the cost of JPEG 2000 input is its decoding.
+      const double k = std::pow(static_cast<double>(footprint) / std::gcd(requested, footprint), 2);
+      why += "; " + tiles + ": each is decoded about " + std::to_string(static_cast<int>(std::lround(k))) +
+             " times per acquisition (--block-size auto or a multiple of " + std::to_string(footprint) +
+             " decodes it once)";
+    }
+    return requested;
+  }
+  if (footprint <= 0) {
+    why = "auto (--block-size)";
+    return kDefaultCompositeBlock;
+  }
+  if (footprint > kCompositeBlockSizes.max) {
+    why = "auto, the largest allowed; " + tiles + ", so some are decoded more than once";
+    return kCompositeBlockSizes.max;
+  }
+  const int block = footprint * ((kDefaultCompositeBlock + footprint - 1) / footprint);
+  why = "auto, aligned to the JPEG 2000 tiles (" + tiles + "): each is decoded once per acquisition";
+  return block;
 }
 
 // The plan as TSV for people and scripts (the NumPy reference compositor in bench/ reads it).

@@ -108,7 +108,7 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, co
                 std::vector<double>& clear_per_tile) noexcept(true) {
   clear_per_tile.assign(p.tiles.size(), 0.0);
   const size_t nb = s.bands.size();
-  const hsize_t bs = static_cast<hsize_t>(s.block_size);
+  const hsize_t bs = static_cast<hsize_t>(p.block_size);
   h5::File file = h5::File::create(stage.staged_output(), mpi.world());
   stage.write_file_attrs(file, kFormat, kFormatVersion, s.config_text);
   file.set_attr("inputs", s.inputs);
@@ -125,13 +125,13 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, co
   h5::Node tiles = file.create_group("tiles");
   for (auto& t : p.tiles) {
     h5::Node g = tiles.create_group(t.name);
-    auto [x_ds, y_ds] = write_tile_georeference(g, t.grid);
+    const GridScales scales = write_tile_georeference(g, t.grid);
     g.set_attr("year", static_cast<std::int64_t>(p.season_year));
     g.set_attr("season_start", month_label(p.season_year, p.season_month, 0));
     g.set_attr("bands", s.bands);
     g.set_attr("months", months);
     g.set_attr("method", std::string(s.method == composite::Method::Median ? "median" : "mean"));
-    g.set_attr("block_size", static_cast<std::int64_t>(s.block_size));
+    g.set_attr("block_size", static_cast<std::int64_t>(p.block_size));
     std::vector<std::string> acq;
     for (auto& a : t.acquisitions)
       acq.push_back(a.date.iso() + " " + a.id + " (offset " + std::to_string(a.bands.begin()->second.offset) + ", " +
@@ -154,11 +154,9 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, co
     band_ds.make_scale("band");
     refl.attach_scale(month_ds, 0);
     refl.attach_scale(band_ds, 1);
-    refl.attach_scale(y_ds, 2);
-    refl.attach_scale(x_ds, 3);
+    scales.georeference(refl, 2);
     count.attach_scale(month_ds, 0);
-    count.attach_scale(y_ds, 1);
-    count.attach_scale(x_ds, 2);
+    scales.georeference(count, 1);
 
     // Collective writes of compressed data: every rank calls once per round, ranks without a block select nothing.
     const size_t ti = static_cast<size_t>(&t - p.tiles.data());
@@ -210,7 +208,7 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   using clock = std::chrono::steady_clock;
   if (s.inputs.empty()) throw ConfigError("composite: no input given (--input DIR ...)");
   if (s.output.empty()) throw ConfigError("composite: no output given (--output FILE.h5)");
-  check_block_size(s.block_size, kCompositeBlockSizes);
+  if (s.block_size != 0) check_block_size(s.block_size, kCompositeBlockSizes);
   check_deflate(s.deflate);
   if (!s.quicklook_month.empty()) {
     try {
@@ -270,12 +268,23 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
     size_t n_acq = 0;
     for (auto& t : plan.tiles) n_acq += t.acquisitions.size();
     log::info("plan: " + std::to_string(plan.tiles.size()) + " tile(s), " + std::to_string(n_acq) +
-              " acquisitions, " + std::to_string(units.size()) + " blocks of " + std::to_string(s.block_size) +
+              " acquisitions, " + std::to_string(units.size()) + " blocks of " + std::to_string(plan.block_size) +
               " px, " + std::to_string(stage.units_done_before()) + " already done, " + std::to_string(todo.size()) +
               " to compute on " + std::to_string(mpi.size()) + " rank(s); season " +
               month_label(plan.season_year, plan.season_month, 0) + " to " +
               month_label(plan.season_year, plan.season_month, kMonths - 1));
     for (auto& k : plan.skipped) log::warn("skipped " + k.what + ": " + k.reason);
+    // What bounds a rank's memory: the block's 12 composites being built, and one month of observations of it.
+    size_t per_month = 1;
+    for (auto& t : plan.tiles)
+      for (auto& m : t.by_month) per_month = std::max(per_month, m.size());
+    const double px = static_cast<double>(plan.block_size) * plan.block_size;
+    const double bytes = px * static_cast<double>(2 * s.bands.size() + 1) * static_cast<double>(kMonths + per_month);
+    char line[256];
+    std::snprintf(line, sizeof line, "memory per rank about %.0f MiB: a block of %d x %d px, its 12 months and up to %zu "
+                  "acquisitions of one month read at once (--block-size bounds it)", bytes / 1048576.0,
+                  plan.block_size, plan.block_size, per_month);
+    log::info(line);
   }
   auto t_compute = clock::now();
   // Units are in (tile, block) order, so the readers and open files of a tile serve block after block.

@@ -123,13 +123,36 @@ GridScales write_tile_georeference(const h5::Node& g, const geo::Grid& grid) {
   g.set_attr("crs_wkt", grid.crs_wkt);
   g.set_attr("crs", geo::crs_short_name(grid.crs_wkt));
   g.set_attr("geotransform", std::vector<double>(grid.geotransform.begin(), grid.geotransform.end()));
+  h5::Dataset mapping = g.create_scalar_dataset(kGridMappingVariable, 0);
+  mapping.set_attr("crs_wkt", grid.crs_wkt);
+  mapping.set_attr("spatial_ref", grid.crs_wkt);  // GDAL's and rioxarray's name for the same WKT
+  std::string transform;
+  for (double v : grid.geotransform) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%s%.17g", transform.empty() ? "" : " ", v);
+    transform += buf;
+  }
+  mapping.set_attr("GeoTransform", transform);
   std::vector<double> xs(static_cast<size_t>(grid.width)), ys(static_cast<size_t>(grid.height));
   for (size_t i = 0; i < xs.size(); ++i) xs[i] = grid.geotransform[0] + (static_cast<double>(i) + 0.5) * grid.geotransform[1];
   for (size_t i = 0; i < ys.size(); ++i) ys[i] = grid.geotransform[3] + (static_cast<double>(i) + 0.5) * grid.geotransform[5];
   GridScales scales{g.create_small_dataset("x", xs), g.create_small_dataset("y", ys)};
   scales.x.make_scale("x");
   scales.y.make_scale("y");
+  for (auto [axis, ds] : {std::pair{"X", &scales.x}, std::pair{"Y", &scales.y}}) {
+    ds->set_attr("standard_name", std::string(axis[0] == 'X' ? "projection_x_coordinate" : "projection_y_coordinate"));
+    ds->set_attr("long_name", std::string(axis[0] == 'X' ? "x coordinate of projection (pixel centre)"
+                                                         : "y coordinate of projection (pixel centre)"));
+    ds->set_attr("units", std::string("m"));
+    ds->set_attr("axis", std::string(axis));
+  }
   return scales;
+}
+
+void GridScales::georeference(const h5::Dataset& data, unsigned first_spatial) const {
+  data.attach_scale(y, first_spatial);
+  data.attach_scale(x, first_spatial + 1);
+  data.set_attr("grid_mapping", std::string(kGridMappingVariable));
 }
 
 void ensure_dir(const std::string& dir) {

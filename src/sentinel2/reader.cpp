@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/composite/kernels.hpp"
@@ -31,7 +32,8 @@ std::vector<std::string> files_of(const Acquisition& a, const std::vector<std::s
 }
 }  // namespace
 
-geo::Grid inspect(const Acquisition& a, const std::vector<std::string>& bands) {
+geo::Grid inspect(const Acquisition& a, const std::vector<std::string>& bands, int* jpeg2000_footprint) {
+  if (jpeg2000_footprint) *jpeg2000_footprint = 0;
   std::vector<geo::RasterReader> files;
   for (auto& p : files_of(a, bands)) {
     files.emplace_back(p);
@@ -46,6 +48,10 @@ geo::Grid inspect(const Acquisition& a, const std::vector<std::string>& bands) {
     if (!fine.is_aligned_coarser(f.grid(), factor))
       throw InputError(f.path(), "not on the grid of the rest of acquisition " + a.id + ": it is " +
                                      f.grid().describe() + ", " + finest->path() + " is " + fine.describe());
+    if (jpeg2000_footprint && f.jpeg2000_tile_size() > 0) {
+      const long long edge = static_cast<long long>(f.jpeg2000_tile_size()) * factor;
+      *jpeg2000_footprint = static_cast<int>(*jpeg2000_footprint ? std::lcm(*jpeg2000_footprint, edge) : edge);
+    }
   }
   for (auto& b : bands) {
     const BandSource& s = a.bands.at(b);

@@ -59,3 +59,29 @@ pass "matches NumPy reference; no offset jump across 2022-01-25"
 skipped=$(grep -o '[0-9]* of [0-9]* acquisition-block reads skipped' "$WORK/stac.log" | cut -d' ' -f1)
 [ "${skipped:-0}" -gt 0 ] || fail "no acquisition-block read was skipped on a cloudy series"
 pass "$skipped acquisition-block reads skipped thanks to the mask"
+
+# SAFE with JPEG 2000 bands, as the Copernicus Data Space delivers them: --block-size auto aligns the blocks to the
+# codestream tiles (1024 px here; the 20 m bands of a tile this small are one tile each), so each tile is decoded
+# once per acquisition, and the composite equals the COG one's value for value. A block size that splits the tiles
+# is allowed and the log says what it costs.
+synth_region "$WORK/jp2" --layout both --safe-jp2 --tiles 33UVP --size 1098 --days 20 --start 2022-06-01
+mpi 2 composite --input "$WORK/jp2/safe" --output "$WORK/jp2_safe.h5" > "$WORK/jp2_safe.log" 2>&1 \
+  || { cat "$WORK/jp2_safe.log"; fail "composite of SAFE/JP2"; }
+grep -q "block size 1024 px (auto, aligned to the JPEG 2000 tiles" "$WORK/jp2_safe.log" \
+  || { grep -F "block size" "$WORK/jp2_safe.log"; fail "auto block size not aligned to the JPEG 2000 tiles"; }
+grep -q "memory per rank about [0-9]* MiB: a block of 1024 x 1024 px" "$WORK/jp2_safe.log" \
+  || fail "the log does not say what bounds memory"
+mpi 2 composite --input "$WORK/jp2/stac" --output "$WORK/jp2_stac.h5" --block-size 1024 > "$WORK/jp2_stac.log" 2>&1 \
+  || { cat "$WORK/jp2_stac.log"; fail "composite of the same acquisitions as COGs"; }
+"$PY" - "$WORK/jp2_stac.h5" "$WORK/jp2_safe.h5" <<'PY'
+import sys, h5py
+a, b = (h5py.File(p, "r")["tiles/33UVP"] for p in sys.argv[1:])
+for name in ("reflectance", "clear_count"):
+    assert (a[name][...] == b[name][...]).all(), f"{name}: SAFE/JP2 and COG composites differ"
+    assert b[name].chunks[-2:] == (1024, 1024), b[name].chunks
+PY
+mpi 1 composite --input "$WORK/jp2/safe" --output "$WORK/x.h5" --block-size 512 --list > /dev/null 2> "$WORK/jp2_512.log" \
+  || { cat "$WORK/jp2_512.log"; fail "composite --list with --block-size 512"; }
+grep -q "JPEG 2000 tiles cover 1024 px on the 10 m grid: each is decoded about 4 times" "$WORK/jp2_512.log" \
+  || { cat "$WORK/jp2_512.log"; fail "a block size splitting the JPEG 2000 tiles is not reported"; }
+pass "SAFE/JPEG 2000: blocks aligned to the codestream tiles, the COG composite value for value, misalignment logged"

@@ -7,6 +7,7 @@
 # class map with probabilities, NDVI gap-fill and forecast predictions, a segmentation map and segment evaluate's
 # predictions. Empty lists (skipped_acquisitions, skipped, an NDVI model's bands, an encoder's class_names) are among
 # the attributes: GDAL crashed on them; libnetcdf crashed on the fixed-length string coordinates month and band.
+# Then GIS tools: gdalinfo's netCDF view of each tile variable has the CRS and geotransform of the COG export.
 source "$(dirname "$0")/../lib.sh"
 "$PY" -c "import xarray, netCDF4, h5netcdf" 2> /dev/null \
   || fail "needs python3-xarray, python3-netcdf4 and python3-h5netcdf for $PY (scripts/install-deps.sh)"
@@ -19,7 +20,7 @@ step() {  # step NAME ARGS...: s2crop ARGS, logged to NAME.log
   local name="$1"; shift
   "$@" > "$WORK/$name.log" 2>&1 || { cat "$WORK/$name.log"; fail "$name failed"; }
 }
-step composite mpi 2 composite --input region/stac --output comp.h5 --block-size 24
+step composite mpi 2 composite --input region/stac --output comp.h5 --block-size 24 --cog cog
 step extract mpi 2 extract --composites comp.h5 --labels region/parcels.gpkg --per-class 20 --output set.h5
 step patches mpi 2 extract --composites comp.h5 --labels region/parcels.gpkg --patches 16 --output patches.h5
 step import_ts2c mpi 2 import-timesen2crop ts2c ts2c.h5
@@ -56,3 +57,11 @@ pass "${#files[@]} output files written"
 "$PY" "$TESTS_DIR/check_output_readers.py" "${files[@]}" || fail "a reader cannot open an output file"
 pass "gdalinfo and xarray (netCDF4, h5netcdf) open every kind of output file"
 
+
+cog=$(ls cog/33UVP/*.tif | head -1)
+[ -f "$cog" ] || fail "composite --cog wrote no COG"
+"$PY" "$TESTS_DIR/check_cf_georeference.py" "$cog" comp.h5:/tiles/33UVP/reflectance comp.h5:/tiles/33UVP/clear_count \
+  map.h5:/tiles/33UVP/class map.h5:/tiles/33UVP/probability ndvi.h5:/tiles/33UVP/ndvi_filled \
+  ndvi_f.h5:/tiles/33UVP/ndvi_forecast segmap.h5:/tiles/33UVP/class \
+  || fail "GDAL's netCDF view of an output is not georeferenced like the COG export"
+pass "gdalinfo (netCDF, CF-1.8 grid_mapping) places the composite, map, NDVI and segmentation outputs like the COG"

@@ -33,6 +33,9 @@ class RasterReader {
   // GDAL's name of the band's pixel type ("UInt16", "Float32"), and whether it is a floating-point type.
   std::string data_type(int band) const;
   bool is_floating_point(int band) const;
+  // The edge (pixels) of the tiles a JPEG 2000 file is decoded in, 0 for other formats and untiled codestreams:
+  // reading any pixel decodes its whole tile, so readers align their windows to it.
+  int jpeg2000_tile_size() const;
   // A dataset metadata item (default domain), empty if absent.
   std::string metadata_item(const std::string& key) const;
   // Reads a window of band `band` (1-based) converted to the buffer type. Throws InputError on any read error

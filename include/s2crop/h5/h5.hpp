@@ -75,6 +75,8 @@ class Node {
   Dataset create_string_dataset(const std::string& name, const std::vector<std::string>& values) const;
   template <typename T>
   Dataset create_small_dataset(const std::string& name, const std::vector<T>& values) const;  // contiguous, 1-D
+  // A scalar int32 dataset: a variable that only carries attributes (CF's grid_mapping variable).
+  Dataset create_scalar_dataset(const std::string& name, std::int32_t value) const;
   Dataset open_dataset(const std::string& name) const;
 
   // No attribute is ever an empty array (GDAL's HDF5 driver crashes on an empty string array and prints garbage for

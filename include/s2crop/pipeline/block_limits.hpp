@@ -9,6 +9,7 @@ struct BlockSizeLimits {
   int min, max;
 };
 inline constexpr BlockSizeLimits kCompositeBlockSizes{4, 4096};
+inline constexpr int kDefaultCompositeBlock = 512;  // --block-size auto without JPEG 2000 inputs
 inline constexpr BlockSizeLimits kInferenceBlockSizes{16, 4096};  // classify, ndvi predict, segment predict
 inline constexpr BlockSizeLimits kMosaicBlockSizes{16, 8192};
 // ConfigError "--block-size must be MIN-MAX (got N)", the CLI's wording.

@@ -31,7 +31,7 @@ struct CompositeSettings {
   std::string season_start = "auto";  // "YYYY-MM" or "auto"
   int season_month = 9;               // with "auto": the season starts in this month, on or before the first date
   std::string quicklook_month;        // "YYYY-MM"; empty: the 11th month of the season (July for a Sep start)
-  int block_size = 512;
+  int block_size = 0;  // 0: auto (kDefaultCompositeBlock, or aligned to JPEG 2000 tiles)
   std::vector<int> valid_scl = sentinel2::scl::default_valid();
   int dilation = 2;
   sentinel2::OffsetMode offset_mode = sentinel2::OffsetMode::Auto;

@@ -68,12 +68,16 @@ class UnitProgress {
   int one_ = 1;
 };
 
-// A tile group's georeference: attrs crs_wkt, crs, geotransform, and the x / y dimension scales (pixel-centre
-// coordinates in the tile's CRS), so h5py/xarray users see named, georeferenced axes. Collective like every
-// metadata call.
+// A tile group's georeference, twice: s2crop's own attrs (crs_wkt, crs, geotransform: existing readers), and CF-1.8
+// for GIS tools (GDAL's netCDF driver, QGIS, rioxarray): the grid_mapping variable `spatial_ref` (crs_wkt,
+// spatial_ref, GeoTransform) and the x / y dimension scales (pixel-centre coordinates in the tile's CRS, with
+// standard_name, units and axis). Collective like every metadata call.
 struct GridScales {
   h5::Dataset x, y;
+  // Attaches y and x to dimensions first_spatial and first_spatial + 1 of `data` and names the grid mapping.
+  void georeference(const h5::Dataset& data, unsigned first_spatial) const;
 };
+inline constexpr const char* kGridMappingVariable = "spatial_ref";
 GridScales write_tile_georeference(const h5::Node& group, const geo::Grid& grid);
 
 // Logs the peak resident memory of every rank (gathered on rank 0): the number to size jobs by. Collective.

@@ -20,7 +20,10 @@ struct MaskOptions {
 
 // Opens every file of the acquisition, checks it is complete and that all bands sit on one grid family, and returns
 // the finest grid among them (the acquisition's 10 m grid). Throws InputError naming the offending file.
-geo::Grid inspect(const Acquisition& acquisition, const std::vector<std::string>& bands);
+// `jpeg2000_footprint`, if given, receives the edge on the 10 m grid that the JPEG 2000 tiles of all its files align
+// to (the least common multiple of their tiles' footprints; 0 without tiled JPEG 2000 files).
+geo::Grid inspect(const Acquisition& acquisition, const std::vector<std::string>& bands,
+                  int* jpeg2000_footprint = nullptr);
 
 // Scratch buffers for reading, owned by the caller and reused for every acquisition and block, so memory does not
 // grow with the number of dates.
