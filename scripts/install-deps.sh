@@ -10,6 +10,7 @@ PACKAGES=(
   libgdal-dev gdal-bin                  # GDAL/OGR: GeoTIFF, COG, JPEG2000, GeoPackage
   libboost-program-options-dev
   libpng-dev
+  libdeflate-dev                        # fast DEFLATE for the output chunks (optional: zlib otherwise)
   libgtest-dev googletest
   libtorch-dev                          # LibTorch (CPU) for the model stages
   libopenblas0-pthread                  # optimised BLAS behind LibTorch (Debian defaults to reference BLAS: ~3x slower)

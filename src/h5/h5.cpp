@@ -200,6 +200,10 @@ Dataset Node::create_scalar_dataset(const std::string& name, std::int32_t value)
   return Dataset(Handle(d), file_, join(path_, name), deferred_);
 }
 
+void Dataset::write_chunk(const std::vector<hsize_t>& offset, const void* data, size_t bytes) const {
+  check(H5Dwrite_chunk(id(), H5P_DEFAULT, 0, offset.data(), bytes, data), file_, "cannot write a chunk of " + path_, 0);
+}
+
 Dataset Node::open_dataset(const std::string& name) const {
   hid_t d = H5Dopen2(id(), name.c_str(), H5P_DEFAULT);
   if (d < 0) throw InputError(file_, "has no dataset " + join(path_, name) + " (" + last_error() + ")");

@@ -48,11 +48,11 @@ size_t layer_offset(const TileInferenceJob& job, const geo::Window& w, size_t la
   return at;
 }
 
-// Collective from start to end; noexcept for the same reason as the composite assembly (see main).
+// Rank 0 alone, like the composite assembly: the parts' compressed chunks are copied into the file as they are.
 void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& job, pipeline::BlockStage& stage,
-                  const std::string& composite_inputs, const parallel::MpiContext& mpi) noexcept(true) {
+                  const std::string& composite_inputs, const std::string& path) {
   const hsize_t bs = static_cast<hsize_t>(job.block_size);
-  h5::File file = h5::File::create(stage.staged_output(), mpi.world());
+  h5::File file = h5::File::create(path, MPI_COMM_SELF);
   stage.write_file_attrs(file, job.format, job.format_version, job.config_text);
   file.set_attr("inputs", std::vector<std::string>{job.composites, job.model, composite_inputs});
   file.set_attr("model", job.model);
@@ -94,29 +94,19 @@ void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& j
         scales.georeference(ds, spatial);
         datasets.push_back(std::move(ds));
       }
-      stage.collective_rounds(t.blocks.size(), [&](size_t b) {
-        std::vector<std::uint8_t> payload;
-        if (b != pipeline::BlockStage::kNone) payload = stage.read_part(stage.unit_of(ti, b));
-        for (size_t l = 0; l < job.layers.size(); ++l) {
-          const OutputLayer& layer = job.layers[l];
-          h5::Dataset& ds = datasets[l];
-          if (b == pipeline::BlockStage::kNone) {
-            if (layer.int16) ds.write<std::int16_t>({}, {}, nullptr, true);
-            else ds.write<std::uint8_t>({}, {}, nullptr, true);
-            continue;
+      for (size_t b = 0; b < t.blocks.size(); ++b) {
+        const size_t unit = stage.unit_of(ti, b);
+        const std::vector<std::uint8_t> part = stage.read_part(unit);  // CRC-checked
+        const pipeline::PackedChunks chunks = stage.chunks(unit, part);
+        const geo::Window& w = t.blocks[b];
+        size_t plane = 0;
+        for (size_t l = 0; l < job.layers.size(); ++l)
+          for (size_t p = 0; p < job.layers[l].planes(); ++p, ++plane) {
+            std::vector<hsize_t> off{static_cast<hsize_t>(w.y0), static_cast<hsize_t>(w.x0)};
+            if (job.layers[l].depth > 0) off.insert(off.begin(), static_cast<hsize_t>(p));
+            datasets[l].write_chunk(off, chunks.data(plane), chunks.size(plane));
           }
-          const geo::Window& w = t.blocks[b];
-          std::vector<hsize_t> off{static_cast<hsize_t>(w.y0), static_cast<hsize_t>(w.x0)};
-          std::vector<hsize_t> cnt{static_cast<hsize_t>(w.height), static_cast<hsize_t>(w.width)};
-          if (layer.depth > 0) {
-            off.insert(off.begin(), 0);
-            cnt.insert(cnt.begin(), static_cast<hsize_t>(layer.depth));
-          }
-          const std::uint8_t* data = payload.data() + layer_offset(job, w, l);
-          if (layer.int16) ds.write(off, cnt, reinterpret_cast<const std::int16_t*>(data), true);
-          else ds.write(off, cnt, data, true);
-        }
-      });
+      }
     }
   }
   file.close();
@@ -142,6 +132,11 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
   config.depends_on = "composites, model or options";
   config.overwrite = job.overwrite;
   config.stored_fingerprint = pipeline::hdf5_run_fingerprint;
+  {
+    std::vector<pipeline::PlaneGroup> planes;
+    for (auto& layer : job.layers) planes.push_back({layer.planes(), layer.element_bytes(), layer.fill});
+    config.codec = pipeline::ChunkCodec(planes, job.deflate);
+  }
   pipeline::BlockStage stage(config, mpi);
   stage.check_outputs();
 
@@ -179,7 +174,9 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
   for (size_t ti = 0; ti < tiles.size(); ++ti)
     for (size_t b = 0; b < tiles[ti].blocks.size(); ++b) {
       const geo::Window& w = tiles[ti].blocks[b];
-      units.push_back({ti, b, w, layer_offset(job, w, job.layers.size()), static_cast<double>(w.pixels())});
+      const geo::Grid& grid = tiles[ti].tile.grid;
+      units.push_back({ti, b, w, layer_offset(job, w, job.layers.size()), static_cast<double>(w.pixels()),
+                       std::min(job.block_size, grid.width), std::min(job.block_size, grid.height)});
     }
   const std::vector<size_t> todo = stage.resume(units);
   const int threads = train::threads_per_rank(job.threads, mpi.node_size());
@@ -241,7 +238,17 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
       for (auto& i : f.attr_strings("inputs")) composite_inputs += (composite_inputs.empty() ? "" : " ") + i;
   });
   composite_inputs = parallel::broadcast_string(mpi.world(), composite_inputs);
-  write_output(tiles, job, stage, composite_inputs, mpi);
+  {
+    const std::string staged = stage.staged_output();
+    const double t0 = MPI_Wtime();
+    parallel::root_first(mpi.world(), [&] { write_output(tiles, job, stage, composite_inputs, staged); });
+    if (mpi.is_root()) {
+      char line[160];
+      std::snprintf(line, sizeof line, "%s: assembled %s in %.3f s (compressed chunks copied from the parts)",
+                    job.stage.c_str(), job.output.c_str(), MPI_Wtime() - t0);
+      log::info(line);
+    }
+  }
   if (job.export_tile) {
     MPI_Barrier(mpi.world());
     for (size_t ti = static_cast<size_t>(mpi.rank()); ti < tiles.size(); ti += static_cast<size_t>(mpi.size())) {
@@ -259,7 +266,16 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
           const int y0 = std::max(w.y0, window.y0), y1 = std::min(w.y0 + w.height, window.y0 + window.height);
           if (x0 >= x1 || y0 >= y1) continue;
           if (cached_block != b) {
-            cached = stage.read_part(stage.unit_of(ti, b));
+            const size_t unit = stage.unit_of(ti, b);
+            const std::vector<std::uint8_t> part = stage.read_part(unit);
+            const pipeline::PackedChunks chunks = stage.chunks(unit, part);
+            cached.resize(layer_offset(job, w, job.layers.size()));
+            size_t first_plane = 0;
+            for (size_t l = 0; l < job.layers.size(); ++l)
+              for (size_t p = 0; p < job.layers[l].planes(); ++p)
+                stage.unpack(unit, chunks, first_plane++, cached.data() + layer_offset(job, w, l) +
+                                                              p * static_cast<size_t>(w.pixels()) *
+                                                                  job.layers[l].element_bytes());
             cached_block = b;
           }
           const std::uint8_t* plane_data = cached.data() + layer_offset(job, w, layer) +

@@ -106,6 +106,11 @@ bool all_true(MPI_Comm comm, bool value) {
   return r == 1;
 }
 
+double sum_double(MPI_Comm comm, double value) {
+  MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_SUM, comm);
+  return value;
+}
+
 std::int64_t sum(MPI_Comm comm, std::int64_t value) {
   long long v = value, r = 0;
   MPI_Allreduce(&v, &r, 1, MPI_LONG_LONG, MPI_SUM, comm);

@@ -164,15 +164,37 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
                                         const std::function<void(size_t, std::uint8_t*)>& fn) {
   std::vector<size_t> mine;
   UnitProgress progress(mpi_, config_.stage, static_cast<std::int64_t>(units_.size()), done_before_);
+  std::vector<std::uint8_t> block, packed;  // ChunkCodec: reused, so memory follows the block size
+  double packing = 0;
   for (size_t u : assigned(todo)) {
     const BlockUnit& unit = units_[u];
-    PartWriter part(part_path(u), config_.part_kind, unit.window, unit.payload_bytes);
-    fn(u, part.payload());
-    part.commit();
+    if (config_.codec.active()) {
+      block.resize(unit.payload_bytes);
+      fn(u, block.data());
+      const double t0 = now_seconds();
+      config_.codec.pack(block.data(), unit.window, unit.chunk_width ? unit.chunk_width : unit.window.width,
+                         unit.chunk_height ? unit.chunk_height : unit.window.height, packed);
+      write_part(part_path(u), config_.part_kind, unit.window, packed);
+      packing += now_seconds() - t0;
+    } else {
+      PartWriter part(part_path(u), config_.part_kind, unit.window, unit.payload_bytes);
+      fn(u, part.payload());
+      part.commit();
+    }
     mine.push_back(u);
     progress.unit_done();
   }
   progress.finish(static_cast<std::int64_t>(units_.size()));
+  if (config_.codec.active()) {
+    // The output's compression happens here, once; the assembly only copies it.
+    const double total = parallel::sum_double(mpi_.world(), packing);
+    if (mpi_.is_root() && !todo.empty()) {
+      char line[160];
+      std::snprintf(line, sizeof line, "%s: compressing and writing the parts took %.3f s per rank", config_.stage.c_str(),
+                    total / mpi_.size());
+      log::info(line);
+    }
+  }
   MPI_Barrier(mpi_.world());
   return mine;
 }
@@ -191,17 +213,28 @@ std::string BlockStage::part_path(size_t unit) const {
 
 std::vector<std::uint8_t> BlockStage::read_part(size_t unit) const {
   const BlockUnit& u = units_.at(unit);
-  return pipeline::read_part(part_path(unit), config_.part_kind, u.window, u.payload_bytes);
+  if (!config_.codec.active()) return pipeline::read_part(part_path(unit), config_.part_kind, u.window, u.payload_bytes);
+  std::vector<std::uint8_t> part = pipeline::read_part(part_path(unit), config_.part_kind, u.window, kAnyPayloadSize);
+  PackedChunks(config_.codec, part, part_path(unit));  // its chunk table checked too: resume trusts what passes
+  return part;
 }
 
-void BlockStage::read_part_range(size_t unit, size_t offset, size_t bytes, void* out) const {
-  pipeline::read_part_range(part_path(unit), offset, bytes, out);
+PackedChunks BlockStage::chunks(size_t unit, const std::vector<std::uint8_t>& part) const {
+  return PackedChunks(config_.codec, part, part_path(unit));
+}
+
+void BlockStage::unpack(size_t unit, const PackedChunks& chunks, size_t plane, void* out) const {
+  const BlockUnit& u = units_.at(unit);
+  chunks.unpack(plane, u.window, u.chunk_width ? u.chunk_width : u.window.width,
+                u.chunk_height ? u.chunk_height : u.window.height, out);
 }
 
 const std::string& BlockStage::staged_output() {
   if (staged_path_.empty()) {
     StagedFile staged(config_.output, ".partial.h5");
     staged_path_ = staged.path();
+    // Every rank writes identical attribute values into a file open on several ranks: rank 0's clock.
+    created_ = parallel::broadcast_string(mpi_.world(), log::utc_timestamp());
     if (mpi_.is_root())
       staged_ = std::make_unique<StagedFile>(std::move(staged));
     else
@@ -210,23 +243,13 @@ const std::string& BlockStage::staged_output() {
   return staged_path_;
 }
 
-void BlockStage::collective_rounds(size_t blocks, const std::function<void(size_t)>& fn) const {
-  const size_t ranks = static_cast<size_t>(mpi_.size());
-  const size_t rounds = (blocks + ranks - 1) / ranks;
-  for (size_t round = 0; round < rounds; ++round) {
-    const size_t b = round * ranks + static_cast<size_t>(mpi_.rank());
-    fn(b < blocks ? b : kNone);
-  }
-}
-
 void BlockStage::write_file_attrs(h5::File& file, const std::string& format, std::int64_t format_version,
                                   const std::string& config_text) const {
   file.set_attr("Conventions", std::string("CF-1.8"));  // the tile grids: see write_tile_georeference
   file.set_attr("format", format);
   file.set_attr("format_version", format_version);
   file.set_attr("s2crop_version", std::string(kVersion));
-  // Every rank must write identical attribute values: rank 0's clock.
-  file.set_attr("created", parallel::broadcast_string(mpi_.world(), log::utc_timestamp()));
+  file.set_attr("created", created_);
   file.set_attr("config", config_text);
   file.set_attr("run_fingerprint", output_fingerprint_);
 }

@@ -15,13 +15,14 @@ namespace s2crop::pipeline::composite_detail {
 
 namespace {
 
-// One month of a block's reflectance, [band][pixel], read by seeking to it. Only for exports, which run after the
-// assembly has read (and checked) every part: a COG per month need not read the other eleven months.
+// One month of a block's reflectance, [band][pixel], decompressed from the part's chunks.
 std::vector<std::int16_t> read_part_month(const BlockStage& stage, size_t ti, size_t block, size_t nb, int month) {
   const size_t unit = stage.unit_of(ti, block);
   const size_t n = static_cast<size_t>(stage.units()[unit].window.pixels());
   std::vector<std::int16_t> refl(nb * n);
-  stage.read_part_range(unit, static_cast<size_t>(month) * nb * n * 2, refl.size() * 2, refl.data());
+  const std::vector<std::uint8_t> part = stage.read_part(unit);
+  const PackedChunks chunks = stage.chunks(unit, part);
+  for (size_t b = 0; b < nb; ++b) stage.unpack(unit, chunks, static_cast<size_t>(month) * nb + b, refl.data() + b * n);
   return refl;
 }
 

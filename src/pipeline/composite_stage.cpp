@@ -36,7 +36,14 @@ size_t payload_bytes(const geo::Window& w, size_t n_bands) {
   return kMonths * n_bands * n * 2 + kMonths * n;
 }
 
-constexpr PartKind kPartKind = {'C', 'O', 'M', 'P', 'O', 'S', 'I', '1'};
+// 2: the part holds the output's compressed chunks (ChunkCodec); a part of version 1 is recomputed.
+constexpr PartKind kPartKind = {'C', 'O', 'M', 'P', 'O', 'S', 'I', '2'};
+
+// Reflectance [month][band] planes, then clear counts [month]: one HDF5 chunk each.
+ChunkCodec chunk_codec(const CompositeSettings& s) {
+  return ChunkCodec({{kMonths * s.bands.size(), 2, static_cast<double>(composite::kNoData)}, {kMonths, 1, 0.0}},
+                    s.deflate);
+}
 
 // ---------------------------------------------------------------- compute
 
@@ -101,15 +108,14 @@ void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w,
 
 // ---------------------------------------------------------------- assemble
 
-// Collective from start to end. noexcept on purpose: an exception on one rank must not unwind through the HDF5
-// handles, whose destructors close collectively and would wait for the other ranks forever. Escaping here ends in
-// std::terminate without unwinding, and main's terminate handler aborts every rank with the message.
-void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, const parallel::MpiContext& mpi,
-                std::vector<double>& clear_per_tile) noexcept(true) {
+// Rank 0 alone (HDF5 1.10 writes raw chunks from one process only): the parts' chunks are copied into the file as
+// they are, so the assembly costs reading and writing the compressed bytes once, not compressing the tile again.
+void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, const std::string& path,
+                std::vector<double>& clear_per_tile) {
   clear_per_tile.assign(p.tiles.size(), 0.0);
   const size_t nb = s.bands.size();
   const hsize_t bs = static_cast<hsize_t>(p.block_size);
-  h5::File file = h5::File::create(stage.staged_output(), mpi.world());
+  h5::File file = h5::File::create(path, MPI_COMM_SELF);
   stage.write_file_attrs(file, kFormat, kFormatVersion, s.config_text);
   file.set_attr("inputs", s.inputs);
   std::vector<std::string> skipped;
@@ -158,32 +164,25 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, co
     count.attach_scale(month_ds, 0);
     scales.georeference(count, 1);
 
-    // Collective writes of compressed data: every rank calls once per round, ranks without a block select nothing.
     const size_t ti = static_cast<size_t>(&t - p.tiles.data());
-    const std::int64_t before = written;
-    std::int64_t round = 0;
-    stage.collective_rounds(t.blocks.size(), [&](size_t b) {
-      if (b != BlockStage::kNone) {
-        const geo::Window& w = t.blocks[b];
-        const size_t n = static_cast<size_t>(w.pixels());
-        const std::vector<std::uint8_t> part = stage.read_part(stage.unit_of(ti, b));
-        const auto* block_refl = reinterpret_cast<const std::int16_t*>(part.data());
-        const std::uint8_t* block_count = part.data() + kMonths * nb * n * 2;
-        double clear = 0;
-        for (size_t i = 0; i < kMonths * n; ++i) clear += block_count[i];
-        clear_per_tile[ti] += clear;
-        std::vector<hsize_t> off = {0, 0, static_cast<hsize_t>(w.y0), static_cast<hsize_t>(w.x0)};
-        std::vector<hsize_t> cnt = {kMonths, nb, static_cast<hsize_t>(w.height), static_cast<hsize_t>(w.width)};
-        refl.write(off, cnt, block_refl, true);
-        count.write({0, off[2], off[3]}, {kMonths, cnt[2], cnt[3]}, block_count, true);
-      } else {
-        refl.write<std::int16_t>({}, {}, nullptr, true);
-        count.write<std::uint8_t>({}, {}, nullptr, true);
+    std::vector<std::uint8_t> block_count;
+    for (size_t b = 0; b < t.blocks.size(); ++b) {
+      const geo::Window& w = t.blocks[b];
+      const size_t unit = stage.unit_of(ti, b);
+      const std::vector<std::uint8_t> part = stage.read_part(unit);  // CRC-checked
+      const PackedChunks chunks = stage.chunks(unit, part);
+      const hsize_t y0 = static_cast<hsize_t>(w.y0), x0 = static_cast<hsize_t>(w.x0);
+      for (size_t m = 0; m < kMonths; ++m) {
+        for (size_t band = 0; band < nb; ++band)
+          refl.write_chunk({m, band, y0, x0}, chunks.data(m * nb + band), chunks.size(m * nb + band));
+        const size_t plane = kMonths * nb + m;
+        count.write_chunk({m, y0, x0}, chunks.data(plane), chunks.size(plane));
+        block_count.resize(static_cast<size_t>(w.pixels()));
+        stage.unpack(unit, chunks, plane, block_count.data());
+        for (std::uint8_t c : block_count) clear_per_tile[ti] += c;
       }
-      ++round;
-      written = before + std::min<std::int64_t>(static_cast<std::int64_t>(t.blocks.size()), round * mpi.size());
-      progress.update(written);
-    });
+      progress.update(++written);
+    }
   }
   }  // every group and dataset is closed before the file
   file.close();
@@ -222,6 +221,7 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   BlockStageConfig config;
   config.stage = "composite";
   config.part_kind = kPartKind;
+  config.codec = chunk_codec(s);
   config.output = s.output;
   config.export_dirs = {s.cog_dir, s.quicklook_dir};
   config.overwrite = s.overwrite;
@@ -256,7 +256,8 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
     for (size_t b = 0; b < t.blocks.size(); ++b)
       // Cost model: pixels x acquisitions read (dominant: decoding the inputs).
       units.push_back({ti, b, t.blocks[b], payload_bytes(t.blocks[b], s.bands.size()),
-                       static_cast<double>(t.blocks[b].pixels()) * static_cast<double>(t.acquisitions.size() + 1)});
+                       static_cast<double>(t.blocks[b].pixels()) * static_cast<double>(t.acquisitions.size() + 1),
+                       std::min(plan.block_size, t.grid.width), std::min(plan.block_size, t.grid.height)});
   }
   const std::vector<size_t> todo = stage.resume(units);
 
@@ -314,10 +315,19 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   log_peak_memory(mpi, "after compositing");
 
   // ---- assemble
-  std::vector<double> clear_per_tile;
-  write_hdf5(plan, s, stage, mpi, clear_per_tile);
-  MPI_Allreduce(MPI_IN_PLACE, clear_per_tile.data(), static_cast<int>(clear_per_tile.size()), MPI_DOUBLE, MPI_SUM,
-                mpi.world());
+  std::vector<double> clear_per_tile(plan.tiles.size(), 0.0);
+  {
+    const std::string staged = stage.staged_output();
+    const double t0 = MPI_Wtime();
+    parallel::root_first(mpi.world(), [&] { write_hdf5(plan, s, stage, staged, clear_per_tile); });
+    MPI_Bcast(clear_per_tile.data(), static_cast<int>(clear_per_tile.size()), MPI_DOUBLE, 0, mpi.world());
+    if (mpi.is_root()) {
+      char line[160];
+      std::snprintf(line, sizeof line, "assembled %s in %.3f s (compressed chunks copied from the parts)",
+                    fs::path(s.output).filename().c_str(), MPI_Wtime() - t0);
+      log::info(line);
+    }
+  }
   for (size_t ti = 0; ti < plan.tiles.size(); ++ti)
     if (clear_per_tile[ti] == 0) {
       // Every pixel of every month no data: a mask that keeps nothing (--valid-scl), reflectance delivered in

@@ -15,7 +15,9 @@ namespace s2crop::pipeline {
 
 namespace {
 
-constexpr char kMagic[8] = {'S', '2', 'C', 'P', 'A', 'R', 'T', '3'};
+// 4: payloads of ChunkCodec stages are packed chunks; a part of an older s2crop fails the header check and is
+// recomputed instead of being read as something it is not.
+constexpr char kMagic[8] = {'S', '2', 'C', 'P', 'A', 'R', 'T', '4'};
 
 void fill_header(std::uint8_t* head, const PartKind& kind, const geo::Window& w, size_t payload_bytes) {
   std::memcpy(head, kMagic, 8);
@@ -64,13 +66,39 @@ void PartWriter::commit() {
   staged_.commit();
 }
 
+void write_part(const std::string& path, const PartKind& kind, const geo::Window& window,
+                const std::vector<std::uint8_t>& payload) {
+  StagedFile staged(path);
+  std::uint8_t head[kPartHeaderBytes];
+  fill_header(head, kind, window, payload.size());
+  const std::uint64_t sum = crc32_z(checksum(head, sizeof head), payload.data(), payload.size());
+  FILE* f = std::fopen(staged.path().c_str(), "wb");
+  if (!f) throw OutputError(staged.path(), std::string("cannot create: ") + std::strerror(errno));
+  const bool ok = std::fwrite(head, 1, sizeof head, f) == sizeof head &&
+                  std::fwrite(payload.data(), 1, payload.size(), f) == payload.size() &&
+                  std::fwrite(&sum, 1, sizeof sum, f) == sizeof sum;
+  const int err = errno;
+  if (std::fclose(f) != 0 || !ok)
+    throw OutputError(staged.path(), std::string("write failed (disk full?): ") + std::strerror(ok ? errno : err));
+  staged.commit();
+}
+
 std::vector<std::uint8_t> read_part(const std::string& path, const PartKind& kind, const geo::Window& window,
                                     size_t payload_bytes) {
   std::uint8_t head[kPartHeaderBytes], expected[kPartHeaderBytes];
-  std::vector<std::uint8_t> payload(payload_bytes);
   std::uint64_t sum = 0;
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw InputError(path, "intermediate block missing; rerun to recompute it");
+  if (payload_bytes == kAnyPayloadSize) {  // the header says; a torn file fails the size check below
+    std::uint64_t declared = 0;
+    if (std::fread(head, 1, sizeof head, f) == sizeof head) std::memcpy(&declared, head + 32, 8);
+    std::fseek(f, 0, SEEK_END);
+    const long size = std::ftell(f);
+    payload_bytes = size >= static_cast<long>(kPartHeaderBytes + 8) && declared == static_cast<std::uint64_t>(size) -
+                    kPartHeaderBytes - 8 ? static_cast<size_t>(declared) : 0;
+    std::rewind(f);
+  }
+  std::vector<std::uint8_t> payload(payload_bytes);
   const bool whole = std::fread(head, 1, sizeof head, f) == sizeof head &&
                      std::fread(payload.data(), 1, payload.size(), f) == payload.size() &&
                      std::fread(&sum, 1, sizeof sum, f) == sizeof sum && std::fgetc(f) == EOF;

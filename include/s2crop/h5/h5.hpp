@@ -111,6 +111,10 @@ class Dataset : public Node {
              bool collective) const;
   template <typename T>
   void read(const std::vector<hsize_t>& offset, const std::vector<hsize_t>& count, T* out) const;
+  // Writes one chunk as it is stored (already through the dataset's filters: chunk_codec.hpp), at the chunk whose
+  // first element is `offset`. Independent I/O: HDF5 1.10 cannot write raw chunks collectively, so files written
+  // this way are opened by one process (File::create with MPI_COMM_SELF).
+  void write_chunk(const std::vector<hsize_t>& offset, const void* data, size_t bytes) const;
   // Dimension scales (so h5py/xarray see named dimensions).
   void make_scale(const std::string& dimension_name) const;
   void attach_scale(const Dataset& scale, unsigned dim) const;  // also labels the dimension with the scale's name

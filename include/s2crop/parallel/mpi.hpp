@@ -45,6 +45,7 @@ bool all_true(MPI_Comm comm, bool value);
 // Gathers one string per rank on `root` (others get an empty vector).
 std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& value, int root = 0);
 std::int64_t sum(MPI_Comm comm, std::int64_t value);
+double sum_double(MPI_Comm comm, double value);
 
 // Deterministic load balancing: assigns each unit (by cost) to a rank, longest-processing-time first onto the least
 // loaded rank, ties broken by unit index and rank. Returns per rank the sorted unit indices.

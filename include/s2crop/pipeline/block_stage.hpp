@@ -9,9 +9,10 @@
 //                    parts fingerprint (resume), refused for another
 //   resume()         parts found are checked (CRC, kind, window, size) spread over the ranks; damaged ones recomputed
 //   compute()        the remaining units balanced over the ranks, one part file each (part_file.hpp), progress in
-//                    the log
-//   (the stage assembles its output from the parts, read through read_part / read_part_range, into
-//    staged_output(), collectively with collective_rounds(), and exports)
+//                    the log; with a ChunkCodec the block is computed in memory and its part holds the output's
+//                    compressed chunks (chunk_codec.hpp)
+//   (the stage assembles its output from the parts, read through read_part / chunks, into staged_output(): their
+//    compressed chunks copied by rank 0 (HDF5 1.10 writes raw chunks from one process); and exports)
 //   finish()         the staged output moved into place, parts removed, lock released
 //
 // A stage that throws anywhere leaves no file that looks finished: the staged output is removed with the engine
@@ -29,6 +30,7 @@
 #include "s2crop/h5/h5.hpp"
 #include "s2crop/parallel/mpi.hpp"
 #include "s2crop/pipeline/block_limits.hpp"
+#include "s2crop/pipeline/chunk_codec.hpp"
 #include "s2crop/pipeline/part_file.hpp"
 
 namespace s2crop::pipeline {
@@ -56,8 +58,9 @@ class Fingerprint {
 struct BlockUnit {
   size_t group = 0, block = 0;
   geo::Window window;
-  size_t payload_bytes = 0;  // the part's payload
+  size_t payload_bytes = 0;  // the part's payload (uncompressed: the block as the stage computes it)
   double cost = 1;           // relative compute cost, for balancing
+  int chunk_width = 0, chunk_height = 0;  // the output chunk the block fills (ChunkCodec); 0: the window's
 };
 
 struct BlockStageConfig {
@@ -67,6 +70,7 @@ struct BlockStageConfig {
   std::vector<std::string> outputs;   // every finished file; empty: just `output`
   std::vector<std::string> export_dirs;  // folders exports write into (empty entries ignored)
   std::string depends_on = "inputs or options";  // what the fingerprints cover, for messages
+  ChunkCodec codec;                   // active: parts hold the output's compressed chunks
   bool overwrite = false;
   // The fingerprint stored in a finished output ("" where it cannot be read). Rank 0.
   std::function<std::string(const std::string& path)> stored_fingerprint;
@@ -107,15 +111,17 @@ class BlockStage {
   size_t unit_of(size_t group, size_t block) const;
   std::string part_path(size_t unit) const;
   std::vector<std::uint8_t> read_part(size_t unit) const;
-  void read_part_range(size_t unit, size_t offset, size_t bytes, void* out) const;
+  // The chunks of a part read with read_part (ChunkCodec stages); `part` must outlive the result.
+  PackedChunks chunks(size_t unit, const std::vector<std::uint8_t>& part) const;
+  // Plane `plane` of the unit's block, decompressed: [pixel] over its window.
+  void unpack(size_t unit, const PackedChunks& chunks, size_t plane, void* out) const;
 
   // The temporary the stage assembles the main output in (the same name on every rank), removed if the run fails.
+  // Collective the first time.
   const std::string& staged_output();
-  // Collective writes of a group's blocks: every rank calls `fn` once per round, with its block of the round or
-  // kNone (a rank without a block must still take part, selecting nothing).
-  void collective_rounds(size_t blocks, const std::function<void(size_t block)>& fn) const;
   // The attributes every stage's HDF5 output starts with: format, format_version, s2crop_version, created,
-  // config, run_fingerprint (the output fingerprint). Collective.
+  // config, run_fingerprint (the output fingerprint). Collective in a file open on several ranks; staged_output()
+  // must have been called.
   void write_file_attrs(h5::File& file, const std::string& format, std::int64_t format_version,
                         const std::string& config_text) const;
 
@@ -128,7 +134,7 @@ class BlockStage {
   const parallel::MpiContext& mpi_;
   std::unique_ptr<OutputLock> lock_;       // rank 0
   std::unique_ptr<StagedFile> staged_;     // rank 0, declared after the lock: removed before it is released
-  std::string staged_path_, output_fingerprint_;
+  std::string staged_path_, output_fingerprint_, created_;
   std::vector<std::string> groups_;
   std::vector<BlockUnit> units_;
   std::vector<std::vector<size_t>> unit_of_;

@@ -1,6 +1,6 @@
 #pragma once
 // The one intermediate format of every block stage: a finished (group, block) unit as one file
-//   magic "S2CPART3" | kind (8 bytes: the stage) | window x0, y0, width, height (int32) | payload size (uint64)
+//   magic "S2CPART4" | kind (8 bytes: the stage) | window x0, y0, width, height (int32) | payload size (uint64)
 //   | payload | CRC-32 of everything before it (uint64)
 // written under a temporary name at its final size, mapped (the stage computes straight into the page cache), and
 // renamed into place when whole: a SIGKILL never leaves a part that looks finished, and a part torn by a node crash,
@@ -39,6 +39,14 @@ class PartWriter {
   std::uint8_t* base_ = nullptr;
   size_t size_ = 0;
 };
+
+// A part whose payload is complete in memory (a packed block, chunk_codec.hpp): written under a temporary name and
+// renamed into place when whole, like PartWriter's.
+void write_part(const std::string& path, const PartKind& kind, const geo::Window& window,
+                const std::vector<std::uint8_t>& payload);
+
+// Payload size of read_part for parts whose size is whatever their header says (packed blocks).
+inline constexpr size_t kAnyPayloadSize = static_cast<size_t>(-1);
 
 // The payload of a finished part after checking all of it; InputError naming the file when it is missing, damaged,
 // of another kind, window or size (the message says to rerun, which recomputes it).
