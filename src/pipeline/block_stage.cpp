@@ -215,12 +215,16 @@ std::vector<std::uint8_t> BlockStage::read_part(size_t unit) const {
   const BlockUnit& u = units_.at(unit);
   if (!config_.codec.active()) return pipeline::read_part(part_path(unit), config_.part_kind, u.window, u.payload_bytes);
   std::vector<std::uint8_t> part = pipeline::read_part(part_path(unit), config_.part_kind, u.window, kAnyPayloadSize);
-  PackedChunks(config_.codec, part, part_path(unit));  // its chunk table checked too: resume trusts what passes
+  chunks(unit, part);  // its chunk table checked too: resume trusts what passes
   return part;
 }
 
 PackedChunks BlockStage::chunks(size_t unit, const std::vector<std::uint8_t>& part) const {
-  return PackedChunks(config_.codec, part, part_path(unit));
+  const BlockUnit& u = units_.at(unit);
+  const size_t per_plane =
+      ChunkCodec::chunks_across(u.window, u.chunk_width ? u.chunk_width : u.window.width) *
+      ChunkCodec::chunks_down(u.window, u.chunk_height ? u.chunk_height : u.window.height);
+  return PackedChunks(config_.codec, part, per_plane, part_path(unit));
 }
 
 void BlockStage::unpack(size_t unit, const PackedChunks& chunks, size_t plane, void* out) const {

@@ -5,6 +5,7 @@
 #include <libdeflate.h>
 #endif
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -28,10 +29,15 @@ void deflate_append(const std::uint8_t* in, size_t n, int level, std::vector<std
     c_level = level;
     if (!c) throw Error("libdeflate: cannot allocate a compressor");
   }
-  out.resize(at + libdeflate_zlib_compress_bound(c.get(), n));
-  const size_t got = libdeflate_zlib_compress(c.get(), in, n, out.data() + at, out.size() - at);
+  // Compressed into a scratch buffer that only grows, then appended: resizing `out` by the bound would zero-fill
+  // (and fault in) more memory than the stream takes.
+  thread_local std::vector<std::uint8_t> scratch;
+  const size_t bound = libdeflate_zlib_compress_bound(c.get(), n);
+  if (scratch.size() < bound) scratch.resize(bound);
+  const size_t got = libdeflate_zlib_compress(c.get(), in, n, scratch.data(), bound);
   if (got == 0) throw Error("deflate failed while packing a block");
-  out.resize(at + got);
+  out.insert(out.end(), scratch.data(), scratch.data() + got);
+  (void)at;
 #else
   uLongf bound = compressBound(static_cast<uLong>(n));
   out.resize(at + bound);
@@ -72,60 +78,69 @@ void ChunkCodec::pack(const std::uint8_t* payload, const geo::Window& w, int chu
                       std::vector<std::uint8_t>& packed) const {
   const size_t n = static_cast<size_t>(w.pixels());
   const size_t cw = static_cast<size_t>(chunk_width), ch = static_cast<size_t>(chunk_height);
-  const size_t header = 8 * (1 + planes());
+  const size_t across = chunks_across(w, chunk_width), down = chunks_down(w, chunk_height);
+  const size_t count = planes() * across * down;
+  const size_t header = 8 * (1 + count);
   packed.resize(header);
-  std::vector<std::uint64_t> table(1 + planes());
-  table[0] = planes();
+  std::vector<std::uint64_t> table(1 + count);
+  table[0] = count;
   std::vector<std::uint8_t> chunk, shuffled;
   const std::uint8_t* plane = payload;
-  for (size_t p = 0; p < planes(); ++p) {
+  size_t k = 0;
+  for (size_t p = 0; p < planes(); ++p, plane += n * element_bytes_[p - 1]) {
     const size_t eb = element_bytes_[p];
-    // The chunk as HDF5 holds it: full chunk size, the block at its origin, the fill beyond the block's edge.
-    chunk.resize(cw * ch * eb);
-    if (static_cast<size_t>(w.width) != cw || static_cast<size_t>(w.height) != ch) {
-      if (eb == 1) {
-        std::memset(chunk.data(), static_cast<int>(fill_[p]), chunk.size());
-      } else {
-        const std::int16_t f = static_cast<std::int16_t>(fill_[p]);
-        for (size_t i = 0; i < cw * ch; ++i) std::memcpy(chunk.data() + 2 * i, &f, 2);
+    for (size_t cy = 0; cy < down; ++cy)
+      for (size_t cx = 0; cx < across; ++cx, ++k) {
+        // The chunk as HDF5 holds it: full chunk size, the fill beyond the block's (the raster's) edge.
+        const size_t x0 = cx * cw, y0 = cy * ch;
+        const size_t width = std::min(cw, static_cast<size_t>(w.width) - x0);
+        const size_t height = std::min(ch, static_cast<size_t>(w.height) - y0);
+        chunk.resize(cw * ch * eb);
+        if (width != cw || height != ch) {
+          if (eb == 1) {
+            std::memset(chunk.data(), static_cast<int>(fill_[p]), chunk.size());
+          } else {
+            const std::int16_t f = static_cast<std::int16_t>(fill_[p]);
+            for (size_t i = 0; i < cw * ch; ++i) std::memcpy(chunk.data() + 2 * i, &f, 2);
+          }
+        }
+        for (size_t y = 0; y < height; ++y)
+          std::memcpy(chunk.data() + y * cw * eb, plane + ((y0 + y) * static_cast<size_t>(w.width) + x0) * eb,
+                      width * eb);
+        const std::uint8_t* raw = chunk.data();
+        if (deflate_ > 0 && eb == 2) {  // HDF5's shuffle filter: the low bytes of every element, then the high bytes
+          shuffled.resize(chunk.size());
+          const size_t elements = cw * ch;
+          for (size_t i = 0; i < elements; ++i) {
+            shuffled[i] = chunk[2 * i];
+            shuffled[elements + i] = chunk[2 * i + 1];
+          }
+          raw = shuffled.data();
+        }
+        const size_t at = packed.size();
+        if (deflate_ == 0)
+          packed.insert(packed.end(), raw, raw + chunk.size());
+        else
+          deflate_append(raw, chunk.size(), deflate_, packed);
+        table[1 + k] = packed.size() - at;
       }
-    }
-    for (size_t y = 0; y < static_cast<size_t>(w.height); ++y)
-      std::memcpy(chunk.data() + y * cw * eb, plane + y * static_cast<size_t>(w.width) * eb,
-                  static_cast<size_t>(w.width) * eb);
-    plane += n * eb;
-    const std::uint8_t* raw = chunk.data();
-    if (deflate_ > 0 && eb == 2) {  // HDF5's shuffle filter: the low bytes of every element, then the high bytes
-      shuffled.resize(chunk.size());
-      const size_t elements = cw * ch;
-      for (size_t i = 0; i < elements; ++i) {
-        shuffled[i] = chunk[2 * i];
-        shuffled[elements + i] = chunk[2 * i + 1];
-      }
-      raw = shuffled.data();
-    }
-    const size_t at = packed.size();
-    if (deflate_ == 0)
-      packed.insert(packed.end(), raw, raw + chunk.size());
-    else
-      deflate_append(raw, chunk.size(), deflate_, packed);
-    table[1 + p] = packed.size() - at;
   }
   std::memcpy(packed.data(), table.data(), header);
 }
 
-PackedChunks::PackedChunks(const ChunkCodec& codec, const std::vector<std::uint8_t>& packed, const std::string& path)
-    : codec_(codec), base_(packed.data()), path_(path) {
-  const size_t planes = codec.planes();
+PackedChunks::PackedChunks(const ChunkCodec& codec, const std::vector<std::uint8_t>& packed, size_t chunks_per_plane,
+                           const std::string& path)
+    : codec_(codec), base_(packed.data()), per_plane_(chunks_per_plane), path_(path) {
+  const size_t chunks = codec.planes() * chunks_per_plane;
   std::uint64_t count = 0;
   if (packed.size() >= 8) std::memcpy(&count, packed.data(), 8);
-  if (count != planes || packed.size() < 8 * (1 + planes))
-    throw InputError(path, "holds " + std::to_string(count) + " chunks, " + std::to_string(planes) +
+  if (count != chunks || packed.size() < 8 * (1 + chunks))
+    throw InputError(path, "holds " + std::to_string(count) + " chunks, " + std::to_string(chunks) +
                                " expected; delete it and rerun to recompute it");
-  size_t at = 8 * (1 + planes);
-  for (size_t p = 0; p < planes; ++p) {
+  size_t at = 8 * (1 + chunks);
+  for (size_t k = 0; k < chunks; ++k) {
     std::uint64_t size = 0;
-    std::memcpy(&size, packed.data() + 8 * (1 + p), 8);
+    std::memcpy(&size, packed.data() + 8 * (1 + k), 8);
     if (size > packed.size() - at)
       throw InputError(path, "chunk table runs past the part's end; delete it and rerun to recompute it");
     offsets_.push_back(at);
@@ -138,28 +153,35 @@ PackedChunks::PackedChunks(const ChunkCodec& codec, const std::vector<std::uint8
 void PackedChunks::unpack(size_t plane, const geo::Window& w, int chunk_width, int chunk_height, void* out) const {
   const size_t eb = codec_.element_bytes(plane);
   const size_t cw = static_cast<size_t>(chunk_width), ch = static_cast<size_t>(chunk_height);
-  std::vector<std::uint8_t> chunk(cw * ch * eb);
-  if (codec_.deflate() == 0) {
-    if (size(plane) != chunk.size()) throw InputError(path_, "uncompressed chunk of the wrong size; delete it and rerun");
-    std::memcpy(chunk.data(), data(plane), chunk.size());
-  } else {
-    std::vector<std::uint8_t> raw(chunk.size());
-    if (!inflate_exact(data(plane), size(plane), raw.data(), raw.size()))
-      throw InputError(path_, "a chunk does not inflate to its size; delete it and rerun to recompute it");
-    if (eb == 2) {
-      const size_t elements = cw * ch;
-      for (size_t i = 0; i < elements; ++i) {
-        chunk[2 * i] = raw[i];
-        chunk[2 * i + 1] = raw[elements + i];
-      }
-    } else {
-      chunk.swap(raw);
-    }
-  }
+  const size_t across = ChunkCodec::chunks_across(w, chunk_width), down = ChunkCodec::chunks_down(w, chunk_height);
+  std::vector<std::uint8_t> chunk(cw * ch * eb), raw(chunk.size());
   auto* o = static_cast<std::uint8_t*>(out);
-  for (size_t y = 0; y < static_cast<size_t>(w.height); ++y)
-    std::memcpy(o + y * static_cast<size_t>(w.width) * eb, chunk.data() + y * cw * eb,
-                static_cast<size_t>(w.width) * eb);
+  for (size_t cy = 0; cy < down; ++cy)
+    for (size_t cx = 0; cx < across; ++cx) {
+      const size_t k = cy * across + cx;
+      if (codec_.deflate() == 0) {
+        if (size(plane, k) != chunk.size())
+          throw InputError(path_, "uncompressed chunk of the wrong size; delete it and rerun");
+        std::memcpy(chunk.data(), data(plane, k), chunk.size());
+      } else {
+        if (!inflate_exact(data(plane, k), size(plane, k), raw.data(), raw.size()))
+          throw InputError(path_, "a chunk does not inflate to its size; delete it and rerun to recompute it");
+        if (eb == 2) {
+          const size_t elements = cw * ch;
+          for (size_t i = 0; i < elements; ++i) {
+            chunk[2 * i] = raw[i];
+            chunk[2 * i + 1] = raw[elements + i];
+          }
+        } else {
+          chunk.swap(raw);
+        }
+      }
+      const size_t x0 = cx * cw, y0 = cy * ch;
+      const size_t width = std::min(cw, static_cast<size_t>(w.width) - x0);
+      const size_t height = std::min(ch, static_cast<size_t>(w.height) - y0);
+      for (size_t y = 0; y < height; ++y)
+        std::memcpy(o + ((y0 + y) * static_cast<size_t>(w.width) + x0) * eb, chunk.data() + y * cw * eb, width * eb);
+    }
 }
 
 }  // namespace s2crop::pipeline

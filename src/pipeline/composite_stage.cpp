@@ -39,7 +39,15 @@ size_t payload_bytes(const geo::Window& w, size_t n_bands) {
 // 2: the part holds the output's compressed chunks (ChunkCodec); a part of version 1 is recomputed.
 constexpr PartKind kPartKind = {'C', 'O', 'M', 'P', 'O', 'S', 'I', '2'};
 
-// Reflectance [month][band] planes, then clear counts [month]: one HDF5 chunk each.
+// The output's chunk edge: the block's, or kDefaultCompositeBlock where a large block (aligned to JPEG 2000 tiles)
+// is a multiple of it. Readers (classify, extract) read windows of about that size, and a chunk much larger than
+// HDF5's chunk cache would be decompressed again for each of them; deflate is also faster on smaller chunks.
+int chunk_edge(int block_size) {
+  return block_size > kDefaultCompositeBlock && block_size % kDefaultCompositeBlock == 0 ? kDefaultCompositeBlock
+                                                                                        : block_size;
+}
+
+// Reflectance [month][band] planes, then clear counts [month]: whole chunks of each plane.
 ChunkCodec chunk_codec(const CompositeSettings& s) {
   return ChunkCodec({{kMonths * s.bands.size(), 2, static_cast<double>(composite::kNoData)}, {kMonths, 1, 0.0}},
                     s.deflate);
@@ -114,7 +122,7 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, co
                 std::vector<double>& clear_per_tile) {
   clear_per_tile.assign(p.tiles.size(), 0.0);
   const size_t nb = s.bands.size();
-  const hsize_t bs = static_cast<hsize_t>(p.block_size);
+  const hsize_t bs = static_cast<hsize_t>(chunk_edge(p.block_size));
   h5::File file = h5::File::create(path, MPI_COMM_SELF);
   stage.write_file_attrs(file, kFormat, kFormatVersion, s.config_text);
   file.set_attr("inputs", s.inputs);
@@ -137,7 +145,7 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, co
     g.set_attr("bands", s.bands);
     g.set_attr("months", months);
     g.set_attr("method", std::string(s.method == composite::Method::Median ? "median" : "mean"));
-    g.set_attr("block_size", static_cast<std::int64_t>(p.block_size));
+    g.set_attr("block_size", static_cast<std::int64_t>(bs));  // the chunk edge: readers align their windows to it
     std::vector<std::string> acq;
     for (auto& a : t.acquisitions)
       acq.push_back(a.date.iso() + " " + a.id + " (offset " + std::to_string(a.bands.begin()->second.offset) + ", " +
@@ -172,11 +180,20 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, co
       const std::vector<std::uint8_t> part = stage.read_part(unit);  // CRC-checked
       const PackedChunks chunks = stage.chunks(unit, part);
       const hsize_t y0 = static_cast<hsize_t>(w.y0), x0 = static_cast<hsize_t>(w.x0);
+      const size_t across = ChunkCodec::chunks_across(w, static_cast<int>(std::min(bs, W)));
+      const size_t per_plane = across * ChunkCodec::chunks_down(w, static_cast<int>(std::min(bs, H)));
+      auto chunk_at = [&](size_t k) { return std::pair{y0 + (k / across) * bs, x0 + (k % across) * bs}; };
       for (size_t m = 0; m < kMonths; ++m) {
         for (size_t band = 0; band < nb; ++band)
-          refl.write_chunk({m, band, y0, x0}, chunks.data(m * nb + band), chunks.size(m * nb + band));
+          for (size_t k = 0; k < per_plane; ++k) {
+            const auto [y, x] = chunk_at(k);
+            refl.write_chunk({m, band, y, x}, chunks.data(m * nb + band, k), chunks.size(m * nb + band, k));
+          }
         const size_t plane = kMonths * nb + m;
-        count.write_chunk({m, y0, x0}, chunks.data(plane), chunks.size(plane));
+        for (size_t k = 0; k < per_plane; ++k) {
+          const auto [y, x] = chunk_at(k);
+          count.write_chunk({m, y, x}, chunks.data(plane, k), chunks.size(plane, k));
+        }
         block_count.resize(static_cast<size_t>(w.pixels()));
         stage.unpack(unit, chunks, plane, block_count.data());
         for (std::uint8_t c : block_count) clear_per_tile[ti] += c;
@@ -257,7 +274,8 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
       // Cost model: pixels x acquisitions read (dominant: decoding the inputs).
       units.push_back({ti, b, t.blocks[b], payload_bytes(t.blocks[b], s.bands.size()),
                        static_cast<double>(t.blocks[b].pixels()) * static_cast<double>(t.acquisitions.size() + 1),
-                       std::min(plan.block_size, t.grid.width), std::min(plan.block_size, t.grid.height)});
+                       std::min(chunk_edge(plan.block_size), t.grid.width),
+                       std::min(chunk_edge(plan.block_size), t.grid.height)});
   }
   const std::vector<size_t> todo = stage.resume(units);
 
@@ -280,11 +298,12 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
     for (auto& t : plan.tiles)
       for (auto& m : t.by_month) per_month = std::max(per_month, m.size());
     const double px = static_cast<double>(plan.block_size) * plan.block_size;
-    const double bytes = px * static_cast<double>(2 * s.bands.size() + 1) * static_cast<double>(kMonths + per_month);
+    // The block's months are held twice: computed, and compressed into its part (at most as large).
+    const double bytes = px * static_cast<double>(2 * s.bands.size() + 1) * static_cast<double>(2 * kMonths + per_month);
     char line[256];
-    std::snprintf(line, sizeof line, "memory per rank about %.0f MiB: a block of %d x %d px, its 12 months and up to %zu "
-                  "acquisitions of one month read at once (--block-size bounds it)", bytes / 1048576.0,
-                  plan.block_size, plan.block_size, per_month);
+    std::snprintf(line, sizeof line, "memory per rank up to about %.0f MiB: a block of %d x %d px, its 12 months "
+                  "computed and compressed, and up to %zu acquisitions of one month read at once (--block-size "
+                  "bounds it)", bytes / 1048576.0, plan.block_size, plan.block_size, per_month);
     log::info(line);
   }
   auto t_compute = clock::now();

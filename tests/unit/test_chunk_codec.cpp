@@ -21,14 +21,16 @@ namespace {
 
 constexpr PartKind kKind = {'C', 'O', 'D', 'E', 'C', 'T', 'S', 'T'};
 
-// Two int16 planes (fill -32768), then one uint8 plane (fill 0), over a 40 x 24 raster in chunks of 16.
-void round_trip(int deflate) {
-  const std::string dir = testing::TempDir() + "/s2crop_chunk_codec_" + std::to_string(deflate);
+// Two int16 planes (fill -32768), then one uint8 plane (fill 0), over a 40 x 24 raster in chunks of 16, in blocks of
+// `block` px (16: a chunk per plane; 32: up to 2 x 2 chunks per plane, some reaching past the raster).
+void round_trip(int deflate, int block) {
+  const std::string dir = testing::TempDir() + "/s2crop_chunk_codec_" + std::to_string(deflate) + "_" +
+                          std::to_string(block);
   fs::remove_all(dir);
   fs::create_directories(dir);
   const ChunkCodec codec({{2, 2, -32768.0}, {1, 1, 0.0}}, deflate);
   const int W = 40, H = 24, C = 16;
-  const auto blocks = geo::cut_blocks(W, H, C);
+  const auto blocks = geo::cut_blocks(W, H, block);
   std::mt19937 rng(7);
   std::vector<std::int16_t> want16(2 * static_cast<size_t>(W * H));
   std::vector<std::uint8_t> want8(static_cast<size_t>(W * H));
@@ -56,17 +58,21 @@ void round_trip(int deflate) {
       write_part(path, kKind, w, packed);
       const std::vector<std::uint8_t> part = read_part(path, kKind, w, kAnyPayloadSize);
       ASSERT_EQ(part, packed);
-      const PackedChunks chunks(codec, part, path);
+      const size_t across = ChunkCodec::chunks_across(w, C), per_plane = across * ChunkCodec::chunks_down(w, C);
+      const PackedChunks chunks(codec, part, per_plane, path);
       for (size_t plane = 0; plane < 3; ++plane) {  // unpacking gives the block back
         std::vector<std::uint8_t> back(n * codec.element_bytes(plane));
         chunks.unpack(plane, w, C, C, back.data());
         const size_t at = plane == 2 ? 4 * n : plane * 2 * n;
         ASSERT_TRUE(std::equal(back.begin(), back.end(), payload.begin() + static_cast<long>(at))) << "plane " << plane;
       }
-      const hsize_t y0 = static_cast<hsize_t>(w.y0), x0 = static_cast<hsize_t>(w.x0);
-      refl.write_chunk({0, y0, x0}, chunks.data(0), chunks.size(0));
-      refl.write_chunk({1, y0, x0}, chunks.data(1), chunks.size(1));
-      count.write_chunk({y0, x0}, chunks.data(2), chunks.size(2));
+      for (size_t k = 0; k < per_plane; ++k) {
+        const hsize_t y0 = static_cast<hsize_t>(w.y0 + C * static_cast<int>(k / across));
+        const hsize_t x0 = static_cast<hsize_t>(w.x0 + C * static_cast<int>(k % across));
+        refl.write_chunk({0, y0, x0}, chunks.data(0, k), chunks.size(0, k));
+        refl.write_chunk({1, y0, x0}, chunks.data(1, k), chunks.size(1, k));
+        count.write_chunk({y0, x0}, chunks.data(2, k), chunks.size(2, k));
+      }
     }
     f.close();
   }
@@ -82,9 +88,11 @@ void round_trip(int deflate) {
 }  // namespace
 
 TEST(ChunkCodec, PackedChunksCopiedIntoHdf5ReadBackThroughItsFilters) {
-  round_trip(1);
-  round_trip(6);
-  round_trip(0);
+  for (int block : {16, 32}) {
+    round_trip(1, block);
+    round_trip(6, block);
+    round_trip(0, block);
+  }
 }
 
 TEST(ChunkCodec, AChunkTableThatDoesNotDescribeThePartIsRefused) {
@@ -92,15 +100,16 @@ TEST(ChunkCodec, AChunkTableThatDoesNotDescribeThePartIsRefused) {
   const geo::Window w{0, 0, 8, 8};
   std::vector<std::uint8_t> payload(codec.payload_bytes(64), 5), packed;
   codec.pack(payload.data(), w, 8, 8, packed);
-  EXPECT_NO_THROW(PackedChunks(codec, packed, "p.part"));
+  EXPECT_NO_THROW(PackedChunks(codec, packed, 1, "p.part"));
   const ChunkCodec other({{4, 2, 0.0}}, 1);  // another layout (more planes)
-  EXPECT_THROW(PackedChunks(other, packed, "p.part"), InputError);
+  EXPECT_THROW(PackedChunks(other, packed, 1, "p.part"), InputError);
+  EXPECT_THROW(PackedChunks(codec, packed, 4, "p.part"), InputError);  // another chunking
   auto truncated = packed;
   truncated.pop_back();
-  EXPECT_THROW(PackedChunks(codec, truncated, "p.part"), InputError);
+  EXPECT_THROW(PackedChunks(codec, truncated, 1, "p.part"), InputError);
   auto corrupt = packed;
   corrupt[8 * 4 + 2] ^= 0xff;  // inside the first chunk's deflate stream
-  const PackedChunks chunks(codec, corrupt, "p.part");
+  const PackedChunks chunks(codec, corrupt, 1, "p.part");
   std::vector<std::int16_t> out(64);
   try {
     chunks.unpack(0, w, 8, 8, out.data());

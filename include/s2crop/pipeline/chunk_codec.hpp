@@ -6,7 +6,9 @@
 // Dataset::write_chunk without decompressing and compressing again. Bytes written per run: the parts (the output's
 // size) and the output, not an uncompressed copy of everything in between.
 //
-// Packed layout: uint64 plane count, uint64 compressed size of each plane, then the chunks one after another.
+// A block covers one or more whole chunks of each plane (its origin on the chunk grid; the last row and column of
+// chunks may reach past the block, at the raster's edge). Packed layout: uint64 chunk count, uint64 compressed size
+// of each chunk, then the chunks one after another: plane by plane, row-major within the block.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -33,7 +35,14 @@ class ChunkCodec {
   size_t element_bytes(size_t plane) const { return element_bytes_.at(plane); }
   // The uncompressed payload of a block: [plane][pixel], planes in group order.
   size_t payload_bytes(size_t pixels) const;
-  // payload over `window` (chunks of chunk_width x chunk_height with the window at their origin) -> packed.
+  // Chunks of one plane of a block over `window`: columns x rows.
+  static size_t chunks_across(const geo::Window& window, int chunk_width) {
+    return static_cast<size_t>((window.width + chunk_width - 1) / chunk_width);
+  }
+  static size_t chunks_down(const geo::Window& window, int chunk_height) {
+    return static_cast<size_t>((window.height + chunk_height - 1) / chunk_height);
+  }
+  // payload over `window` (chunks of chunk_width x chunk_height from the window's origin) -> packed.
   void pack(const std::uint8_t* payload, const geo::Window& window, int chunk_width, int chunk_height,
             std::vector<std::uint8_t>& packed) const;
 
@@ -47,16 +56,19 @@ class ChunkCodec {
 // The chunks of a packed payload (its table checked against the codec and the payload's size).
 class PackedChunks {
  public:
-  // Throws InputError naming `path` when the table does not describe `packed`.
-  PackedChunks(const ChunkCodec& codec, const std::vector<std::uint8_t>& packed, const std::string& path);
-  const std::uint8_t* data(size_t plane) const { return base_ + offsets_.at(plane); }
-  size_t size(size_t plane) const { return sizes_.at(plane); }
+  // Throws InputError naming `path` when the table does not describe `packed` (`chunks_per_plane` of each plane).
+  PackedChunks(const ChunkCodec& codec, const std::vector<std::uint8_t>& packed, size_t chunks_per_plane,
+               const std::string& path);
+  // Chunk k (row-major within the block) of plane `plane`.
+  const std::uint8_t* data(size_t plane, size_t k = 0) const { return base_ + offsets_.at(plane * per_plane_ + k); }
+  size_t size(size_t plane, size_t k = 0) const { return sizes_.at(plane * per_plane_ + k); }
   // Plane `plane` decompressed onto the block's window: [pixel] of the plane's type.
   void unpack(size_t plane, const geo::Window& window, int chunk_width, int chunk_height, void* out) const;
 
  private:
   const ChunkCodec& codec_;
   const std::uint8_t* base_;
+  size_t per_plane_;
   std::vector<size_t> offsets_, sizes_;
   std::string path_;
 };
