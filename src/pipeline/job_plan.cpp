@@ -208,7 +208,11 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
                          s.threads;
     bool threaded = false;
     char work[300];
-    const double block = number(job.stage_option(name, "block-size", "512"), name + " --block-size", 512);
+    // composite's auto is 512 px, or the JPEG 2000 tiles' footprint (2048 px for Sentinel-2 SAFE), which the plan
+    // cannot see: it counts 512.
+    std::string block_text = job.stage_option(name, "block-size", "512");
+    if (name == "composite" && block_text == "auto") block_text = "512";
+    const double block = number(block_text, name + " --block-size", 512);
     if (block < 1)
       throw ConfigError(name + " --block-size: '" + job.stage_option(name, "block-size") + "' is not positive");
     const double blocks_per_tile = std::ceil(side / block) * std::ceil(side / block);
