@@ -1,6 +1,6 @@
 // Discovery of Sentinel-2 L2A acquisitions in the layouts users have: STAC items with COGs, SAFE folders or zips,
-// plain folders of per-band GeoTIFFs, and sen2r outputs. The MTD parser is product_metadata.cpp, the names
-// identity.cpp, the acquisition list's text form acquisition_text.cpp.
+// plain folders of per-band GeoTIFFs, and sen2r outputs. The MTD parser is product_metadata.cpp, the STAC item parser
+// stac_item.cpp, the names identity.cpp, the acquisition list's text form acquisition_text.cpp.
 #include <cpl_json.h>
 #include <cpl_minixml.h>
 #include <cpl_string.h>
@@ -19,47 +19,17 @@
 #include "s2crop/common/text.hpp"
 #include "s2crop/geo/raster.hpp"
 #include "s2crop/sentinel2/acquisition.hpp"
+#include "discover_internal.hpp"
 
 namespace fs = std::filesystem;
 
 namespace s2crop::sentinel2 {
 
-namespace {
-
-std::string normal_path(const std::string& p) {
-  if (p.rfind("/vsi", 0) == 0) return p;
-  std::error_code ec;
-  fs::path c = fs::weakly_canonical(fs::absolute(p, ec), ec);
-  return ec ? fs::path(p).lexically_normal().string() : c.string();
-}
-
-const std::regex kBandFileRe(R"((?:^|.*[_.-])(B0?[1-9]|B8A|B1[0-2]|SCL|MASK)(?:_(\d{2})m)?\.(?:tif|tiff|jp2|TIF|TIFF|JP2)$)",
-                             std::regex::icase);
-const std::regex kSen2rRe(R"(^S2([A-D])2A_(\d{8})_(\d{3})_(.+)_(BOA|SCL)_(\d+)\.tif$)");
+namespace discovery {
 
 std::string upper(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::string normalise_band(const std::string& raw) {
-  std::string b = upper(raw);
-  if (b == "SCL" || b == "MASK") return b;
-  if (b.size() == 2) b = "B0" + b.substr(1);
-  return b;
-}
-
-// MGRS tile from a path like .../36/M/XB/2019/... (the AWS / WorldCereal folder convention).
-bool tile_from_path(const std::string& path, std::string& tile) {
-  static const std::regex re(R"((?:^|/)(\d{1,2})/([C-HJ-NP-X])/([A-Z]{2})(?:/|$))");
-  std::smatch m;
-  if (std::regex_search(path, m, re)) {
-    std::string zone = m[1];
-    if (zone.size() == 1) zone = "0" + zone;
-    tile = zone + std::string(m[2]) + std::string(m[3]);
-    return true;
-  }
-  return false;
 }
 
 // Spacecraft, datatake sensing start and relative orbit from a product name: S2A_MSIL2A_20210511T100031_N0300_R122_
@@ -96,6 +66,43 @@ int decide_offset(OffsetMode mode, const Date& date, int metadata_offset, bool h
   }
   origin = "date rule (processing baseline 04.00 from 2022-01-25)";
   return offset_by_date(date);
+}
+
+}  // namespace discovery
+
+namespace {
+
+using namespace discovery;
+
+std::string normal_path(const std::string& p) {
+  if (p.rfind("/vsi", 0) == 0) return p;
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(fs::absolute(p, ec), ec);
+  return ec ? fs::path(p).lexically_normal().string() : c.string();
+}
+
+const std::regex kBandFileRe(R"((?:^|.*[_.-])(B0?[1-9]|B8A|B1[0-2]|SCL|MASK)(?:_(\d{2})m)?\.(?:tif|tiff|jp2|TIF|TIFF|JP2)$)",
+                             std::regex::icase);
+const std::regex kSen2rRe(R"(^S2([A-D])2A_(\d{8})_(\d{3})_(.+)_(BOA|SCL)_(\d+)\.tif$)");
+
+std::string normalise_band(const std::string& raw) {
+  std::string b = upper(raw);
+  if (b == "SCL" || b == "MASK") return b;
+  if (b.size() == 2) b = "B0" + b.substr(1);
+  return b;
+}
+
+// MGRS tile from a path like .../36/M/XB/2019/... (the AWS / WorldCereal folder convention).
+bool tile_from_path(const std::string& path, std::string& tile) {
+  static const std::regex re(R"((?:^|/)(\d{1,2})/([C-HJ-NP-X])/([A-Z]{2})(?:/|$))");
+  std::smatch m;
+  if (std::regex_search(path, m, re)) {
+    std::string zone = m[1];
+    if (zone.size() == 1) zone = "0" + zone;
+    tile = zone + std::string(m[2]) + std::string(m[3]);
+    return true;
+  }
+  return false;
 }
 
 // A whole file through GDAL's virtual file system (plain paths and /vsizip/... alike), at most 100 MB like GDAL's
@@ -204,7 +211,7 @@ struct Builder {
     Acquisition a;
     bool is_item = false;
     try {
-      is_item = parse_stac(text, path, options.offset_mode, a);
+      is_item = parse_stac_item(text, path, options.offset_mode, a);
     } catch (const InputError& e) {
       claim(a);  // files of the assets read before the problem are not loose band files
       bad(e.path(), problem_of(e));
@@ -219,122 +226,6 @@ struct Builder {
   void claim(const Acquisition& a) {
     for (auto& [name, src] : a.bands) claimed.insert(normal_path(src.path));
     if (a.mask_kind == MaskKind::Scl) claimed.insert(normal_path(a.mask.path));
-  }
-
-  // parse_stac_item (acquisition.hpp).
-  static bool parse_stac(const std::string& text, const std::string& path, OffsetMode offset_mode, Acquisition& a) {
-    CPLJSONDocument doc;
-    // A .json that is not even JSON inside a data folder is most likely a broken item.
-    if (!doc.LoadMemory(text)) throw InputError(path, "malformed STAC item: not valid JSON");
-    CPLJSONObject root = doc.GetRoot();
-    // Only Features are items: collections (with their own assets), catalogs and other JSON are not acquisitions.
-    if (root.GetString("type") != "Feature") return false;
-    // Hrefs are relative to the item's folder: "." for an item path without one, not the file system root.
-    std::string base = fs::path(path).parent_path().string();
-    if (base.empty()) base = ".";
-    a.source = path;
-    a.id = root.GetString("id");
-    CPLJSONObject props = root.GetObj("properties");
-    CPLJSONObject assets = root.GetObj("assets");
-    if (!props.IsValid() || !assets.IsValid() || assets.GetType() != CPLJSONObject::Type::Object)
-      throw InputError(path, "malformed STAC item: missing 'properties' or 'assets'");
-    std::string dt = props.GetString("datetime");
-    try {
-      a.date = Date::parse(dt);
-    } catch (const Error&) {
-      throw InputError(path, "malformed STAC item: properties.datetime is missing or not a date ('" + dt + "')");
-    }
-    int zone = props.GetInteger("mgrs:utm_zone", -1);
-    std::string lat = props.GetString("mgrs:latitude_band"), sq = props.GetString("mgrs:grid_square");
-    if (zone > 0 && !lat.empty() && !sq.empty()) {
-      a.tile = (zone < 10 ? "0" : "") + std::to_string(zone) + lat + sq;  // checked as an MGRS name below
-    } else if (!props.GetString("s2:mgrs_tile").empty()) {
-      a.tile = props.GetString("s2:mgrs_tile");
-    } else if (!find_tile(props.GetString("grid:code"), a.tile) && !find_tile(a.id, a.tile)) {
-      throw InputError(path, "STAC item does not say its MGRS tile (mgrs:* or grid:code properties)");
-    }
-    if (a.id.empty()) a.id = fs::path(path).stem().string();
-    if (!is_mgrs_tile(a.tile))
-      throw InputError(path, "STAC item names tile '" + a.tile + "', which is not an MGRS tile (e.g. 33UVP)");
-    if (!read_identity(props.GetString("s2:product_uri"), a)) read_identity(a.id, a);
-    {
-      std::string platform = upper(props.GetString("platform"));
-      if (!a.spacecraft && platform.size() == 11 && platform.rfind("SENTINEL-2", 0) == 0) a.spacecraft = platform[10];
-      std::string datatake = props.GetString("s2:datatake_id");  // GS2A_20210511T100031_030755_N03.00
-      std::smatch m;
-      if (a.sensing_start.empty() && std::regex_search(datatake, m, std::regex(R"(S2([A-D])_(\d{8}T\d{6}))"))) {
-        a.spacecraft = std::string(m[1])[0];
-        a.sensing_start = m[2];
-      }
-      int orbit = props.GetInteger("sat:relative_orbit", 0);
-      if (!a.relative_orbit && orbit > 0) a.relative_orbit = orbit;
-    }
-
-    bool have_meta = false;
-    int meta_offset = 0;
-    std::string meta_name;
-    CPLJSONObject applied = props.GetObj("earthsearch:boa_offset_applied");
-    if (applied.IsValid() && applied.GetType() == CPLJSONObject::Type::Boolean && applied.ToBool()) {
-      have_meta = true;
-      meta_offset = 0;
-      meta_name = "STAC earthsearch:boa_offset_applied=true";
-    }
-    auto href_of = [&](const CPLJSONObject& asset) {
-      std::string href = asset.GetString("href");
-      if (href.rfind("http://", 0) == 0 || href.rfind("https://", 0) == 0) return "/vsicurl/" + href;
-      if (href.rfind("s3://", 0) == 0) return "/vsis3/" + href.substr(5);
-      if (!href.empty() && href[0] == '/') return href;
-      if (href.rfind("./", 0) == 0) href = href.substr(2);
-      return base + "/" + href;
-    };
-    for (auto& spec : all_bands()) {
-      CPLJSONObject asset = assets.GetObj(spec.stac_key);
-      if (!asset.IsValid()) asset = assets.GetObj(spec.name);
-      if (!asset.IsValid()) continue;
-      BandSource src{href_of(asset), 1, 0};
-      if (src.path == base + "/") throw InputError(path, "asset '" + spec.stac_key + "' has no href");
-      int band_offset = 0;
-      bool band_meta = have_meta;
-      if (!have_meta) {
-        CPLJSONArray rb = asset.GetArray("raster:bands");
-        if (rb.IsValid() && rb.Size() > 0) {
-          CPLJSONObject first = rb[0];
-          double scale = first.GetDouble("scale", 0.0), off = first.GetDouble("offset", 0.0);
-          if (scale > 0 && first.GetObj("offset").IsValid()) {
-            // reflectance = DN x scale + offset: in DN the offset is offset / scale (-0.1 / 0.0001 = -1000).
-            const double dn = off / scale;
-            if (!(std::fabs(dn) <= 32767))
-              throw InputError(path, "malformed STAC item: asset '" + spec.stac_key + "' raster:bands offset " +
-                                         std::to_string(off) + " / scale " + std::to_string(scale) +
-                                         " is not an offset in DN (-32767..32767)");
-            band_offset = static_cast<int>(std::lround(dn));
-            band_meta = true;
-            meta_name = "STAC raster:bands offset";
-          }
-        }
-        if (!band_meta) {
-          std::string pb = props.GetString("s2:processing_baseline");
-          int o = 0;
-          if (!pb.empty() && offset_by_baseline(pb, o)) {
-            band_offset = o;
-            band_meta = true;
-            meta_name = "STAC s2:processing_baseline " + pb;
-          }
-        }
-      }
-      src.offset = sentinel2::decide_offset(offset_mode, a.date, have_meta ? meta_offset : band_offset, band_meta,
-                                            a.offset_origin, meta_name);
-      a.bands[spec.name] = src;
-    }
-    for (const char* key : {"scl", "SCL"}) {
-      CPLJSONObject asset = assets.GetObj(key);
-      if (asset.IsValid()) {
-        a.mask_kind = MaskKind::Scl;
-        a.mask = BandSource{href_of(asset), 1, 0};
-        break;
-      }
-    }
-    return true;
   }
 
   // ---- SAFE (folder or zip) ----
@@ -605,10 +496,6 @@ struct Builder {
 };
 
 }  // namespace
-
-bool parse_stac_item(const std::string& text, const std::string& path, OffsetMode offset_mode, Acquisition& item) {
-  return Builder::parse_stac(text, path, offset_mode, item);
-}
 
 
 std::vector<Acquisition> discover(const std::vector<std::string>& inputs, const DiscoveryOptions& options,
