@@ -98,14 +98,11 @@ void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& j
         const size_t unit = stage.unit_of(ti, b);
         const std::vector<std::uint8_t> part = stage.read_part(unit);  // CRC-checked
         const pipeline::PackedChunks chunks = stage.chunks(unit, part);
-        const geo::Window& w = t.blocks[b];
         size_t plane = 0;
         for (size_t l = 0; l < job.layers.size(); ++l)
-          for (size_t p = 0; p < job.layers[l].planes(); ++p, ++plane) {
-            std::vector<hsize_t> off{static_cast<hsize_t>(w.y0), static_cast<hsize_t>(w.x0)};
-            if (job.layers[l].depth > 0) off.insert(off.begin(), static_cast<hsize_t>(p));
-            datasets[l].write_chunk(off, chunks.data(plane), chunks.size(plane));
-          }
+          for (size_t p = 0; p < job.layers[l].planes(); ++p, ++plane)
+            stage.write_plane(unit, chunks, plane, datasets[l],
+                              job.layers[l].depth > 0 ? std::vector<hsize_t>{p} : std::vector<hsize_t>{});
       }
     }
   }

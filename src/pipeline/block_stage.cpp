@@ -172,8 +172,7 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
       block.resize(unit.payload_bytes);
       fn(u, block.data());
       const double t0 = now_seconds();
-      config_.codec.pack(block.data(), unit.window, unit.chunk_width ? unit.chunk_width : unit.window.width,
-                         unit.chunk_height ? unit.chunk_height : unit.window.height, packed);
+      config_.codec.pack(block.data(), unit.window, unit.chunk_w(), unit.chunk_h(), packed);
       write_part(part_path(u), config_.part_kind, unit.window, packed);
       packing += now_seconds() - t0;
     } else {
@@ -222,15 +221,26 @@ std::vector<std::uint8_t> BlockStage::read_part(size_t unit) const {
 PackedChunks BlockStage::chunks(size_t unit, const std::vector<std::uint8_t>& part) const {
   const BlockUnit& u = units_.at(unit);
   const size_t per_plane =
-      ChunkCodec::chunks_across(u.window, u.chunk_width ? u.chunk_width : u.window.width) *
-      ChunkCodec::chunks_down(u.window, u.chunk_height ? u.chunk_height : u.window.height);
+      ChunkCodec::chunks_across(u.window, u.chunk_w()) * ChunkCodec::chunks_down(u.window, u.chunk_h());
   return PackedChunks(config_.codec, part, per_plane, part_path(unit));
 }
 
 void BlockStage::unpack(size_t unit, const PackedChunks& chunks, size_t plane, void* out) const {
   const BlockUnit& u = units_.at(unit);
-  chunks.unpack(plane, u.window, u.chunk_width ? u.chunk_width : u.window.width,
-                u.chunk_height ? u.chunk_height : u.window.height, out);
+  chunks.unpack(plane, u.window, u.chunk_w(), u.chunk_h(), out);
+}
+
+void BlockStage::write_plane(size_t unit, const PackedChunks& chunks, size_t plane, const h5::Dataset& dataset,
+                             std::vector<hsize_t> leading) const {
+  const BlockUnit& u = units_.at(unit);
+  const size_t across = ChunkCodec::chunks_across(u.window, u.chunk_w());
+  const size_t down = ChunkCodec::chunks_down(u.window, u.chunk_h());
+  leading.resize(leading.size() + 2);
+  for (size_t k = 0; k < across * down; ++k) {
+    leading[leading.size() - 2] = static_cast<hsize_t>(u.window.y0) + (k / across) * static_cast<hsize_t>(u.chunk_h());
+    leading[leading.size() - 1] = static_cast<hsize_t>(u.window.x0) + (k % across) * static_cast<hsize_t>(u.chunk_w());
+    dataset.write_chunk(leading, chunks.data(plane, k), chunks.size(plane, k));
+  }
 }
 
 const std::string& BlockStage::staged_output() {

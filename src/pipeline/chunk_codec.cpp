@@ -19,7 +19,6 @@ namespace {
 // zlib streams (what HDF5's deflate filter reads): through libdeflate where the build has it (2-3x faster than zlib
 // at the same level, same format), else zlib.
 void deflate_append(const std::uint8_t* in, size_t n, int level, std::vector<std::uint8_t>& out) {
-  const size_t at = out.size();
 #ifdef S2CROP_WITH_LIBDEFLATE
   thread_local std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> c(nullptr,
                                                                                          libdeflate_free_compressor);
@@ -37,8 +36,8 @@ void deflate_append(const std::uint8_t* in, size_t n, int level, std::vector<std
   const size_t got = libdeflate_zlib_compress(c.get(), in, n, scratch.data(), bound);
   if (got == 0) throw Error("deflate failed while packing a block");
   out.insert(out.end(), scratch.data(), scratch.data() + got);
-  (void)at;
 #else
+  const size_t at = out.size();
   uLongf bound = compressBound(static_cast<uLong>(n));
   out.resize(at + bound);
   if (compress2(out.data() + at, &bound, in, static_cast<uLong>(n), level) != Z_OK)

@@ -179,21 +179,10 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, co
       const size_t unit = stage.unit_of(ti, b);
       const std::vector<std::uint8_t> part = stage.read_part(unit);  // CRC-checked
       const PackedChunks chunks = stage.chunks(unit, part);
-      const hsize_t y0 = static_cast<hsize_t>(w.y0), x0 = static_cast<hsize_t>(w.x0);
-      const size_t across = ChunkCodec::chunks_across(w, static_cast<int>(std::min(bs, W)));
-      const size_t per_plane = across * ChunkCodec::chunks_down(w, static_cast<int>(std::min(bs, H)));
-      auto chunk_at = [&](size_t k) { return std::pair{y0 + (k / across) * bs, x0 + (k % across) * bs}; };
       for (size_t m = 0; m < kMonths; ++m) {
-        for (size_t band = 0; band < nb; ++band)
-          for (size_t k = 0; k < per_plane; ++k) {
-            const auto [y, x] = chunk_at(k);
-            refl.write_chunk({m, band, y, x}, chunks.data(m * nb + band, k), chunks.size(m * nb + band, k));
-          }
+        for (size_t band = 0; band < nb; ++band) stage.write_plane(unit, chunks, m * nb + band, refl, {m, band});
         const size_t plane = kMonths * nb + m;
-        for (size_t k = 0; k < per_plane; ++k) {
-          const auto [y, x] = chunk_at(k);
-          count.write_chunk({m, y, x}, chunks.data(plane, k), chunks.size(plane, k));
-        }
+        stage.write_plane(unit, chunks, plane, count, {m});
         block_count.resize(static_cast<size_t>(w.pixels()));
         stage.unpack(unit, chunks, plane, block_count.data());
         for (std::uint8_t c : block_count) clear_per_tile[ti] += c;

@@ -60,7 +60,9 @@ struct BlockUnit {
   geo::Window window;
   size_t payload_bytes = 0;  // the part's payload (uncompressed: the block as the stage computes it)
   double cost = 1;           // relative compute cost, for balancing
-  int chunk_width = 0, chunk_height = 0;  // the output chunk the block fills (ChunkCodec); 0: the window's
+  int chunk_width = 0, chunk_height = 0;  // the output chunks the block fills (ChunkCodec); 0: the window's
+  int chunk_w() const { return chunk_width ? chunk_width : window.width; }
+  int chunk_h() const { return chunk_height ? chunk_height : window.height; }
 };
 
 struct BlockStageConfig {
@@ -115,6 +117,10 @@ class BlockStage {
   PackedChunks chunks(size_t unit, const std::vector<std::uint8_t>& part) const;
   // Plane `plane` of the unit's block, decompressed: [pixel] over its window.
   void unpack(size_t unit, const PackedChunks& chunks, size_t plane, void* out) const;
+  // Plane `plane` of the unit's block copied into `dataset` as it is stored, each chunk at its place; `leading` are
+  // the dataset's indices before y and x (month, band). The file must be open on one process (write_chunk).
+  void write_plane(size_t unit, const PackedChunks& chunks, size_t plane, const h5::Dataset& dataset,
+                   std::vector<hsize_t> leading) const;
 
   // The temporary the stage assembles the main output in (the same name on every rank), removed if the run fails.
   // Collective the first time.
