@@ -13,6 +13,7 @@ PACKAGES=(
   libdeflate-dev                        # fast DEFLATE for the output chunks (optional: zlib otherwise)
   libgtest-dev googletest
   libtorch-dev                          # LibTorch (CPU) for the model stages
+  libopencv-ml-dev                      # OpenCV's RTrees: the random forest of train --model rf
   libopenblas0-pthread                  # optimised BLAS behind LibTorch (Debian defaults to reference BLAS: ~3x slower)
   python3-torch                         # the PyTorch baseline of the training/inference benchmarks
   python3-numpy python3-gdal python3-h5py   # NumPy reference, test checks (called as /usr/bin/python3)

@@ -6,10 +6,11 @@ namespace s2crop::cli {
 
 int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   train::TrainSettings s;  // its initialisers are this command's defaults
-  std::string model = "lstm";
   po::options_description opts("Train options");
   OptionBinder b(opts);
-  b.add("model", model, "model to train: lstm (crop-type classifier)")
+  b.add("model", s.model,
+        "model to train: lstm (the LSTM crop-type classifier) or rf (a random forest on the same inputs: OpenCV's "
+        "RTrees, as Sen2Agri; the yardstick of assess --compare)")
       .add_unset("samples,s", s.samples,
                  "training set HDF5 (from 's2crop extract' or 's2crop import-timesen2crop')")
       .add_unset("output,o", s.output, "model file to write (HDF5, self-describing: classify needs nothing else)")
@@ -27,6 +28,11 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
       .add("focal-gamma", s.focal_gamma, "focusing parameter of the focal loss")
       .add("class-weights", s.class_weights,
            "against class imbalance: none, inverse or sqrt (inverse square root of the class frequency)")
+      .add("trees", s.forest.trees, "rf: trees of the forest (shared out over the ranks)")
+      .add("max-depth", s.forest.max_depth, "rf: maximum depth of a tree")
+      .add("min-samples", s.forest.min_samples, "rf: a node with fewer training samples is a leaf")
+      .add("active-features", s.forest.active_features,
+           "rf: values tried at each split (0: the square root of months x features)")
       .add("backend", s.backend,
            "gradient all-reduce: auto (NCCL with one GPU per rank when built with it, else MPI), mpi or nccl");
   add_seed(b, s.seed, "seed of initialisation, sampling and dropout");
@@ -37,10 +43,21 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
                      "composite time series, data-parallel over the MPI ranks: each rank reads only its shard, "
                      "gradients are all-reduced in fused buckets (MPI on CPU, NCCL on GPUs). Validates every epoch, "
                      "stops early, checkpoints every epoch; a killed run continues from its checkpoint when started "
-                     "again with the same command.",
+                     "again with the same command. --model rf grows a random forest instead (OpenCV RTrees, the "
+                     "classifier of Sen2Agri) on the same inputs, its trees shared out over the ranks; classify and "
+                     "assess use either model file alike.",
                      opts, nullptr, argc, argv, vm, mpi.is_root()))
     return 0;
-  if (model != "lstm") throw ConfigError("--model " + model + ": only 'lstm' is available in this version");
+  // An option of the other model is a mistake, not a no-op: the user believes it shaped the model.
+  const std::vector<std::string> lstm_only{"hidden", "layers", "dropout", "lr", "loss", "focal-gamma", "class-weights",
+                                          "backend", "epochs", "batch-size", "patience", "weight-decay", "lr-schedule",
+                                          "val-every", "bucket-mb", "max-steps", "step-log", "resume", "reproducible",
+                                          "check-replicas", "checkpoint-dir", "device"};
+  const std::vector<std::string> rf_only{"trees", "max-depth", "min-samples", "active-features"};
+  for (const std::string& name : s.model == "rf" ? lstm_only : rf_only)
+    if (vm.count(name) && !vm[name].defaulted())
+      throw ConfigError("--" + name + " applies to --model " + (s.model == "rf" ? "lstm" : "rf") +
+                        ", not to --model " + s.model);
   s.config_text = effective_config(vm);
   train::run_train(s, mpi);  // checks the ranges of all settings (train/settings.hpp) first
   return 0;

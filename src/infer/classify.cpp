@@ -13,6 +13,7 @@
 #include "s2crop/infer/tile_inference.hpp"
 #include "s2crop/nn/device_torch.hpp"
 #include "s2crop/nn/model_file.hpp"
+#include "s2crop/nn/random_forest.hpp"
 #include "s2crop/pipeline/composite_file.hpp"
 #include "s2crop/pipeline/stage_support.hpp"
 #include "s2crop/viz/class_map.hpp"
@@ -31,10 +32,14 @@ class ClassifierBlocks : public BlockPredictor {
  public:
   ClassifierBlocks(const ClassifySettings& s, const nn::DeviceChoice& device)
       : s_(s), place_(device, nn::parse_precision(s.precision)) {
-    model_ = nn::load_model(s.model, spec_);
+    spec_ = nn::read_model_spec(s.model);
+    if (spec_.kind == "rf")
+      forest_ = nn::load_forest(s.model, spec_);
+    else
+      model_ = nn::load_model(s.model, spec_);
     nc_ = spec_.class_names.size();
     batch_ = static_cast<size_t>(s.batch_size);
-    if (device.cuda) {
+    if (device.cuda && spec_.kind != "rf") {
       place_.prepare(*model_);
       batch_ = std::max(batch_, place_.batch_that_fits(model_bytes_per_pixel()));
     }  // on the CPU the weights stay float32: infer() casts them for its GEMMs
@@ -75,10 +80,17 @@ class ClassifierBlocks : public BlockPredictor {
       features.apply(series.data(), m, features_in.data_ptr<float>());
       torch::InferenceMode guard;
       auto x = features_in.narrow(0, 0, static_cast<int64_t>(m));
-      // On the CPU the model stays float32 and infer() runs its GEMMs in the precision asked for; on a GPU model and
-      // input are cast (place_.prepare / place_.in) and cuDNN runs the recurrence. Probabilities come back as float32.
-      auto probs = nn::InferencePlace::out(
-          torch::exp(place_.device.is_cpu() ? model_->infer(x, place_.dtype) : model_->infer(place_.in(x))));
+      torch::Tensor probs;
+      if (spec_.kind == "rf") {
+        probs = torch::empty({static_cast<int64_t>(m), static_cast<int64_t>(nc_)});
+        forest_.predict(x.data_ptr<float>(), m, probs.data_ptr<float>());
+      } else {
+        // On the CPU the model stays float32 and infer() runs its GEMMs in the precision asked for; on a GPU model
+        // and input are cast (place_.prepare / place_.in) and cuDNN runs the recurrence. Probabilities come back as
+        // float32.
+        probs = nn::InferencePlace::out(
+            torch::exp(place_.device.is_cpu() ? model_->infer(x, place_.dtype) : model_->infer(place_.in(x))));
+      }
       auto top = probs.max(1);
       auto top_p = std::get<0>(top).contiguous();
       auto top_k = std::get<1>(top).contiguous();
@@ -106,6 +118,7 @@ class ClassifierBlocks : public BlockPredictor {
   nn::InferencePlace place_;
   nn::ModelSpec spec_;
   nn::LstmClassifier model_{nullptr};
+  nn::RandomForest forest_;  // kind rf
   size_t nc_ = 0, batch_ = 0;
 };
 
@@ -122,9 +135,13 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
   nn::ModelSpec spec;
   parallel::root_first(mpi.world(), [&] {
     spec = nn::read_model_spec(s.model);
-    if (spec.kind != "lstm")
-      throw InputError(s.model, "model kind '" + spec.kind + "' is an NDVI model, not a crop-type classifier: use "
-                                "'s2crop ndvi predict'");
+    if (spec.kind != "lstm" && spec.kind != "rf")
+      throw InputError(s.model, "model kind '" + spec.kind + "' is " +
+                                    (spec.is_unet() ? "a U-Net: use 's2crop segment predict'"
+                                                    : "an NDVI model, not a crop-type classifier: use 's2crop ndvi predict'"));
+    if (spec.kind == "rf" && (device.cuda || precision != nn::Precision::Fp32))
+      throw ConfigError(s.model + " is a random forest: it runs on CPUs in its own arithmetic (no --device cuda, no "
+                        "--precision " + s.precision + ")");
   });
   if (!mpi.is_root()) spec = nn::read_model_spec(s.model);
   const size_t nc = spec.class_names.size();
@@ -148,7 +165,7 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
   // fp32 keeps the fingerprint of the versions before --precision: their maps are the same.
   job.options_fingerprint = "-n" + std::to_string(s.batch_size) + "-p" + std::to_string(s.probabilities ? 1 : 0) +
                             (precision == nn::Precision::Fp32 ? "" : "-" + s.precision);
-  job.model_summary = std::to_string(nc) + " classes, " + join_items(spec.bands, ",") + (spec.ndvi ? ",NDVI" : "");
+  job.model_summary = (spec.kind == "rf" ? "random forest, " : "") + std::to_string(nc) + " classes, " + join_items(spec.bands, ",") + (spec.ndvi ? ",NDVI" : "");
   OutputLayer cls{"class"};
   cls.fill = kNoClass;
   cls.number_attrs = {{"nodata", static_cast<double>(kNoClass)}};
@@ -197,7 +214,26 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
 
 std::vector<std::uint8_t> predict_samples(const std::string& model_path, const samples::TrainingSet& set,
                                           std::vector<float>* confidence, const std::string& device_option) {
-  nn::ModelSpec spec;
+  nn::ModelSpec spec = nn::read_model_spec(model_path);
+  if (spec.kind == "rf") {
+    const nn::RandomForest forest = nn::load_forest(model_path, spec);
+    nn::FeatureMap features(spec, set.header.bands, "the sample set");
+    const size_t n = set.size(), per = set.values_per_sample(), C = spec.class_names.size();
+    const size_t values = static_cast<size_t>(features.n_features()) * 12;
+    std::vector<float> x(n * values), prob(n * C);
+    features.apply(set.x.data(), n, x.data());
+    forest.predict(x.data(), n, prob.data());
+    (void)per;
+    std::vector<std::uint8_t> out(n);
+    if (confidence) confidence->assign(n, 0.f);
+    for (size_t i = 0; i < n; ++i) {
+      const float* p = prob.data() + i * C;
+      const size_t k = static_cast<size_t>(std::max_element(p, p + C) - p);
+      out[i] = static_cast<std::uint8_t>(k);
+      if (confidence) (*confidence)[i] = p[k];
+    }
+    return out;
+  }
   auto model = nn::load_model(model_path, spec);
   const nn::DeviceChoice device = nn::choose_device(device_option, nn::torch_has_cuda(), nn::torch_gpus(), 0, 1);
   const nn::InferencePlace place(device, nn::Precision::Fp32);

@@ -1,4 +1,5 @@
 #include "s2crop/nn/model_file.hpp"
+#include "s2crop/nn/model_file_writer.hpp"
 
 #include <cerrno>
 #include <cmath>
@@ -22,56 +23,83 @@ std::vector<float> to_floats(const std::vector<double>& v) { return {v.begin(), 
 
 }  // namespace
 
+namespace {
+
+void write_model_attrs(h5::File& f, const ModelSpec& spec, const std::string& provenance,
+                       const std::string& run_fingerprint) {
+  f.set_attr("format", std::string(kModelFormat));
+  f.set_attr("format_version", kModelFormatVersion);
+  f.set_attr("s2crop_version", std::string(kVersion));
+  f.set_attr("created", log::utc_timestamp());
+  f.set_attr("config", provenance);
+  f.set_attr("run_fingerprint", run_fingerprint);
+  f.set_attr("kind", spec.kind);
+  f.set_attr("bands", spec.bands);
+  f.set_attr("ndvi", static_cast<std::int64_t>(spec.ndvi));
+  f.set_attr("ndvi_nir", spec.ndvi_nir);
+  f.set_attr("months", static_cast<std::int64_t>(spec.months));
+  f.set_attr("season_start_month", static_cast<std::int64_t>(spec.season_start_month));
+  f.set_attr("hidden", static_cast<std::int64_t>(spec.hidden));
+  f.set_attr("layers", static_cast<std::int64_t>(spec.layers));
+  f.set_attr("dropout", spec.dropout);
+  f.set_attr("class_names", spec.class_names);
+  f.set_attr("feature_mean", to_doubles(spec.mean));
+  f.set_attr("feature_std", to_doubles(spec.stddev));
+  if (spec.is_ndvi_model()) {
+    f.set_attr("task", spec.task);
+    f.set_attr("horizon", static_cast<std::int64_t>(spec.horizon));
+    f.set_attr("t_min", static_cast<std::int64_t>(spec.t_min));
+    f.set_attr("t_max", static_cast<std::int64_t>(spec.t_max));
+  }
+  if (spec.is_unet()) {
+    const UNetSpec& u = spec.unet;
+    f.set_attr("unet_in_channels", static_cast<std::int64_t>(u.in_channels));
+    f.set_attr("unet_outputs", static_cast<std::int64_t>(u.outputs));
+    f.set_attr("unet_task", u.task);
+    f.set_attr("unet_depth", static_cast<std::int64_t>(u.depth));
+    f.set_attr("unet_width", static_cast<std::int64_t>(u.width));
+    f.set_attr("unet_norm", u.norm);
+    f.set_attr("unet_groups", static_cast<std::int64_t>(u.groups));
+    f.set_attr("unet_encoder", u.encoder);
+    f.set_attr("unet_blocks", static_cast<std::int64_t>(u.blocks));
+    f.set_attr("unet_upsampling", u.upsampling);
+    f.set_attr("unet_dropout", u.dropout);
+    f.set_attr("unet_months", std::vector<double>(u.months.begin(), u.months.end()));
+  }
+}
+
+}  // namespace
+
 void save_model(const std::string& path, const ModelSpec& spec, LstmClassifier& model, const std::string& provenance,
                 const std::string& run_fingerprint) {
   save_model(path, spec, *model, provenance, run_fingerprint);
 }
 
-void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Module& model, const std::string& provenance,
-                const std::string& run_fingerprint) {
+void write_model_file(const std::string& path, const ModelSpec& spec, const std::string& provenance,
+                      const std::string& run_fingerprint, const std::function<void(h5::File&)>& body) {
   StagedFile staged(path, ".partial");
   errno = 0;
   try {
     h5::File f = h5::File::create(staged.path(), MPI_COMM_SELF);
-    f.set_attr("format", std::string(kModelFormat));
-    f.set_attr("format_version", kModelFormatVersion);
-    f.set_attr("s2crop_version", std::string(kVersion));
-    f.set_attr("created", log::utc_timestamp());
-    f.set_attr("config", provenance);
-    f.set_attr("run_fingerprint", run_fingerprint);
-    f.set_attr("kind", spec.kind);
-    f.set_attr("bands", spec.bands);
-    f.set_attr("ndvi", static_cast<std::int64_t>(spec.ndvi));
-    f.set_attr("ndvi_nir", spec.ndvi_nir);
-    f.set_attr("months", static_cast<std::int64_t>(spec.months));
-    f.set_attr("season_start_month", static_cast<std::int64_t>(spec.season_start_month));
-    f.set_attr("hidden", static_cast<std::int64_t>(spec.hidden));
-    f.set_attr("layers", static_cast<std::int64_t>(spec.layers));
-    f.set_attr("dropout", spec.dropout);
-    f.set_attr("class_names", spec.class_names);
-    f.set_attr("feature_mean", to_doubles(spec.mean));
-    f.set_attr("feature_std", to_doubles(spec.stddev));
-    if (spec.is_ndvi_model()) {
-      f.set_attr("task", spec.task);
-      f.set_attr("horizon", static_cast<std::int64_t>(spec.horizon));
-      f.set_attr("t_min", static_cast<std::int64_t>(spec.t_min));
-      f.set_attr("t_max", static_cast<std::int64_t>(spec.t_max));
-    }
-    if (spec.is_unet()) {
-      const UNetSpec& u = spec.unet;
-      f.set_attr("unet_in_channels", static_cast<std::int64_t>(u.in_channels));
-      f.set_attr("unet_outputs", static_cast<std::int64_t>(u.outputs));
-      f.set_attr("unet_task", u.task);
-      f.set_attr("unet_depth", static_cast<std::int64_t>(u.depth));
-      f.set_attr("unet_width", static_cast<std::int64_t>(u.width));
-      f.set_attr("unet_norm", u.norm);
-      f.set_attr("unet_groups", static_cast<std::int64_t>(u.groups));
-      f.set_attr("unet_encoder", u.encoder);
-      f.set_attr("unet_blocks", static_cast<std::int64_t>(u.blocks));
-      f.set_attr("unet_upsampling", u.upsampling);
-      f.set_attr("unet_dropout", u.dropout);
-      f.set_attr("unet_months", std::vector<double>(u.months.begin(), u.months.end()));
-    }
+    write_model_attrs(f, spec, provenance, run_fingerprint);
+    body(f);  // every handle it opened closed before the file, or HDF5 refuses to finish it
+    f.close();
+  } catch (const std::exception& e) {
+    // HDF5 reports a failed write in its own words; the OS error it met is still in errno (the file's closing in
+    // the unwinding fails the same way). No partial file is left to be mistaken for a model.
+    const int err = errno;
+    staged.discard();
+    const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
+    throw OutputError(path, "cannot write the model file: " +
+                                (full ? "disk full? (" + std::string(std::strerror(err)) + ")" : std::string(e.what())) +
+                                "; the partial file " + staged.path() + " was removed");
+  }
+  staged.commit();
+}
+
+void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Module& model, const std::string& provenance,
+                const std::string& run_fingerprint) {
+  write_model_file(path, spec, provenance, run_fingerprint, [&](h5::File& f) {
     {
       auto group = f.create_group("parameters");
       for (auto& p : model.named_parameters()) {
@@ -92,18 +120,7 @@ void save_model(const std::string& path, const ModelSpec& spec, torch::nn::Modul
         ds.write<float>(std::vector<hsize_t>(dims.size(), 0), dims, t.data_ptr<float>(), false);
       }
     }  // every handle closed before the file, or HDF5 refuses to finish it
-    f.close();
-  } catch (const std::exception& e) {
-    // HDF5 reports a failed write in its own words; the OS error it met is still in errno (the file's closing in
-    // the unwinding fails the same way). No partial file is left to be mistaken for a model.
-    const int err = errno;
-    staged.discard();
-    const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
-    throw OutputError(path, "cannot write the model file: " +
-                                (full ? "disk full? (" + std::string(std::strerror(err)) + ")" : std::string(e.what())) +
-                                "; the partial file " + staged.path() + " was removed");
-  }
-  staged.commit();
+  });
 }
 
 ModelSpec read_model_spec(const std::string& path) {
@@ -201,7 +218,8 @@ ModelSpec read_model_spec(const std::string& path) {
       throw InputError(path, "U-Net normalisation does not match its input bands");
     return s;
   }
-  if (s.kind != "lstm" && s.kind != "ndvi_lstm") throw InputError(path, "model kind '" + s.kind + "' is unknown");
+  if (s.kind != "lstm" && s.kind != "ndvi_lstm" && s.kind != "rf")
+    throw InputError(path, "model kind '" + s.kind + "' is unknown");
   if (s.is_ndvi_model()) {
     if ((s.task != "forecast" && s.task != "gapfill") || (s.task == "forecast" && (s.horizon < 1 || s.t_min < 1 ||
                                                                                   s.t_max < s.t_min || s.t_max > 11)))
@@ -211,7 +229,7 @@ ModelSpec read_model_spec(const std::string& path) {
   }
   if (s.mean.size() != static_cast<size_t>(s.n_features()) || s.stddev.size() != s.mean.size())
     throw InputError(path, "model normalisation does not match its features");
-  if (s.hidden < 1 || s.layers < 1 || s.n_classes() < 2 || s.months != 12)
+  if (s.n_classes() < 2 || s.months != 12 || (s.kind == "lstm" && (s.hidden < 1 || s.layers < 1)))
     throw InputError(path, "model architecture attributes are invalid");
   return s;
 }

@@ -49,6 +49,19 @@ void check_settings(const TrainSettings& s) {
   if (s.samples.empty()) throw ConfigError("train: no training set given (--samples FILE.h5)");
   if (s.output.empty()) throw ConfigError("train: no output model given (--output MODEL.h5)");
 
+  if (s.model != "lstm" && s.model != "rf")
+    throw ConfigError("--model " + s.model + ": must be lstm (the LSTM classifier) or rf (a random forest)");
+  if (s.model == "rf") {
+    check_at_least("trees", s.forest.trees, 1);
+    check_at_least("max-depth", s.forest.max_depth, 1);
+    if (s.forest.max_depth > 64) throw ConfigError("--max-depth " + std::to_string(s.forest.max_depth) + ": at most 64");
+    check_at_least("min-samples", s.forest.min_samples, 1);
+    check_at_least("active-features", s.forest.active_features, 0, "0: the square root of the values per sample");
+    check_number("val-fraction", s.val_fraction, 0, false, 1, true, "0: no validation set");
+    check_at_least("threads", s.threads, 0, "0: the node's cores shared by its ranks");
+    return;  // the loop's options do not apply
+  }
+
   // ---- the loop (every command)
   check_at_least("epochs", s.epochs, 1);
   check_at_least("batch-size", s.batch_size, 1, "samples per rank and step");

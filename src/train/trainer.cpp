@@ -38,6 +38,7 @@ std::uint64_t param_hash(const torch::Tensor& param) {
 }  // namespace
 
 void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
+  if (s.task == "classify" && s.model == "rf") return run_train_forest(s, mpi);
   auto t_start = clock_type::now();
   const bool pretrain_task = s.task == "pretrain";
   const bool segment_task = s.task == "segment" || pretrain_task;

@@ -19,6 +19,14 @@ struct TrainSettings {
   // segment: U-Net (`s2crop segment train`): the same loop with another task (model, per-sample weight, masked
   // loss, validation score).
   std::string task = "classify";
+  // classify: lstm (the LSTM of this file's loop) | rf (a random forest: forest_train.cpp, nn/random_forest.hpp)
+  std::string model = "lstm";
+  struct Forest {
+    int trees = 500;         // grown in parallel over the ranks, tree t from seed and t alone
+    int max_depth = 25;      // Sen2Agri's default
+    int min_samples = 2;     // a node with fewer training samples is not split
+    int active_features = 0; // values tried at each split; 0: the square root of the values per sample
+  } forest;
   int horizon = 1;                   // forecast: months predicted after the last observed one
   int t_min = 3, t_max = 9;          // forecast: origins (months observed) the model learns to start from
   double mask_fraction = 0.25;       // gapfill: probability of hiding an observed month from the input
@@ -83,6 +91,10 @@ struct TrainSettings {
 };
 
 void run_train(const TrainSettings& settings, const parallel::MpiContext& mpi);
+// `train --model rf` (run_train calls it): the random forest on the same inputs, split and normalisation as the LSTM.
+// Each rank grows its share of the trees on bootstrap samples of the whole training set; tree t is seeded by the seed
+// and t alone, so the forest does not depend on the rank count. Rank 0 writes the model file (kind "rf").
+void run_train_forest(const TrainSettings& settings, const parallel::MpiContext& mpi);
 
 // Intra-op threads per rank: `requested` if > 0, else SLURM_CPUS_PER_TASK / OMP_NUM_THREADS, else the node's cores
 // shared by the ranks on it.

@@ -1,0 +1,306 @@
+// `s2crop train --model rf`: a random forest grown with OpenCV's cv::ml::RTrees (the classifier of Sen2Agri/OTB) on
+// the LSTM's inputs, its trees shared out over the ranks, flattened into nn::RandomForest and stored in the model
+// file like any other model.
+#include <opencv2/core.hpp>
+#include <opencv2/ml.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "forest_flatten.hpp"
+#include "sampling.hpp"
+#include "setup.hpp"
+#include "s2crop/common/errors.hpp"
+#include "s2crop/common/log.hpp"
+#include "s2crop/common/text.hpp"
+#include "s2crop/nn/random_forest.hpp"
+#include "s2crop/train/settings.hpp"
+
+namespace fs = std::filesystem;
+
+namespace s2crop::train {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// Concatenates every rank's trees on rank 0 in rank order (ranks hold consecutive trees).
+template <typename T>
+std::vector<T> gather_list(MPI_Comm comm, const std::vector<T>& local, std::vector<int>* counts_out = nullptr) {
+  int size = 0, rank = 0;
+  MPI_Comm_size(comm, &size);
+  MPI_Comm_rank(comm, &rank);
+  const int bytes = static_cast<int>(local.size() * sizeof(T));
+  std::vector<int> counts(static_cast<size_t>(size)), displs(static_cast<size_t>(size));
+  MPI_Gather(&bytes, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm);
+  std::vector<T> out;
+  if (rank == 0) {
+    long long total = 0;
+    for (int r = 0; r < size; ++r) {
+      displs[static_cast<size_t>(r)] = static_cast<int>(total);
+      total += counts[static_cast<size_t>(r)];
+    }
+    if (total > std::numeric_limits<int>::max()) throw Error("the forest is too large to gather (over 2 GiB)");
+    out.resize(static_cast<size_t>(total) / sizeof(T));
+  }
+  MPI_Gatherv(local.data(), bytes, MPI_BYTE, out.data(), counts.data(), displs.data(), MPI_BYTE, 0, comm);
+  if (counts_out) {
+    *counts_out = counts;
+    for (auto& c : *counts_out) c /= static_cast<int>(sizeof(T));
+  }
+  return out;
+}
+
+std::string forest_fingerprint(const TrainSettings& s, const nn::ModelSpec& spec) {
+  std::ostringstream o;
+  o << "model=rf samples=" << fs::absolute(s.samples).string() << " size=" << fs::file_size(s.samples)
+    << " bands=" << join_items(spec.bands, ",") << " ndvi=" << spec.ndvi << " trees=" << s.forest.trees
+    << " depth=" << s.forest.max_depth << " min=" << s.forest.min_samples << " active=" << s.forest.active_features
+    << " seed=" << s.seed << " tiles=" << join_items(s.tiles, ",") << " val=" << join_items(s.val_tiles, ",")
+    << " valf=" << s.val_fraction;
+  return o.str();
+}
+
+}  // namespace
+
+// One tree grown by RTrees, flattened. OpenCV stores nodes depth first (children after their parent) and, for
+// classification, the class label as a leaf's value.
+nn::RandomForest flatten_rtrees(const cv::ml::RTrees& rt, int n_features, int n_classes) {
+  const auto& roots = rt.getRoots();
+  const auto& nodes = rt.getNodes();
+  const auto& splits = rt.getSplits();
+  if (roots.size() != 1) throw Error("RTrees grew " + std::to_string(roots.size()) + " trees instead of 1");
+  nn::RandomForest f;
+  f.n_features = n_features;
+  f.n_classes = n_classes;
+  f.roots.push_back(0);
+  // Renumbered from the root, depth first, so that the tree is self-contained whatever OpenCV's numbering.
+  std::vector<int> stack{roots[0]};
+  std::vector<std::pair<int, int>> parent_slot;  // (new parent index, 0 left / 1 right) of each stacked node
+  parent_slot.emplace_back(-1, 0);
+  while (!stack.empty()) {
+    const int k = stack.back();
+    const auto slot = parent_slot.back();
+    stack.pop_back();
+    parent_slot.pop_back();
+    const auto self = static_cast<std::int32_t>(f.feature.size());
+    if (slot.first >= 0) (slot.second == 0 ? f.left : f.right)[static_cast<size_t>(slot.first)] = self;
+    const cv::ml::DTrees::Node& node = nodes.at(static_cast<size_t>(k));
+    if (node.split < 0) {
+      f.feature.push_back(-1);
+      f.threshold.push_back(0.f);
+      f.left.push_back(-1);
+      f.right.push_back(-1);
+      const int cls = static_cast<int>(std::lround(node.value));
+      if (cls < 0 || cls >= n_classes) throw Error("RTrees leaf votes for class " + std::to_string(cls));
+      f.leaf_class.push_back(static_cast<std::uint8_t>(cls));
+      continue;
+    }
+    const cv::ml::DTrees::Split& split = splits.at(static_cast<size_t>(node.split));
+    // "inversed" swaps the sides of an ordered split; stored un-swapped, left is always value <= threshold.
+    f.feature.push_back(split.varIdx);
+    f.threshold.push_back(split.c);
+    f.left.push_back(-1);
+    f.right.push_back(-1);
+    f.leaf_class.push_back(0);
+    const int lo = split.inversed ? node.right : node.left, hi = split.inversed ? node.left : node.right;
+    // Right pushed first: the left subtree is numbered first.
+    stack.push_back(hi);
+    parent_slot.emplace_back(self, 1);
+    stack.push_back(lo);
+    parent_slot.emplace_back(self, 0);
+  }
+  return f;
+}
+
+void run_train_forest(const TrainSettings& s, const parallel::MpiContext& mpi) {
+  const auto t_start = clock_type::now();
+  check_settings(s);
+  check_run(s, mpi, fs::path(s.output).parent_path().string());
+  samples::TrainingSet labels;
+  parallel::root_first(mpi.world(), [&] { labels = samples::read_training_set_labels(s.samples); });
+  if (!mpi.is_root()) labels = samples::read_training_set_labels(s.samples);
+  nn::ModelSpec spec = model_spec(s, labels.header, {}, mpi);
+  spec.kind = "rf";
+  spec.hidden = 0;
+  spec.layers = 0;
+  spec.dropout = 0;
+  const Split split = make_split(labels.header.tiles, labels.tile, labels.parcel, s);
+  if (split.train.empty()) throw ConfigError("no training samples left after the tile selection and split");
+  const std::string fingerprint = forest_fingerprint(s, spec);
+  if (already_trained(s, mpi, fingerprint)) return;
+
+  // Every rank holds the whole training set: each tree bootstraps from all of it.
+  const auto t_load = clock_type::now();
+  const size_t n = labels.size();
+  const int nf = spec.n_features(), months = spec.months, values = months * nf;
+  std::vector<float> features(n * static_cast<size_t>(values));
+  {
+    const auto x = samples::read_training_set_x(s.samples, 0, n);
+    nn::FeatureMap(spec, labels.header.bands, s.samples).apply(x.data(), n, features.data(), true);
+  }
+  // The LSTM's normalisation (per feature over the training samples' months): trees do not need it, but classify
+  // feeds every model the same FeatureMap.
+  std::vector<double> sum(static_cast<size_t>(nf), 0.0), sq(static_cast<size_t>(nf), 0.0);
+  for (auto i : split.train)
+    for (int m = 0; m < months; ++m)
+      for (int k = 0; k < nf; ++k) {
+        const double v = features[static_cast<size_t>(i) * values + static_cast<size_t>(m * nf + k)];
+        sum[static_cast<size_t>(k)] += v;
+        sq[static_cast<size_t>(k)] += v * v;
+      }
+  const double count = static_cast<double>(split.train.size()) * months;
+  for (int k = 0; k < nf; ++k) {
+    const double mean = sum[static_cast<size_t>(k)] / count;
+    const double var = std::max(0.0, sq[static_cast<size_t>(k)] / count - mean * mean);
+    spec.mean.push_back(static_cast<float>(mean));
+    spec.stddev.push_back(static_cast<float>(std::max(std::sqrt(var), 1e-6)));
+  }
+  for (size_t i = 0; i < n; ++i)
+    for (int m = 0; m < months; ++m)
+      for (int k = 0; k < nf; ++k) {
+        float& v = features[i * values + static_cast<size_t>(m * nf + k)];
+        v = (v - spec.mean[static_cast<size_t>(k)]) / spec.stddev[static_cast<size_t>(k)];
+      }
+  cv::Mat x_train(static_cast<int>(split.train.size()), values, CV_32F);
+  cv::Mat y_train(static_cast<int>(split.train.size()), 1, CV_32S);
+  for (size_t r = 0; r < split.train.size(); ++r) {
+    std::copy_n(features.data() + static_cast<size_t>(split.train[r]) * values, values, x_train.ptr<float>(static_cast<int>(r)));
+    y_train.at<int>(static_cast<int>(r)) = labels.y[split.train[r]];
+  }
+  auto data = cv::ml::TrainData::create(x_train, cv::ml::ROW_SAMPLE, y_train);
+  const double load_s = std::chrono::duration<double>(clock_type::now() - t_load).count();
+
+  const int threads = threads_per_rank(s.threads, mpi.node_size());
+  cv::setNumThreads(threads);
+  const int T = s.forest.trees, R = mpi.size();
+  const int first = static_cast<int>(static_cast<long long>(T) * mpi.rank() / R);
+  const int last = static_cast<int>(static_cast<long long>(T) * (mpi.rank() + 1) / R);
+  const int active = s.forest.active_features > 0 ? std::min(s.forest.active_features, values)
+                                                  : std::max(1, static_cast<int>(std::lround(std::sqrt(values))));
+  if (mpi.is_root()) {
+    log::info("training set " + s.samples + ": " + std::to_string(n) + " samples, " +
+              std::to_string(split.train.size()) + " training, " + std::to_string(split.val.size()) +
+              " validation; features " + join_items(spec.bands, ",") + (spec.ndvi ? ",NDVI" : "") + " x " +
+              std::to_string(months) + " months = " + std::to_string(values) + " values per sample");
+    log::info("model random forest (OpenCV RTrees): " + std::to_string(T) + " trees, max depth " +
+              std::to_string(s.forest.max_depth) + ", min samples to split " + std::to_string(s.forest.min_samples) +
+              ", " + std::to_string(active) + " values tried per split, " + std::to_string(spec.n_classes()) +
+              " classes; " + std::to_string(R) + " rank(s) x " + std::to_string(threads) + " thread(s), rank 0 grows " +
+              std::to_string(last - first) + " trees");
+  }
+  const auto t_train = clock_type::now();
+  nn::RandomForest local;
+  local.n_features = values;
+  local.n_classes = spec.n_classes();
+  int reported = 0;
+  for (int t = first; t < last; ++t) {
+    auto rt = cv::ml::RTrees::create();
+    rt->setMaxDepth(s.forest.max_depth);
+    rt->setMinSampleCount(s.forest.min_samples);
+    rt->setActiveVarCount(active);
+    rt->setUseSurrogates(false);
+    rt->setCalculateVarImportance(false);
+    rt->setTermCriteria(cv::TermCriteria(cv::TermCriteria::MAX_ITER, 1, 0));
+    // RTrees draws the bootstrap and each split's candidate values from the calling thread's cv::theRNG(): seeded
+    // here by (seed, tree) alone, the tree is the same whichever rank grows it.
+    cv::theRNG().state = hash64(s.seed, static_cast<std::uint64_t>(t) + 1) | 1ULL;
+    if (!rt->train(data)) throw Error("OpenCV RTrees failed to grow tree " + std::to_string(t));
+    local.append(flatten_rtrees(*rt, values, spec.n_classes()));
+    const int done = t - first + 1;
+    if (mpi.is_root() && (done * 10) / std::max(1, last - first) > reported) {
+      reported = (done * 10) / std::max(1, last - first);
+      char line[120];
+      std::snprintf(line, sizeof line, "grew %d of %d trees on rank 0 (%.1f s)", done, last - first,
+                    std::chrono::duration<double>(clock_type::now() - t_train).count());
+      log::info(line);
+    }
+  }
+  // Rank 0 joins the trees in tree order.
+  std::vector<int> tree_counts;
+  auto roots = gather_list(mpi.world(), local.roots, &tree_counts);
+  auto feature = gather_list(mpi.world(), local.feature);
+  std::vector<int> node_counts;
+  auto threshold = gather_list(mpi.world(), local.threshold, &node_counts);
+  auto left = gather_list(mpi.world(), local.left);
+  auto right = gather_list(mpi.world(), local.right);
+  auto leaf_class = gather_list(mpi.world(), local.leaf_class);
+  const double train_s = std::chrono::duration<double>(clock_type::now() - t_train).count();
+
+  parallel::root_first(mpi.world(), [&] {
+    nn::RandomForest forest;
+    forest.n_features = values;
+    forest.n_classes = spec.n_classes();
+    size_t tree_at = 0, node_at = 0;
+    for (int r = 0; r < R; ++r) {
+      nn::RandomForest part;
+      const auto nt = static_cast<size_t>(tree_counts[static_cast<size_t>(r)]);
+      const auto nn_ = static_cast<size_t>(node_counts[static_cast<size_t>(r)]);
+      part.roots.assign(roots.begin() + static_cast<long>(tree_at), roots.begin() + static_cast<long>(tree_at + nt));
+      auto slice = [&](const auto& all, auto& out) {
+        out.assign(all.begin() + static_cast<long>(node_at), all.begin() + static_cast<long>(node_at + nn_));
+      };
+      slice(feature, part.feature);
+      slice(threshold, part.threshold);
+      slice(left, part.left);
+      slice(right, part.right);
+      slice(leaf_class, part.leaf_class);
+      forest.append(part);
+      tree_at += nt;
+      node_at += nn_;
+    }
+    forest.check(s.output);
+    std::ostringstream provenance;
+    provenance << s.config_text << "ranks = " << R << "\n";
+    std::string validation;
+    if (!split.val.empty()) {
+      // The held-out share of the training set (--val-fraction / --val-tiles): what the forest scores on it.
+      const size_t C = static_cast<size_t>(spec.n_classes());
+      std::vector<float> x_val(split.val.size() * static_cast<size_t>(values)), prob(split.val.size() * C);
+      for (size_t r = 0; r < split.val.size(); ++r)
+        std::copy_n(features.data() + static_cast<size_t>(split.val[r]) * values, values,
+                    x_val.data() + r * static_cast<size_t>(values));
+      forest.predict(x_val.data(), split.val.size(), prob.data());
+      std::vector<double> tp(C, 0), mapped(C, 0), reference(C, 0);
+      double correct = 0;
+      for (size_t r = 0; r < split.val.size(); ++r) {
+        const size_t k = static_cast<size_t>(std::max_element(prob.begin() + static_cast<long>(r * C),
+                                                              prob.begin() + static_cast<long>((r + 1) * C)) -
+                                             (prob.begin() + static_cast<long>(r * C)));
+        const size_t y = labels.y[split.val[r]];
+        mapped[k] += 1;
+        reference[y] += 1;
+        if (k == y) {
+          tp[k] += 1;
+          correct += 1;
+        }
+      }
+      double f1 = 0;
+      int present = 0;
+      for (size_t c = 0; c < C; ++c)
+        if (reference[c] > 0) {
+          ++present;
+          f1 += 2 * tp[c] / (mapped[c] + reference[c]);
+        }
+      char line[160];
+      std::snprintf(line, sizeof line, "validation (%zu samples): OA %.4f, macro-F1 %.4f", split.val.size(),
+                    correct / static_cast<double>(split.val.size()), present ? f1 / present : 0.0);
+      validation = line;
+      provenance << "val_oa = " << correct / static_cast<double>(split.val.size()) << "\nval_macro_f1 = "
+                 << (present ? f1 / present : 0.0) << "\n";
+    }
+    nn::save_forest_model(s.output, spec, forest, provenance.str(), fingerprint);
+    char line[300];
+    std::snprintf(line, sizeof line, "wrote %s (%zu trees, %zu nodes) in %s: %.2f s loading, %.2f s growing trees%s%s",
+                  s.output.c_str(), forest.trees(), forest.nodes(),
+                  log::format_duration(std::chrono::duration<double>(clock_type::now() - t_start).count()).c_str(),
+                  load_s, train_s, validation.empty() ? "" : "; ", validation.c_str());
+    log::info(line);
+  });
+}
+
+}  // namespace s2crop::train
