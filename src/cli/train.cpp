@@ -28,6 +28,18 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
       .add("focal-gamma", s.focal_gamma, "focusing parameter of the focal loss")
       .add("class-weights", s.class_weights,
            "against class imbalance: none, inverse or sqrt (inverse square root of the class frequency)")
+      .add("ensemble", s.ensemble,
+           "LSTMs trained with derived seeds and averaged by classify (0: 5 below 1000 training samples, else 1)")
+      .add_text("augment", s.series.augment,
+                "augment each training series: band gains (--jitter), months lost to clouds and gap-filled "
+                "(--mask-months), the season shifted by part of a month (--shift); auto: on below 1000 training "
+                "samples",
+                Choices{{"auto", "true", "false"}},
+                [](const std::string& t) { return t == "auto" ? -1 : (t == "true" ? 1 : 0); },
+                [](int v) { return std::string(v < 0 ? "auto" : (v ? "true" : "false")); })
+      .add("jitter", s.series.jitter, "gain range per reflectance band: 1 +- jitter")
+      .add("mask-months", s.series.mask_months, "probability of a month being masked and gap-filled")
+      .add("shift", s.series.shift, "the season shifted by up to this share of a month either way")
       .add("trees", s.forest.trees, "rf: trees of the forest (shared out over the ranks)")
       .add("max-depth", s.forest.max_depth, "rf: maximum depth of a tree")
       .add("min-samples", s.forest.min_samples, "rf: a node with fewer training samples is a leaf")
@@ -52,7 +64,8 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
   const std::vector<std::string> lstm_only{"hidden", "layers", "dropout", "lr", "loss", "focal-gamma", "class-weights",
                                           "backend", "epochs", "batch-size", "patience", "weight-decay", "lr-schedule",
                                           "val-every", "bucket-mb", "max-steps", "step-log", "resume", "reproducible",
-                                          "check-replicas", "checkpoint-dir", "device"};
+                                          "check-replicas", "checkpoint-dir", "device", "augment", "jitter", "ensemble",
+                                           "mask-months", "shift"};
   const std::vector<std::string> rf_only{"trees", "max-depth", "min-samples", "active-features"};
   for (const std::string& name : s.model == "rf" ? lstm_only : rf_only)
     if (vm.count(name) && !vm[name].defaulted())

@@ -36,11 +36,11 @@ class ClassifierBlocks : public BlockPredictor {
     if (spec_.kind == "rf")
       forest_ = nn::load_forest(s.model, spec_);
     else
-      model_ = nn::load_model(s.model, spec_);
+      members_ = nn::load_ensemble(s.model, spec_);
     nc_ = spec_.class_names.size();
     batch_ = static_cast<size_t>(s.batch_size);
     if (device.cuda && spec_.kind != "rf") {
-      place_.prepare(*model_);
+      for (auto& m : members_) place_.prepare(*m);
       batch_ = std::max(batch_, place_.batch_that_fits(model_bytes_per_pixel()));
     }  // on the CPU the weights stay float32: infer() casts them for its GEMMs
   }
@@ -87,9 +87,13 @@ class ClassifierBlocks : public BlockPredictor {
       } else {
         // On the CPU the model stays float32 and infer() runs its GEMMs in the precision asked for; on a GPU model
         // and input are cast (place_.prepare / place_.in) and cuDNN runs the recurrence. Probabilities come back as
-        // float32.
-        probs = nn::InferencePlace::out(
-            torch::exp(place_.device.is_cpu() ? model_->infer(x, place_.dtype) : model_->infer(place_.in(x))));
+        // float32. An ensemble's members' probabilities are averaged.
+        for (auto& m : members_) {
+          auto p = nn::InferencePlace::out(
+              torch::exp(place_.device.is_cpu() ? m->infer(x, place_.dtype) : m->infer(place_.in(x))));
+          probs = probs.defined() ? probs.add_(p) : p;
+        }
+        if (members_.size() > 1) probs.div_(static_cast<double>(members_.size()));
       }
       auto top = probs.max(1);
       auto top_p = std::get<0>(top).contiguous();
@@ -117,7 +121,7 @@ class ClassifierBlocks : public BlockPredictor {
   const ClassifySettings& s_;
   nn::InferencePlace place_;
   nn::ModelSpec spec_;
-  nn::LstmClassifier model_{nullptr};
+  std::vector<nn::LstmClassifier> members_;  // kind lstm: one, or an ensemble's
   nn::RandomForest forest_;  // kind rf
   size_t nc_ = 0, batch_ = 0;
 };
@@ -165,7 +169,10 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
   // fp32 keeps the fingerprint of the versions before --precision: their maps are the same.
   job.options_fingerprint = "-n" + std::to_string(s.batch_size) + "-p" + std::to_string(s.probabilities ? 1 : 0) +
                             (precision == nn::Precision::Fp32 ? "" : "-" + s.precision);
-  job.model_summary = (spec.kind == "rf" ? "random forest, " : "") + std::to_string(nc) + " classes, " + join_items(spec.bands, ",") + (spec.ndvi ? ",NDVI" : "");
+  job.model_summary = (spec.kind == "rf" ? std::string("random forest, ")
+                                         : spec.ensemble > 1 ? "ensemble of " + std::to_string(spec.ensemble) + " LSTMs, "
+                                                             : std::string()) +
+                      std::to_string(nc) + " classes, " + join_items(spec.bands, ",") + (spec.ndvi ? ",NDVI" : "");
   OutputLayer cls{"class"};
   cls.fill = kNoClass;
   cls.number_attrs = {{"nodata", static_cast<double>(kNoClass)}};
@@ -234,10 +241,10 @@ std::vector<std::uint8_t> predict_samples(const std::string& model_path, const s
     }
     return out;
   }
-  auto model = nn::load_model(model_path, spec);
+  auto members = nn::load_ensemble(model_path, spec);
   const nn::DeviceChoice device = nn::choose_device(device_option, nn::torch_has_cuda(), nn::torch_gpus(), 0, 1);
   const nn::InferencePlace place(device, nn::Precision::Fp32);
-  place.prepare(*model);
+  for (auto& model : members) place.prepare(*model);
   nn::FeatureMap features(spec, set.header.bands, "the sample set");
   const size_t n = set.size(), per = set.values_per_sample(), batch = 8192;
   std::vector<std::uint8_t> out(n);
@@ -247,8 +254,12 @@ std::vector<std::uint8_t> predict_samples(const std::string& model_path, const s
   for (size_t at = 0; at < n; at += batch) {
     const size_t m = std::min(batch, n - at);
     features.apply(set.x.data() + at * per, m, input.data_ptr<float>());
-    auto top = model->infer(place.in(input.narrow(0, 0, static_cast<int64_t>(m)))).max(1);
-    auto p = nn::InferencePlace::out(torch::exp(std::get<0>(top)));
+    auto x = place.in(input.narrow(0, 0, static_cast<int64_t>(m)));
+    torch::Tensor probs;
+    for (auto& model : members) probs = probs.defined() ? probs.add_(torch::exp(model->infer(x))) : torch::exp(model->infer(x));
+    if (members.size() > 1) probs.div_(static_cast<double>(members.size()));
+    auto top = probs.max(1);
+    auto p = nn::InferencePlace::out(std::get<0>(top));
     auto k = std::get<1>(top).to(torch::kCPU).contiguous();
     for (size_t i = 0; i < m; ++i) {
       out[at + i] = static_cast<std::uint8_t>(k.data_ptr<int64_t>()[i]);

@@ -41,6 +41,7 @@ void write_model_attrs(h5::File& f, const ModelSpec& spec, const std::string& pr
   f.set_attr("season_start_month", static_cast<std::int64_t>(spec.season_start_month));
   f.set_attr("hidden", static_cast<std::int64_t>(spec.hidden));
   f.set_attr("layers", static_cast<std::int64_t>(spec.layers));
+  if (spec.ensemble > 1) f.set_attr("ensemble", static_cast<std::int64_t>(spec.ensemble));
   f.set_attr("dropout", spec.dropout);
   f.set_attr("class_names", spec.class_names);
   f.set_attr("feature_mean", to_doubles(spec.mean));
@@ -151,6 +152,7 @@ ModelSpec read_model_spec(const std::string& path) {
     s.season_start_month = static_cast<int>(f.attr_int("season_start_month"));
     s.hidden = static_cast<int>(f.attr_int("hidden"));
     s.layers = static_cast<int>(f.attr_int("layers"));
+    s.ensemble = f.has_attr("ensemble") ? static_cast<int>(f.attr_int("ensemble")) : 1;
     s.dropout = f.attr_doubles("dropout").at(0);
     if (s.kind == "unet_encoder" || s.kind == "unet") {
       // Empty lists (an encoder has no classes; a test model may have no band names or statistics) read back as
@@ -229,6 +231,8 @@ ModelSpec read_model_spec(const std::string& path) {
   }
   if (s.mean.size() != static_cast<size_t>(s.n_features()) || s.stddev.size() != s.mean.size())
     throw InputError(path, "model normalisation does not match its features");
+  if (s.ensemble < 1 || s.ensemble > 1000 || (s.ensemble > 1 && s.kind != "lstm"))
+    throw InputError(path, "ensemble attribute " + std::to_string(s.ensemble) + " is invalid");
   if (s.n_classes() < 2 || s.months != 12 || (s.kind == "lstm" && (s.hidden < 1 || s.layers < 1)))
     throw InputError(path, "model architecture attributes are invalid");
   return s;
@@ -244,10 +248,26 @@ LstmClassifier load_model(const std::string& path, ModelSpec& spec) {
   return model;
 }
 
-void load_parameters(const std::string& path, torch::nn::Module& model, const std::string& prefix) {
+std::vector<LstmClassifier> load_ensemble(const std::string& path, ModelSpec& spec) {
+  std::vector<LstmClassifier> members{load_model(path, spec)};
+  for (int k = 1; k < spec.ensemble; ++k) {
+    LstmClassifier model(spec);
+    load_parameters(path, *model, "", "members/" + std::to_string(k));
+    model->eval();
+    members.push_back(model);
+  }
+  return members;
+}
+
+void load_parameters(const std::string& path, torch::nn::Module& model, const std::string& prefix,
+                     const std::string& group_name) {
   h5::File f = h5::File::open_read(path, MPI_COMM_NULL);
-  if (!f.exists("parameters")) throw InputError(path, "model file has no parameters");
-  auto group = f.open_group("parameters");
+  h5::Node group;
+  try {
+    group = f.open_group(group_name);
+  } catch (const Error&) {
+    throw InputError(path, "model file has no " + group_name);
+  }
   torch::NoGradGuard no_grad;
   for (auto& p : model.named_parameters()) {
     const std::string name = prefix + p.key();

@@ -26,6 +26,8 @@ std::string fingerprint_text(const TrainSettings& s, const nn::ModelSpec& spec, 
     << " wd=" << s.weight_decay << " sched=" << s.lr_schedule << " loss=" << s.loss << " gamma=" << s.focal_gamma
     << " cw=" << s.class_weights << " seed=" << s.seed << " tiles=" << join_items(s.tiles, ",") << " val=" << join_items(s.val_tiles, ",")
     << " valf=" << s.val_fraction << " patience=" << s.patience << (s.val_every > 1 ? " val_every=" + std::to_string(s.val_every) : std::string()) << (s.reproducible ? " reproducible" : "");
+  if (s.task == "classify" && s.series.augment > 0)
+    o << " augment=" << s.series.jitter << "," << s.series.mask_months << "," << s.series.shift;
   return o.str();
 }
 

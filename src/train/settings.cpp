@@ -81,6 +81,14 @@ void check_settings(const TrainSettings& s) {
   if (s.lr_schedule != "cosine" && s.lr_schedule != "step" && s.lr_schedule != "none")
     throw ConfigError("--lr-schedule must be cosine, step or none");
 
+  if (s.task == "classify") {
+    check_at_least("ensemble", s.ensemble, 0, "0: 5 members below 1000 training samples, else 1");
+    if (s.ensemble > 100) throw ConfigError("--ensemble " + std::to_string(s.ensemble) + ": at most 100 members");
+    check_number("jitter", s.series.jitter, 0, false, 1, true);
+    check_number("mask-months", s.series.mask_months, 0, false, 1, true);
+    check_number("shift", s.series.shift, 0, false, 1, false, "a share of a month");
+  }
+
   // ---- the models' shared options
   if (s.hidden < 1 || s.layers < 1) throw ConfigError("--hidden and --layers must be positive");
   check_number("dropout", s.dropout, 0, false, 1, true);

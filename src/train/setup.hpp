@@ -56,4 +56,17 @@ void write_model(const TrainSettings& s, const parallel::MpiContext& mpi, const 
                  std::chrono::steady_clock::time_point t_start, double load_s, double train_seconds,
                  std::int64_t trained_samples);
 
+// One model, from the settings to the model file (the loop of trainer.cpp).
+void train_model(const TrainSettings& s, const parallel::MpiContext& mpi);
+
+// --ensemble auto: below this many training samples, this many members.
+inline constexpr size_t kSmallTrainingSet = 1000;
+inline constexpr int kSmallSetMembers = 5;
+
+// `members` LSTMs trained one after the other with seeds derived from s.seed (member 0 keeps it), each into
+// <output>.members/ with its own checkpoints (a rerun skips finished members and resumes the interrupted one), then
+// joined by rank 0 into one model file (ModelSpec::ensemble; classify averages the members' probabilities).
+void train_ensemble(const TrainSettings& s, int members, const samples::TrainingSetHeader& header,
+                    const parallel::MpiContext& mpi);
+
 }  // namespace s2crop::train

@@ -2,6 +2,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "augment.hpp"
+#include "sampling.hpp"
 #include "task.hpp"
 #include "s2crop/nn/lstm_classifier.hpp"
 
@@ -65,10 +67,14 @@ struct ClassifyTask : Task {
   torch::Tensor features, labels_shard, weight_tensor;
   nn::LstmClassifier model{nullptr};
   size_t nc = 0, shard_begin = 0;
+  SeriesAugmentation augmentation_;
 
   ClassifyTask(const TrainSettings& settings, const samples::TrainingSet& labels_, nn::ModelSpec spec,
                const Split& split, size_t shard_begin_, size_t shard_end, const parallel::MpiContext& mpi)
       : s(settings), labels(labels_), spec_(std::move(spec)), shard_begin(shard_begin_) {
+    augmentation_.jitter = s.series.jitter;
+    augmentation_.mask_months = s.series.mask_months;
+    augmentation_.shift = s.series.shift;
     nc = spec_.class_names.size();
     weights = class_weights(labels, split.train, s.class_weights, nc);
     auto in_shard = [&](std::uint32_t i) { return i >= shard_begin && i < shard_end; };
@@ -123,12 +129,18 @@ struct ClassifyTask : Task {
   }
   const nn::ModelSpec& spec() const override { return spec_; }
   double weight(std::uint32_t i, std::int64_t) const override { return weights[labels.y[i]]; }
-  torch::Tensor loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>&, std::int64_t,
-                     double batch_weight) override {
+  torch::Tensor loss(const std::vector<std::int64_t>& local_pos, const std::vector<std::uint32_t>& global,
+                     std::int64_t step, double batch_weight) override {
     auto idx = torch::from_blob(const_cast<std::int64_t*>(local_pos.data()), {static_cast<int64_t>(local_pos.size())},
                                 torch::kInt64)
                    .to(device);
     auto xb = features.index_select(0, idx);
+    if (s.series.augment > 0) {
+      std::vector<std::uint64_t> seeds(global.size());
+      for (size_t k = 0; k < global.size(); ++k)
+        seeds[k] = hash64(hash64(global[k], static_cast<std::uint64_t>(step)), s.seed ^ 0xA065ULL);
+      augment_series(xb, seeds, augmentation_, spec_);
+    }
     auto yb = labels_shard.index_select(0, idx);
     auto logp = model->forward(xb);
     auto nll = -logp.gather(1, yb.unsqueeze(1)).squeeze(1);

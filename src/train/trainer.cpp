@@ -37,8 +37,8 @@ std::uint64_t param_hash(const torch::Tensor& param) {
 
 }  // namespace
 
-void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
-  if (s.task == "classify" && s.model == "rf") return run_train_forest(s, mpi);
+// One model: the loop from the settings to the model file.
+void train_model(const TrainSettings& s, const parallel::MpiContext& mpi) {
   auto t_start = clock_type::now();
   const bool pretrain_task = s.task == "pretrain";
   const bool segment_task = s.task == "segment" || pretrain_task;
@@ -329,6 +329,40 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
   }
   write_model(s, mpi, spec, *task, st, split.val.empty(), fingerprint, ckpt_dir, t_start, load_s, train_seconds,
               trained_samples);
+}
+
+void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
+  if (s.task == "classify" && s.model == "rf") return run_train_forest(s, mpi);
+  if (s.task != "classify") return train_model(s, mpi);
+  check_settings(s);
+  // The members: --ensemble, or (0) chosen from the number of training samples.
+  samples::TrainingSet labels;
+  parallel::root_first(mpi.world(), [&] { labels = samples::read_training_set_labels(s.samples); });
+  if (!mpi.is_root()) labels = samples::read_training_set_labels(s.samples);
+  const Split split = make_split(labels.header.tiles, labels.tile, labels.parcel, s);
+  TrainSettings r = s;  // the auto choices resolved
+  const bool small = split.train.size() < kSmallTrainingSet;
+  if (r.series.augment < 0) {
+    r.series.augment = small ? 1 : 0;
+    if (mpi.is_root())
+      log::info(std::string("--augment auto: ") + (small ? "on" : "off") + " for " +
+                std::to_string(split.train.size()) + " training samples (on below " +
+                std::to_string(kSmallTrainingSet) + ": it helps where samples are few, and slows learning where "
+                "they are many; bench/RESULTS.md)");
+  }
+  int members = s.ensemble;
+  if (members == 0) {
+    members = small ? kSmallSetMembers : 1;
+    if (mpi.is_root())
+      log::info("--ensemble auto: " + std::to_string(members) + " member(s) for " + std::to_string(split.train.size()) +
+                " training samples (" + std::to_string(kSmallSetMembers) + " below " +
+                std::to_string(kSmallTrainingSet) + (members > 1 ? ": on a set this small a model's accuracy depends "
+                                                                   "on its seed, the members' average much less)"
+                                                                 : ")"));
+  }
+  r.ensemble = members;
+  if (members == 1) return train_model(r, mpi);
+  train_ensemble(r, members, labels.header, mpi);
 }
 
 }  // namespace s2crop::train

@@ -37,7 +37,7 @@ with h5py.File(sys.argv[1], "w") as f:
     f["row"] = (np.arange(n) * S).astype(np.int32)
     f["col"] = np.zeros(n, np.int32)
 PY
-train=(train --samples "$WORK/set.h5" --hidden 8 --layers 1 --batch-size 32)  # runs that train add --threads 1
+train=(train --samples "$WORK/set.h5" --hidden 8 --layers 1 --batch-size 32 --ensemble 1)  # runs that train add --threads 1
 segment=(segment train --patches "$WORK/patches.h5" --depth 1 --width 4 --batch-size 4 --threads 1)
 pretrain=(pretrain --patches "$WORK/patches.h5" --depth 1 --width 4 --batch-size 4 --threads 1 --projection 8)
 
@@ -130,7 +130,7 @@ limited() {  # NAME KIB COMMAND...: runs COMMAND on 1 rank under the file size l
     > "$WORK/$name.log" 2>&1 || rc=$?
   [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { cat "$WORK/$name.log"; fail "$name: expected a failure, got exit $rc"; }
 }
-full=(train --samples "$WORK/set.h5" --hidden 64 --layers 2 --batch-size 32 --threads 1 --epochs 1
+full=(train --samples "$WORK/set.h5" --ensemble 1 --hidden 64 --layers 2 --batch-size 32 --threads 1 --epochs 1
       --output "$WORK/full/model.h5")  # checkpoint ~0.9 MB, model ~0.2 MB
 limited full_checkpoint 128 "${full[@]}"
 grep -q "full/model.h5.ckpt/checkpoint.pt: cannot write the checkpoint: disk full? (File too large)" \

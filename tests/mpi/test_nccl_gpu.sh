@@ -6,7 +6,7 @@ gpus=$(nvidia-smi -L 2>/dev/null | wc -l || true)
 [ "${gpus:-0}" -ge 1 ] || skip "no GPU on this machine (nvidia-smi lists none)"
 ranks=$(( gpus >= 2 ? 2 : 1 ))
 "$PY" "$TESTS_DIR/make_training_set.py" "$WORK/set.h5" --samples 1000 > /dev/null
-args=(train --samples "$WORK/set.h5" --hidden 32 --dropout 0 --epochs 1 --max-steps 20 --batch-size 32 --threads 1)
+args=(train --samples "$WORK/set.h5" --ensemble 1 --hidden 32 --dropout 0 --epochs 1 --max-steps 20 --batch-size 32 --threads 1)
 if ! mpi $ranks "${args[@]}" --backend nccl --output "$WORK/nccl.h5" --step-log "$WORK/nccl.tsv" > "$WORK/nccl.log" 2>&1; then
   grep -q "built without NCCL" "$WORK/nccl.log" && skip "this build has no NCCL (configure with -DS2CROP_WITH_NCCL=ON)"
   cat "$WORK/nccl.log"; fail "NCCL training failed"

@@ -46,6 +46,7 @@ struct ModelSpec {
   int season_start_month = 9;
   int hidden = 128;
   int layers = 2;
+  int ensemble = 1;                      // lstm: members whose probabilities classify averages (model_file.hpp)
   double dropout = 0.2;
   std::vector<std::string> class_names;
   std::vector<float> mean, stddev;       // per feature, over the whole training set (all ranks)

@@ -55,6 +55,15 @@ struct TrainSettings {
     double drop_months = 0.4;          // pretrain: probability of each month being dropped from a view
     double reconstruction = 10.0;      // pretrain, dense: weight of the masked-month reconstruction (0: off)
   } segment;
+  // classify (lstm): members of an ensemble averaged by classify (0: 5 below 1000 training samples, else 1)
+  int ensemble = 0;
+  // classify (lstm): augmentation of each training series, drawn per (sample, step, seed) (train/augment.hpp)
+  struct Series {
+    int augment = -1;          // -1 auto (on below 1000 training samples: resolved by run_train), 0 off, 1 on
+    double jitter = 0.1;       // gain per reflectance band in [1 - jitter, 1 + jitter]
+    double mask_months = 0.15; // probability of a month lost to clouds and gap-filled
+    double shift = 0.25;       // season shifted by up to this share of a month
+  } series;
   std::string samples;               // training set (HDF5)
   std::string output;                // model file to write
   std::string checkpoint_dir;        // default: <output>.ckpt
