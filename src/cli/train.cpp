@@ -27,7 +27,8 @@ int run_train(int argc, char** argv, const parallel::MpiContext& mpi) {
       .add("loss", s.loss, "ce (cross-entropy) or focal")
       .add("focal-gamma", s.focal_gamma, "focusing parameter of the focal loss")
       .add("class-weights", s.class_weights,
-           "against class imbalance: none, inverse or sqrt (inverse square root of the class frequency)")
+           "against class imbalance: none, inverse, sqrt (inverse square root of the class frequency) or auto "
+           "(none below 1000 training samples, else sqrt)")
       .add("ensemble", s.ensemble,
            "LSTMs trained with derived seeds and averaged by classify (0: 5 below 1000 training samples, else 1)")
       .add_text("augment", s.series.augment,

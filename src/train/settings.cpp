@@ -94,8 +94,9 @@ void check_settings(const TrainSettings& s) {
   check_number("dropout", s.dropout, 0, false, 1, true);
   check_number("focal-gamma", s.focal_gamma, 0, false, kInf, false, "0: cross-entropy");
   if (!segment_task && s.loss != "ce" && s.loss != "focal") throw ConfigError("--loss must be ce or focal");
-  if (s.class_weights != "none" && s.class_weights != "inverse" && s.class_weights != "sqrt")
-    throw ConfigError("--class-weights must be none, inverse or sqrt");
+  if (s.class_weights != "none" && s.class_weights != "inverse" && s.class_weights != "sqrt" &&
+      s.class_weights != "auto")
+    throw ConfigError("--class-weights must be auto, none, inverse or sqrt");
 
   if (ndvi_task) {
     if (s.task != "forecast" && s.task != "gapfill") throw ConfigError("--task must be forecast or gapfill");

@@ -350,6 +350,13 @@ void run_train(const TrainSettings& s, const parallel::MpiContext& mpi) {
                 std::to_string(kSmallTrainingSet) + ": it helps where samples are few, and slows learning where "
                 "they are many; bench/RESULTS.md)");
   }
+  if (r.class_weights == "auto") {
+    r.class_weights = small ? "none" : "sqrt";
+    if (mpi.is_root())
+      log::info("--class-weights auto: " + r.class_weights + " for " + std::to_string(split.train.size()) +
+                " training samples (none below " + std::to_string(kSmallTrainingSet) + ": weights would multiply "
+                "the noise of a few minority samples)");
+  }
   int members = s.ensemble;
   if (members == 0) {
     members = small ? kSmallSetMembers : 1;

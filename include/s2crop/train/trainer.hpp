@@ -82,7 +82,9 @@ struct TrainSettings {
   int val_every = 1;                 // validate every this many epochs and after the last
   std::string loss = "ce";           // ce | focal
   double focal_gamma = 2.0;
-  std::string class_weights = "sqrt";  // none | inverse | sqrt (inverse square root of frequency)
+  // none | inverse | sqrt (inverse square root of frequency) | auto (classify: none below 1000 training samples,
+  // where the weights would multiply the noise of a few minority samples; else sqrt; resolved by run_train)
+  std::string class_weights = "auto";
   std::string device = "auto";       // auto | cpu | cuda | cuda:N (nn/device.hpp)
   std::string backend = "auto";      // auto | mpi | nccl
   double bucket_mb = 8.0;            // all-reduce bucket size
