@@ -1,8 +1,12 @@
 // `s2crop train --model rf`: a random forest grown with OpenCV's cv::ml::RTrees (the classifier of Sen2Agri/OTB) on
 // the LSTM's inputs, its trees shared out over the ranks, flattened into nn::RandomForest and stored in the model
 // file like any other model.
+#ifndef S2CROP_WITHOUT_OPENCV_ML
 #include <opencv2/core.hpp>
 #include <opencv2/ml.hpp>
+
+#include "forest_flatten.hpp"
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -11,9 +15,9 @@
 #include <filesystem>
 #include <sstream>
 
-#include "forest_flatten.hpp"
 #include "sampling.hpp"
 #include "setup.hpp"
+#include "s2crop/assess/accuracy.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
 #include "s2crop/common/text.hpp"
@@ -24,6 +28,12 @@ namespace fs = std::filesystem;
 
 namespace s2crop::train {
 
+#ifdef S2CROP_WITHOUT_OPENCV_ML
+void run_train_forest(const TrainSettings&, const parallel::MpiContext&) {
+  throw ConfigError("--model rf: this s2crop was built without OpenCV's ml module (Debian: libopencv-ml-dev), which "
+                    "grows the forest; a forest trained elsewhere still classifies here");
+}
+#else
 namespace {
 
 using clock_type = std::chrono::steady_clock;
@@ -265,33 +275,17 @@ void run_train_forest(const TrainSettings& s, const parallel::MpiContext& mpi) {
         std::copy_n(features.data() + static_cast<size_t>(split.val[r]) * values, values,
                     x_val.data() + r * static_cast<size_t>(values));
       forest.predict(x_val.data(), split.val.size(), prob.data());
-      std::vector<double> tp(C, 0), mapped(C, 0), reference(C, 0);
-      double correct = 0;
+      assess::ConfusionMatrix confusion(spec.n_classes());
       for (size_t r = 0; r < split.val.size(); ++r) {
-        const size_t k = static_cast<size_t>(std::max_element(prob.begin() + static_cast<long>(r * C),
-                                                              prob.begin() + static_cast<long>((r + 1) * C)) -
-                                             (prob.begin() + static_cast<long>(r * C)));
-        const size_t y = labels.y[split.val[r]];
-        mapped[k] += 1;
-        reference[y] += 1;
-        if (k == y) {
-          tp[k] += 1;
-          correct += 1;
-        }
+        const float* p = prob.data() + r * C;
+        confusion.add(static_cast<int>(std::max_element(p, p + C) - p), labels.y[split.val[r]]);
       }
-      double f1 = 0;
-      int present = 0;
-      for (size_t c = 0; c < C; ++c)
-        if (reference[c] > 0) {
-          ++present;
-          f1 += 2 * tp[c] / (mapped[c] + reference[c]);
-        }
+      const assess::Accuracy a = assess::accuracy(confusion);
       char line[160];
-      std::snprintf(line, sizeof line, "validation (%zu samples): OA %.4f, macro-F1 %.4f", split.val.size(),
-                    correct / static_cast<double>(split.val.size()), present ? f1 / present : 0.0);
+      std::snprintf(line, sizeof line, "validation (%zu samples): OA %.4f, macro-F1 %.4f", split.val.size(), a.overall,
+                    a.macro_f1);
       validation = line;
-      provenance << "val_oa = " << correct / static_cast<double>(split.val.size()) << "\nval_macro_f1 = "
-                 << (present ? f1 / present : 0.0) << "\n";
+      provenance << "val_oa = " << a.overall << "\nval_macro_f1 = " << a.macro_f1 << "\n";
     }
     nn::save_forest_model(s.output, spec, forest, provenance.str(), fingerprint);
     char line[300];
@@ -302,5 +296,7 @@ void run_train_forest(const TrainSettings& s, const parallel::MpiContext& mpi) {
     log::info(line);
   });
 }
+
+#endif  // S2CROP_WITHOUT_OPENCV_ML
 
 }  // namespace s2crop::train

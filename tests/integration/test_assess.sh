@@ -150,7 +150,7 @@ with h5py.File(sys.argv[2], "a") as f: del f["tiles/33UVP/class"]
 PY
 expect_failure tile_without_class "tile 33UVP has no 'class' dataset" -- mpi 2 assess --map "$WORK/notile.h5" \
   --reference "$LABELS" --output-dir "$WORK/e6"
-expect_failure both_modes "either --map or --model" -- mpi 2 assess --map "$WORK/map.h5" --model m.pt \
+expect_failure both_modes "give one of --map, --model or --compare" -- mpi 2 assess --map "$WORK/map.h5" --model m.pt \
   --output-dir "$WORK/e7"
 pass "bad inputs fail with clear messages"
 
