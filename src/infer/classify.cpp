@@ -27,6 +27,15 @@ constexpr std::int64_t kMapFormatVersion = 1;
 constexpr std::int16_t kNoData = -32768;
 
 
+// The members' probabilities (`probabilities(member)`), averaged: an ensemble's prediction; a single model's as it is.
+template <class Probabilities>
+torch::Tensor mean_probabilities(std::vector<nn::LstmClassifier>& members, Probabilities probabilities) {
+  torch::Tensor sum;
+  for (auto& m : members) sum = sum.defined() ? sum.add_(probabilities(m)) : probabilities(m);
+  if (members.size() > 1) sum.div_(static_cast<double>(members.size()));
+  return sum;
+}
+
 // The classifier over one block: class [px], confidence [px], then optionally probabilities [class][px].
 class ClassifierBlocks : public BlockPredictor {
  public:
@@ -88,12 +97,10 @@ class ClassifierBlocks : public BlockPredictor {
         // On the CPU the model stays float32 and infer() runs its GEMMs in the precision asked for; on a GPU model
         // and input are cast (place_.prepare / place_.in) and cuDNN runs the recurrence. Probabilities come back as
         // float32. An ensemble's members' probabilities are averaged.
-        for (auto& m : members_) {
-          auto p = nn::InferencePlace::out(
+        probs = mean_probabilities(members_, [&](nn::LstmClassifier& m) {
+          return nn::InferencePlace::out(
               torch::exp(place_.device.is_cpu() ? m->infer(x, place_.dtype) : m->infer(place_.in(x))));
-          probs = probs.defined() ? probs.add_(p) : p;
-        }
-        if (members_.size() > 1) probs.div_(static_cast<double>(members_.size()));
+        });
       }
       auto top = probs.max(1);
       auto top_p = std::get<0>(top).contiguous();
@@ -225,12 +232,11 @@ std::vector<std::uint8_t> predict_samples(const std::string& model_path, const s
   if (spec.kind == "rf") {
     const nn::RandomForest forest = nn::load_forest(model_path, spec);
     nn::FeatureMap features(spec, set.header.bands, "the sample set");
-    const size_t n = set.size(), per = set.values_per_sample(), C = spec.class_names.size();
+    const size_t n = set.size(), C = spec.class_names.size();
     const size_t values = static_cast<size_t>(features.n_features()) * 12;
     std::vector<float> x(n * values), prob(n * C);
     features.apply(set.x.data(), n, x.data());
     forest.predict(x.data(), n, prob.data());
-    (void)per;
     std::vector<std::uint8_t> out(n);
     if (confidence) confidence->assign(n, 0.f);
     for (size_t i = 0; i < n; ++i) {
@@ -255,9 +261,7 @@ std::vector<std::uint8_t> predict_samples(const std::string& model_path, const s
     const size_t m = std::min(batch, n - at);
     features.apply(set.x.data() + at * per, m, input.data_ptr<float>());
     auto x = place.in(input.narrow(0, 0, static_cast<int64_t>(m)));
-    torch::Tensor probs;
-    for (auto& model : members) probs = probs.defined() ? probs.add_(torch::exp(model->infer(x))) : torch::exp(model->infer(x));
-    if (members.size() > 1) probs.div_(static_cast<double>(members.size()));
+    auto probs = mean_probabilities(members, [&](nn::LstmClassifier& model) { return torch::exp(model->infer(x)); });
     auto top = probs.max(1);
     auto p = nn::InferencePlace::out(std::get<0>(top));
     auto k = std::get<1>(top).to(torch::kCPU).contiguous();

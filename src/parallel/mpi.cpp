@@ -1,6 +1,7 @@
 #include "s2crop/parallel/mpi.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <queue>
 
@@ -79,14 +80,21 @@ std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& value,
   int rank = 0, size = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
+  // MPI counts bytes in int: more than 2 GiB in all would wrap the displacements. Every rank learns the total and
+  // refuses alike, so none is left waiting in the gather.
+  long long all_bytes = static_cast<long long>(value.size());
+  MPI_Allreduce(MPI_IN_PLACE, &all_bytes, 1, MPI_LONG_LONG, MPI_SUM, comm);
+  if (all_bytes > std::numeric_limits<int>::max())
+    throw AgreedError("cannot gather " + std::to_string(all_bytes) + " bytes on rank " + std::to_string(root) +
+                      " (MPI counts at most 2 GiB in one call)");
   int n = static_cast<int>(value.size());
   std::vector<int> lengths(static_cast<size_t>(size)), displs(static_cast<size_t>(size));
   MPI_Gather(&n, 1, MPI_INT, lengths.data(), 1, MPI_INT, root, comm);
   std::string all;
   if (rank == root) {
-    int total = 0;
+    long long total = 0;
     for (int r = 0; r < size; ++r) {
-      displs[static_cast<size_t>(r)] = total;
+      displs[static_cast<size_t>(r)] = static_cast<int>(total);
       total += lengths[static_cast<size_t>(r)];
     }
     all.resize(static_cast<size_t>(total));

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -38,31 +39,44 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-// Concatenates every rank's trees on rank 0 in rank order (ranks hold consecutive trees).
+// A rank's trees as bytes for parallel::gather_strings, and back (the same machine type on every rank).
 template <typename T>
-std::vector<T> gather_list(MPI_Comm comm, const std::vector<T>& local, std::vector<int>* counts_out = nullptr) {
-  int size = 0, rank = 0;
-  MPI_Comm_size(comm, &size);
-  MPI_Comm_rank(comm, &rank);
-  const int bytes = static_cast<int>(local.size() * sizeof(T));
-  std::vector<int> counts(static_cast<size_t>(size)), displs(static_cast<size_t>(size));
-  MPI_Gather(&bytes, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm);
-  std::vector<T> out;
-  if (rank == 0) {
-    long long total = 0;
-    for (int r = 0; r < size; ++r) {
-      displs[static_cast<size_t>(r)] = static_cast<int>(total);
-      total += counts[static_cast<size_t>(r)];
-    }
-    if (total > std::numeric_limits<int>::max()) throw Error("the forest is too large to gather (over 2 GiB)");
-    out.resize(static_cast<size_t>(total) / sizeof(T));
-  }
-  MPI_Gatherv(local.data(), bytes, MPI_BYTE, out.data(), counts.data(), displs.data(), MPI_BYTE, 0, comm);
-  if (counts_out) {
-    *counts_out = counts;
-    for (auto& c : *counts_out) c /= static_cast<int>(sizeof(T));
-  }
+void put(std::string& out, const std::vector<T>& v) {
+  const std::uint64_t n = v.size();
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+template <typename T>
+void take(const std::string& in, size_t& at, std::vector<T>& v) {
+  std::uint64_t n = 0;
+  std::memcpy(&n, in.data() + at, sizeof n);
+  at += sizeof n;
+  v.resize(static_cast<size_t>(n));
+  std::memcpy(v.data(), in.data() + at, v.size() * sizeof(T));
+  at += v.size() * sizeof(T);
+}
+std::string pack(const nn::RandomForest& f) {
+  std::string out;
+  put(out, f.roots);
+  put(out, f.feature);
+  put(out, f.threshold);
+  put(out, f.left);
+  put(out, f.right);
+  put(out, f.leaf_class);
   return out;
+}
+nn::RandomForest unpack(const std::string& in, int n_features, int n_classes) {
+  nn::RandomForest f;
+  f.n_features = n_features;
+  f.n_classes = n_classes;
+  size_t at = 0;
+  take(in, at, f.roots);
+  take(in, at, f.feature);
+  take(in, at, f.threshold);
+  take(in, at, f.left);
+  take(in, at, f.right);
+  take(in, at, f.leaf_class);
+  return f;
 }
 
 std::string forest_fingerprint(const TrainSettings& s, const nn::ModelSpec& spec) {
@@ -155,21 +169,7 @@ void run_train_forest(const TrainSettings& s, const parallel::MpiContext& mpi) {
   }
   // The LSTM's normalisation (per feature over the training samples' months): trees do not need it, but classify
   // feeds every model the same FeatureMap.
-  std::vector<double> sum(static_cast<size_t>(nf), 0.0), sq(static_cast<size_t>(nf), 0.0);
-  for (auto i : split.train)
-    for (int m = 0; m < months; ++m)
-      for (int k = 0; k < nf; ++k) {
-        const double v = features[static_cast<size_t>(i) * values + static_cast<size_t>(m * nf + k)];
-        sum[static_cast<size_t>(k)] += v;
-        sq[static_cast<size_t>(k)] += v * v;
-      }
-  const double count = static_cast<double>(split.train.size()) * months;
-  for (int k = 0; k < nf; ++k) {
-    const double mean = sum[static_cast<size_t>(k)] / count;
-    const double var = std::max(0.0, sq[static_cast<size_t>(k)] / count - mean * mean);
-    spec.mean.push_back(static_cast<float>(mean));
-    spec.stddev.push_back(static_cast<float>(std::max(std::sqrt(var), 1e-6)));
-  }
+  set_normalisation(spec, feature_sums(features.data(), 0, n, split.train, months, nf), nf);
   for (size_t i = 0; i < n; ++i)
     for (int m = 0; m < months; ++m)
       for (int k = 0; k < nf; ++k) {
@@ -230,39 +230,15 @@ void run_train_forest(const TrainSettings& s, const parallel::MpiContext& mpi) {
       log::info(line);
     }
   }
-  // Rank 0 joins the trees in tree order.
-  std::vector<int> tree_counts;
-  auto roots = gather_list(mpi.world(), local.roots, &tree_counts);
-  auto feature = gather_list(mpi.world(), local.feature);
-  std::vector<int> node_counts;
-  auto threshold = gather_list(mpi.world(), local.threshold, &node_counts);
-  auto left = gather_list(mpi.world(), local.left);
-  auto right = gather_list(mpi.world(), local.right);
-  auto leaf_class = gather_list(mpi.world(), local.leaf_class);
+  // Rank 0 joins the trees in tree order (ranks hold consecutive trees).
+  const std::vector<std::string> parts = parallel::gather_strings(mpi.world(), pack(local));
   const double train_s = std::chrono::duration<double>(clock_type::now() - t_train).count();
 
   parallel::root_first(mpi.world(), [&] {
     nn::RandomForest forest;
     forest.n_features = values;
     forest.n_classes = spec.n_classes();
-    size_t tree_at = 0, node_at = 0;
-    for (int r = 0; r < R; ++r) {
-      nn::RandomForest part;
-      const auto nt = static_cast<size_t>(tree_counts[static_cast<size_t>(r)]);
-      const auto nn_ = static_cast<size_t>(node_counts[static_cast<size_t>(r)]);
-      part.roots.assign(roots.begin() + static_cast<long>(tree_at), roots.begin() + static_cast<long>(tree_at + nt));
-      auto slice = [&](const auto& all, auto& out) {
-        out.assign(all.begin() + static_cast<long>(node_at), all.begin() + static_cast<long>(node_at + nn_));
-      };
-      slice(feature, part.feature);
-      slice(threshold, part.threshold);
-      slice(left, part.left);
-      slice(right, part.right);
-      slice(leaf_class, part.leaf_class);
-      forest.append(part);
-      tree_at += nt;
-      node_at += nn_;
-    }
+    for (const std::string& part : parts) forest.append(unpack(part, values, spec.n_classes()));
     forest.check(s.output);
     std::ostringstream provenance;
     provenance << s.config_text << "ranks = " << R << "\n";

@@ -1,6 +1,7 @@
 #include "sampling.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "s2crop/common/errors.hpp"
@@ -46,6 +47,33 @@ Split make_split(const std::vector<std::string>& tiles, const std::vector<std::u
     (val ? split.val : split.train).push_back(i);
   }
   return split;
+}
+
+std::vector<double> feature_sums(const float* features, size_t first, size_t count,
+                                 const std::vector<std::uint32_t>& train, int months, int nf) {
+  std::vector<double> acc(static_cast<size_t>(2 * nf + 1), 0.0);
+  for (auto i : train) {
+    if (i < first || i >= first + count) continue;
+    const float* row = features + (i - first) * static_cast<size_t>(months * nf);
+    for (int m = 0; m < months; ++m)
+      for (int k = 0; k < nf; ++k) {
+        double v = row[m * nf + k];
+        acc[static_cast<size_t>(k)] += v;
+        acc[static_cast<size_t>(nf + k)] += v * v;
+      }
+    acc[static_cast<size_t>(2 * nf)] += static_cast<double>(months);
+  }
+  return acc;
+}
+
+void set_normalisation(nn::ModelSpec& spec, const std::vector<double>& sums, int nf) {
+  const double count = sums[static_cast<size_t>(2 * nf)];
+  for (int k = 0; k < nf; ++k) {
+    double mean = sums[static_cast<size_t>(k)] / count;
+    double var = std::max(0.0, sums[static_cast<size_t>(nf + k)] / count - mean * mean);
+    spec.mean.push_back(static_cast<float>(mean));
+    spec.stddev.push_back(static_cast<float>(std::max(std::sqrt(var), 1e-6)));
+  }
 }
 
 }  // namespace s2crop::train

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "s2crop/common/hash.hpp"
+#include "s2crop/nn/model_spec.hpp"
 #include "s2crop/train/trainer.hpp"
 
 namespace s2crop::train {
@@ -26,5 +27,13 @@ struct Split {
 // `tile` per sample indexes `tiles`; `parcel` per sample (-1 unknown) may be empty (patches: split by patch).
 Split make_split(const std::vector<std::string>& tiles, const std::vector<std::uint16_t>& tile,
                  const std::vector<std::int64_t>& parcel, const TrainSettings& s);
+
+// The classifiers' input normalisation, in two steps so that ranks can sum their shards in between: per feature,
+// the sum of the values and of their squares over the months of the training samples held in `features`
+// ([sample - first][month][feature] for samples [first, first + count)), and the number of values: 2 nf + 1 sums.
+std::vector<double> feature_sums(const float* features, size_t first, size_t count,
+                                 const std::vector<std::uint32_t>& train, int months, int nf);
+// spec.mean and spec.stddev (at least 1e-6) from the sums of every shard.
+void set_normalisation(nn::ModelSpec& spec, const std::vector<double>& sums, int nf);
 
 }  // namespace s2crop::train

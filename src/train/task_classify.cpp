@@ -77,7 +77,6 @@ struct ClassifyTask : Task {
     augmentation_.shift = s.series.shift;
     nc = spec_.class_names.size();
     weights = class_weights(labels, split.train, s.class_weights, nc);
-    auto in_shard = [&](std::uint32_t i) { return i >= shard_begin && i < shard_end; };
     auto x = samples::read_training_set_x(s.samples, shard_begin, shard_end);
     nn::FeatureMap raw_features(spec_, labels.header.bands, s.samples);
     const int64_t nf = spec_.n_features(), months = spec_.months;
@@ -86,27 +85,10 @@ struct ClassifyTask : Task {
     x = {};
     {
       // Normalisation statistics over the training samples of all shards.
-      std::vector<double> acc(static_cast<size_t>(2 * nf + 1), 0.0);
-      const float* f = features.data_ptr<float>();
-      for (auto i : split.train) {
-        if (!in_shard(i)) continue;
-        const float* row = f + (i - shard_begin) * static_cast<size_t>(months * nf);
-        for (int64_t m = 0; m < months; ++m)
-          for (int64_t k = 0; k < nf; ++k) {
-            double v = row[m * nf + k];
-            acc[static_cast<size_t>(k)] += v;
-            acc[static_cast<size_t>(nf + k)] += v * v;
-          }
-        acc[static_cast<size_t>(2 * nf)] += static_cast<double>(months);
-      }
+      std::vector<double> acc = feature_sums(features.data_ptr<float>(), shard_begin, shard_end - shard_begin,
+                                             split.train, static_cast<int>(months), static_cast<int>(nf));
       MPI_Allreduce(MPI_IN_PLACE, acc.data(), static_cast<int>(acc.size()), MPI_DOUBLE, MPI_SUM, mpi.world());
-      const double count = acc[static_cast<size_t>(2 * nf)];
-      for (int64_t k = 0; k < nf; ++k) {
-        double mean = acc[static_cast<size_t>(k)] / count;
-        double var = std::max(0.0, acc[static_cast<size_t>(nf + k)] / count - mean * mean);
-        spec_.mean.push_back(static_cast<float>(mean));
-        spec_.stddev.push_back(static_cast<float>(std::max(std::sqrt(var), 1e-6)));
-      }
+      set_normalisation(spec_, acc, static_cast<int>(nf));
       auto mean = torch::tensor(spec_.mean).view({1, 1, nf}), sd = torch::tensor(spec_.stddev).view({1, 1, nf});
       features.sub_(mean).div_(sd);
     }
