@@ -9,6 +9,7 @@
 #include <string>
 
 #include "options.hpp"
+#include "s2crop/common/allocator.hpp"
 #include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
@@ -100,6 +101,7 @@ void mark_stage_succeeded(const char* command) {
 
 int main(int argc, char** argv) {
   s2crop::blas::ensure_matching_kernels(argv);  // may re-exec: before MPI and anything else
+  s2crop::allocator::keep_large_buffers();
   std::set_terminate(abort_all_ranks);
   // A write past the file size limit (ulimit -f) fails with EFBIG, like a full disk, and is reported as such with
   // the file's name, instead of SIGXFSZ killing the rank without a word.

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <future>
 
+#include "s2crop/common/allocator.hpp"
 #include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
@@ -185,6 +186,7 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
               " rank(s) x " + std::to_string(threads) + " thread(s); model " + job.model +
               (job.model_summary.empty() ? "" : " (" + job.model_summary + ")"));
     if (auto blas_line = blas::describe(); !blas_line.empty()) log::info(blas_line);
+    if (auto malloc_line = allocator::describe(); !malloc_line.empty()) log::info(malloc_line);
   }
 
   // ---- compute

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <thread>
 
+#include "s2crop/common/allocator.hpp"
 #include "s2crop/common/blas.hpp"
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
@@ -129,6 +130,7 @@ void log_start(const TrainSettings& s, const Split& split, const Task& task, con
   std::snprintf(line, sizeof line, "loaded and normalised the shards in %.2f s", run.load_s);
   log::info(line);
   if (auto blas_line = blas::describe(); !blas_line.empty()) log::info(blas_line);
+  if (auto malloc_line = allocator::describe(); !malloc_line.empty()) log::info(malloc_line);
   if (s.lr == 0)
     log::warn("--lr 0: the parameters are never updated; " + s.output + " will hold the initial weights");
   if (split.val.empty()) {
