@@ -50,6 +50,14 @@ print("ok: layout, no-data, class = argmax of the stored probabilities, confiden
 PY
 pass "classify: identical maps on 1, 2 and 3 ranks"
 
+# The allocator setting (common/allocator) changes where buffers live, never a value; the opt-out is honoured.
+mkdir -p "$WORK/glibc"
+S2CROP_MALLOC_DEFAULTS=1 run "$WORK/glibc" 1 > "$WORK/glibc.log" 2>&1 || { cat "$WORK/glibc.log"; fail "classify failed"; }
+grep -q "malloc: blocks up to 256 MiB" "$WORK/r1.log" || fail "the allocator setting is not in the log"
+! grep -q "malloc:" "$WORK/glibc.log" || fail "S2CROP_MALLOC_DEFAULTS=1 did not keep glibc's defaults"
+h5_same "$WORK/r1/out/map.h5" "$WORK/glibc/out/map.h5" || fail "map differs with glibc's malloc defaults"
+pass "classify: the same map with glibc's malloc defaults (S2CROP_MALLOC_DEFAULTS=1)"
+
 total=$(grep -o '[0-9]* blocks of 16 px' "$WORK/r1.log" | cut -d' ' -f1)
 dir="$WORK/killed"
 interrupt_blocks "$dir" out/map.h5 "$total" run "$dir" 2
