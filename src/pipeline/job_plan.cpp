@@ -192,6 +192,10 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
     return (hidden / 64.0) * (hidden / 64.0) * (layers / 2.0);
   };
   const bool has_train = job.has_section("train");
+  // classify_per_pixel is for hidden 64 x 2 layers; only the model's share of it (not reading, features, writing)
+  // grows with the model. Without a [train] section the model is the default 128 x 2.
+  const double model_share = costs.at("classify_model_share");
+  const double classify_factor = (1 - model_share) + model_share * (has_train ? model_factor("train") : 4.0);
 
   for (auto& name : job.stages()) {
     if (!job.has_section(name)) throw ConfigError(job.path() + ": stage " + name + " has no [" + name + "] section");
@@ -264,7 +268,7 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
                     train_samples, epochs, s.gpus_per_node ? ", on GPUs" : "");
     } else if (name == "classify") {
       double t = tiles_of(name, "tiles");
-      s.cpu_seconds = t * px * costs.at("classify_per_pixel") * (has_train ? model_factor("train") : 4.0);
+      s.cpu_seconds = t * px * costs.at("classify_per_pixel") * classify_factor;
       s.units = saturate<long>(t * blocks_per_tile);
       s.memory_mib = base_mib + block * block * kMonths * bands * 4 / 1048576.0;
       s.output_bytes = t * px * 2 * 0.35 * 2;  // class + confidence, deflated, HDF5 and COG
@@ -281,7 +285,7 @@ JobPlan plan_job(const JobDefinition& job, const UnitCosts& costs, const PlanOpt
       // A model on held-out samples: prediction of those samples only.
       double t = tiles_of(name, "tiles");
       double samples = number(job.get("data", "samples", "1200000"), "[data] samples", 1.2e6) * t / n_tiles;
-      s.cpu_seconds = samples * costs.at("classify_per_pixel") * (has_train ? model_factor("train") : 4.0);
+      s.cpu_seconds = samples * costs.at("classify_per_pixel") * classify_factor;
       s.units = saturate<long>(std::max(1.0, samples / 2048));
       s.memory_mib = base_mib + 150 + samples / s.ranks * kMonths * bands * 4 / 1048576.0;
       s.output_bytes = 200e3;

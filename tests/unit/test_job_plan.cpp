@@ -42,6 +42,7 @@ struct TempCheckout {
 const char* kCosts =
     "[costs]\nsynth_per_pixel_date = 1e-6\ncomposite_per_pixel_date = 1e-6\nextract_per_pixel = 1e-6\n"
     "import_per_sample = 1e-4\ntrain_per_sample_epoch = 1e-4\ntrain_gpu_speedup = 10\nclassify_per_pixel = 1e-5\n"
+    "classify_model_share = 0.5\n"
     "mosaic_per_pixel = 1e-7\nassess_per_pixel = 1e-6\njob_startup = 2\nthread_efficiency = 0.5\n"
     "base_memory_mib = 100\ninput_bytes_per_pixel_date = 7\ncomposite_bytes_per_pixel = 100\n"
     "filesystem_read_gbps = 1000\n";
@@ -227,4 +228,23 @@ TEST(JobPlan, NotANumberDurationsPrintAsUnknown) {
   std::ostringstream out;
   pipeline::print_plan(out, plan, options);
   EXPECT_NE(out.str().find("--:--:--"), std::string::npos) << out.str();
+}
+
+// Only the model's share of classify's per-pixel cost grows with the model (hidden^2 x layers): reading, features
+// and writing do not. classify_per_pixel is for hidden 64 x 2; without a [train] section the model is 128 x 2.
+TEST(JobPlan, ClassifyScalesOnlyItsModelShare) {
+  TempCheckout c;
+  auto costs = pipeline::UnitCosts::read(c.write("jobs/costs.ini", kCosts));  // share 0.5, 1e-5 s per pixel
+  pipeline::PlanOptions options;
+  const std::string base = "[DEFAULT]\nntasks = 1\n[job]\nstages = classify\n[data]\ntiles = 33UVP\n"
+                           "input = /nonexistent\ntile_size = 1000\nacquisitions_per_tile = 50\n[classify]\n";
+  auto classify_cpu = [&](const std::string& name, const std::string& train) {
+    auto plan = pipeline::plan_job(JobDefinition::read(c.write("jobs/" + name, base + train)), costs, options);
+    return plan.stages.at(0).cpu_seconds;
+  };
+  EXPECT_NEAR(classify_cpu("h64.ini", "[train]\nargs = --hidden 64\n"), 1e6 * 1e-5, 1e-6);
+  EXPECT_NEAR(classify_cpu("h128.ini", "[train]\nargs = --hidden 128\n"), 1e6 * 1e-5 * (0.5 + 0.5 * 4), 1e-6);
+  EXPECT_NEAR(classify_cpu("h128x4.ini", "[train]\nargs = --hidden 128 --layers 4\n"), 1e6 * 1e-5 * (0.5 + 0.5 * 8),
+              1e-6);
+  EXPECT_NEAR(classify_cpu("none.ini", ""), classify_cpu("h128b.ini", "[train]\nargs = --hidden 128\n"), 1e-6);
 }
