@@ -204,6 +204,42 @@ void Dataset::write_chunk(const std::vector<hsize_t>& offset, const void* data, 
   check(H5Dwrite_chunk(id(), H5P_DEFAULT, 0, offset.data(), bytes, data), file_, "cannot write a chunk of " + path_, 0);
 }
 
+Dataset::ChunkStorage Dataset::chunk_storage() const {
+  ChunkStorage out;
+  Handle dcpl(check(H5Dget_create_plist(id()), file_, "cannot read the storage of " + path_));
+  Handle type(check(H5Dget_type(id()), file_, "cannot read the type of " + path_));
+  out.element_bytes = H5Tget_size(type.id());
+  H5Pget_fill_value(dcpl.id(), H5T_NATIVE_DOUBLE, &out.fill);
+  if (H5Pget_layout(dcpl.id()) != H5D_CHUNKED) return out;
+  const int rank = H5Pget_chunk(dcpl.id(), 0, nullptr);
+  if (rank <= 0) return out;
+  out.chunk.resize(static_cast<size_t>(rank));
+  H5Pget_chunk(dcpl.id(), rank, out.chunk.data());
+  const int filters = H5Pget_nfilters(dcpl.id());
+  for (int k = 0; k < filters; ++k) {
+    unsigned flags = 0, config = 0;
+    size_t n_values = 0;
+    const H5Z_filter_t f = H5Pget_filter2(dcpl.id(), static_cast<unsigned>(k), &flags, &n_values, nullptr, 0, nullptr,
+                                          &config);
+    if (f == H5Z_FILTER_SHUFFLE && !out.shuffle && !out.deflate) out.shuffle = true;
+    else if (f == H5Z_FILTER_DEFLATE && !out.deflate) out.deflate = true;
+    else out.other_filters = true;
+  }
+  return out;
+}
+
+bool Dataset::read_chunk(const std::vector<hsize_t>& offset, std::vector<std::uint8_t>& out) const {
+  hsize_t bytes = 0;
+  // A chunk never written has no storage: HDF5 reports an error or a size of 0 for it.
+  if (H5Dget_chunk_storage_size(id(), offset.data(), &bytes) < 0 || bytes == 0) return false;
+  out.resize(static_cast<size_t>(bytes));
+  std::uint32_t skipped = 0;
+  if (H5Dread_chunk(id(), H5P_DEFAULT, offset.data(), &skipped, out.data()) < 0)
+    throw InputError(file_, "cannot read a chunk of " + path_ + " (" + last_error() + ")");
+  if (skipped != 0) throw InputError(file_, "a chunk of " + path_ + " was stored without one of its filters");
+  return true;
+}
+
 Dataset Node::open_dataset(const std::string& name) const {
   hid_t d = H5Dopen2(id(), name.c_str(), H5P_DEFAULT);
   if (d < 0) throw InputError(file_, "has no dataset " + join(path_, name) + " (" + last_error() + ")");

@@ -57,7 +57,38 @@ bool inflate_exact(const std::uint8_t* in, size_t n, std::uint8_t* out, size_t o
 #endif
 }
 
+// HDF5's shuffle filter, undone: the low bytes of every element come first, then the high bytes.
+void unshuffle(const std::uint8_t* in, size_t elements, size_t element_bytes, std::uint8_t* out) {
+  for (size_t i = 0; i < elements; ++i)
+    for (size_t b = 0; b < element_bytes; ++b) out[element_bytes * i + b] = in[b * elements + i];
+}
+
 }  // namespace
+
+void decode_stored_chunk(const std::uint8_t* in, size_t bytes, size_t element_bytes, bool deflated, bool shuffled,
+                         std::vector<std::uint8_t>& out, const std::string& where) {
+  const bool unshuffle_after = shuffled && element_bytes > 1;
+  thread_local std::vector<std::uint8_t> raw;
+  const std::uint8_t* data = in;
+  if (deflated) {
+    std::uint8_t* target = out.data();  // inflated straight into `out` unless the bytes still need unshuffling
+    if (unshuffle_after) {
+      raw.resize(out.size());
+      target = raw.data();
+    }
+    if (!inflate_exact(in, bytes, target, out.size()))
+      throw InputError(where, "a chunk does not inflate to its size (" + std::to_string(out.size()) + " bytes)");
+    if (!unshuffle_after) return;
+    data = raw.data();
+  } else if (bytes != out.size()) {
+    throw InputError(where, "a chunk holds " + std::to_string(bytes) + " bytes, " + std::to_string(out.size()) +
+                                " expected");
+  }
+  if (unshuffle_after)
+    unshuffle(data, out.size() / element_bytes, element_bytes, out.data());
+  else
+    std::memcpy(out.data(), data, out.size());
+}
 
 ChunkCodec::ChunkCodec(std::vector<PlaneGroup> groups, int deflate) : groups_(std::move(groups)), deflate_(deflate) {
   for (const PlaneGroup& g : groups_) {
@@ -166,11 +197,7 @@ void PackedChunks::unpack(size_t plane, const geo::Window& w, int chunk_width, i
         if (!inflate_exact(data(plane, k), size(plane, k), raw.data(), raw.size()))
           throw InputError(path_, "a chunk does not inflate to its size; delete it and rerun to recompute it");
         if (eb == 2) {
-          const size_t elements = cw * ch;
-          for (size_t i = 0; i < elements; ++i) {
-            chunk[2 * i] = raw[i];
-            chunk[2 * i + 1] = raw[elements + i];
-          }
+          unshuffle(raw.data(), cw * ch, eb, chunk.data());
         } else {
           chunk.swap(raw);
         }

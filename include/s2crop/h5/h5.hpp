@@ -115,6 +115,19 @@ class Dataset : public Node {
   // first element is `offset`. Independent I/O: HDF5 1.10 cannot write raw chunks collectively, so files written
   // this way are opened by one process (File::create with MPI_COMM_SELF).
   void write_chunk(const std::vector<hsize_t>& offset, const void* data, size_t bytes) const;
+  // How the dataset stores its chunks: what a reader that decodes raw chunks itself needs to know.
+  struct ChunkStorage {
+    std::vector<hsize_t> chunk;  // empty: not chunked
+    size_t element_bytes = 0;
+    bool shuffle = false, deflate = false;  // the filters in HDF5's order (shuffle before deflate)
+    bool other_filters = false;             // any other filter, or these in another order
+    double fill = 0;                        // what a chunk never written holds
+  };
+  ChunkStorage chunk_storage() const;
+  // The chunk whose first element is `offset`, as stored (still through the filters) into `out`. False where the
+  // chunk was never written (its elements are the fill value). Throws InputError naming the file where it cannot be
+  // read or a filter was skipped when it was written.
+  bool read_chunk(const std::vector<hsize_t>& offset, std::vector<std::uint8_t>& out) const;
   // Dimension scales (so h5py/xarray see named dimensions).
   void make_scale(const std::string& dimension_name) const;
   void attach_scale(const Dataset& scale, unsigned dim) const;  // also labels the dimension with the scale's name
