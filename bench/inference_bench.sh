@@ -6,7 +6,7 @@
 #                    (GLIBC_TUNABLES) given by hand
 #   segment predict  U-Net depth 3 width 16, blended windows of 128 px (overlap 32): s2crop against
 #                    bench/pytorch_unet.py infer, same two PyTorch variants
-#   ndvi predict     gap-fill LSTM 64 x 2 (bidirectional): s2crop only (no PyTorch twin of its features yet)
+#   ndvi predict     gap-fill LSTM 64 x 2 (bidirectional): s2crop against bench/pytorch_ndvi.py, same variants
 # classify and ndvi predict run over a SIZE px tile in blocks of 256 px (so that 2 ranks share it), segment predict
 # over a SEG_SIZE px tile (the small U-Net's run would otherwise be mostly start-up).
 # BEFORE=/path/to/older/s2crop adds that binary's fp32 numbers (the same runs, alternating). 2 ranks: s2crop only.
@@ -81,6 +81,8 @@ for r in $(seq 1 "$REPEAT"); do
     [ "$variant" = kernels+malloc ] && env+=(GLIBC_TUNABLES="$MALLOC")
     add "classify pytorch-$variant fp32 1" "$(env "${env[@]}" "$PY" "$ROOT/bench/pytorch_lstm.py" infer comp.h5 lstm.h5 \
       --threads 1 --batch-size 2048 | py_rate)"
+    add "ndvi pytorch-$variant fp32 1" "$(env "${env[@]}" "$PY" "$ROOT/bench/pytorch_ndvi.py" comp.h5 ndvi.h5 \
+      --threads 1 | py_rate)"
     add "segment pytorch-$variant fp32 1" "$(env "${env[@]}" "$PY" "$ROOT/bench/pytorch_unet.py" infer seg_comp.h5 unet.h5 \
       --window 128 --overlap 32 --threads 1 | py_rate)"
   done
@@ -122,6 +124,9 @@ echo "classify bf16: / s2crop fp32 now $(ratio classify now bf16 now fp32)$([ -n
 echo "segment fp32: s2crop / PyTorch same kernels $(ratio segment now fp32 pytorch-kernels fp32)," \
      "/ PyTorch as run $(ratio segment now fp32 pytorch-asrun fp32)," \
      "/ PyTorch same kernels and malloc $(ratio segment now fp32 pytorch-kernels+malloc fp32)"
+echo "ndvi fp32: s2crop / PyTorch same kernels $(ratio ndvi now fp32 pytorch-kernels fp32)," \
+     "/ PyTorch as run $(ratio ndvi now fp32 pytorch-asrun fp32)," \
+     "/ PyTorch same kernels and malloc $(ratio ndvi now fp32 pytorch-kernels+malloc fp32)"
 if [ -n "$BEFORE" ]; then
   for s in classify segment ndvi; do echo "$s fp32: now / before $(ratio "$s" now fp32 before fp32)"; done
 fi
