@@ -229,9 +229,12 @@ Dataset::ChunkStorage Dataset::chunk_storage() const {
 }
 
 bool Dataset::read_chunk(const std::vector<hsize_t>& offset, std::vector<std::uint8_t>& out) const {
+  unsigned mask = 0;
+  haddr_t address = HADDR_UNDEF;
   hsize_t bytes = 0;
-  // A chunk never written has no storage: HDF5 reports an error or a size of 0 for it.
-  if (H5Dget_chunk_storage_size(id(), offset.data(), &bytes) < 0 || bytes == 0) return false;
+  if (H5Dget_chunk_info_by_coord(id(), offset.data(), &mask, &address, &bytes) < 0)
+    throw InputError(file_, "cannot find a chunk of " + path_ + " (" + last_error() + ")");
+  if (address == HADDR_UNDEF || bytes == 0) return false;  // never written: no storage
   out.resize(static_cast<size_t>(bytes));
   std::uint32_t skipped = 0;
   if (H5Dread_chunk(id(), H5P_DEFAULT, offset.data(), &skipped, out.data()) < 0)

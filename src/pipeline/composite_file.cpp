@@ -93,6 +93,9 @@ void read_planes(const h5::Dataset& ds, const std::vector<hsize_t>& leading, con
   const h5::Dataset::ChunkStorage st = ds.chunk_storage();
   bool direct = st.chunk.size() == leading.size() + 2 && !st.other_filters && st.element_bytes == sizeof(T);
   for (size_t k = 0; direct && k < leading.size(); ++k) direct = st.chunk[k] == 1;
+  // A window or plane count past the dataset's extent is HDF5's to refuse, by name.
+  const std::vector<hsize_t> dims = ds.dims();
+  for (size_t k = 0; direct && k < dims.size(); ++k) direct = k < count.size() && offset[k] + count[k] <= dims[k];
   if (!direct) {
     ds.read<T>(offset, count, out);
     return;

@@ -1,7 +1,7 @@
 // CompositeFile reads stored chunks itself (decode_stored_chunk: libdeflate) instead of through HDF5's zlib filter:
 // every window - inside one chunk, across chunks, at the raster's edge, over chunks never written (the fill value)
-// - equals what HDF5's own read gives, compressed (shuffle + deflate) and not; a chunk that does not inflate is
-// refused naming the file.
+// - equals what HDF5's own read gives, compressed (shuffle + deflate) and not; a window past the raster and a chunk
+// that does not inflate are refused, the latter naming the file.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -113,6 +113,9 @@ void compare_windows(int deflate) {
              static_cast<int>(std::count(count.begin(), count.end(), std::uint8_t{0}));
   }
   EXPECT_GT(fills, 0) << "no window crossed a chunk never written";  // written values are never the fill
+  // A window past the raster is refused, not filled.
+  EXPECT_THROW(comp.read_reflectance(tile, geo::Window{60, 40, 20, 10}), Error);
+  EXPECT_THROW(comp.read_clear_count(tile, geo::Window{0, 44, 5, 2}), Error);
 }
 
 }  // namespace
