@@ -3,7 +3,7 @@
 # rank, over the same composite tile with the same weights:
 #   classify         LSTM 128 x 2: s2crop fp32 and bf16; PyTorch (bench/pytorch_lstm.py infer, batch 2048) as run,
 #                    with s2crop's BLAS kernels (OPENBLAS_CORETYPE), and with s2crop's kernels and malloc settings
-#                    (GLIBC_TUNABLES) given by hand
+#                    (GLIBC_TUNABLES) given by hand; PyTorch's dynamic int8 (onednn, qnnpack) against s2crop fp32
 #   segment predict  U-Net depth 3 width 16, blended windows of 128 px (overlap 32): s2crop against
 #                    bench/pytorch_unet.py infer, same two PyTorch variants
 #   ndvi predict     gap-fill LSTM 64 x 2 (bidirectional): s2crop against bench/pytorch_ndvi.py, same variants
@@ -86,6 +86,13 @@ for r in $(seq 1 "$REPEAT"); do
     add "segment pytorch-$variant fp32 1" "$(env "${env[@]}" "$PY" "$ROOT/bench/pytorch_unet.py" infer seg_comp.h5 unet.h5 \
       --window 128 --overlap 32 --threads 1 | py_rate)"
   done
+  # int8: what --precision int8 would be, PyTorch's dynamic quantisation on each quantized engine this LibTorch has
+  # (s2crop refuses int8: see nn/device.cpp), with s2crop's kernels for its float parts.
+  for engine in onednn qnnpack; do
+    add "classify pytorch-int8-$engine int8 1" "$(OPENBLAS_CORETYPE="$CORE" "$PY" "$ROOT/bench/pytorch_lstm.py" infer \
+      comp.h5 lstm.h5 --threads 1 --batch-size 2048 --int8 $engine --compare map_now.h5 2>/dev/null \
+      | tee "int8_$engine.out" | py_rate)"
+  done
 done
 
 agree=$("$PY" - <<'PY'
@@ -121,6 +128,11 @@ echo "classify fp32: s2crop / PyTorch same kernels $(ratio classify now fp32 pyt
      "/ PyTorch same kernels and malloc $(ratio classify now fp32 pytorch-kernels+malloc fp32)"
 echo "classify bf16: / s2crop fp32 now $(ratio classify now bf16 now fp32)$([ -n "$BEFORE" ] &&
      echo ", / s2crop fp32 before $(ratio classify now bf16 before fp32)"); classes agree with fp32 on $agree % of data pixels"
+for engine in onednn qnnpack; do
+  echo "classify int8 (PyTorch dynamic quantisation, $engine): / s2crop fp32 now" \
+       "$(ratio classify pytorch-int8-$engine int8 now fp32); classes agree with s2crop fp32 on" \
+       "$(grep -o '[0-9.]* of pixels with data' "int8_$engine.out" | awk '{printf "%.3f", 100 * $1}') % of data pixels"
+done
 echo "segment fp32: s2crop / PyTorch same kernels $(ratio segment now fp32 pytorch-kernels fp32)," \
      "/ PyTorch as run $(ratio segment now fp32 pytorch-asrun fp32)," \
      "/ PyTorch same kernels and malloc $(ratio segment now fp32 pytorch-kernels+malloc fp32)"

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 
 #include "s2crop/common/errors.hpp"
+#include "s2crop/common/log.hpp"
 #include "s2crop/geo/class_raster.hpp"
 #include "s2crop/geo/grid.hpp"
 #include "s2crop/h5/h5.hpp"
@@ -52,6 +54,7 @@ class ClassifierBlocks : public BlockPredictor {
       for (auto& m : members_) place_.prepare(*m);
       batch_ = std::max(batch_, place_.batch_that_fits(model_bytes_per_pixel()));
     }  // on the CPU the weights stay float32: infer() casts them for its GEMMs
+    check_reduced_ = !device.cuda && spec_.kind != "rf" && place_.dtype != torch::kFloat32;
   }
   BlockInput read(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
                   const geo::Window& w) override {
@@ -107,6 +110,7 @@ class ClassifierBlocks : public BlockPredictor {
       auto top_k = std::get<1>(top).contiguous();
       const float* pp = top_p.data_ptr<float>();
       const int64_t* kk = top_k.data_ptr<int64_t>();
+      if (check_reduced_) check_against_fp32(x, kk);
       const float* all = probs.data_ptr<float>();
       for (size_t i = 0; i < m; ++i) {
         const size_t p = valid[at + i];
@@ -119,7 +123,43 @@ class ClassifierBlocks : public BlockPredictor {
     }
   }
 
+  void finish(const parallel::MpiContext& mpi) override {
+    if (!check_reduced_) return;
+    const std::int64_t checked = parallel::sum(mpi.world(), checked_), agreed = parallel::sum(mpi.world(), agreed_);
+    if (!mpi.is_root() || checked == 0) return;
+    const double share = static_cast<double>(agreed) / static_cast<double>(checked);
+    char line[320];
+    std::snprintf(line, sizeof line,
+                  "classify: --precision %s agrees with fp32 on %.3f %% of %lld pixels recomputed in fp32 (every "
+                  "%lldth pixel of every batch)",
+                  s_.precision.c_str(), 100.0 * share, static_cast<long long>(checked),
+                  static_cast<long long>(kCheckStride));
+    if (share >= kAgreementExpected) {
+      log::info(line);
+    } else {
+      // Reduced precision that changes more classes than measured is a model near its decision boundaries (or a
+      // kernel problem): the map is written, but the user must know before trusting it.
+      char advice[120];
+      std::snprintf(advice, sizeof advice, ": below the %.1f %% s2crop measured; use --precision fp32 for this model",
+                    100.0 * kAgreementExpected);
+      log::warn(std::string(line) + advice);
+    }
+  }
+
  private:
+  // --precision bf16 on the CPU: every kCheckStride-th pixel of a batch is also classified in fp32 (about 1.6 % more
+  // work), so that each run reports how far its map is from the fp32 one.
+  static constexpr std::int64_t kCheckStride = 64;
+  static constexpr double kAgreementExpected = 0.999;
+  void check_against_fp32(const torch::Tensor& x, const int64_t* classes) {
+    const auto sample = x.slice(0, 0, x.size(0), kCheckStride).contiguous();
+    const auto reference = mean_probabilities(members_, [&](nn::LstmClassifier& m) {
+                             return torch::exp(m->infer(sample, torch::kFloat32));
+                           }).argmax(1).contiguous();
+    const int64_t* r = reference.data_ptr<int64_t>();
+    for (int64_t j = 0; j < reference.size(0); ++j) agreed_ += r[j] == classes[j * kCheckStride] ? 1 : 0;
+    checked_ += reference.size(0);
+  }
   // Working memory of one pixel in the LSTM on a GPU: every step's input projection and hidden sequence per layer,
   // with room for cuDNN's workspace.
   std::size_t model_bytes_per_pixel() const {
@@ -131,6 +171,8 @@ class ClassifierBlocks : public BlockPredictor {
   std::vector<nn::LstmClassifier> members_;  // kind lstm: one, or an ensemble's
   nn::RandomForest forest_;  // kind rf
   size_t nc_ = 0, batch_ = 0;
+  bool check_reduced_ = false;
+  std::int64_t checked_ = 0, agreed_ = 0;
 };
 
 }  // namespace
@@ -141,8 +183,7 @@ void run_classify(const ClassifySettings& s, const parallel::MpiContext& mpi) {
   if (s.output.empty()) throw ConfigError("classify: no output given (--output MAP.h5)");
   if (s.batch_size < 1) throw ConfigError("--batch-size must be positive");
   const nn::Precision precision = nn::parse_precision(s.precision);
-  const nn::DeviceChoice device = nn::resolve_device(s.device, mpi, "classify");
-  nn::check_precision(precision, device);
+  const nn::DeviceChoice device = nn::resolve_device(s.device, mpi, "classify", precision);
   nn::ModelSpec spec;
   parallel::root_first(mpi.world(), [&] {
     spec = nn::read_model_spec(s.model);

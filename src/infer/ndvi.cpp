@@ -455,8 +455,7 @@ void run_ndvi_predict(const NdviPredictSettings& s, const parallel::MpiContext& 
   if (s.output.empty()) throw ConfigError("ndvi predict: no output given (--output NDVI.h5)");
   if (s.batch_size < 1) throw ConfigError("--batch-size must be positive");
   const nn::Precision precision = nn::parse_precision(s.precision);
-  const nn::DeviceChoice device = nn::resolve_device(s.device, mpi, "ndvi predict");
-  nn::check_precision(precision, device);
+  const nn::DeviceChoice device = nn::resolve_device(s.device, mpi, "ndvi predict", precision);
   nn::ModelSpec spec;
   int origin = 0;
   parallel::root_first(mpi.world(), [&] {

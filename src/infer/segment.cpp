@@ -274,8 +274,7 @@ void run_segment_predict(const SegmentPredictSettings& s, const parallel::MpiCon
     throw ConfigError("--overlap must be at least 0 and smaller than --window (" + std::to_string(s.window) + ")");
   if (!(s.threshold >= 0 && s.threshold <= 1)) throw ConfigError("--threshold must be in [0, 1]");
   const nn::Precision precision = nn::parse_precision(s.precision);
-  const nn::DeviceChoice device = nn::resolve_device(s.device, mpi, "segment predict");
-  nn::check_precision(precision, device);
+  const nn::DeviceChoice device = nn::resolve_device(s.device, mpi, "segment predict", precision);
   nn::ModelSpec spec;
   auto read_spec = [&] { spec = nn::read_segmentation_model_spec(s.model); };
   parallel::root_first(mpi.world(), read_spec);

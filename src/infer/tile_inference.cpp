@@ -217,6 +217,7 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
       predictor->predict(composites, file_tiles[unit.group], unit.window, std::move(input), payload);
       pixels += unit.window.pixels();
     });
+    predictor->finish(mpi);
   }
   const long long total_pixels = parallel::sum(mpi.world(), pixels);
   const double compute_s = std::chrono::duration<double>(clock::now() - t_compute).count();

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <climits>
+#include <fstream>
+#include <sstream>
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
@@ -51,11 +53,13 @@ DeviceChoice choose_device(const std::string& requested, bool has_cuda, int gpus
 bool torch_has_cuda() { return torch::cuda::is_available(); }
 int torch_gpus() { return torch_has_cuda() ? static_cast<int>(torch::cuda::device_count()) : 0; }
 
-DeviceChoice resolve_device(const std::string& requested, const parallel::MpiContext& mpi, const std::string& stage) {
+DeviceChoice resolve_device(const std::string& requested, const parallel::MpiContext& mpi, const std::string& stage,
+                            Precision precision) {
   DeviceChoice d;
   std::string error;
   try {
     d = choose_device(requested, torch_has_cuda(), torch_gpus(), mpi.node_rank(), mpi.node_size());
+    check_precision(precision, d);
   } catch (const ConfigError& e) {
     char host[HOST_NAME_MAX + 1] = {0};
     ::gethostname(host, sizeof host - 1);
@@ -78,6 +82,12 @@ Precision parse_precision(const std::string& text) {
   if (text == "fp32") return Precision::Fp32;
   if (text == "bf16") return Precision::Bf16;
   if (text == "fp16") return Precision::Fp16;
+  if (text == "int8")
+    // Measured (bench/inference_bench.sh, bench/RESULTS.md) with bench/pytorch_lstm.py --int8: LibTorch's dynamic int8
+    // LSTM on its quantized engines onednn and qnnpack (Debian's LibTorch 1.13 has no FBGEMM).
+    throw ConfigError("--precision int8 is not offered: LibTorch's dynamic int8 LSTM agreed with fp32 on only 99.09 % "
+                      "of the demo's held-out pixels (s2crop requires 99.9 %) and ran at 0.27-0.96x of s2crop's fp32 "
+                      "speed (bench/RESULTS.md); use bf16 (GPUs, CPUs with AVX512-BF16 or AMX) or fp32");
   throw ConfigError("--precision must be fp32, bf16 or fp16 (got '" + text + "')");
 }
 
@@ -85,10 +95,40 @@ std::string precision_name(Precision p) {
   return p == Precision::Bf16 ? "bf16" : p == Precision::Fp16 ? "fp16" : "fp32";
 }
 
-void check_precision(Precision p, const DeviceChoice& device) {
+bool cpu_has_native_bf16(const std::string& cpuinfo) {
+  std::istringstream lines(cpuinfo);
+  std::string line;
+  while (std::getline(lines, line)) {
+    // x86: "flags : ... avx512_bf16 ... amx_bf16"; Arm: "Features : ... bf16 ..."
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = line.substr(0, colon);
+    key.erase(key.find_last_not_of(" \t") + 1);
+    if (key != "flags" && key != "Features") continue;
+    std::istringstream words(line.substr(colon + 1));
+    for (std::string w; words >> w;)
+      if (w == "avx512_bf16" || w == "amx_bf16" || w == "bf16") return true;
+    return false;  // every core of a node is the same kind: the first flags line tells
+  }
+  return false;
+}
+
+void check_precision(Precision p, const DeviceChoice& device, const std::string& cpuinfo) {
   if (p == Precision::Fp16 && !device.cuda)
     throw ConfigError("--precision fp16 needs a GPU (LibTorch's CPU kernels have no fp16 LSTM/convolutions); on the "
                       "CPU use bf16 or fp32");
+  if (p == Precision::Bf16 && !device.cuda && !cpu_has_native_bf16(cpuinfo))
+    throw ConfigError("--precision bf16 on the CPU needs AVX512-BF16 or AMX (x86) or BF16 (Arm), which this node's CPU "
+                      "lacks (/proc/cpuinfo): LibTorch would emulate bf16, slower than fp32 and less exact; use fp32 "
+                      "here, or bf16 on a GPU");
+}
+
+void check_precision(Precision p, const DeviceChoice& device) {
+  if (p != Precision::Bf16 || device.cuda) return check_precision(p, device, "");
+  std::ifstream in("/proc/cpuinfo");
+  std::ostringstream text;
+  text << in.rdbuf();
+  check_precision(p, device, text.str());
 }
 
 #ifndef S2CROP_HAVE_NCCL

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # --device and --precision on 2 ranks: where LibTorch has no GPU, `auto` is the CPU and its maps and models are
 # bit for bit those of `--device cpu`; bf16 class maps agree with fp32 maps on at least 99.9 % of the data pixels (and
-# bf16 NDVI within 0.02); fp16 on the CPU and `--device cuda` without a GPU stop every rank with one clear message,
-# promptly, writing nothing.
+# bf16 NDVI within 0.02) and classify logs its sampled agreement; fp16 on the CPU, bf16 on a CPU without native bf16,
+# int8 and `--device cuda` without a GPU stop every rank with one clear message, promptly, writing nothing.
 source "$(dirname "$0")/../lib.sh"
 synth_region "$WORK/region" --tiles 33UVP,32TQT --size 96
 composite_region
@@ -22,7 +22,33 @@ classify() {  # classify OUT [options]
     --probabilities "$@" > "$out.log" 2>&1 || { cat "$out.log"; fail "classify $* failed"; }
 }
 classify "$WORK/auto.h5"
+# bf16 on the CPU needs AVX512-BF16 / AMX (x86) or BF16 (Arm): elsewhere it is refused, and that is what is tested.
+native_bf16=0
+grep -qE '^(flags|Features)\s*:.*\b(avx512_bf16|amx_bf16|bf16)\b' /proc/cpuinfo && native_bf16=1
+if [ $native_bf16 = 0 ] && [ $gpu_visible = 0 ]; then
+  expect_failure "bf16 on a CPU without bf16" "needs AVX512-BF16 or AMX" -- \
+    mpi 2 classify --composites "$WORK/comp.h5" --model "$WORK/model.h5" --output "$WORK/bf16.h5" --precision bf16
+  [ ! -e "$WORK/bf16.h5" ] || fail "the bf16 refusal wrote a map"
+  pass "bf16 refused on this CPU (no AVX512-BF16/AMX): the agreement checks need such a CPU and are skipped"
+else
 classify "$WORK/bf16.h5" --precision bf16
+if [ $gpu_visible = 0 ]; then
+  # The run's own check: every 64th pixel of a batch classified again in fp32, counted on both ranks.
+  line=$(grep -o 'bf16 agrees with fp32 on [0-9.]* % of [0-9]* pixels' "$WORK/bf16.h5.log") \
+    || { cat "$WORK/bf16.h5.log"; fail "the bf16 log does not report its agreement with fp32"; }
+  echo "log: $line"
+  checked=$(echo "$line" | awk '{print $(NF-1)}')
+  "$PY" - "$WORK/auto.h5" "$checked" <<'PY' || fail "the bf16 log's sample is not every 64th pixel of the map"
+import sys
+import h5py
+with h5py.File(sys.argv[1], "r") as f:
+    data = sum(int((f["tiles"][t]["class"][()] != 255).sum()) for t in f["tiles"])
+blocks = 2 * 3 * 3  # 2 tiles of 96 px in blocks of 32 px: one batch each, every batch adds at most one sample
+checked = int(sys.argv[2])
+assert data / 64 <= checked <= data / 64 + blocks, (checked, data)
+print(f"ok: {checked} pixels checked of {data} with data")
+PY
+fi
 if [ $gpu_visible = 0 ]; then
   classify "$WORK/cpu.h5" --device cpu --precision fp32
   h5_same "$WORK/auto.h5" "$WORK/cpu.h5" > /dev/null 2>&1 \
@@ -78,8 +104,13 @@ with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
     print(f"ok: bf16 NDVI within {worst / 10000:.4f} of fp32")
     assert 0 < worst <= 200, worst
 PY
+fi  # native bf16
 
 # Refusals on every rank, nothing written.
+expect_failure "int8" "int8 is not offered" -- \
+  mpi 2 classify --composites "$WORK/comp.h5" --model "$WORK/model.h5" --output "$WORK/int8.h5" --precision int8
+grep -q "99.9 %" "$WORK/int8.log" || fail "the int8 refusal does not say why"
+[ ! -e "$WORK/int8.h5" ] || fail "int8 refusal wrote a map"
 expect_failure "fp16 on the CPU" "fp16 needs a GPU" -- \
   mpi 2 classify --composites "$WORK/comp.h5" --model "$WORK/model.h5" --output "$WORK/fp16.h5" --precision fp16 --device cpu
 [ ! -e "$WORK/fp16.h5" ] || fail "fp16 refusal wrote a map"

@@ -70,14 +70,33 @@ TEST(DeviceChoice, PrecisionNamesAndFp16NeedsAGpu) {
   EXPECT_EQ(parse_precision("fp32"), Precision::Fp32);
   EXPECT_EQ(parse_precision("bf16"), Precision::Bf16);
   EXPECT_EQ(parse_precision("fp16"), Precision::Fp16);
-  EXPECT_THROW(parse_precision("int8"), ConfigError);
+  EXPECT_THROW(parse_precision("fp64"), ConfigError);
+  try {
+    parse_precision("int8");
+    FAIL() << "int8 is not offered";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("fp32 speed"), std::string::npos) << "int8's refusal says why: " << e.what();
+  }
   EXPECT_EQ(precision_name(Precision::Bf16), "bf16");
   DeviceChoice cpu, gpu;
   gpu.cuda = true;
   gpu.index = 0;
-  EXPECT_THROW(check_precision(Precision::Fp16, cpu), ConfigError);
-  EXPECT_NO_THROW(check_precision(Precision::Bf16, cpu));
-  EXPECT_NO_THROW(check_precision(Precision::Fp16, gpu));
+  const std::string epyc = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 "
+                           "avx512_vnni\nvmx flags\t: ept\n";
+  const std::string xeon_amx = "flags\t\t: fpu avx2 avx512f amx_bf16 amx_tile amx_int8\n";
+  const std::string haswell = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma\nprocessor\t: 1\nflags\t\t: avx512_bf16\n";
+  const std::string graviton3 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n";
+  EXPECT_TRUE(cpu_has_native_bf16(epyc));
+  EXPECT_TRUE(cpu_has_native_bf16(xeon_amx));
+  EXPECT_FALSE(cpu_has_native_bf16(haswell));  // the first core's flags tell
+  EXPECT_TRUE(cpu_has_native_bf16(graviton3));
+  EXPECT_FALSE(cpu_has_native_bf16(""));
+  EXPECT_THROW(check_precision(Precision::Fp16, cpu, epyc), ConfigError);
+  EXPECT_NO_THROW(check_precision(Precision::Bf16, cpu, epyc));
+  EXPECT_THROW(check_precision(Precision::Bf16, cpu, haswell), ConfigError);
+  EXPECT_NO_THROW(check_precision(Precision::Bf16, gpu, haswell));  // the GPU does the arithmetic
+  EXPECT_NO_THROW(check_precision(Precision::Fp32, cpu, haswell));
+  EXPECT_NO_THROW(check_precision(Precision::Fp16, gpu, ""));
 }
 
 TEST(DeviceChoice, ResolveOnThisMachine) {

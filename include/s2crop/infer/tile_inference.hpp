@@ -65,6 +65,9 @@ class BlockPredictor {
   // element type of its layer. Pixels without a prediction get the layer's fill value. `input` is read()'s result.
   virtual void predict(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
                        const geo::Window& window, BlockInput input, std::uint8_t* payload) = 0;
+  // Collective, every rank after its last block (also a rank with none): what the predictor has to tell beyond the
+  // payload, e.g. a reduced precision's agreement with fp32. Default: nothing.
+  virtual void finish(const parallel::MpiContext&) {}
 };
 
 // Reads plane `plane` of layer `layer` of a finished tile over `window` (row-major) into `out` (the layer's type).

@@ -53,13 +53,23 @@ int torch_gpus();
 // choose_device for this rank with this LibTorch (collective over mpi.world()): a rank that cannot use the device
 // asked for stops every rank with the same message (AgreedError), naming the rank and its node, never a hang. Rank
 // 0 logs the choice; every rank whose device differs from rank 0's kind logs its own.
-DeviceChoice resolve_device(const std::string& requested, const parallel::MpiContext& mpi, const std::string& stage);
-
 enum class Precision { Fp32, Bf16, Fp16 };
-// fp32 | bf16 | fp16; ConfigError otherwise.
+
+// `precision`, when given, is checked against the device chosen (check_precision) inside the same agreement: a node
+// whose CPU lacks bf16 stops every rank with one message.
+DeviceChoice resolve_device(const std::string& requested, const parallel::MpiContext& mpi, const std::string& stage,
+                            Precision precision = Precision::Fp32);
+
+// fp32 | bf16 | fp16; ConfigError otherwise (int8 with the measured reason s2crop does not offer it).
 Precision parse_precision(const std::string& text);
 std::string precision_name(Precision p);
-// ConfigError where the precision cannot run on the device (fp16 needs a GPU: LibTorch's CPU kernels lack it).
+// Whether /proc/cpuinfo's text (`cpuinfo`) names a CPU with native bf16 arithmetic: AVX512_BF16 or AMX-BF16 on x86,
+// the BF16 extension on Arm.
+bool cpu_has_native_bf16(const std::string& cpuinfo);
+// ConfigError where the precision cannot run on the device: fp16 needs a GPU (LibTorch's CPU kernels lack it); bf16
+// on a CPU needs native bf16 (cpu_has_native_bf16 of `cpuinfo`), else LibTorch emulates it, slower than fp32.
+void check_precision(Precision p, const DeviceChoice& device, const std::string& cpuinfo);
+// The same with this machine's /proc/cpuinfo.
 void check_precision(Precision p, const DeviceChoice& device);
 
 // Free and total memory of a GPU in bytes (false where this build cannot tell: no CUDA runtime linked).
