@@ -237,8 +237,8 @@ void add_device(OptionBinder& b, std::string& device) {
 
 void add_precision(OptionBinder& b, std::string& precision) {
   b.add_text("precision", precision,
-        "arithmetic of the model: fp32, bf16 (GPUs, and CPUs with AVX512-BF16/AMX; classify recomputes every 64th "
-        "pixel in fp32 and logs the share of classes that agree, >= 99.9 % in s2crop's measurements) or fp16 (GPUs "
+        "arithmetic of the model: fp32, bf16 (GPUs, and CPUs with AVX512-BF16/AMX; classify and ndvi predict "
+        "recompute every 64th pixel in fp32 and log how far they are: >= 99.9 % of classes in s2crop's measurements) or fp16 (GPUs "
         "only). No int8: LibTorch's int8 LSTM measured slower than s2crop's fp32",
         // parse_precision, not Choices: its error says why int8 is not among them.
         [](const std::string& v) {

@@ -147,9 +147,8 @@ class ClassifierBlocks : public BlockPredictor {
   }
 
  private:
-  // --precision bf16 on the CPU: every kCheckStride-th pixel of a batch is also classified in fp32 (about 1.6 % more
-  // work), so that each run reports how far its map is from the fp32 one.
-  static constexpr std::int64_t kCheckStride = 64;
+  // --precision bf16 on the CPU: kPrecisionCheckStride (tile_inference.hpp).
+  static constexpr std::int64_t kCheckStride = kPrecisionCheckStride;
   static constexpr double kAgreementExpected = 0.999;
   void check_against_fp32(const torch::Tensor& x, const int64_t* classes) {
     const auto sample = x.slice(0, 0, x.size(0), kCheckStride).contiguous();

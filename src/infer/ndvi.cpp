@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -335,6 +336,12 @@ class NdviBlocks : public BlockPredictor {
     nn::load_parameters(s.model, *model_);
     model_->eval();
     place_.prepare(*model_);
+    if (!device.cuda && place_.dtype != torch::kFloat32) {
+      // The fp32 twin of the model for the run's check of its reduced precision (finish()).
+      reference_ = nn::NdviLstm(spec_);
+      nn::load_parameters(s.model, *reference_);
+      reference_->eval();
+    }
     out_ = spec_.task == "forecast" ? spec_.horizon : 1;
     batch_ = static_cast<size_t>(s.batch_size);
     // On a GPU, per pixel: every step's gates and hidden states of each layer and direction.
@@ -400,8 +407,20 @@ class NdviBlocks : public BlockPredictor {
       nn::ndvi_features(b_ndvi.data(), b_visible.data(), ncov ? b_cov.data() : nullptr, static_cast<int>(ncov), m,
                         spec_.season_start_month, features.data_ptr<float>());
       torch::InferenceMode guard;
-      auto y = nn::InferencePlace::out(model_->forward(place_.in(features.narrow(0, 0, static_cast<int64_t>(m)))));
+      const auto x = features.narrow(0, 0, static_cast<int64_t>(m));
+      auto y = nn::InferencePlace::out(model_->forward(place_.in(x)));
       const float* yp = y.data_ptr<float>();  // [pixel][12][out]
+      if (reference_) {
+        // Every kPrecisionCheckStride-th pixel again in fp32: the largest NDVI difference, as written (x 1e-4).
+        const auto ref = reference_->forward(x.slice(0, 0, x.size(0), kPrecisionCheckStride).contiguous()).contiguous();
+        const float* rp = ref.data_ptr<float>();
+        const size_t per_pixel = kSeasonMonths * static_cast<size_t>(out_);
+        for (int64_t j = 0; j < ref.size(0); ++j)
+          for (size_t k = 0; k < per_pixel; ++k)
+            worst_ = std::max(worst_, std::abs(ndvi_value(rp[static_cast<size_t>(j) * per_pixel + k]) -
+                                               ndvi_value(yp[static_cast<size_t>(j * kPrecisionCheckStride) * per_pixel + k])));
+        checked_ += ref.size(0);
+      }
       for (size_t i = 0; i < m; ++i) {
         const size_t p = pixels[at + i];
         const float* row = yp + i * kSeasonMonths * static_cast<size_t>(out_);
@@ -423,6 +442,24 @@ class NdviBlocks : public BlockPredictor {
     }
   }
 
+  void finish(const parallel::MpiContext& mpi) override {
+    if (!reference_) return;
+    int worst = worst_;
+    MPI_Allreduce(MPI_IN_PLACE, &worst, 1, MPI_INT, MPI_MAX, mpi.world());
+    const std::int64_t checked = parallel::sum(mpi.world(), checked_);
+    if (!mpi.is_root() || checked == 0) return;
+    char line[300];
+    std::snprintf(line, sizeof line,
+                  "ndvi predict: --precision %s is within %.4f NDVI of fp32 on %lld pixels recomputed in fp32 (every "
+                  "%lldth pixel of every batch, all months)",
+                  s_.precision.c_str(), worst / 10000.0, static_cast<long long>(checked),
+                  static_cast<long long>(kPrecisionCheckStride));
+    if (worst <= kWorstExpected)
+      log::info(line);
+    else
+      log::warn(std::string(line) + ": more than the 0.02 s2crop measured; use --precision fp32 for this model");
+  }
+
  private:
   const NdviPredictSettings& s_;
   int origin_;
@@ -431,6 +468,10 @@ class NdviBlocks : public BlockPredictor {
   nn::NdviLstm model_{nullptr};
   int out_ = 1;
   size_t batch_ = 0;
+  static constexpr int kWorstExpected = 200;  // 0.02 NDVI, as written (x 1e-4)
+  nn::NdviLstm reference_{nullptr};
+  int worst_ = 0;
+  std::int64_t checked_ = 0;
 };
 
 // An NDVI ramp per plane, side by side in rows of four, each labelled with its month; no data dark grey.

@@ -104,6 +104,27 @@ with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
     print(f"ok: bf16 NDVI within {worst / 10000:.4f} of fp32")
     assert 0 < worst <= 200, worst
 PY
+if [ $gpu_visible = 0 ]; then
+  # The run's own check samples the same predictions: its largest difference is at most the whole map's.
+  logged=$(grep -o 'bf16 is within [0-9.]* NDVI of fp32 on [0-9]* pixels' "$WORK/ndvi_bf16.log") \
+    || { cat "$WORK/ndvi_bf16.log"; fail "the bf16 NDVI log does not report its difference from fp32"; }
+  echo "log: $logged"
+  "$PY" - "$WORK/ndvi_fp32.h5" "$WORK/ndvi_bf16.h5" "$(echo "$logged" | awk '{print $4}')" <<'PY' \
+    || fail "the bf16 NDVI log's difference is not the maps' difference"
+import sys
+import h5py
+import numpy as np
+with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
+    worst = 0
+    for tile in a["tiles"]:
+        va, vb = a["tiles"][tile]["ndvi_predicted"][()].astype(int), b["tiles"][tile]["ndvi_predicted"][()].astype(int)
+        ok = va != -32768
+        worst = max(worst, int(np.abs(va[ok] - vb[ok]).max()))
+logged = round(float(sys.argv[3]) * 10000)
+assert 0 < logged <= worst, (logged, worst)
+print(f"ok: logged {logged / 10000:.4f} <= whole map {worst / 10000:.4f}")
+PY
+fi
 fi  # native bf16
 
 # Refusals on every rank, nothing written.

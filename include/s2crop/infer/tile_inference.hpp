@@ -70,6 +70,10 @@ class BlockPredictor {
   virtual void finish(const parallel::MpiContext&) {}
 };
 
+// --precision bf16 on the CPU: predictors also predict every kPrecisionCheckStride-th pixel of a batch in fp32 (1/64
+// of an fp32 pass) and finish() logs how far the run's output is from fp32's.
+constexpr std::int64_t kPrecisionCheckStride = 64;
+
 // Reads plane `plane` of layer `layer` of a finished tile over `window` (row-major) into `out` (the layer's type).
 using LayerReader = std::function<void(size_t layer, size_t plane, const geo::Window& window, void* out)>;
 
