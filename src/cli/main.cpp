@@ -118,6 +118,12 @@ int main(int argc, char** argv) {
   for (auto& c : kCommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
     try {
+      // Which host every rank is on and its node-local rank (threads and GPUs per rank follow from it): the first
+      // thing to check in a multi-node job's log.
+      if (mpi.size() > 1) {
+        const std::string placement = mpi.placement();
+        if (mpi.is_root()) s2crop::log::info(std::string(c.name) + ": " + placement);
+      }
       const int status = c.run(argc - 1, argv + 1, mpi);
       if (status == 0 && mpi.is_root()) mark_stage_succeeded(c.name);
       return status;

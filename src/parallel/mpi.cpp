@@ -1,6 +1,7 @@
 #include "s2crop/parallel/mpi.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <queue>
@@ -24,6 +25,63 @@ MpiContext::MpiContext(int& argc, char**& argv) {
 MpiContext::~MpiContext() {
   if (node_comm_ != MPI_COMM_NULL) MPI_Comm_free(&node_comm_);
   MPI_Finalize();
+}
+
+namespace {
+
+// "0-1", "0,2,5", "3": ascending integers with runs joined.
+std::string ranges(const std::vector<int>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size();) {
+    size_t j = i;
+    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
+    out += (out.empty() ? "" : ",") + std::to_string(v[i]) + (j > i ? "-" + std::to_string(v[j]) : "");
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string describe_placement(const std::vector<std::string>& hosts, const std::vector<int>& node_ranks) {
+  constexpr size_t kNamed = 16;
+  std::vector<std::string> order;
+  std::vector<std::vector<int>> ranks, locals;
+  for (size_t r = 0; r < hosts.size(); ++r) {
+    const size_t h = static_cast<size_t>(std::find(order.begin(), order.end(), hosts[r]) - order.begin());
+    if (h == order.size()) {
+      order.push_back(hosts[r]);
+      ranks.emplace_back();
+      locals.emplace_back();
+    }
+    ranks[h].push_back(static_cast<int>(r));
+    locals[h].push_back(r < node_ranks.size() ? node_ranks[r] : -1);
+  }
+  std::string out = std::to_string(hosts.size()) + " rank(s) on " + std::to_string(order.size()) + " host(s): ";
+  for (size_t h = 0; h < order.size() && h < kNamed; ++h) {
+    std::vector<int> local = locals[h];
+    std::sort(local.begin(), local.end());
+    out += (h ? ", " : "") + order[h] + " ranks " + ranges(ranks[h]) + " (node-local " + ranges(local) + ")";
+  }
+  if (order.size() > kNamed) out += ", and " + std::to_string(order.size() - kNamed) + " more host(s)";
+  return out;
+}
+
+std::string MpiContext::placement() const {
+  char name[MPI_MAX_PROCESSOR_NAME] = {0};
+  int length = 0;
+  MPI_Get_processor_name(name, &length);
+  std::vector<char> names(is_root() ? static_cast<size_t>(size_) * MPI_MAX_PROCESSOR_NAME : 0);
+  std::vector<int> node_ranks(is_root() ? static_cast<size_t>(size_) : 0);
+  MPI_Gather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, names.data(), MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0, MPI_COMM_WORLD);
+  MPI_Gather(&node_rank_, 1, MPI_INT, node_ranks.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (!is_root()) return {};
+  std::vector<std::string> hosts;
+  for (int r = 0; r < size_; ++r) {
+    const char* n = names.data() + static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME;
+    hosts.emplace_back(n, strnlen(n, MPI_MAX_PROCESSOR_NAME));
+  }
+  return describe_placement(hosts, node_ranks);
 }
 
 void fail_fast(const std::string& message, int exit_code) {

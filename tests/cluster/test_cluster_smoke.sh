@@ -5,7 +5,8 @@
 #  2. an MPI probe (built here with mpicc, if there is one): 6 ranks, MPI_COMM_TYPE_SHARED groups of 2, 3 processor
 #     names, an MPI_Allreduce across the nodes (TCP over the bridge);
 #  3. the real slurm/composite.sbatch through sbatch --wait -N 3 --ntasks-per-node=2: s2crop composite on 6 ranks on
-#     3 nodes; its output equals the same composite made with plain mpirun -np 2 outside the cluster;
+#     3 nodes, its log naming the 3 hosts with node-local ranks 0 and 1 on each; its output equals the same composite
+#     made with plain mpirun -np 2 outside the cluster;
 #  4. node-local /tmp: each node's /tmp is its own.
 # Needs root and Slurm/munge/iproute2 (skips with 77 otherwise). Work folder: $S2C_CLUSTER_WORK or /var/tmp (not
 # /tmp: the nodes mount their own /tmp). Environment: S2CROP (binary, default <checkout>/build/s2crop),
@@ -116,6 +117,13 @@ log=$(find "$WORK" -maxdepth 1 -name 'composite-*.log' | head -1)
 [ "$rc" = 0 ] || { cat "$WORK/sbatch.out" "$log" 2>/dev/null; fail "composite job failed (sbatch --wait exit $rc)"; }
 grep -q "to compute on 6 rank(s)" "$log" || { cat "$log"; fail "composite log does not report 6 ranks"; }
 grep -q "s2crop composite on 3 node(s) (node\[1-3\]), 6 rank(s)" "$log" || { cat "$log"; fail "composite log does not report 3 nodes"; }
+# s2crop's own placement line: every rank's host and node-local rank (MPI_COMM_TYPE_SHARED), 0 and 1 on each node.
+placement=$(grep -o 'composite: 6 rank(s) on 3 host(s): .*' "$log") || { cat "$log"; fail "s2crop does not log where its ranks run"; }
+for n in 1 2 3; do
+  echo "$placement" | grep -qE "node$n ranks [0-9,-]+ \(node-local 0-1\)" \
+    || fail "node$n: expected node-local ranks 0 and 1 in: $placement"
+done
+pass "s2crop's log: $placement"
 "$PY" "$ROOT/tests/h5_compare.py" "$WORK/ref.h5" "$WORK/cluster.h5" --ignore-attr config > "$WORK/compare.out" 2>&1 \
   || { cat "$WORK/compare.out"; fail "composite on 3 nodes x 2 ranks differs from mpirun -np 2"; }
 pass "slurm/composite.sbatch on 3 nodes x 2 ranks: identical to mpirun -np 2 ($(since))"

@@ -95,3 +95,21 @@ TEST(ParallelBalance, DeterministicCompleteAndBalanced) {
     EXPECT_LE(max - min, 13.0) << ranks << " ranks";  // LPT: within one largest unit
   }
 }
+
+TEST(Placement, HostsInOrderOfTheirFirstRankWithNodeLocalRanks) {
+  using s2crop::parallel::describe_placement;
+  // 3 nodes x 2 ranks, placed by node (Slurm's block distribution).
+  EXPECT_EQ(describe_placement({"node1", "node1", "node2", "node2", "node3", "node3"}, {0, 1, 0, 1, 0, 1}),
+            "6 rank(s) on 3 host(s): node1 ranks 0-1 (node-local 0-1), node2 ranks 2-3 (node-local 0-1), node3 ranks "
+            "4-5 (node-local 0-1)");
+  // Cyclic distribution: ranks interleave, node-local ranks still 0-1 on each.
+  EXPECT_EQ(describe_placement({"a", "b", "a", "b"}, {0, 0, 1, 1}),
+            "4 rank(s) on 2 host(s): a ranks 0,2 (node-local 0-1), b ranks 1,3 (node-local 0-1)");
+  // A node-local rank seen twice on one host (a broken MPI_COMM_TYPE_SHARED split) shows as such.
+  EXPECT_EQ(describe_placement({"a", "a"}, {0, 0}), "2 rank(s) on 1 host(s): a ranks 0-1 (node-local 0,0)");
+  std::vector<std::string> many;
+  for (int i = 0; i < 20; ++i) many.push_back("n" + std::to_string(i));
+  const std::string text = describe_placement(many, std::vector<int>(20, 0));
+  EXPECT_NE(text.find("n15 ranks 15 (node-local 0), and 4 more host(s)"), std::string::npos) << text;
+  EXPECT_EQ(text.find("n16"), std::string::npos) << text;
+}

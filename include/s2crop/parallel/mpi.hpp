@@ -26,11 +26,17 @@ class MpiContext {
   MPI_Comm node() const { return node_comm_; }
   int node_rank() const { return node_rank_; }
   int node_size() const { return node_size_; }
+  // Collective: where the ranks run, for the log (rank 0 gets the text, the others ""). See describe_placement.
+  std::string placement() const;
 
  private:
   int rank_ = 0, size_ = 1, node_rank_ = 0, node_size_ = 1;
   MPI_Comm node_comm_ = MPI_COMM_NULL;
 };
+
+// "6 rank(s) on 3 host(s): node1 ranks 0-1 (node-local 0-1), node2 ranks 2-3 (node-local 0-1), ..." from every
+// rank's host name and node-local rank (indexed by rank); hosts in order of their first rank, at most 16 named.
+std::string describe_placement(const std::vector<std::string>& hosts, const std::vector<int>& node_ranks);
 
 // Logs `message` as an error and aborts every rank (MPI_Abort) with `exit_code`. Used when one rank fails while
 // others may be inside collectives.
