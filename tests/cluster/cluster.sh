@@ -11,6 +11,8 @@
 #                             DIR's spool/state; safe after a partial start and from an EXIT trap; idempotent
 #   cluster_missing           prints why the cluster cannot be started here (empty if it can)
 #   cluster_on NODE CMD...    runs CMD inside node NODE (its network, hostname and /tmp), e.g. cluster_on node2 ls /tmp
+#   cluster_kill_node NODE    SIGKILL to every process of NODE (its slurmd, slurmstepds and job tasks): a node loss
+#   cluster_restart_node NODE NODE back in service (a new slurmd); waits until it is idle
 #
 # Layout (every object it creates is named s2c*; nothing else on the host is touched):
 #   bridge s2cbr0 10.77.0.1/24 in the host namespace; slurmctld runs there (SlurmctldHost=<host>(10.77.0.1)), so the
@@ -90,6 +92,32 @@ _s2c_net_up() {
   return 1
 }
 
+# _s2c_start_slurmd NODE: NODE's slurmd in its namespace, hostname and /tmp (a child of this shell; PID remembered).
+_s2c_start_slurmd() {
+  local node="$1" dir="$S2C_CLUSTER_DIR"
+  # nsenter and unshare exec (no fork), sh execs slurmd: $! is slurmd itself. slurmd finds its NodeName from the
+  # hostname (this Slurm is not built with --enable-multiple-slurmd, so `slurmd -N` is not available). Not
+  # `ip netns exec`: it mounts a fresh /sys without /sys/fs/cgroup, and slurmd then fails ("Unable to initialize
+  # cgroup plugin") even with proctrack/linuxproc and task/none.
+  nsenter --net="/run/netns/s2c-$node" unshare --uts --mount --propagation private \
+    sh -c 'hostname "$1" && mount --bind "$2" /tmp && mount --bind "$3" /etc/hosts && exec /usr/sbin/slurmd -D -f "$4"' \
+    sh "$node" "$dir/nodes/$node/tmp" "$dir/hosts" "$SLURM_CONF" >> "$dir/log/slurmd-$node.out" 2>&1 &
+  S2C_CLUSTER_PIDS+=($!)
+}
+
+# cluster_restart_node NODE: NODE back after cluster_kill_node (a new slurmd; ReturnToService=2 puts the node back in
+# service when it registers); waits until it is idle.
+cluster_restart_node() {
+  local i
+  _s2c_start_slurmd "$1"
+  for i in $(seq 1 150); do
+    [ "$(sinfo -h -n "$1" -o %T 2>/dev/null)" = idle ] && return 0
+    sleep 0.2
+  done
+  echo "cluster_restart_node: $1 is $(sinfo -h -n "$1" -o %T) after 30 s" >&2
+  return 1
+}
+
 cluster_start() {
   local dir="$1" cpus="${2:-2}" host i node
   case "$(realpath -m "$dir")/" in
@@ -138,6 +166,8 @@ ReturnToService=2
 MailProg=/bin/true
 MinJobAge=3600
 KillWait=10
+# A node whose slurmd stops answering is DOWN after 10 s (default 300 s): node-loss tests see Slurm react promptly.
+SlurmdTimeout=10
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool/%n
 # Node-local: every node has its own /tmp (DIR/nodes/NODE/tmp), so the MPI plugin's spmix_appdir_* folders of the
@@ -169,14 +199,7 @@ CONF
     node=node$i
     mkdir -p "$dir/spool/$node" "$dir/nodes/$node/tmp"
     chmod 1777 "$dir/nodes/$node/tmp"
-    # nsenter and unshare exec (no fork), sh execs slurmd: $! is slurmd itself. slurmd finds its NodeName from the
-    # hostname (this Slurm is not built with --enable-multiple-slurmd, so `slurmd -N` is not available). Not
-    # `ip netns exec`: it mounts a fresh /sys without /sys/fs/cgroup, and slurmd then fails ("Unable to initialize
-    # cgroup plugin") even with proctrack/linuxproc and task/none.
-    nsenter --net="/run/netns/s2c-$node" unshare --uts --mount --propagation private \
-      sh -c 'hostname "$1" && mount --bind "$2" /tmp && mount --bind "$3" /etc/hosts && exec /usr/sbin/slurmd -D -f "$4"' \
-      sh "$node" "$dir/nodes/$node/tmp" "$dir/hosts" "$SLURM_CONF" > "$dir/log/slurmd-$node.out" 2>&1 &
-    S2C_CLUSTER_PIDS+=($!)
+    _s2c_start_slurmd "$node"
   done
   local states
   for i in $(seq 1 150); do
@@ -188,6 +211,15 @@ CONF
   echo "$states" >&2
   tail -n 5 "$dir/log/"*.log "$dir/log/"*.out >&2 || true
   return 1
+}
+
+# cluster_kill_node NODE: the node fails: SIGKILL to every process in its namespace (slurmd, slurmstepd, job tasks).
+cluster_kill_node() {
+  local pids
+  pids=$(ip netns pids "s2c-$1" 2>/dev/null | tr '\n' ' ')
+  [ -n "$pids" ] || { echo "cluster_kill_node: nothing runs on $1" >&2; return 1; }
+  # shellcheck disable=SC2086
+  kill -9 $pids 2>/dev/null || true
 }
 
 cluster_stop() {
