@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Node loss on the three-node cluster of cluster.sh: every process of node2 (its slurmd, slurmstepd and ranks) is
 # killed in the middle of a composite job and of a training job, each on 3 nodes x 2 ranks. Checks: the ranks on the
-# other nodes are gone within 30 s (none left waiting); the job ends (not COMPLETED); the documented step, the same
+# other nodes are gone within LEAVE_S (none left waiting: Slurm finds node2 DOWN and cancels the step; it then requeues
+# the job, which would wait for node2, so it is cancelled); the job is not COMPLETED; the documented step, the same
 # stage resubmitted on the two nodes left, resumes from the finished work (composite: the finished blocks, on 4 ranks;
 # training: its last checkpoint, on 6 ranks, 3 per node: a checkpoint resumes on its own rank count) and writes
 # outputs identical to uninterrupted runs.
