@@ -78,19 +78,6 @@ DeviceChoice resolve_device(const std::string& requested, const parallel::MpiCon
   return d;
 }
 
-Precision parse_precision(const std::string& text) {
-  if (text == "fp32") return Precision::Fp32;
-  if (text == "bf16") return Precision::Bf16;
-  if (text == "fp16") return Precision::Fp16;
-  if (text == "int8")
-    // Measured (bench/inference_bench.sh, bench/RESULTS.md) with bench/pytorch_lstm.py --int8: LibTorch's dynamic int8
-    // LSTM on its quantized engines onednn and qnnpack (Debian's LibTorch 1.13 has no FBGEMM).
-    throw ConfigError("--precision int8 is not offered: LibTorch's dynamic int8 LSTM agreed with fp32 on only 99.09 % "
-                      "of the demo's held-out pixels (s2crop requires 99.9 %) and ran at 0.27-0.96x of s2crop's fp32 "
-                      "speed (bench/RESULTS.md); use bf16 (GPUs, CPUs with AVX512-BF16 or AMX) or fp32");
-  throw ConfigError("--precision must be fp32, bf16 or fp16 (got '" + text + "')");
-}
-
 std::string precision_name(Precision p) {
   return p == Precision::Bf16 ? "bf16" : p == Precision::Fp16 ? "fp16" : "fp32";
 }

@@ -6,44 +6,14 @@
 # accuracy report) identical between the two. The region is small (tile_size) to keep the test short.
 # Needs root and Slurm/munge/iproute2 (skips with 77 otherwise). Environment as test_cluster_smoke.sh.
 set -euo pipefail
-HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-S2CROP="${S2CROP:-$ROOT/build/s2crop}"
-PY=/usr/bin/python3
+source "$(dirname "$0")/lib.sh"
+cluster_test_begin chain
 SIZE="${SIZE:-180}"
-source "$HERE/cluster.sh"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok: $*"; }
-skip() { echo "SKIP: $*"; exit 77; }
-why="$(cluster_missing)"
-[ -z "$why" ] || skip "no local cluster: $why"
-[ -x "$S2CROP" ] || fail "no s2crop binary at $S2CROP (set S2CROP)"
-export S2CROP
-
-WORK="$(mktemp -d "${S2C_CLUSTER_WORK:-/var/tmp}/s2c-chain.XXXXXX")"
-on_exit() {
-  local status=$?
-  if [ "$status" != 0 ] && [ -d "$WORK/cluster/log" ]; then
-    echo "--- last errors of the Slurm daemons:" >&2
-    grep -h "error" "$WORK"/cluster/log/*.log 2>/dev/null | grep -v "state file\|backup state\|rmdir_recursive" \
-      | tail -n 15 >&2 || true
-  fi
-  cluster_stop
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap on_exit EXIT
-trap 'exit 143' TERM INT
-T0=$(date +%s)
-since() { echo "$(( $(date +%s) - T0 )) s"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=10.77.0.0/24 OMPI_MCA_oob_tcp_if_include=10.77.0.0/24
 
 # 6 CPUs per node: the reference chain runs its 6 ranks on one node.
 cluster_start "$WORK/cluster" 6 || fail "the cluster did not start"
 pass "cluster up ($(since)): $(sinfo -h -N -o '%N/%T' | sort -u | tr '\n' ' ')"
 
-job_field() { scontrol show job "$1" -o 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
 STAGES=(synth composite extract train classify mosaic assess)
 # chain DIR NODES TASKS_PER_NODE: the demo job in DIR (every stage on NODES x TASKS_PER_NODE ranks), to its end.
 chain() {

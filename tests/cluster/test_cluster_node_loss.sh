@@ -9,37 +9,8 @@
 # (--time=30 for training: train.sbatch asks for USR1 600 s before the limit, which would requeue a 10-minute job at
 # once.) Needs root and Slurm/munge/iproute2 (skips with 77 otherwise). Environment as test_cluster_smoke.sh.
 set -euo pipefail
-HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-S2CROP="${S2CROP:-$ROOT/build/s2crop}"
-PY=/usr/bin/python3
-source "$HERE/cluster.sh"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok: $*"; }
-skip() { echo "SKIP: $*"; exit 77; }
-why="$(cluster_missing)"
-[ -z "$why" ] || skip "no local cluster: $why"
-[ -x "$S2CROP" ] || fail "no s2crop binary at $S2CROP (set S2CROP)"
-export S2CROP
-
-WORK="$(mktemp -d "${S2C_CLUSTER_WORK:-/var/tmp}/s2c-loss.XXXXXX")"
-on_exit() {
-  local status=$?
-  if [ "$status" != 0 ] && [ -d "$WORK/cluster/log" ]; then
-    echo "--- last errors of the Slurm daemons:" >&2
-    grep -h "error" "$WORK"/cluster/log/*.log 2>/dev/null | grep -v "state file\|backup state\|rmdir_recursive\|spmix_appdir" \
-      | tail -n 15 >&2 || true
-  fi
-  cluster_stop
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap on_exit EXIT
-trap 'exit 143' TERM INT
-T0=$(date +%s)
-since() { echo "$(( $(date +%s) - T0 )) s"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=10.77.0.0/24 OMPI_MCA_oob_tcp_if_include=10.77.0.0/24
+source "$(dirname "$0")/lib.sh"
+cluster_test_begin loss
 
 # ---- inputs and uninterrupted references, outside the cluster (plain mpirun on this host)
 REGION="$WORK/region"
@@ -60,7 +31,6 @@ pass "region, reference composite (2 ranks) and model (6 ranks) ($(since))"
 
 cluster_start "$WORK/cluster" 6 || fail "the cluster did not start"
 pass "cluster up ($(since))"
-job_field() { scontrol show job "$1" -o 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
 
 # lose_node2 STAGE ID LOG CONDITION: once CONDITION (a shell command) holds, the stage is under way and node2 fails;
 # then the other nodes' ranks must be gone within LEAVE_S (Slurm cancels the step when it finds the node DOWN,

@@ -12,39 +12,8 @@
 # /tmp: the nodes mount their own /tmp). Environment: S2CROP (binary, default <checkout>/build/s2crop),
 # KEEP_WORK=1 keeps the work folder.
 set -euo pipefail
-HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-S2CROP="${S2CROP:-$ROOT/build/s2crop}"
-PY=/usr/bin/python3
-source "$HERE/cluster.sh"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-pass() { echo "ok: $*"; }
-skip() { echo "SKIP: $*"; exit 77; }
-why="$(cluster_missing)"
-[ -z "$why" ] || skip "no local cluster: $why"
-[ -x "$S2CROP" ] || fail "no s2crop binary at $S2CROP (set S2CROP)"
-export S2CROP
-
-WORK="$(mktemp -d "${S2C_CLUSTER_WORK:-/var/tmp}/s2c-smoke.XXXXXX")"
-on_exit() {
-  local status=$?
-  if [ "$status" != 0 ] && [ -d "$WORK/cluster/log" ]; then
-    echo "--- last errors of the Slurm daemons:" >&2
-    grep -h "error" "$WORK"/cluster/log/*.log 2>/dev/null | grep -v "state file\|backup state" | tail -n 15 >&2 || true
-  fi
-  cluster_stop
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap on_exit EXIT
-trap 'exit 143' TERM INT
-T0=$(date +%s)
-since() { echo "$(( $(date +%s) - T0 )) s"; }
-
-# Open MPI as root; between nodes over TCP on the cluster network only (each namespace has lo and eth0; vader for
-# ranks on the same node). pml ob1, so that these btl settings are the ones used (not UCX).
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=10.77.0.0/24 OMPI_MCA_oob_tcp_if_include=10.77.0.0/24
+source "$(dirname "$0")/lib.sh"
+cluster_test_begin smoke
 
 # ---- inputs and the reference, outside the cluster (plain mpirun, 2 ranks, host namespace)
 REGION="$WORK/region"

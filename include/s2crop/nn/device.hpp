@@ -37,6 +37,23 @@ inline void check_device_option(const std::string& requested) {
   throw ConfigError("--device must be auto, cpu, cuda or cuda:N (got '" + requested + "')");
 }
 
+enum class Precision { Fp32, Bf16, Fp16 };
+
+// fp32 | bf16 | fp16; ConfigError otherwise (int8 with the measured reason s2crop does not offer it). Inline, like
+// check_device_option: --precision's parser in the fuzz targets has no LibTorch.
+inline Precision parse_precision(const std::string& text) {
+  if (text == "fp32") return Precision::Fp32;
+  if (text == "bf16") return Precision::Bf16;
+  if (text == "fp16") return Precision::Fp16;
+  if (text == "int8")
+    // Measured (bench/inference_bench.sh, bench/RESULTS.md) with bench/pytorch_lstm.py --int8: LibTorch's dynamic int8
+    // LSTM on its quantized engines onednn and qnnpack (Debian's LibTorch 1.13 has no FBGEMM).
+    throw ConfigError("--precision int8 is not offered: LibTorch's dynamic int8 LSTM agreed with fp32 on only 99.09 % "
+                      "of the demo's held-out pixels (s2crop requires 99.9 %) and ran at 0.27-0.96x of s2crop's fp32 "
+                      "speed (bench/RESULTS.md); use bf16 (GPUs, CPUs with AVX512-BF16 or AMX) or fp32");
+  throw ConfigError("--precision must be fp32, bf16 or fp16 (got '" + text + "')");
+}
+
 // Picks the device of one rank. Pure: unit-tested without GPUs.
 //   auto:   the GPU of the node-local rank (node_rank mod gpus: ranks share GPUs when there are more ranks than GPUs
 //           on the node) when LibTorch has CUDA and a GPU is visible, else the CPU;
@@ -53,15 +70,12 @@ int torch_gpus();
 // choose_device for this rank with this LibTorch (collective over mpi.world()): a rank that cannot use the device
 // asked for stops every rank with the same message (AgreedError), naming the rank and its node, never a hang. Rank
 // 0 logs the choice; every rank whose device differs from rank 0's kind logs its own.
-enum class Precision { Fp32, Bf16, Fp16 };
 
 // `precision`, when given, is checked against the device chosen (check_precision) inside the same agreement: a node
 // whose CPU lacks bf16 stops every rank with one message.
 DeviceChoice resolve_device(const std::string& requested, const parallel::MpiContext& mpi, const std::string& stage,
                             Precision precision = Precision::Fp32);
 
-// fp32 | bf16 | fp16; ConfigError otherwise (int8 with the measured reason s2crop does not offer it).
-Precision parse_precision(const std::string& text);
 std::string precision_name(Precision p);
 // Whether /proc/cpuinfo's text (`cpuinfo`) names a CPU with native bf16 arithmetic: AVX512_BF16 or AMX-BF16 on x86,
 // the BF16 extension on Arm.
