@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "s2crop/nn/model_spec.hpp"
 #include "s2crop/parallel/mpi.hpp"
 #include "s2crop/samples/training_set.hpp"
 
@@ -69,6 +70,10 @@ struct NdviPredictSettings {
   std::string config_text;
 };
 void run_ndvi_predict(const NdviPredictSettings& settings, const parallel::MpiContext& mpi);
+
+// An NDVI model's spec, checked to be of `task` and `horizon` (empty / 0: any); ConfigError naming the file. Shared
+// by ndvi evaluate (ndvi.cpp) and ndvi predict (ndvi_predict.cpp).
+nn::ModelSpec read_ndvi_model_spec(const std::string& path, const std::string& task, int horizon);
 
 // Model output for every sample of `set` (this rank, no MPI): forecast [sample][12][horizon] (entry [t-1][k] is the
 // forecast of month t+k from months 1..t), gapfill [sample][12] (NDVI of every month from the visible ones).
