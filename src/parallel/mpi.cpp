@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 #include <queue>
+#include <unordered_map>
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
@@ -46,10 +47,12 @@ std::string ranges(const std::vector<int>& v) {
 std::string describe_placement(const std::vector<std::string>& hosts, const std::vector<int>& node_ranks) {
   constexpr size_t kNamed = 16;
   std::vector<std::string> order;
+  std::unordered_map<std::string, size_t> index;  // host -> position in order (thousands of ranks at start-up)
   std::vector<std::vector<int>> ranks, locals;
   for (size_t r = 0; r < hosts.size(); ++r) {
-    const size_t h = static_cast<size_t>(std::find(order.begin(), order.end(), hosts[r]) - order.begin());
-    if (h == order.size()) {
+    const auto [at, added] = index.emplace(hosts[r], order.size());
+    const size_t h = at->second;
+    if (added) {
       order.push_back(hosts[r]);
       ranks.emplace_back();
       locals.emplace_back();
