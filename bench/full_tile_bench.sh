@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Compositing a full Sentinel-2 tile (10980 x 10980 px, 6 dates) as users have it: COGs (STAC) and SAFE with JPEG
 # 2000 bands (Copernicus Data Space), on 1 and 2 ranks. For each run: the compute phase (reading and compositing,
-# then compressing the output's chunks into the parts), the assembly (the chunks copied into the HDF5 file), the
-# whole run, bytes written by every rank (/usr/bin/time %O) against the output's size, and peak memory per rank;
+# then compressing the output's chunks and writing them into the HDF5 file: "pack", per rank), the whole run, bytes written by every rank (/usr/bin/time %O) against the output's size, and peak memory per rank;
 # against the floors of the same files measured in the same script: every input read once with GDAL
 # (bench_read_floor) and the output compressed and written once (bench_write_floor), divided by the rank count.
 # Results are recorded in bench/RESULTS.md.
@@ -37,7 +36,7 @@ if [ ! -f "$W/region/.complete" ]; then
   touch "$W/region/.complete"
 fi
 
-printf '\n%-6s %5s | %8s %8s %8s %8s | %8s %8s %6s | %9s %9s %5s | %s\n' layout ranks compute "(pack)" assemble \
+printf '\n%-6s %5s | %8s %8s %8s | %8s %8s %6s | %9s %9s %5s | %s\n' layout ranks compute "(pack)" \
   whole "floor r" "floor w" ratio written output x "peak MiB/rank"
 for layout in $LAYOUTS; do
   "$S2CROP" composite --input "$W/region/$layout" --output "$W/x.h5" --list > "$W/plan_$layout.tsv" 2> /dev/null
@@ -53,18 +52,17 @@ for layout in $LAYOUTS; do
       || { tail "$W/log_${layout}_$ranks"; die "composite $layout on $ranks rank(s) failed"; }
     log="$W/log_${layout}_$ranks"
     compute=$(sed -n 's/.*composited [0-9]* blocks in \([0-9.]*\) s.*/\1/p' "$log")
-    pack=$(sed -n 's/.*compressing and writing the parts took \([0-9.]*\) s per rank.*/\1/p' "$log")
-    assemble=$(sed -n 's/.*assembled .* in \([0-9.]*\) s.*/\1/p' "$log")
+    pack=$(sed -n 's/.*compressing the blocks and writing their chunks took \([0-9.]*\) s per rank.*/\1/p' "$log")
     peak=$(sed -n 's/.*peak memory per rank after compositing (MiB): //p' "$log")
     read -r whole blocks < "$W/time_${layout}_$ranks"
     size=$(stat -c %s "$out")
     [ -n "$write_floor" ] ||
       write_floor=$("$BUILD_DIR/bench/bench_write_floor" "$out" "$W/write_floor.bin" | sed -n 's/.* in \([0-9.]*\) s$/\1/p')
-    awk -v l="$layout" -v r="$ranks" -v c="$compute" -v p="$pack" -v a="$assemble" -v w="$whole" -v fr="$read_floor" \
+    awk -v l="$layout" -v r="$ranks" -v c="$compute" -v p="$pack" -v w="$whole" -v fr="$read_floor" \
       -v fw="$write_floor" -v b="$blocks" -v s="$size" -v m="$peak" 'BEGIN {
       floor = (fr + fw) / r
-      printf "%-6s %5d | %7.1fs %7.1fs %7.1fs %7.1fs | %7.1fs %7.1fs %5.2fx | %7.2fGB %7.2fGB %4.2fx | %s\n",
-        l, r, c, p, a, w, fr / r, fw / r, w / floor, b * 512 / 1e9, s / 1e9, b * 512 / s, m }'
+      printf "%-6s %5d | %7.1fs %7.1fs %7.1fs | %7.1fs %7.1fs %5.2fx | %7.2fGB %7.2fGB %4.2fx | %s\n",
+        l, r, c, p, w, fr / r, fw / r, w / floor, b * 512 / 1e9, s / 1e9, b * 512 / s, m }'
     grep -h "block size\|memory per rank up to about" "$log" | sed 's/^[^]]*] /    /' | head -2
   done
 done

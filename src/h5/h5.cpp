@@ -228,14 +228,24 @@ Dataset::ChunkStorage Dataset::chunk_storage() const {
   return out;
 }
 
-bool Dataset::read_chunk(const std::vector<hsize_t>& offset, std::vector<std::uint8_t>& out) const {
+Dataset::ChunkLocation Dataset::chunk_location(const std::vector<hsize_t>& offset) const {
   unsigned mask = 0;
   haddr_t address = HADDR_UNDEF;
   hsize_t bytes = 0;
   if (H5Dget_chunk_info_by_coord(id(), offset.data(), &mask, &address, &bytes) < 0)
     throw InputError(file_, "cannot find a chunk of " + path_ + " (" + last_error() + ")");
-  if (address == HADDR_UNDEF || bytes == 0) return false;  // never written: no storage
-  out.resize(static_cast<size_t>(bytes));
+  ChunkLocation where;
+  if (address == HADDR_UNDEF || bytes == 0) return where;  // never written: no storage
+  where.address = static_cast<std::uint64_t>(address);
+  where.bytes = static_cast<std::uint64_t>(bytes);
+  where.stored = true;
+  return where;
+}
+
+bool Dataset::read_chunk(const std::vector<hsize_t>& offset, std::vector<std::uint8_t>& out) const {
+  const ChunkLocation where = chunk_location(offset);
+  if (!where.stored) return false;
+  out.resize(static_cast<size_t>(where.bytes));
   std::uint32_t skipped = 0;
   if (H5Dread_chunk(id(), H5P_DEFAULT, offset.data(), &skipped, out.data()) < 0)
     throw InputError(file_, "cannot read a chunk of " + path_ + " (" + last_error() + ")");

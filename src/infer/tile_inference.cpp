@@ -49,11 +49,14 @@ size_t layer_offset(const TileInferenceJob& job, const geo::Window& w, size_t la
   return at;
 }
 
-// Rank 0 alone, like the composite assembly: the parts' compressed chunks are copied into the file as they are.
-void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& job, pipeline::BlockStage& stage,
-                  const std::string& composite_inputs, const std::string& path) {
+// Rank 0 alone (HDF5 1.10 writes raw chunks from one process only), like the composite's: the file's groups,
+// datasets and attributes; the engine writes the blocks' compressed chunks into them. Returns each tile's plane
+// targets: layer by layer, each layer's planes in order.
+pipeline::OutputTargets create_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& job,
+                                      pipeline::BlockStage& stage, const std::string& composite_inputs,
+                                      h5::File& file) {
   const hsize_t bs = static_cast<hsize_t>(job.block_size);
-  h5::File file = h5::File::create(path, MPI_COMM_SELF);
+  pipeline::OutputTargets targets;
   stage.write_file_attrs(file, job.format, job.format_version, job.config_text);
   file.set_attr("inputs", std::vector<std::string>{job.composites, job.model, composite_inputs});
   file.set_attr("model", job.model);
@@ -67,7 +70,7 @@ void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& j
       g.set_attr("year", static_cast<std::int64_t>(t.tile.year));
       g.set_attr("season_start", t.season_start);
       const hsize_t H = static_cast<hsize_t>(t.tile.grid.height), W = static_cast<hsize_t>(t.tile.grid.width);
-      std::vector<h5::Dataset> datasets;
+      std::vector<pipeline::PlaneTarget> planes;
       for (auto& layer : job.layers) {
         std::vector<hsize_t> dims{H, W}, chunk{std::min(bs, H), std::min(bs, W)};
         if (layer.depth > 0) {
@@ -93,21 +96,14 @@ void write_output(const std::vector<TileUnits>& tiles, const TileInferenceJob& j
           ds.attach_scale(labels, 0);
         }
         scales.georeference(ds, spatial);
-        datasets.push_back(std::move(ds));
+        const size_t at = targets.add(std::move(ds));
+        for (size_t p = 0; p < layer.planes(); ++p)
+          planes.push_back({at, layer.depth > 0 ? std::vector<hsize_t>{p} : std::vector<hsize_t>{}});
       }
-      for (size_t b = 0; b < t.blocks.size(); ++b) {
-        const size_t unit = stage.unit_of(ti, b);
-        const std::vector<std::uint8_t> part = stage.read_part(unit);  // CRC-checked
-        const pipeline::PackedChunks chunks = stage.chunks(unit, part);
-        size_t plane = 0;
-        for (size_t l = 0; l < job.layers.size(); ++l)
-          for (size_t p = 0; p < job.layers[l].planes(); ++p, ++plane)
-            stage.write_plane(unit, chunks, plane, datasets[l],
-                              job.layers[l].depth > 0 ? std::vector<hsize_t>{p} : std::vector<hsize_t>{});
-      }
+      targets.planes.push_back(std::move(planes));
     }
   }
-  file.close();
+  return targets;
 }
 
 }  // namespace
@@ -189,6 +185,17 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
     if (auto malloc_line = allocator::describe(); !malloc_line.empty()) log::info(malloc_line);
   }
 
+  // What the output records of its inputs: the composite file's own.
+  std::string composite_inputs;
+  parallel::root_first(mpi.world(), [&] {
+    h5::File f = h5::File::open_read(job.composites, MPI_COMM_NULL);
+    if (f.has_attr("inputs"))
+      for (auto& i : f.attr_strings("inputs")) composite_inputs += (composite_inputs.empty() ? "" : " ") + i;
+  });
+  composite_inputs = parallel::broadcast_string(mpi.world(), composite_inputs);
+  pipeline::ChunkedOutput output;
+  output.create = [&](h5::File& file) { return create_output(tiles, job, stage, composite_inputs, file); };
+
   // ---- compute
   auto t_compute = clock::now();
   long long pixels = 0;
@@ -216,7 +223,7 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
       const pipeline::BlockUnit& unit = stage.units()[u];
       predictor->predict(composites, file_tiles[unit.group], unit.window, std::move(input), payload);
       pixels += unit.window.pixels();
-    });
+    }, output);
     predictor->finish(mpi);
   }
   const long long total_pixels = parallel::sum(mpi.world(), pixels);
@@ -230,64 +237,27 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
   }
   pipeline::log_peak_memory(mpi, "after " + job.stage);
 
-  // ---- assemble, export, move into place
-  std::string composite_inputs;
-  parallel::root_first(mpi.world(), [&] {
-    h5::File f = h5::File::open_read(job.composites, MPI_COMM_NULL);
-    if (f.has_attr("inputs"))
-      for (auto& i : f.attr_strings("inputs")) composite_inputs += (composite_inputs.empty() ? "" : " ") + i;
-  });
-  composite_inputs = parallel::broadcast_string(mpi.world(), composite_inputs);
-  {
-    const std::string staged = stage.staged_output();
-    const double t0 = MPI_Wtime();
-    parallel::root_first(mpi.world(), [&] { write_output(tiles, job, stage, composite_inputs, staged); });
-    if (mpi.is_root()) {
-      char line[160];
-      std::snprintf(line, sizeof line, "%s: assembled %s in %.3f s (compressed chunks copied from the parts)",
-                    job.stage.c_str(), job.output.c_str(), MPI_Wtime() - t0);
-      log::info(line);
-    }
-  }
+  // ---- export from the finished output, then move it into place
   if (job.export_tile) {
     MPI_Barrier(mpi.world());
     for (size_t ti = static_cast<size_t>(mpi.rank()); ti < tiles.size(); ti += static_cast<size_t>(mpi.size())) {
       const TileUnits& t = tiles[ti];
-      // Exports read windows on the block grid (write_raster's read_block with block_size): one part per window;
-      // the last part read is kept, since a multi-band export asks for every band of the same window in turn.
-      size_t cached_block = pipeline::BlockStage::kNone;
-      std::vector<std::uint8_t> cached;
+      // Exports read windows of the finished (staged) output, a layer's plane at a time.
+      const h5::File file = h5::File::open_read(stage.staged_output(), MPI_COMM_NULL);
+      const h5::Node group = file.open_group("tiles").open_group(t.tile.name);
       LayerReader read = [&](size_t layer, size_t plane, const geo::Window& window, void* out) {
         const OutputLayer& l = job.layers.at(layer);
-        const size_t eb = l.element_bytes();
-        for (size_t b = 0; b < t.blocks.size(); ++b) {
-          const geo::Window& w = t.blocks[b];
-          const int x0 = std::max(w.x0, window.x0), x1 = std::min(w.x0 + w.width, window.x0 + window.width);
-          const int y0 = std::max(w.y0, window.y0), y1 = std::min(w.y0 + w.height, window.y0 + window.height);
-          if (x0 >= x1 || y0 >= y1) continue;
-          if (cached_block != b) {
-            const size_t unit = stage.unit_of(ti, b);
-            const std::vector<std::uint8_t> part = stage.read_part(unit);
-            const pipeline::PackedChunks chunks = stage.chunks(unit, part);
-            cached.resize(layer_offset(job, w, job.layers.size()));
-            size_t first_plane = 0;
-            for (size_t l = 0; l < job.layers.size(); ++l)
-              for (size_t p = 0; p < job.layers[l].planes(); ++p)
-                stage.unpack(unit, chunks, first_plane++, cached.data() + layer_offset(job, w, l) +
-                                                              p * static_cast<size_t>(w.pixels()) *
-                                                                  job.layers[l].element_bytes());
-            cached_block = b;
-          }
-          const std::uint8_t* plane_data = cached.data() + layer_offset(job, w, layer) +
-                                           plane * static_cast<size_t>(w.pixels()) * eb;
-          for (int y = y0; y < y1; ++y)
-            std::memcpy(static_cast<std::uint8_t*>(out) +
-                            (static_cast<size_t>(y - window.y0) * static_cast<size_t>(window.width) +
-                             static_cast<size_t>(x0 - window.x0)) * eb,
-                        plane_data + (static_cast<size_t>(y - w.y0) * static_cast<size_t>(w.width) +
-                                      static_cast<size_t>(x0 - w.x0)) * eb,
-                        static_cast<size_t>(x1 - x0) * eb);
+        const h5::Dataset ds = group.open_dataset(l.name);
+        std::vector<hsize_t> offset{static_cast<hsize_t>(window.y0), static_cast<hsize_t>(window.x0)};
+        std::vector<hsize_t> count{static_cast<hsize_t>(window.height), static_cast<hsize_t>(window.width)};
+        if (l.depth > 0) {
+          offset.insert(offset.begin(), static_cast<hsize_t>(plane));
+          count.insert(count.begin(), 1);
         }
+        if (l.int16)
+          ds.read<std::int16_t>(offset, count, static_cast<std::int16_t*>(out));
+        else
+          ds.read<std::uint8_t>(offset, count, static_cast<std::uint8_t*>(out));
       };
       job.export_tile(t.tile, read);
     }

@@ -4,10 +4,12 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/hash.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/common/text.hpp"
 #include "s2crop/pipeline/stage_support.hpp"
 #include "s2crop/version.hpp"
 
@@ -126,8 +128,11 @@ std::vector<size_t> BlockStage::resume(std::vector<BlockUnit> units) {
     if (row.size() <= units_[u].block) row.resize(units_[u].block + 1, kNone);
     row[units_[u].block] = u;
   }
+  if (config_.codec.active())
+    parallel::root_first(mpi_.world(), [&] { generation_ = adopt_interrupted_output(); });
   // Rename makes parts atomic against SIGKILL, not against a node crash: every part found is checked before it is
-  // trusted, the reading spread over the ranks; a damaged one is deleted and recomputed.
+  // trusted (with a ChunkCodec, the chunks it indexes too), the reading spread over the ranks; a damaged one is
+  // deleted and recomputed.
   std::vector<int> done(units_.size(), 0);
   for (size_t u = static_cast<size_t>(mpi_.rank()); u < units_.size(); u += static_cast<size_t>(mpi_.size())) {
     const std::string path = part_path(u);
@@ -161,41 +166,135 @@ std::vector<size_t> BlockStage::assigned(const std::vector<size_t>& todo) const 
 }
 
 std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
-                                        const std::function<void(size_t, std::uint8_t*)>& fn) {
+                                        const std::function<void(size_t, std::uint8_t*)>& fn,
+                                        const ChunkedOutput& output) {
+  const bool chunked = config_.codec.active();
+  if (chunked) {
+    if (!output.create) throw Error(config_.stage + ": a stage with compressed chunks must say how its output is made");
+    staged_output();
+    parallel::root_first(mpi_.world(), [&] { open_output(output, todo); });
+  }
   std::vector<size_t> mine;
   UnitProgress progress(mpi_, config_.stage, static_cast<std::int64_t>(units_.size()), done_before_);
   std::vector<std::uint8_t> block, packed;  // ChunkCodec: reused, so memory follows the block size
+  ChunkShipper shipper(mpi_.world());
+  const std::vector<size_t> order = assigned(todo);
+  std::int64_t from_others = static_cast<std::int64_t>(todo.size() - order.size()), received = 0;
+  // Rank 0: a block of another rank into the file as it arrives; it counts as done there.
+  auto store = [&](size_t u, const std::vector<std::uint8_t>& p) {
+    const BlockUnit& unit = units_.at(u);
+    writer_->store(u, unit.group, unit.window, unit.chunk_w(), unit.chunk_h(), p, part_path(u), config_.part_kind);
+  };
+  auto receive = [&](bool wait) {
+    const auto n = static_cast<std::int64_t>(receive_shipped(mpi_.world(), wait, store));
+    received += n;
+    progress.add_done(n);
+  };
   double packing = 0;
-  for (size_t u : assigned(todo)) {
+  for (size_t u : order) {
     const BlockUnit& unit = units_[u];
-    if (config_.codec.active()) {
+    if (chunked) {
       block.resize(unit.payload_bytes);
       fn(u, block.data());
       const double t0 = now_seconds();
-      config_.codec.pack(block.data(), unit.window, unit.chunk_w(), unit.chunk_h(), packed);
-      write_part(part_path(u), config_.part_kind, unit.window, packed);
+      std::vector<std::uint8_t>& out = mpi_.is_root() ? packed : shipper.next_buffer();
+      config_.codec.pack(block.data(), unit.window, unit.chunk_w(), unit.chunk_h(), out);
+      if (mpi_.is_root()) {
+        store(u, out);
+        progress.unit_done();
+        receive(false);
+      } else {
+        shipper.send(u);  // rank 0 counts it when it has written it
+      }
       packing += now_seconds() - t0;
     } else {
       PartWriter part(part_path(u), config_.part_kind, unit.window, unit.payload_bytes);
       fn(u, part.payload());
       part.commit();
+      progress.unit_done();
     }
     mine.push_back(u);
-    progress.unit_done();
+  }
+  if (chunked) {
+    if (mpi_.is_root())
+      while (received < from_others) receive(true);
+    else
+      shipper.wait_all();
   }
   progress.finish(static_cast<std::int64_t>(units_.size()));
-  if (config_.codec.active()) {
-    // The output's compression happens here, once; the assembly only copies it.
+  if (chunked) {
+    parallel::root_first(mpi_.world(), [&] {
+      writer_->close();
+      writer_.reset();
+    });
+    output_done_ = true;
+    // The output's compression happens here, once, and its chunks are written once.
     const double total = parallel::sum_double(mpi_.world(), packing);
     if (mpi_.is_root() && !todo.empty()) {
       char line[160];
-      std::snprintf(line, sizeof line, "%s: compressing and writing the parts took %.3f s per rank", config_.stage.c_str(),
-                    total / mpi_.size());
+      std::snprintf(line, sizeof line, "%s: compressing the blocks and writing their chunks took %.3f s per rank",
+                    config_.stage.c_str(), total / mpi_.size());
       log::info(line);
     }
   }
   MPI_Barrier(mpi_.world());
   return mine;
+}
+
+std::uint64_t BlockStage::adopt_interrupted_output() {
+  const std::string parts = config_.output + ".parts", partial = config_.output + ".partial.h5";
+  std::uint64_t last = 0;
+  {
+    std::ifstream in(parts + "/generation");
+    in >> last;
+  }
+  std::error_code ec;
+  if (fs::exists(partial, ec)) {
+    // An interrupted (or failed) run's staged output: its blocks' chunks are checked where its parts say they are.
+    if (last > 0 && !fs::exists(generation_file(config_.output, last), ec)) {
+      fs::rename(partial, generation_file(config_.output, last), ec);
+      if (ec) throw OutputError(partial, "cannot move it under " + parts + ": " + ec.message());
+    } else {
+      fs::remove(partial, ec);  // of no run these parts know
+    }
+  }
+  std::uint64_t newest = last;
+  for (auto& e : fs::directory_iterator(parts, ec)) {
+    const std::string name = e.path().filename().string();
+    unsigned long long g = 0;
+    if (std::sscanf(name.c_str(), "generation.%llu.h5", &g) == 1) newest = std::max<std::uint64_t>(newest, g);
+  }
+  return newest + 1;
+}
+
+void BlockStage::open_output(const ChunkedOutput& output, const std::vector<size_t>& todo) {
+  if (!mpi_.is_root()) return;
+  // The generation is recorded before the file exists: a file found without it is of no run and removed.
+  write_text_atomically(config_.output + ".parts/generation", std::to_string(generation_) + "\n");
+  writer_ = std::make_unique<ChunkWriter>(staged_path_, generation_, config_.codec, output);
+  std::vector<char> pending(units_.size(), 0);
+  for (size_t u : todo) pending[u] = 1;
+  size_t kept = 0;
+  for (size_t u = 0; u < units_.size(); ++u) {
+    if (pending[u]) continue;
+    const BlockUnit& unit = units_[u];
+    const ChunkIndex index = ChunkIndex::decode(
+        pipeline::read_part(part_path(u), config_.part_kind, unit.window, kAnyPayloadSize), chunk_count(u), part_path(u));
+    const std::vector<std::uint8_t> packed =
+        read_indexed_chunks(index, generation_file(config_.output, index.generation));
+    writer_->store(u, unit.group, unit.window, unit.chunk_w(), unit.chunk_h(), packed, part_path(u),
+                   config_.part_kind);
+    ++kept;
+  }
+  if (kept > 0) {
+    char line[200];
+    std::snprintf(line, sizeof line, "%s: %zu block(s) of the interrupted run copied into the new output (%.1f MiB)",
+                  config_.stage.c_str(), kept, static_cast<double>(writer_->bytes_stored()) / 1048576.0);
+    log::info(line);
+  }
+  // Every kept block is in this generation's file now: the older ones go.
+  std::error_code ec;
+  for (std::uint64_t g = 1; g < generation_; ++g) fs::remove(generation_file(config_.output, g), ec);
 }
 
 size_t BlockStage::unit_of(size_t group, size_t block) const {
@@ -214,15 +313,16 @@ std::vector<std::uint8_t> BlockStage::read_part(size_t unit) const {
   const BlockUnit& u = units_.at(unit);
   if (!config_.codec.active()) return pipeline::read_part(part_path(unit), config_.part_kind, u.window, u.payload_bytes);
   std::vector<std::uint8_t> part = pipeline::read_part(part_path(unit), config_.part_kind, u.window, kAnyPayloadSize);
-  chunks(unit, part);  // its chunk table checked too: resume trusts what passes
+  const ChunkIndex index = ChunkIndex::decode(part, chunk_count(unit), part_path(unit));
+  // Resume trusts a block only when every chunk it indexes reads back with its checksum.
+  read_indexed_chunks(index, generation_file(config_.output, index.generation));
   return part;
 }
 
-PackedChunks BlockStage::chunks(size_t unit, const std::vector<std::uint8_t>& part) const {
+size_t BlockStage::chunk_count(size_t unit) const {
   const BlockUnit& u = units_.at(unit);
-  const size_t per_plane =
-      ChunkCodec::chunks_across(u.window, u.chunk_w()) * ChunkCodec::chunks_down(u.window, u.chunk_h());
-  return PackedChunks(config_.codec, part, per_plane, part_path(unit));
+  return config_.codec.planes() * ChunkCodec::chunks_across(u.window, u.chunk_w()) *
+         ChunkCodec::chunks_down(u.window, u.chunk_h());
 }
 
 void BlockStage::unpack(size_t unit, const PackedChunks& chunks, size_t plane, void* out) const {
@@ -230,29 +330,11 @@ void BlockStage::unpack(size_t unit, const PackedChunks& chunks, size_t plane, v
   chunks.unpack(plane, u.window, u.chunk_w(), u.chunk_h(), out);
 }
 
-void BlockStage::write_plane(size_t unit, const PackedChunks& chunks, size_t plane, const h5::Dataset& dataset,
-                             std::vector<hsize_t> leading) const {
-  const BlockUnit& u = units_.at(unit);
-  const size_t across = ChunkCodec::chunks_across(u.window, u.chunk_w());
-  const size_t down = ChunkCodec::chunks_down(u.window, u.chunk_h());
-  leading.resize(leading.size() + 2);
-  for (size_t k = 0; k < across * down; ++k) {
-    leading[leading.size() - 2] = static_cast<hsize_t>(u.window.y0) + (k / across) * static_cast<hsize_t>(u.chunk_h());
-    leading[leading.size() - 1] = static_cast<hsize_t>(u.window.x0) + (k % across) * static_cast<hsize_t>(u.chunk_w());
-    dataset.write_chunk(leading, chunks.data(plane, k), chunks.size(plane, k));
-  }
-}
-
 const std::string& BlockStage::staged_output() {
   if (staged_path_.empty()) {
-    StagedFile staged(config_.output, ".partial.h5");
-    staged_path_ = staged.path();
-    // Every rank writes identical attribute values into a file open on several ranks: rank 0's clock.
+    staged_path_ = config_.output + ".partial.h5";
+    // Every rank writes identical attribute values: rank 0's clock.
     created_ = parallel::broadcast_string(mpi_.world(), log::utc_timestamp());
-    if (mpi_.is_root())
-      staged_ = std::make_unique<StagedFile>(std::move(staged));
-    else
-      staged.release();  // rank 0 owns the file: it moves it into place or removes it
   }
   return staged_path_;
 }
@@ -271,7 +353,8 @@ void BlockStage::write_file_attrs(h5::File& file, const std::string& format, std
 void BlockStage::finish(const std::string& wrote) {
   MPI_Barrier(mpi_.world());
   parallel::root_first(mpi_.world(), [&] {
-    if (staged_) staged_->commit();
+    std::error_code exists;
+    if (!staged_path_.empty() && fs::exists(staged_path_, exists)) StagedFile(config_.output, ".partial.h5").commit();
     std::error_code ec;
     fs::remove_all(config_.output + ".parts", ec);
     lock_->release_and_remove();

@@ -13,23 +13,8 @@
 
 namespace s2crop::pipeline::composite_detail {
 
-namespace {
-
-// One month of a block's reflectance, [band][pixel], decompressed from the part's chunks.
-std::vector<std::int16_t> read_part_month(const BlockStage& stage, size_t ti, size_t block, size_t nb, int month) {
-  const size_t unit = stage.unit_of(ti, block);
-  const size_t n = static_cast<size_t>(stage.units()[unit].window.pixels());
-  std::vector<std::int16_t> refl(nb * n);
-  const std::vector<std::uint8_t> part = stage.read_part(unit);
-  const PackedChunks chunks = stage.chunks(unit, part);
-  for (size_t b = 0; b < nb; ++b) stage.unpack(unit, chunks, static_cast<size_t>(month) * nb + b, refl.data() + b * n);
-  return refl;
-}
-
-}  // namespace
-
-// One COG per (tile, month) with the bands as named bands, built block by block from the parts.
-void write_cog(const Plan& p, size_t ti, int month, const CompositeSettings& s, const BlockStage& stage) {
+// One COG per (tile, month) with the bands as named bands, built block by block from the finished composite file.
+void write_cog(const Plan& p, size_t ti, int month, const CompositeSettings& s, const CompositeFile& composites) {
   const TilePlan& t = p.tiles[ti];
   const size_t nb = s.bands.size();
   std::string dir = s.cog_dir + "/" + t.name;
@@ -54,7 +39,7 @@ void write_cog(const Plan& p, size_t ti, int month, const CompositeSettings& s, 
   }
   for (size_t bi = 0; bi < t.blocks.size(); ++bi) {
     const geo::Window& w = t.blocks[bi];
-    std::vector<std::int16_t> refl = read_part_month(stage, ti, bi, nb, month);
+    std::vector<std::int16_t> refl = composites.read_reflectance(composites.tile(t.name), w, month);
     size_t n = static_cast<size_t>(w.pixels());
     for (size_t b = 0; b < nb; ++b) {
       std::int16_t* src = refl.data() + b * n;
@@ -76,7 +61,7 @@ void write_cog(const Plan& p, size_t ti, int month, const CompositeSettings& s, 
   staged.commit();
 }
 
-void write_quicklook(const Plan& p, size_t ti, int month, const CompositeSettings& s, const BlockStage& stage) {
+void write_quicklook(const Plan& p, size_t ti, int month, const CompositeSettings& s, const CompositeFile& composites) {
   const TilePlan& t = p.tiles[ti];
   auto find = [&](const std::string& b) -> int {
     auto it = std::find(s.bands.begin(), s.bands.end(), b);
@@ -88,13 +73,12 @@ void write_quicklook(const Plan& p, size_t ti, int month, const CompositeSetting
     log::warn("quicklook of " + t.name + " skipped: needs bands B02, B03, B04");
     return;
   }
-  const size_t nb = s.bands.size();
   int step = std::max(1, (std::max(t.grid.width, t.grid.height) + 1023) / 1024);
   int W = (t.grid.width + step - 1) / step, H = (t.grid.height + step - 1) / step;
   viz::Image rgb(W, H), ndvi(W, H);
   for (size_t bi = 0; bi < t.blocks.size(); ++bi) {
     const geo::Window& w = t.blocks[bi];
-    std::vector<std::int16_t> refl = read_part_month(stage, ti, bi, nb, month);
+    std::vector<std::int16_t> refl = composites.read_reflectance(composites.tile(t.name), w, month);
     size_t n = static_cast<size_t>(w.pixels());
     auto at = [&](int band, int x, int y) {
       return refl[static_cast<size_t>(band) * n + static_cast<size_t>(y) * w.width + x];

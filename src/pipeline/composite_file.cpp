@@ -83,9 +83,9 @@ namespace {
 // of segment predict's time. A layout this does not know (chunks spanning several planes, other filters) is read
 // through HDF5.
 template <typename T>
-void read_planes(const h5::Dataset& ds, const std::vector<hsize_t>& leading, const geo::Window& w, T* out,
-                 const std::string& path) {
-  std::vector<hsize_t> offset(leading.size(), 0), count = leading;
+void read_planes(const h5::Dataset& ds, const std::vector<hsize_t>& first, const std::vector<hsize_t>& leading,
+                 const geo::Window& w, T* out, const std::string& path) {
+  std::vector<hsize_t> offset = first, count = leading;
   offset.push_back(static_cast<hsize_t>(w.y0));
   offset.push_back(static_cast<hsize_t>(w.x0));
   count.push_back(static_cast<hsize_t>(w.height));
@@ -110,7 +110,7 @@ void read_planes(const h5::Dataset& ds, const std::vector<hsize_t>& leading, con
   std::vector<hsize_t> at(leading.size() + 2, 0);
   for (size_t p = 0; p < planes; ++p) {
     for (size_t k = leading.size(), rest = p; k-- > 0;) {  // the plane's index in each leading dimension
-      at[k] = static_cast<hsize_t>(rest % leading[k]);
+      at[k] = first[k] + static_cast<hsize_t>(rest % leading[k]);
       rest /= leading[k];
     }
     T* plane = out + p * npx;
@@ -138,15 +138,25 @@ void read_planes(const h5::Dataset& ds, const std::vector<hsize_t>& leading, con
 std::vector<std::int16_t> CompositeFile::read_reflectance(const CompositeTile& tile, const geo::Window& w) const {
   const hsize_t nb = tile.bands.size();
   std::vector<std::int16_t> out(static_cast<size_t>(kMonths) * nb * static_cast<size_t>(w.pixels()));
-  read_planes(file_.open_group("tiles").open_group(tile.name).open_dataset("reflectance"), {kMonths, nb}, w,
+  read_planes(file_.open_group("tiles").open_group(tile.name).open_dataset("reflectance"), {0, 0}, {kMonths, nb}, w,
               out.data(), path_);
+  return out;
+}
+
+std::vector<std::int16_t> CompositeFile::read_reflectance(const CompositeTile& tile, const geo::Window& w,
+                                                          int month) const {
+  const hsize_t nb = tile.bands.size();
+  if (month < 0 || month >= kMonths) throw Error(path_ + ": no month " + std::to_string(month) + " in a composite");
+  std::vector<std::int16_t> out(nb * static_cast<size_t>(w.pixels()));
+  read_planes(file_.open_group("tiles").open_group(tile.name).open_dataset("reflectance"),
+              {static_cast<hsize_t>(month), 0}, {1, nb}, w, out.data(), path_);
   return out;
 }
 
 std::vector<std::uint8_t> CompositeFile::read_clear_count(const CompositeTile& tile, const geo::Window& w) const {
   std::vector<std::uint8_t> out(static_cast<size_t>(kMonths) * static_cast<size_t>(w.pixels()));
-  read_planes(file_.open_group("tiles").open_group(tile.name).open_dataset("clear_count"), {kMonths}, w, out.data(),
-              path_);
+  read_planes(file_.open_group("tiles").open_group(tile.name).open_dataset("clear_count"), {0}, {kMonths}, w,
+              out.data(), path_);
   return out;
 }
 

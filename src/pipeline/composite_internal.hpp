@@ -1,7 +1,7 @@
 #pragma once
 // The composite stage's pieces, shared by its sources: the plan (composite_plan.cpp: discovery, season, grids,
 // fingerprints), the exports (composite_export.cpp: COGs, quicklooks) and the stage itself (composite_stage.cpp:
-// compute and assembly on the block-stage engine).
+// compute, output and exports on the block-stage engine).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -55,7 +55,8 @@ int choose_block_size(int requested, int jpeg2000_footprint, std::string& why);
 void print_plan(const Plan& p, const CompositeSettings& s);
 
 // One COG per (tile, month), and one RGB|NDVI quicklook per tile, from the finished parts.
-void write_cog(const Plan& p, size_t tile, int month, const CompositeSettings& s, const BlockStage& stage);
-void write_quicklook(const Plan& p, size_t tile, int month, const CompositeSettings& s, const BlockStage& stage);
+void write_cog(const Plan& p, size_t tile, int month, const CompositeSettings& s, const CompositeFile& composites);
+void write_quicklook(const Plan& p, size_t tile, int month, const CompositeSettings& s,
+                     const CompositeFile& composites);
 
 }  // namespace s2crop::pipeline::composite_detail

@@ -114,16 +114,14 @@ void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w,
   composite::fill_gaps(refl, count, kMonths, nb, n);
 }
 
-// ---------------------------------------------------------------- assemble
+// ---------------------------------------------------------------- output
 
-// Rank 0 alone (HDF5 1.10 writes raw chunks from one process only): the parts' chunks are copied into the file as
-// they are, so the assembly costs reading and writing the compressed bytes once, not compressing the tile again.
-void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, const std::string& path,
-                std::vector<double>& clear_per_tile) {
-  clear_per_tile.assign(p.tiles.size(), 0.0);
+// Rank 0 (HDF5 1.10 writes raw chunks from one process only): the file's groups, datasets and attributes; the engine
+// writes the blocks' compressed chunks into them as the blocks are done. Returns each tile's plane targets in the
+// codec's order: reflectance month by month, band by band, then the clear counts month by month.
+OutputTargets create_output(const Plan& p, const CompositeSettings& s, BlockStage& stage, h5::File& file) {
   const size_t nb = s.bands.size();
   const hsize_t bs = static_cast<hsize_t>(chunk_edge(p.block_size));
-  h5::File file = h5::File::create(path, MPI_COMM_SELF);
   stage.write_file_attrs(file, kFormat, kFormatVersion, s.config_text);
   file.set_attr("inputs", s.inputs);
   std::vector<std::string> skipped;
@@ -131,11 +129,7 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, co
   file.set_attr("skipped_acquisitions", skipped);
   std::vector<std::string> months;
   for (int m = 0; m < kMonths; ++m) months.push_back(month_label(p.season_year, p.season_month, m));
-  std::int64_t total_blocks = 0;
-  for (auto& t : p.tiles) total_blocks += static_cast<std::int64_t>(t.blocks.size());
-  log::Progress progress("write " + fs::path(s.output).filename().string(), "blocks", total_blocks, 10.0);
-  std::int64_t written = 0;
-  {
+  OutputTargets targets;
   h5::Node tiles = file.create_group("tiles");
   for (auto& t : p.tiles) {
     h5::Node g = tiles.create_group(t.name);
@@ -171,28 +165,14 @@ void write_hdf5(const Plan& p, const CompositeSettings& s, BlockStage& stage, co
     scales.georeference(refl, 2);
     count.attach_scale(month_ds, 0);
     scales.georeference(count, 1);
-
-    const size_t ti = static_cast<size_t>(&t - p.tiles.data());
-    std::vector<std::uint8_t> block_count;
-    for (size_t b = 0; b < t.blocks.size(); ++b) {
-      const geo::Window& w = t.blocks[b];
-      const size_t unit = stage.unit_of(ti, b);
-      const std::vector<std::uint8_t> part = stage.read_part(unit);  // CRC-checked
-      const PackedChunks chunks = stage.chunks(unit, part);
-      for (size_t m = 0; m < kMonths; ++m) {
-        for (size_t band = 0; band < nb; ++band) stage.write_plane(unit, chunks, m * nb + band, refl, {m, band});
-        const size_t plane = kMonths * nb + m;
-        stage.write_plane(unit, chunks, plane, count, {m});
-        block_count.resize(static_cast<size_t>(w.pixels()));
-        stage.unpack(unit, chunks, plane, block_count.data());
-        for (std::uint8_t c : block_count) clear_per_tile[ti] += c;
-      }
-      progress.update(++written);
-    }
+    std::vector<PlaneTarget> planes;
+    const size_t refl_at = targets.add(std::move(refl)), count_at = targets.add(std::move(count));
+    for (hsize_t m = 0; m < kMonths; ++m)
+      for (hsize_t band = 0; band < nb; ++band) planes.push_back({refl_at, {m, band}});
+    for (hsize_t m = 0; m < kMonths; ++m) planes.push_back({count_at, {m}});
+    targets.planes.push_back(std::move(planes));
   }
-  }  // every group and dataset is closed before the file
-  file.close();
-  progress.finish();
+  return targets;
 }
 
 // As many open rasters as the descriptor limit allows (raised to the hard limit), leaving room for the rest.
@@ -287,23 +267,36 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
     for (auto& t : plan.tiles)
       for (auto& m : t.by_month) per_month = std::max(per_month, m.size());
     const double px = static_cast<double>(plan.block_size) * plan.block_size;
-    // The block's months are held twice: computed, and compressed into its part (at most as large).
-    const double bytes = px * static_cast<double>(2 * s.bands.size() + 1) * static_cast<double>(2 * kMonths + per_month);
-    char line[256];
+    // The block's months are held computed and compressed (at most as large) twice: on a rank other than 0, two
+    // blocks in flight to rank 0, which writes the output; on rank 0, its own block and one received.
+    const double bytes = px * static_cast<double>(2 * s.bands.size() + 1) * static_cast<double>(3 * kMonths + per_month);
+    char line[300];
     std::snprintf(line, sizeof line, "memory per rank up to about %.0f MiB: a block of %d x %d px, its 12 months "
-                  "computed and compressed, and up to %zu acquisitions of one month read at once (--block-size "
-                  "bounds it)", bytes / 1048576.0, plan.block_size, plan.block_size, per_month);
+                  "computed and two blocks' compressed, and up to %zu acquisitions of one month read at once "
+                  "(--block-size bounds it)", bytes / 1048576.0, plan.block_size, plan.block_size, per_month);
     log::info(line);
   }
   auto t_compute = clock::now();
   // Units are in (tile, block) order, so the readers and open files of a tile serve block after block.
   Workspace ws(raster_cache_capacity());
+  // Clear observations per tile, totalled on rank 0 as blocks reach the output: a tile with none is refused below.
+  std::vector<double> clear_per_tile(plan.tiles.size(), 0.0);
+  ChunkedOutput output;
+  output.create = [&](h5::File& file) { return create_output(plan, s, stage, file); };
+  output.stored = [&](size_t u, const PackedChunks& chunks) {
+    const BlockUnit& unit = units[u];
+    std::vector<std::uint8_t> block_count(static_cast<size_t>(unit.window.pixels()));
+    for (size_t m = 0; m < kMonths; ++m) {
+      stage.unpack(u, chunks, kMonths * s.bands.size() + m, block_count.data());
+      for (std::uint8_t c : block_count) clear_per_tile[unit.group] += c;
+    }
+  };
   stage.compute(todo, [&](size_t u, std::uint8_t* payload) {
     const BlockUnit& unit = units[u];
     const size_t n = static_cast<size_t>(unit.window.pixels());
     composite_block(unit.group, plan.tiles[unit.group], unit.window, s, mask, ws,
                     reinterpret_cast<std::int16_t*>(payload), payload + kMonths * s.bands.size() * n * 2);
-  });
+  }, output);
   double compute_s = std::chrono::duration<double>(clock::now() - t_compute).count();
   if (mpi.is_root() && !todo.empty()) {
     char line[256];
@@ -322,20 +315,7 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
   }
   log_peak_memory(mpi, "after compositing");
 
-  // ---- assemble
-  std::vector<double> clear_per_tile(plan.tiles.size(), 0.0);
-  {
-    const std::string staged = stage.staged_output();
-    const double t0 = MPI_Wtime();
-    parallel::root_first(mpi.world(), [&] { write_hdf5(plan, s, stage, staged, clear_per_tile); });
-    MPI_Bcast(clear_per_tile.data(), static_cast<int>(clear_per_tile.size()), MPI_DOUBLE, 0, mpi.world());
-    if (mpi.is_root()) {
-      char line[160];
-      std::snprintf(line, sizeof line, "assembled %s in %.3f s (compressed chunks copied from the parts)",
-                    fs::path(s.output).filename().c_str(), MPI_Wtime() - t0);
-      log::info(line);
-    }
-  }
+  MPI_Bcast(clear_per_tile.data(), static_cast<int>(clear_per_tile.size()), MPI_DOUBLE, 0, mpi.world());
   for (size_t ti = 0; ti < plan.tiles.size(); ++ti)
     if (clear_per_tile[ti] == 0) {
       // Every pixel of every month no data: a mask that keeps nothing (--valid-scl), reflectance delivered in
@@ -354,14 +334,17 @@ void run_composite(const CompositeSettings& s, const parallel::MpiContext& mpi) 
         for (auto& t : plan.tiles) ensure_dir(s.cog_dir + "/" + t.name);
       if (!s.quicklook_dir.empty()) ensure_dir(s.quicklook_dir);
     });
+    // Exports read the finished (staged) output, each rank its own share.
+    const CompositeFile composites(stage.staged_output());
     size_t job = 0;
     for (size_t ti = 0; ti < plan.tiles.size(); ++ti) {
       if (!s.cog_dir.empty())
         for (int m = 0; m < kMonths; ++m, ++job)
-          if (job % static_cast<size_t>(mpi.size()) == static_cast<size_t>(mpi.rank())) write_cog(plan, ti, m, s, stage);
+          if (job % static_cast<size_t>(mpi.size()) == static_cast<size_t>(mpi.rank()))
+            write_cog(plan, ti, m, s, composites);
       if (!s.quicklook_dir.empty()) {
         if (job % static_cast<size_t>(mpi.size()) == static_cast<size_t>(mpi.rank()))
-          write_quicklook(plan, ti, ql_month, s, stage);
+          write_quicklook(plan, ti, ql_month, s, composites);
         ++job;
       }
     }

@@ -113,13 +113,4 @@ std::vector<std::uint8_t> read_part(const std::string& path, const PartKind& kin
   return payload;
 }
 
-void read_part_range(const std::string& path, size_t offset, size_t bytes, void* out) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw InputError(path, "intermediate block missing; rerun to recompute it");
-  const bool ok = std::fseek(f, static_cast<long>(kPartHeaderBytes + offset), SEEK_SET) == 0 &&
-                  std::fread(out, 1, bytes, f) == bytes;
-  std::fclose(f);
-  if (!ok) throw InputError(path, "damaged intermediate block (short read); delete it and rerun to recompute it");
-}
-
 }  // namespace s2crop::pipeline

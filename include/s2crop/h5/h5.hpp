@@ -124,6 +124,13 @@ class Dataset : public Node {
     double fill = 0;                        // what a chunk never written holds
   };
   ChunkStorage chunk_storage() const;
+  // Where the chunk whose first element is `offset` is in the file (bytes from its start: s2crop writes no user
+  // block) and its stored size; `stored` false where it was never written.
+  struct ChunkLocation {
+    std::uint64_t address = 0, bytes = 0;
+    bool stored = false;
+  };
+  ChunkLocation chunk_location(const std::vector<hsize_t>& offset) const;
   // The chunk whose first element is `offset`, as stored (still through the filters) into `out`. False where the
   // chunk was never written (its elements are the fill value). Throws InputError naming the file where it cannot be
   // read or a filter was skipped when it was written.

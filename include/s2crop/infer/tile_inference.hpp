@@ -4,8 +4,8 @@
 //
 // It plugs into the block-stage engine (pipeline/block_stage.hpp), which owns the lock, the fingerprints, resume,
 // balancing and the parts: plan (rank 0 validates inputs and the output, one clear message) -> resume -> compute
-// (one part per (tile, block)) -> assemble (one parallel HDF5 file, staged and renamed) -> export (COGs /
-// quicklooks, tiles round-robin over ranks). A rerun of a finished output with the same inputs and options is a
+// (each (tile, block) written into the staged HDF5 output by rank 0 as it is done, its index in a part) -> export
+// (COGs / quicklooks from the finished file, tiles round-robin over ranks) -> the output renamed into place. A rerun of a finished output with the same inputs and options is a
 // no-op; different ones are refused unless --overwrite. The output does not depend on the rank count.
 //
 // Output layout: file attrs format, format_version, s2crop_version, created, config, inputs, model, run_fingerprint
@@ -98,9 +98,9 @@ struct TileInferenceJob {
   std::function<void(const pipeline::CompositeTile& tile)> check_tile;
   // Every rank, before computing: the model, loaded.
   std::function<std::unique_ptr<BlockPredictor>()> make_predictor;
-  // Collective, while assembling: the model's file attributes (class names, task, ...). May be empty.
+  // Rank 0, creating the output: the model's file attributes (class names, task, ...). May be empty.
   std::function<void(h5::File& file)> file_attrs;
-  // One rank per tile, after assembling: COGs, quicklooks. May be empty.
+  // One rank per tile, once the output is written: COGs, quicklooks. May be empty.
   std::function<void(const pipeline::CompositeTile& tile, const LayerReader& read)> export_tile;
 };
 

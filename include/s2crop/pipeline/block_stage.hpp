@@ -8,11 +8,12 @@
 //                    nothing to do, one of another run refused unless --overwrite; <output>.parts/ kept for the same
 //                    parts fingerprint (resume), refused for another
 //   resume()         parts found are checked (CRC, kind, window, size) spread over the ranks; damaged ones recomputed
-//   compute()        the remaining units balanced over the ranks, one part file each (part_file.hpp), progress in
-//                    the log; with a ChunkCodec the block is computed in memory and its part holds the output's
-//                    compressed chunks (chunk_codec.hpp)
-//   (the stage assembles its output from the parts, read through read_part / chunks, into staged_output(): their
-//    compressed chunks copied by rank 0 (HDF5 1.10 writes raw chunks from one process); and exports)
+//   compute()        the remaining units balanced over the ranks, progress in the log. Without a ChunkCodec one
+//                    part file each holds the unit's payload (part_file.hpp). With one (every HDF5 stage) the block
+//                    is computed in memory, compressed once (chunk_codec.hpp), and its chunks written into the
+//                    staged output by rank 0 as they come (chunked_output.hpp): the part holds only their index.
+//                    Blocks kept from an interrupted run are copied from its staged file first.
+//   (the stage exports from staged_output(), closed and complete when compute returns)
 //   finish()         the staged output moved into place, parts removed, lock released
 //
 // A stage that throws anywhere leaves no file that looks finished: the staged output is removed with the engine
@@ -31,6 +32,7 @@
 #include "s2crop/parallel/mpi.hpp"
 #include "s2crop/pipeline/block_limits.hpp"
 #include "s2crop/pipeline/chunk_codec.hpp"
+#include "s2crop/pipeline/chunked_output.hpp"
 #include "s2crop/pipeline/part_file.hpp"
 
 namespace s2crop::pipeline {
@@ -104,30 +106,28 @@ class BlockStage {
   // block comes next).
   std::vector<size_t> assigned(const std::vector<size_t>& todo) const;
   // Collective: computes `todo` (from resume) balanced over the ranks in unit order per rank: `fn(unit, payload)`
-  // fills the unit's payload. Returns the units this rank computed.
+  // fills the unit's payload. Returns the units this rank computed. A ChunkCodec stage passes `output`: the staged
+  // output is created through it, filled with every unit's chunks, and closed before compute returns.
   std::vector<size_t> compute(const std::vector<size_t>& todo,
-                              const std::function<void(size_t unit, std::uint8_t* payload)>& fn);
+                              const std::function<void(size_t unit, std::uint8_t* payload)>& fn,
+                              const ChunkedOutput& output = {});
 
   const std::vector<BlockUnit>& units() const { return units_; }
   // The unit of (group, block), kNone where the stage had no unit there.
   size_t unit_of(size_t group, size_t block) const;
   std::string part_path(size_t unit) const;
+  // The payload of the unit's part, every check passed (InputError otherwise): a stage without a ChunkCodec. For a
+  // ChunkCodec stage its chunk index, checked against the chunks it indexes.
   std::vector<std::uint8_t> read_part(size_t unit) const;
-  // The chunks of a part read with read_part (ChunkCodec stages); `part` must outlive the result.
-  PackedChunks chunks(size_t unit, const std::vector<std::uint8_t>& part) const;
-  // Plane `plane` of the unit's block, decompressed: [pixel] over its window.
+  // Plane `plane` of a ChunkCodec unit's block, decompressed: [pixel] over its window.
   void unpack(size_t unit, const PackedChunks& chunks, size_t plane, void* out) const;
-  // Plane `plane` of the unit's block copied into `dataset` as it is stored, each chunk at its place; `leading` are
-  // the dataset's indices before y and x (month, band). The file must be open on one process (write_chunk).
-  void write_plane(size_t unit, const PackedChunks& chunks, size_t plane, const h5::Dataset& dataset,
-                   std::vector<hsize_t> leading) const;
 
-  // The temporary the stage assembles the main output in (the same name on every rank), removed if the run fails.
-  // Collective the first time.
+  // The staged main output of a ChunkCodec stage, `<output>.partial.h5` (the same name on every rank): written by
+  // compute(), moved into place by finish(). A run that fails or is killed leaves it for the next run to check and
+  // take blocks from. Collective the first time.
   const std::string& staged_output();
   // The attributes every stage's HDF5 output starts with: format, format_version, s2crop_version, created,
-  // config, run_fingerprint (the output fingerprint). Collective in a file open on several ranks; staged_output()
-  // must have been called.
+  // config, run_fingerprint (the output fingerprint). staged_output() must have been called.
   void write_file_attrs(h5::File& file, const std::string& format, std::int64_t format_version,
                         const std::string& config_text) const;
 
@@ -138,8 +138,18 @@ class BlockStage {
  private:
   BlockStageConfig config_;
   const parallel::MpiContext& mpi_;
+  // Rank 0, ChunkCodec stages: the interrupted runs' staged files moved under the parts (resume) and the generation
+  // number of this run's.
+  std::uint64_t adopt_interrupted_output();
+  // Rank 0, ChunkCodec stages: the staged output created, the kept units copied into it.
+  void open_output(const ChunkedOutput& output, const std::vector<size_t>& todo);
+  // Chunks of the unit's block: planes x chunks per plane.
+  size_t chunk_count(size_t unit) const;
+
   std::unique_ptr<OutputLock> lock_;       // rank 0
-  std::unique_ptr<StagedFile> staged_;     // rank 0, declared after the lock: removed before it is released
+  std::unique_ptr<ChunkWriter> writer_;    // rank 0, ChunkCodec stages, during compute
+  std::uint64_t generation_ = 0;           // of the staged output, ChunkCodec stages
+  bool output_done_ = false;               // compute() closed the staged output
   std::string staged_path_, output_fingerprint_, created_;
   std::vector<std::string> groups_;
   std::vector<BlockUnit> units_;

@@ -2,9 +2,8 @@
 // A block's part payload as the output file stores it: every plane of the block (a month of a band, a layer of a
 // map) is one HDF5 chunk, padded to the chunk's edge with the plane's fill value, byte-shuffled and deflated exactly
 // as the output dataset's filters (h5::Node::create_dataset: shuffle + deflate) would. The stage computes the block
-// into memory once; the part holds the compressed chunks; the assembly copies them into the file with
-// Dataset::write_chunk without decompressing and compressing again. Bytes written per run: the parts (the output's
-// size) and the output, not an uncompressed copy of everything in between.
+// into memory once and packed; rank 0 writes the packed chunks into the file with Dataset::write_chunk
+// (chunked_output.hpp) without decompressing and compressing again. Bytes written per run: the output's, once.
 //
 // A block covers one or more whole chunks of each plane (its origin on the chunk grid; the last row and column of
 // chunks may reach past the block, at the raster's edge). Packed layout: uint64 chunk count, uint64 compressed size

@@ -36,6 +36,8 @@ class CompositeFile {
 
   // reflectance x 10000 of `window`, [month][band][y][x]; composite::kNoData where a pixel had no clear observation.
   std::vector<std::int16_t> read_reflectance(const CompositeTile& tile, const geo::Window& window) const;
+  // One month (0-11) of it: [band][y][x].
+  std::vector<std::int16_t> read_reflectance(const CompositeTile& tile, const geo::Window& window, int month) const;
   // Clear observations per month of `window`, [month][y][x].
   std::vector<std::uint8_t> read_clear_count(const CompositeTile& tile, const geo::Window& window) const;
 

@@ -5,11 +5,11 @@
 // collective over MPI_COMM_WORLD):
 //   plan      rank 0 discovers acquisitions; all ranks inspect their files in parallel; rank 0 fixes each tile's
 //             grid, rejects (or with skip, drops) bad acquisitions, and broadcasts the plan.
-//   compute   (tile, block) units not yet done are balanced over the ranks; each unit is composited and saved as
-//             one part file <output>.parts/<tile>/<block>.part (part_file.hpp), written to a temporary name and
-//             renamed, so a SIGKILL at any moment loses at most the units in flight.
-//   assemble  all ranks write the parts into <output>.partial.h5 through MPI-IO (collective, compressed, chunked by
-//             block), export COGs and quicklooks, then rank 0 renames it to <output> and removes the parts.
+//   compute   (tile, block) units not yet done are balanced over the ranks; each unit is composited in memory,
+//             compressed into the output's chunks, and written by rank 0 into <output>.partial.h5, its index saved
+//             as <output>.parts/<tile>/<block>.part (chunked_output.hpp), so a SIGKILL at any moment loses at most
+//             the units in flight.
+//   export    COGs and quicklooks from the finished file, then rank 0 renames it to <output> and removes the parts.
 // A rerun of the same command after a kill resumes at the first missing unit; the result does not depend on the
 // rank count or on where the run was interrupted.
 #include <string>

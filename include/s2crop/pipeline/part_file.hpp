@@ -52,8 +52,5 @@ inline constexpr size_t kAnyPayloadSize = static_cast<size_t>(-1);
 // of another kind, window or size (the message says to rerun, which recomputes it).
 std::vector<std::uint8_t> read_part(const std::string& path, const PartKind& kind, const geo::Window& window,
                                     size_t payload_bytes);
-// `bytes` of the payload from `offset`, without the check: for exports that run after the assembly has read and
-// checked every part (a COG of one month need not read the other eleven).
-void read_part_range(const std::string& path, size_t offset, size_t bytes, void* out);
 
 }  // namespace s2crop::pipeline

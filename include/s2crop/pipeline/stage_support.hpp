@@ -32,6 +32,12 @@ class UnitProgress {
       MPI_Isend(&one_, 1, MPI_INT, 0, kProgressTag, mpi_.world(), &requests_.back());
     }
   }
+  // Rank 0: `n` units of other ranks done (they told rank 0 another way).
+  void add_done(std::int64_t n) {
+    if (n == 0) return;
+    done_ += n;
+    progress_.update(done_);
+  }
   void finish(std::int64_t expected_total_done) {
     if (mpi_.is_root()) {
       while (done_ < expected_total_done) poll(true);
