@@ -481,6 +481,11 @@ File File::open_update(const std::string& path) {
 
 void File::flush() const { check(H5Fflush(id(), H5F_SCOPE_GLOBAL), file_, "cannot flush", 0); }
 
+std::mutex& library_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 void File::close() {
   if (!h_.valid()) return;
   // Close explicitly rather than in the destructor, so a failure to write out metadata is reported.

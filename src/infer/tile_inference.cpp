@@ -212,6 +212,8 @@ void run_tile_inference(const TileInferenceJob& job, const parallel::MpiContext&
     auto read_ahead = [&](size_t u) {
       return std::async(std::launch::async, [&predictor, &composites, &file_tiles, &stage, u] {
         const pipeline::BlockUnit& unit = stage.units()[u];
+        // Rank 0 writes the output's chunks on the main thread meanwhile: one HDF5 caller at a time.
+        std::lock_guard<std::mutex> hold(h5::library_mutex());
         return predictor->read(composites, file_tiles[unit.group], unit.window);
       });
     };

@@ -226,6 +226,10 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
     parallel::root_first(mpi_.world(), [&] {
       writer_->close();
       writer_.reset();
+      // Complete: under the name exports read and finish() moves into place.
+      std::error_code ec;
+      fs::rename(generation_file(config_.output, generation_), staged_path_, ec);
+      if (ec) throw OutputError(staged_path_, "cannot move the finished output here: " + ec.message());
     });
     output_done_ = true;
     // The output's compression happens here, once, and its chunks are written once.
@@ -250,7 +254,8 @@ std::uint64_t BlockStage::adopt_interrupted_output() {
   }
   std::error_code ec;
   if (fs::exists(partial, ec)) {
-    // An interrupted (or failed) run's staged output: its blocks' chunks are checked where its parts say they are.
+    // The output of a run that was interrupted (or failed) after its compute phase: back under the parts, where its
+    // blocks' indexes say their chunks are.
     if (last > 0 && !fs::exists(generation_file(config_.output, last), ec)) {
       fs::rename(partial, generation_file(config_.output, last), ec);
       if (ec) throw OutputError(partial, "cannot move it under " + parts + ": " + ec.message());
@@ -271,7 +276,8 @@ void BlockStage::open_output(const ChunkedOutput& output, const std::vector<size
   if (!mpi_.is_root()) return;
   // The generation is recorded before the file exists: a file found without it is of no run and removed.
   write_text_atomically(config_.output + ".parts/generation", std::to_string(generation_) + "\n");
-  writer_ = std::make_unique<ChunkWriter>(staged_path_, generation_, config_.codec, output);
+  writer_ = std::make_unique<ChunkWriter>(generation_file(config_.output, generation_), generation_, config_.codec,
+                                          output);
   std::vector<char> pending(units_.size(), 0);
   for (size_t u : todo) pending[u] = 1;
   size_t kept = 0;

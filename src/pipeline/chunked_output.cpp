@@ -95,11 +95,13 @@ ChunkWriter::ChunkWriter(const std::string& path, std::uint64_t generation, cons
                          const ChunkedOutput& output)
     : path_(path), generation_(generation), codec_(codec), output_(output) {
   if (!output.create) throw Error("ChunkWriter: the stage gave no way to create its output");
+  std::lock_guard<std::mutex> hold(h5::library_mutex());
   file_ = std::make_unique<h5::File>(h5::File::create(path, MPI_COMM_SELF));
   targets_ = output.create(*file_);
 }
 
 ChunkWriter::~ChunkWriter() {
+  std::lock_guard<std::mutex> hold(h5::library_mutex());
   targets_ = OutputTargets();
   file_.reset();  // unwinding: HDF5 closes what it can; the file is the next run's to check, not a result
 }
@@ -115,6 +117,7 @@ void ChunkWriter::store(size_t unit, size_t group, const geo::Window& window, in
   ChunkIndex index;
   index.generation = generation_;
   index.entries.reserve(planes.size() * across * down);
+  std::unique_lock<std::mutex> hold(h5::library_mutex());
   for (size_t p = 0; p < planes.size(); ++p) {
     std::vector<hsize_t> at = planes[p].leading;
     at.resize(at.size() + 2);
@@ -132,11 +135,13 @@ void ChunkWriter::store(size_t unit, size_t group, const geo::Window& window, in
       bytes_ += bytes;
     }
   }
+  hold.unlock();
   write_part(part, kind, window, index.encode());
   if (output_.stored) output_.stored(unit, chunks);
 }
 
 void ChunkWriter::close() {
+  std::lock_guard<std::mutex> hold(h5::library_mutex());
   targets_ = OutputTargets();
   file_->close();
 }

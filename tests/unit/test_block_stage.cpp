@@ -240,7 +240,8 @@ TEST(BlockStage, ChunksGoStraightIntoTheOutputAndAnInterruptedRunKeepsWhatItWrot
   }
   // Interrupted after 4 blocks: their chunks are in the staged output, their parts index them.
   EXPECT_THROW(run_chunked(out, 4), std::runtime_error);
-  EXPECT_TRUE(fs::exists(out + ".partial.h5"));
+  EXPECT_TRUE(fs::exists(out + ".parts/generation.1.h5"));
+  EXPECT_FALSE(fs::exists(out + ".partial.h5"));  // only a complete output goes by that name
   EXPECT_EQ(std::distance(fs::directory_iterator(out + ".parts/T1"), fs::directory_iterator()), 4);
   // The rerun checks and copies them, computes the other 5, and the output is the uninterrupted one.
   EXPECT_EQ(run_chunked(out), 5);
@@ -257,7 +258,7 @@ TEST(BlockStage, ChunksGoStraightIntoTheOutputAndAnInterruptedRunKeepsWhatItWrot
                                 kAnyPayloadSize);
     const ChunkIndex index = ChunkIndex::decode(part, 2, "part");
     EXPECT_EQ(index.generation, 2u);
-    std::fstream f(out + ".partial.h5", std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream f(out + ".parts/generation.2.h5", std::ios::in | std::ios::out | std::ios::binary);
     const auto at = static_cast<std::streamoff>(index.entries[1].address + 2);
     char byte = 0;
     f.seekg(at);

@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -156,6 +157,10 @@ class File : public Node {
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;  // the communicator of create(): it must outlive close()
 };
+
+// Debian's parallel HDF5 is not built thread-safe: code that may call it from two threads at once (a stage's
+// read-ahead thread while rank 0 writes the output's chunks) holds this around its calls.
+std::mutex& library_mutex();
 
 // HDF5's error stack as one line (innermost reason first); empties the stack.
 std::string last_error();

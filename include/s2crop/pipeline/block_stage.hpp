@@ -122,9 +122,9 @@ class BlockStage {
   // Plane `plane` of a ChunkCodec unit's block, decompressed: [pixel] over its window.
   void unpack(size_t unit, const PackedChunks& chunks, size_t plane, void* out) const;
 
-  // The staged main output of a ChunkCodec stage, `<output>.partial.h5` (the same name on every rank): written by
-  // compute(), moved into place by finish(). A run that fails or is killed leaves it for the next run to check and
-  // take blocks from. Collective the first time.
+  // The staged main output of a ChunkCodec stage, `<output>.partial.h5` (the same name on every rank): complete when
+  // compute() returns (it is written under `<output>.parts/` until then), moved into place by finish(). A run that
+  // fails or is killed leaves it for the next run to check and take blocks from. Collective the first time.
   const std::string& staged_output();
   // The attributes every stage's HDF5 output starts with: format, format_version, s2crop_version, created,
   // config, run_fingerprint (the output fingerprint). staged_output() must have been called.

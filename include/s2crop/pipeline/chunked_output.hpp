@@ -1,13 +1,13 @@
 #pragma once
-// The main output of a ChunkCodec stage written once: rank 0 holds the staged HDF5 file (`<output>.partial.h5`)
-// open for the whole compute phase and copies each block's compressed chunks into it as the block is finished (its
+// The main output of a ChunkCodec stage written once: rank 0 holds the staged HDF5 file
+// (`<output>.parts/generation.<g>.h5`, `<output>.partial.h5` once complete) open for the whole compute phase and copies each block's compressed chunks into it as the block is finished (its
 // own blocks directly, the other ranks' shipped to it over MPI: HDF5 1.10 writes raw chunks from one process only).
 // Bytes written per run: the output once, plus a small index per block.
 //
 // Resume without trusting HDF5's metadata after a SIGKILL: a block's part (part_file.hpp) no longer holds its data but
 // its ChunkIndex, written after its chunks: the generation of the staged file they are in and each chunk's address,
-// size and CRC-32 there. A rerun moves the interrupted run's staged file into `<output>.parts/generation.<g>.h5`,
-// checks every indexed chunk by reading it at its address (never parsing that file as HDF5), and copies the blocks
+// size and CRC-32 there. A rerun finds the interrupted run's file under `<output>.parts/generation.<g>.h5` (moving a
+// complete `<output>.partial.h5` back there), checks every indexed chunk by reading it at its address (never parsing that file as HDF5), and copies the blocks
 // that pass into the new staged file (generation g + 1) before computing the rest. A block whose index or chunks do
 // not check out is recomputed.
 #include <cstddef>
