@@ -74,7 +74,14 @@ BlockStage::BlockStage(BlockStageConfig config, const parallel::MpiContext& mpi)
   if (config_.outputs.empty()) config_.outputs.push_back(config_.output);
 }
 
-BlockStage::~BlockStage() = default;
+BlockStage::~BlockStage() {
+  // A run that fails after its compute phase (a refused result, an export that cannot be written): its complete file
+  // goes back under the parts, where a rerun takes its blocks from, and nothing beside the output looks finished.
+  if (mpi_.is_root() && output_done_ && !finished_) {
+    std::error_code ec;
+    fs::rename(staged_path_, generation_file(config_.output, generation_), ec);
+  }
+}
 
 void BlockStage::check_outputs() {
   parallel::root_first(mpi_.world(), [&] {
@@ -176,7 +183,7 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
   }
   std::vector<size_t> mine;
   UnitProgress progress(mpi_, config_.stage, static_cast<std::int64_t>(units_.size()), done_before_);
-  std::vector<std::uint8_t> block, packed;  // ChunkCodec: reused, so memory follows the block size
+  std::vector<std::uint8_t> block, packed, incoming;  // ChunkCodec: reused, so memory follows the block size
   ChunkShipper shipper(mpi_.world());
   const std::vector<size_t> order = assigned(todo);
   std::int64_t from_others = static_cast<std::int64_t>(todo.size() - order.size()), received = 0;
@@ -186,7 +193,7 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
     writer_->store(u, unit.group, unit.window, unit.chunk_w(), unit.chunk_h(), p, part_path(u), config_.part_kind);
   };
   auto receive = [&](bool wait) {
-    const auto n = static_cast<std::int64_t>(receive_shipped(mpi_.world(), wait, store));
+    const auto n = static_cast<std::int64_t>(receive_shipped(mpi_.world(), wait, incoming, store));
     received += n;
     progress.add_done(n);
   };
@@ -357,6 +364,7 @@ void BlockStage::write_file_attrs(h5::File& file, const std::string& format, std
 }
 
 void BlockStage::finish(const std::string& wrote) {
+  finished_ = true;
   MPI_Barrier(mpi_.world());
   parallel::root_first(mpi_.world(), [&] {
     std::error_code exists;

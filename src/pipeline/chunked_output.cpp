@@ -186,10 +186,9 @@ void ChunkShipper::wait_all() {
   }
 }
 
-size_t receive_shipped(MPI_Comm comm, bool wait,
+size_t receive_shipped(MPI_Comm comm, bool wait, std::vector<std::uint8_t>& packed,
                        const std::function<void(size_t, const std::vector<std::uint8_t>&)>& store) {
   size_t received = 0;
-  std::vector<std::uint8_t> packed;
   for (;;) {
     MPI_Status st;
     int flag = 0;

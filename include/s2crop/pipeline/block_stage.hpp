@@ -150,6 +150,7 @@ class BlockStage {
   std::unique_ptr<ChunkWriter> writer_;    // rank 0, ChunkCodec stages, during compute
   std::uint64_t generation_ = 0;           // of the staged output, ChunkCodec stages
   bool output_done_ = false;               // compute() closed the staged output
+  bool finished_ = false;
   std::string staged_path_, output_fingerprint_, created_;
   std::vector<std::string> groups_;
   std::vector<BlockUnit> units_;

@@ -125,8 +125,9 @@ class ChunkShipper {
   int current_ = 1;
 };
 
-// Rank 0: receives the blocks the other ranks have sent, each handed to `store(unit, packed)`. With `wait`, blocks
-// until at least one arrived. Returns how many were received.
-size_t receive_shipped(MPI_Comm comm, bool wait, const std::function<void(size_t, const std::vector<std::uint8_t>&)>& store);
+// Rank 0: receives the blocks the other ranks have sent into `buffer` (reused: memory follows the block size), each
+// handed to `store(unit, buffer)`. With `wait`, blocks until at least one arrived. Returns how many were received.
+size_t receive_shipped(MPI_Comm comm, bool wait, std::vector<std::uint8_t>& buffer,
+                       const std::function<void(size_t, const std::vector<std::uint8_t>&)>& store);
 
 }  // namespace s2crop::pipeline
