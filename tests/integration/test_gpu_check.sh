@@ -15,9 +15,10 @@ t = open(sys.argv[1]).read()
 rows = {r.split("|")[1].strip()[:3]: [c.strip() for c in r.split("|")[1:-1]] for r in t.splitlines() if r.startswith("| (")}
 assert float(rows["(1)"][2]) > 0 and float(rows["(3)"][2]) > 0 and float(rows["(4)"][2]) > 0, rows
 assert float(re.search(r"loss rel. diff ([0-9.e+-]+)", rows["(2)"][4]).group(1)) <= 1e-3
-assert float(rows["(5)"][2]) >= 99.9
+# (5) on the CPU: the agreement where the CPU has bf16, the refusal where it has not.
+assert rows["(5)"][2] == "refused (CPU without bf16)" or float(rows["(5)"][2]) >= 99.9, rows["(5)"]
 print("ok: CPU samples/s", rows["(1)"][2], "pixels/s", rows["(3)"][2], "patches/s", rows["(4)"][2],
-      "bf16 agreement", rows["(5)"][2], "%")
+      "bf16", rows["(5)"][2])
 PY
 pass "gpu-check.sh CPU side"
 
