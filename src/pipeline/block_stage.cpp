@@ -188,8 +188,15 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
   const std::vector<size_t> order = assigned(todo);
   std::int64_t from_others = static_cast<std::int64_t>(todo.size() - order.size()), received = 0;
   // Rank 0: a block of another rank into the file as it arrives; it counts as done there.
+  double writing = 0, waiting = 0;  // rank 0 writing chunks; another rank waiting for rank 0 to take its blocks
   auto store = [&](size_t u, const std::vector<std::uint8_t>& p) {
     const BlockUnit& unit = units_.at(u);
+    const double t0 = now_seconds();
+    struct Timed {
+      double& total;
+      double t0;
+      ~Timed() { total += now_seconds() - t0; }
+    } timed{writing, t0};
     writer_->store(u, unit.group, unit.window, unit.chunk_w(), unit.chunk_h(), p, part_path(u), config_.part_kind);
   };
   auto receive = [&](bool wait) {
@@ -204,7 +211,9 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
       block.resize(unit.payload_bytes);
       fn(u, block.data());
       const double t0 = now_seconds();
+      const double w0 = now_seconds();
       std::vector<std::uint8_t>& out = mpi_.is_root() ? packed : shipper.next_buffer();
+      waiting += now_seconds() - w0;
       config_.codec.pack(block.data(), unit.window, unit.chunk_w(), unit.chunk_h(), out);
       if (mpi_.is_root()) {
         store(u, out);
@@ -225,8 +234,11 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
   if (chunked) {
     if (mpi_.is_root())
       while (received < from_others) receive(true);
-    else
+    else {
+      const double w0 = now_seconds();
       shipper.wait_all();
+      waiting += now_seconds() - w0;
+    }
   }
   progress.finish(static_cast<std::int64_t>(units_.size()));
   if (chunked) {
@@ -241,10 +253,13 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
     output_done_ = true;
     // The output's compression happens here, once, and its chunks are written once.
     const double total = parallel::sum_double(mpi_.world(), packing);
+    const double waited = parallel::sum_double(mpi_.world(), waiting);
     if (mpi_.is_root() && !todo.empty()) {
-      char line[160];
-      std::snprintf(line, sizeof line, "%s: compressing the blocks and writing their chunks took %.3f s per rank",
-                    config_.stage.c_str(), total / mpi_.size());
+      char line[320];
+      std::snprintf(line, sizeof line, "%s: compressing the blocks and writing their chunks took %.3f s per rank "
+                    "(rank 0 writing every rank's chunks: %.3f s; the other ranks waiting for rank 0 to take their "
+                    "blocks: %.3f s per rank)", config_.stage.c_str(), total / mpi_.size(), writing,
+                    mpi_.size() > 1 ? waited / (mpi_.size() - 1) : 0.0);
       log::info(line);
     }
   }
