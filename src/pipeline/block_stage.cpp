@@ -18,6 +18,10 @@ namespace fs = std::filesystem;
 namespace s2crop::pipeline {
 
 namespace {
+// The staged output's name: written by compute(), moved into place by finish(), adopted back by a rerun.
+constexpr const char* kPartialSuffix = ".partial.h5";
+std::string partial_path(const std::string& output) { return output + kPartialSuffix; }
+
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -192,12 +196,8 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
   auto store = [&](size_t u, const std::vector<std::uint8_t>& p) {
     const BlockUnit& unit = units_.at(u);
     const double t0 = now_seconds();
-    struct Timed {
-      double& total;
-      double t0;
-      ~Timed() { total += now_seconds() - t0; }
-    } timed{writing, t0};
     writer_->store(u, unit.group, unit.window, unit.chunk_w(), unit.chunk_h(), p, part_path(u), config_.part_kind);
+    writing += now_seconds() - t0;
   };
   auto receive = [&](bool wait) {
     const auto n = static_cast<std::int64_t>(receive_shipped(mpi_.world(), wait, incoming, store));
@@ -211,9 +211,8 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
       block.resize(unit.payload_bytes);
       fn(u, block.data());
       const double t0 = now_seconds();
-      const double w0 = now_seconds();
       std::vector<std::uint8_t>& out = mpi_.is_root() ? packed : shipper.next_buffer();
-      waiting += now_seconds() - w0;
+      waiting += now_seconds() - t0;
       config_.codec.pack(block.data(), unit.window, unit.chunk_w(), unit.chunk_h(), out);
       if (mpi_.is_root()) {
         store(u, out);
@@ -268,7 +267,7 @@ std::vector<size_t> BlockStage::compute(const std::vector<size_t>& todo,
 }
 
 std::uint64_t BlockStage::adopt_interrupted_output() {
-  const std::string parts = config_.output + ".parts", partial = config_.output + ".partial.h5";
+  const std::string parts = config_.output + ".parts", partial = partial_path(config_.output);
   std::uint64_t last = 0;
   {
     std::ifstream in(parts + "/generation");
@@ -360,7 +359,7 @@ void BlockStage::unpack(size_t unit, const PackedChunks& chunks, size_t plane, v
 
 const std::string& BlockStage::staged_output() {
   if (staged_path_.empty()) {
-    staged_path_ = config_.output + ".partial.h5";
+    staged_path_ = partial_path(config_.output);
     // Every rank writes identical attribute values: rank 0's clock.
     created_ = parallel::broadcast_string(mpi_.world(), log::utc_timestamp());
   }
@@ -383,7 +382,7 @@ void BlockStage::finish(const std::string& wrote) {
   MPI_Barrier(mpi_.world());
   parallel::root_first(mpi_.world(), [&] {
     std::error_code exists;
-    if (!staged_path_.empty() && fs::exists(staged_path_, exists)) StagedFile(config_.output, ".partial.h5").commit();
+    if (!staged_path_.empty() && fs::exists(staged_path_, exists)) StagedFile(config_.output, kPartialSuffix).commit();
     std::error_code ec;
     fs::remove_all(config_.output + ".parts", ec);
     lock_->release_and_remove();

@@ -119,6 +119,7 @@ void ChunkWriter::store(size_t unit, size_t group, const geo::Window& window, in
   index.entries.reserve(planes.size() * across * down);
   std::unique_lock<std::mutex> hold(h5::library_mutex());
   for (size_t p = 0; p < planes.size(); ++p) {
+    const h5::Dataset& dataset = targets_.datasets.at(planes[p].dataset);
     std::vector<hsize_t> at = planes[p].leading;
     at.resize(at.size() + 2);
     for (size_t k = 0; k < across * down; ++k) {
@@ -126,7 +127,6 @@ void ChunkWriter::store(size_t unit, size_t group, const geo::Window& window, in
       at[at.size() - 1] = static_cast<hsize_t>(window.x0) + (k % across) * static_cast<hsize_t>(chunk_w);
       const std::uint8_t* data = chunks.data(p, k);
       const size_t bytes = chunks.size(p, k);
-      const h5::Dataset& dataset = targets_.datasets.at(planes[p].dataset);
       dataset.write_chunk(at, data, bytes);
       const h5::Dataset::ChunkLocation where = dataset.chunk_location(at);
       if (!where.stored || where.bytes != bytes)

@@ -37,9 +37,10 @@ void write_cog(const Plan& p, size_t ti, int month, const CompositeSettings& s, 
     band->SetNoDataValue(composite::kNoData);
     band->SetDescription(s.bands[b].c_str());
   }
+  const CompositeTile& file_tile = composites.tile(t.name);
   for (size_t bi = 0; bi < t.blocks.size(); ++bi) {
     const geo::Window& w = t.blocks[bi];
-    std::vector<std::int16_t> refl = composites.read_reflectance(composites.tile(t.name), w, month);
+    std::vector<std::int16_t> refl = composites.read_reflectance(file_tile, w, month);
     size_t n = static_cast<size_t>(w.pixels());
     for (size_t b = 0; b < nb; ++b) {
       std::int16_t* src = refl.data() + b * n;
@@ -76,9 +77,10 @@ void write_quicklook(const Plan& p, size_t ti, int month, const CompositeSetting
   int step = std::max(1, (std::max(t.grid.width, t.grid.height) + 1023) / 1024);
   int W = (t.grid.width + step - 1) / step, H = (t.grid.height + step - 1) / step;
   viz::Image rgb(W, H), ndvi(W, H);
+  const CompositeTile& file_tile = composites.tile(t.name);
   for (size_t bi = 0; bi < t.blocks.size(); ++bi) {
     const geo::Window& w = t.blocks[bi];
-    std::vector<std::int16_t> refl = composites.read_reflectance(composites.tile(t.name), w, month);
+    std::vector<std::int16_t> refl = composites.read_reflectance(file_tile, w, month);
     size_t n = static_cast<size_t>(w.pixels());
     auto at = [&](int band, int x, int y) {
       return refl[static_cast<size_t>(band) * n + static_cast<size_t>(y) * w.width + x];
