@@ -2,10 +2,12 @@
 
 #include <hdf5_hl.h>
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 
 #include "s2crop/common/errors.hpp"
+#include "located_driver.hpp"
 #include "s2crop/parallel/mpi.hpp"
 
 namespace s2crop::h5 {
@@ -200,8 +202,23 @@ Dataset Node::create_scalar_dataset(const std::string& name, std::int32_t value)
   return Dataset(Handle(d), file_, join(path_, name), deferred_);
 }
 
-void Dataset::write_chunk(const std::vector<hsize_t>& offset, const void* data, size_t bytes) const {
-  check(H5Dwrite_chunk(id(), H5P_DEFAULT, 0, offset.data(), bytes, data), file_, "cannot write a chunk of " + path_, 0);
+namespace {
+std::atomic<std::uint64_t> slow_lookups{0};
+}  // namespace
+
+std::uint64_t slow_chunk_lookups() { return slow_lookups.load(std::memory_order_relaxed); }
+
+std::uint64_t Dataset::write_chunk(const std::vector<hsize_t>& offset, const void* data, size_t bytes) const {
+  located_driver::expect(data, bytes);
+  const herr_t status = H5Dwrite_chunk(id(), H5P_DEFAULT, 0, offset.data(), bytes, data);
+  std::uint64_t address = 0;
+  const bool seen = located_driver::found(address);
+  check(status, file_, "cannot write a chunk of " + path_, 0);
+  if (seen) return address;
+  slow_lookups.fetch_add(1, std::memory_order_relaxed);
+  const ChunkLocation where = chunk_location(offset);
+  if (!where.stored || where.bytes != bytes) throw OutputError(file_, "a chunk of " + path_ + " was not stored as written");
+  return where.address;
 }
 
 Dataset::ChunkStorage Dataset::chunk_storage() const {
@@ -452,6 +469,23 @@ File File::create(const std::string& path, MPI_Comm comm) {
   file.path_ = "/";
   file.comm_ = comm;
   file.deferred_ = std::make_shared<DeferredStrings>();
+  return file;
+}
+
+File File::create_single_writer(const std::string& path) {
+  quiet_hdf5();
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+  const hid_t driver = located_driver::id();
+  if (driver < 0 || H5Pset_driver(fapl.id(), driver, nullptr) < 0)
+    throw OutputError(path, "cannot set up HDF5's file driver (" + last_error() + ")");
+  H5Pset_libver_bounds(fapl.id(), H5F_LIBVER_EARLIEST, H5F_LIBVER_V18);
+  H5Pset_fclose_degree(fapl.id(), H5F_CLOSE_STRONG);
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
+  if (f < 0) throw OutputError(path, "cannot create HDF5 file (" + last_error() + "); is the directory writable?");
+  File file;
+  file.h_ = Handle(f);
+  file.file_ = path;
+  file.path_ = "/";
   return file;
 }
 

@@ -96,7 +96,7 @@ ChunkWriter::ChunkWriter(const std::string& path, std::uint64_t generation, cons
     : path_(path), generation_(generation), codec_(codec), output_(output) {
   if (!output.create) throw Error("ChunkWriter: the stage gave no way to create its output");
   std::lock_guard<std::mutex> hold(h5::library_mutex());
-  file_ = std::make_unique<h5::File>(h5::File::create(path, MPI_COMM_SELF));
+  file_ = std::make_unique<h5::File>(h5::File::create_single_writer(path));
   targets_ = output.create(*file_);
 }
 
@@ -127,11 +127,8 @@ void ChunkWriter::store(size_t unit, size_t group, const geo::Window& window, in
       at[at.size() - 1] = static_cast<hsize_t>(window.x0) + (k % across) * static_cast<hsize_t>(chunk_w);
       const std::uint8_t* data = chunks.data(p, k);
       const size_t bytes = chunks.size(p, k);
-      dataset.write_chunk(at, data, bytes);
-      const h5::Dataset::ChunkLocation where = dataset.chunk_location(at);
-      if (!where.stored || where.bytes != bytes)
-        throw OutputError(path_, "a chunk of " + dataset.path() + " was not stored as written");
-      index.entries.push_back({where.address, bytes, crc32_of(data, bytes), 0});
+      const std::uint64_t address = dataset.write_chunk(at, data, bytes);
+      index.entries.push_back({address, bytes, crc32_of(data, bytes), 0});
       bytes_ += bytes;
     }
   }

@@ -96,3 +96,59 @@ TEST(H5, StringDatasetsAreVariableLengthUtf8WrittenAtClose) {
   f.close();
   fs::remove(path);
 }
+
+// A file of one writing process: write_chunk returns each chunk's address as its driver saw the bytes go, equal to
+// what HDF5's chunk index says (the slow lookup it replaces), for stored chunks of every size (tiny ones, which HDF5
+// may place in its small-data block, among them) with metadata written in between; the bytes are at that address,
+// and HDF5 reads them back. The MPI-IO file of File::create gets the same answer from the lookup.
+TEST(H5, WriteChunkReturnsWhereTheChunkIsInTheFile) {
+  for (const bool single_writer : {true, false}) {
+    const std::string path = temp_path(single_writer ? "located.h5" : "mpio.h5");
+    std::vector<std::vector<std::uint8_t>> written;
+    std::vector<std::uint64_t> addresses;
+    const hsize_t grid = single_writer ? 24 : 6, edge = 4096;
+    auto origin = [&](size_t k) { return std::vector<hsize_t>{k / grid, (k % grid) * edge}; };
+    const std::uint64_t lookups_before = h5::slow_chunk_lookups();
+    {
+      h5::File f = single_writer ? h5::File::create_single_writer(path) : h5::File::create(path, MPI_COMM_SELF);
+      h5::Dataset d = f.create_dataset<std::uint8_t>("d", {grid, grid * edge}, {1, edge}, 1, std::uint8_t{0});
+      std::uint32_t seed = 7;
+      for (size_t k = 0; k < grid * grid; ++k) {
+        seed = seed * 1664525u + 1013904223u;
+        const size_t bytes = k % 3 == 0 ? 1 + seed % 40 : 1 + seed % 9000;  // as deflate leaves them: any size
+        std::vector<std::uint8_t> chunk(bytes);
+        for (auto& b : chunk) b = static_cast<std::uint8_t>((seed = seed * 1664525u + 1013904223u) >> 24);
+        addresses.push_back(d.write_chunk(origin(k), chunk.data(), chunk.size()));
+        written.push_back(std::move(chunk));
+        if (k % 50 == 0) f.create_group("g" + std::to_string(k)).set_attr("k", static_cast<std::int64_t>(k));
+      }
+      // The single writer's driver saw every chunk go: none needed the slow lookup.
+      EXPECT_EQ(h5::slow_chunk_lookups() - lookups_before, single_writer ? 0u : written.size());
+      for (size_t k = 0; k < written.size(); ++k) {
+        const auto where = d.chunk_location(origin(k));
+        ASSERT_TRUE(where.stored) << k;
+        EXPECT_EQ(where.address, addresses[k]) << "chunk " << k;
+        EXPECT_EQ(where.bytes, written[k].size()) << "chunk " << k;
+      }
+      f.close();
+    }
+    FILE* raw = std::fopen(path.c_str(), "rb");
+    ASSERT_NE(raw, nullptr);
+    for (size_t k = 0; k < written.size(); ++k) {
+      std::vector<std::uint8_t> back(written[k].size());
+      ASSERT_EQ(std::fseek(raw, static_cast<long>(addresses[k]), SEEK_SET), 0);
+      ASSERT_EQ(std::fread(back.data(), 1, back.size(), raw), back.size());
+      EXPECT_EQ(back, written[k]) << "chunk " << k;
+    }
+    std::fclose(raw);
+    h5::File f = h5::File::open_read(path, MPI_COMM_NULL);
+    h5::Dataset d = f.open_dataset("d");
+    for (size_t k = 0; k < written.size(); ++k) {
+      std::vector<std::uint8_t> back;
+      ASSERT_TRUE(d.read_chunk(origin(k), back)) << k;
+      EXPECT_EQ(back, written[k]) << "chunk " << k;
+    }
+    EXPECT_EQ(f.open_group("g0").attr_int("k"), 0);
+    std::remove(path.c_str());
+  }
+}
