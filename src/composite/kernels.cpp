@@ -210,6 +210,7 @@ inline void compare_exchange(std::int16_t* __restrict a, std::int16_t* __restric
 // replaced by +32767, which sorts them last), sorted across all pixels at once by a sorting network of
 // lane-wise min/max, and the median of pixel i is read at rows (k-1)/2 and k/2 for its k clear observations.
 // A clear value of 32767 equal to the sentinel is harmless: the k smallest values are still the clear ones.
+__attribute__((target_clones("avx2", "default")))  // AVX2 where the CPU has it, same results
 void composite_median_network(const std::int16_t* obs, const std::uint8_t* valid, std::size_t n_obs,
                               std::size_t n_bands, std::size_t n_pixels, std::int16_t* out, std::uint8_t* count) {
   constexpr std::size_t kChunk = 256;
@@ -351,6 +352,7 @@ void fill_gaps_scalar(std::int16_t* values, const std::uint8_t* count, std::size
 // the quotient < 2^17 has a rounding error <= 2^-7 < 1 / (2 den), so the result is exact.
 constexpr std::size_t kMaxVectorMonths = 64;
 
+__attribute__((target_clones("avx2", "default")))  // AVX2 where the CPU has it, same results
 void fill_gaps_vector(std::int16_t* values, const std::uint8_t* count, std::size_t n_months, std::size_t n_bands,
                       std::size_t n_pixels) {
   // Long pixel runs keep the hardware prefetcher streaming along each (month, band) row.
@@ -360,7 +362,7 @@ void fill_gaps_vector(std::int16_t* values, const std::uint8_t* count, std::size
   std::int16_t* next_m = next_v + n_months * kChunk;
   std::int16_t carry_v[kChunk];
   std::int16_t carry_m[kChunk];
-  std::int16_t interp[kChunk];
+  std::int16_t interp[kChunk] = {};  // read only in lanes the interpolation below wrote
   const std::size_t month_stride = n_bands * n_pixels;
   for (std::size_t p0 = 0; p0 < n_pixels; p0 += kChunk) {
     const std::size_t len = std::min(kChunk, n_pixels - p0);
@@ -400,19 +402,26 @@ void fill_gaps_vector(std::int16_t* values, const std::uint8_t* count, std::size
         const std::int16_t* nv = next_v + mm * kChunk;
         const std::int16_t* nm = next_m + mm * kChunk;
         const std::int32_t m = static_cast<std::int32_t>(mm);
+        // Interpolation only where some empty lane lies between two filled months: a season observed in one
+        // month (or in a run of consecutive ones) needs none, and the division is most of this loop's cost.
+        std::int16_t between = 0;
+        for (std::size_t i = 0; i < len; ++i)
+          between |= static_cast<std::int16_t>((c[i] == 0) & (carry_m[i] >= 0) & (nm[i] >= 0));
         // Interpolated value for every lane, without selects: a select here lets GCC branch around the float
         // division, which then blocks vectorisation under -ftrapping-math. pm is in [-1, m - 1] so w1 >= 1 and
         // den >= 1; lanes without both neighbours compute a finite value that the next loop discards.
-        for (std::size_t i = 0; i < len; ++i) {
-          const std::int32_t pv = carry_v[i], pm = carry_m[i];
-          const std::int32_t qv = nv[i], qm = nm[i];  // qm = -1 (none) or in [m, n_months)
-          // All terms are integers below 2^24, so the float products and sums are exact.
-          const float w0 = static_cast<float>(std::max(qm - m, 0));
-          const float w1 = static_cast<float>(m - pm);
-          const float den = w0 + w1;
-          const float num = static_cast<float>(pv + 32768) * w0 + static_cast<float>(qv + 32768) * w1;
-          const float qf = (2.0f * num + den) / (2.0f * den);
-          interp[i] = static_cast<std::int16_t>(static_cast<std::int32_t>(qf) - 32768);
+        if (between) {
+          for (std::size_t i = 0; i < len; ++i) {
+            const std::int32_t pv = carry_v[i], pm = carry_m[i];
+            const std::int32_t qv = nv[i], qm = nm[i];  // qm = -1 (none) or in [m, n_months)
+            // All terms are integers below 2^24, so the float products and sums are exact.
+            const float w0 = static_cast<float>(std::max(qm - m, 0));
+            const float w1 = static_cast<float>(m - pm);
+            const float den = w0 + w1;
+            const float num = static_cast<float>(pv + 32768) * w0 + static_cast<float>(qv + 32768) * w1;
+            const float qf = (2.0f * num + den) / (2.0f * den);
+            interp[i] = static_cast<std::int16_t>(static_cast<std::int32_t>(qf) - 32768);
+          }
         }
         for (std::size_t i = 0; i < len; ++i) {
           const std::int16_t x = row[i];

@@ -47,6 +47,11 @@ void init_gdal() {
   });
 }
 
+double block_cache_mib() {
+  init_gdal();
+  return static_cast<double>(GDALGetCacheMax64()) / 1048576.0;
+}
+
 RasterReader::RasterReader(const std::string& path) : path_(path) {
   init_gdal();
   CPLErrorReset();

@@ -17,6 +17,7 @@ namespace {
 }  // namespace
 
 void init_gdal() {}
+double block_cache_mib() { return 0; }
 
 void write_raster(const std::string& path, const Grid&, PixelType, const std::vector<RasterBandData>&,
                   const WriteOptions&) {

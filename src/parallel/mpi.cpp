@@ -186,13 +186,15 @@ std::int64_t sum(MPI_Comm comm, std::int64_t value) {
   return r;
 }
 
-std::vector<std::vector<std::size_t>> balance(const std::vector<double>& costs, int ranks) {
+std::vector<std::vector<std::size_t>> balance(const std::vector<double>& costs, int ranks,
+                                              const std::vector<double>& head_start) {
   std::vector<std::size_t> order(costs.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return costs[a] > costs[b]; });
   using Load = std::pair<double, int>;  // (load, rank): ties go to the lower rank
   std::priority_queue<Load, std::vector<Load>, std::greater<Load>> heap;
-  for (int r = 0; r < ranks; ++r) heap.push({0.0, r});
+  for (int r = 0; r < ranks; ++r)
+    heap.push({static_cast<size_t>(r) < head_start.size() ? head_start[static_cast<size_t>(r)] : 0.0, r});
   std::vector<std::vector<std::size_t>> out(static_cast<size_t>(ranks));
   for (size_t u : order) {
     auto [load, r] = heap.top();

@@ -168,9 +168,13 @@ std::vector<size_t> BlockStage::resume(std::vector<BlockUnit> units) {
 
 std::vector<size_t> BlockStage::assigned(const std::vector<size_t>& todo) const {
   std::vector<double> costs;
-  for (size_t u : todo) costs.push_back(units_.at(u).cost);
-  const auto assignment = parallel::balance(costs, mpi_.size());  // named: a range-for over an element of the
-                                                                   // temporary would dangle
+  std::vector<double> head_start(static_cast<size_t>(mpi_.size()), 0.0);
+  for (size_t u : todo) {
+    costs.push_back(units_.at(u).cost);
+    if (config_.codec.active() && mpi_.size() > 1) head_start[0] += units_.at(u).write_cost;  // rank 0 writes them
+  }
+  const auto assignment = parallel::balance(costs, mpi_.size(), head_start);  // named: a range-for over an element
+                                                                               // of the temporary would dangle
   std::vector<size_t> out;
   for (size_t k : assignment[static_cast<size_t>(mpi_.rank())]) out.push_back(todo[k]);
   return out;

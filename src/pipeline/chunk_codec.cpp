@@ -18,6 +18,23 @@ namespace {
 
 // zlib streams (what HDF5's deflate filter reads): through libdeflate where the build has it (2-3x faster than zlib
 // at the same level, same format), else zlib.
+// HDF5's shuffle filter for 2-byte elements, applied while the block's rows are copied into a chunk of `elements`
+// (chunk_width x chunk_height) elements: the low bytes of every element, then the high bytes. One pass instead of a
+// copy and a shuffle; the restrict pointers let it vectorise (2 s of 10 s packing a 2196 px tile before).
+__attribute__((target_clones("avx2", "default")))
+void shuffle_rows16(const std::uint8_t* __restrict src, size_t src_stride, size_t width, size_t height,
+                    size_t chunk_width, size_t elements, std::uint8_t* __restrict out) {
+  for (size_t y = 0; y < height; ++y) {
+    const std::uint8_t* __restrict row = src + y * src_stride;
+    std::uint8_t* __restrict lo = out + y * chunk_width;
+    std::uint8_t* __restrict hi = out + elements + y * chunk_width;
+    for (size_t x = 0; x < width; ++x) {
+      lo[x] = row[2 * x];
+      hi[x] = row[2 * x + 1];
+    }
+  }
+}
+
 void deflate_append(const std::uint8_t* in, size_t n, int level, std::vector<std::uint8_t>& out) {
 #ifdef S2CROP_WITH_LIBDEFLATE
   thread_local std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> c(nullptr,
@@ -114,7 +131,7 @@ void ChunkCodec::pack(const std::uint8_t* payload, const geo::Window& w, int chu
   packed.resize(header);
   std::vector<std::uint64_t> table(1 + count);
   table[0] = count;
-  std::vector<std::uint8_t> chunk, shuffled;
+  std::vector<std::uint8_t> chunk;
   const std::uint8_t* plane = payload;
   size_t k = 0;
   for (size_t p = 0; p < planes(); ++p, plane += n * element_bytes_[p - 1]) {
@@ -125,28 +142,30 @@ void ChunkCodec::pack(const std::uint8_t* payload, const geo::Window& w, int chu
         const size_t x0 = cx * cw, y0 = cy * ch;
         const size_t width = std::min(cw, static_cast<size_t>(w.width) - x0);
         const size_t height = std::min(ch, static_cast<size_t>(w.height) - y0);
-        chunk.resize(cw * ch * eb);
-        if (width != cw || height != ch) {
-          if (eb == 1) {
-            std::memset(chunk.data(), static_cast<int>(fill_[p]), chunk.size());
-          } else {
-            const std::int16_t f = static_cast<std::int16_t>(fill_[p]);
-            for (size_t i = 0; i < cw * ch; ++i) std::memcpy(chunk.data() + 2 * i, &f, 2);
+        const size_t elements = cw * ch;
+        const bool partial = width != cw || height != ch;
+        const std::uint8_t* src = plane + (y0 * static_cast<size_t>(w.width) + x0) * eb;
+        const size_t stride = static_cast<size_t>(w.width) * eb;
+        chunk.resize(elements * eb);
+        if (deflate_ > 0 && eb == 2) {  // through HDF5's shuffle filter, as the dataset's filters say
+          if (partial) {  // the fill, shuffled: its low byte everywhere, then its high byte
+            const auto f = static_cast<std::uint16_t>(static_cast<std::int16_t>(fill_[p]));
+            std::memset(chunk.data(), f & 0xff, elements);
+            std::memset(chunk.data() + elements, f >> 8, elements);
           }
+          shuffle_rows16(src, stride, width, height, cw, elements, chunk.data());
+        } else {
+          if (partial) {
+            if (eb == 1) {
+              std::memset(chunk.data(), static_cast<int>(fill_[p]), chunk.size());
+            } else {
+              const std::int16_t f = static_cast<std::int16_t>(fill_[p]);
+              for (size_t i = 0; i < elements; ++i) std::memcpy(chunk.data() + 2 * i, &f, 2);
+            }
+          }
+          for (size_t y = 0; y < height; ++y) std::memcpy(chunk.data() + y * cw * eb, src + y * stride, width * eb);
         }
-        for (size_t y = 0; y < height; ++y)
-          std::memcpy(chunk.data() + y * cw * eb, plane + ((y0 + y) * static_cast<size_t>(w.width) + x0) * eb,
-                      width * eb);
         const std::uint8_t* raw = chunk.data();
-        if (deflate_ > 0 && eb == 2) {  // HDF5's shuffle filter: the low bytes of every element, then the high bytes
-          shuffled.resize(chunk.size());
-          const size_t elements = cw * ch;
-          for (size_t i = 0; i < elements; ++i) {
-            shuffled[i] = chunk[2 * i];
-            shuffled[elements + i] = chunk[2 * i + 1];
-          }
-          raw = shuffled.data();
-        }
         const size_t at = packed.size();
         if (deflate_ == 0)
           packed.insert(packed.end(), raw, raw + chunk.size());

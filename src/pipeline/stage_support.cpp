@@ -102,6 +102,15 @@ void prepare_parts_dir(const std::string& output, const std::string& fingerprint
   write_text_atomically(manifest, fingerprint + "\n");
 }
 
+double resident_mib() {
+  long pages_total = 0, pages_resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages_total, &pages_resident) != 2) pages_resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1048576.0;
+}
+
 // Peak resident memory of every rank, gathered on rank 0: the number to size jobs by (--mem-per-cpu).
 void log_peak_memory(const parallel::MpiContext& mpi, const std::string& when) {
   struct rusage ru;

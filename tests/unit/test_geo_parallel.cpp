@@ -96,6 +96,19 @@ TEST(ParallelBalance, DeterministicCompleteAndBalanced) {
   }
 }
 
+// A rank with other work (rank 0 writing every rank's chunks) gets less to compute: loads plus head starts even out.
+TEST(ParallelBalance, HeadStartTakesWorkFromThatRank) {
+  const std::vector<double> costs(10, 1.0);
+  const auto a = parallel::balance(costs, 2, {3.0, 0.0});
+  EXPECT_EQ(a[0], (std::vector<size_t>{3, 5, 7, 9}));
+  EXPECT_EQ(a[1], (std::vector<size_t>{0, 1, 2, 4, 6, 8}));
+  // A head start larger than a fair share: that rank computes nothing.
+  const auto b = parallel::balance(costs, 3, {20.0, 0.0, 0.0});
+  EXPECT_TRUE(b[0].empty());
+  EXPECT_EQ(b[1].size() + b[2].size(), 10u);
+  EXPECT_EQ(parallel::balance(costs, 2, {}), parallel::balance(costs, 2));
+}
+
 TEST(Placement, HostsInOrderOfTheirFirstRankWithNodeLocalRanks) {
   using s2crop::parallel::describe_placement;
   // 3 nodes x 2 ranks, placed by node (Slurm's block distribution).

@@ -15,6 +15,7 @@ class GDALDataset;
 namespace s2crop::geo {
 
 void init_gdal();  // registers drivers once, quiets GDAL's own error printing (we throw instead)
+double block_cache_mib();  // the most GDAL's block cache holds (s2crop's default 64 MiB, or GDAL_CACHEMAX)
 
 class RasterReader {
  public:

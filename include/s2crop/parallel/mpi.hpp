@@ -54,8 +54,10 @@ std::int64_t sum(MPI_Comm comm, std::int64_t value);
 double sum_double(MPI_Comm comm, double value);
 
 // Deterministic load balancing: assigns each unit (by cost) to a rank, longest-processing-time first onto the least
-// loaded rank, ties broken by unit index and rank. Returns per rank the sorted unit indices.
-std::vector<std::vector<std::size_t>> balance(const std::vector<double>& costs, int ranks);
+// loaded rank, ties broken by unit index and rank. `head_start` (empty, or one per rank): load a rank carries before
+// any unit (other work it does). Returns per rank the sorted unit indices.
+std::vector<std::vector<std::size_t>> balance(const std::vector<double>& costs, int ranks,
+                                              const std::vector<double>& head_start = {});
 
 // Deterministic split of an ordered unit list into `ranks` contiguous ranges of near-equal cost, for stages whose
 // output is the concatenation of the ranks' results in rank order (so that order must be the global unit order).

@@ -63,6 +63,9 @@ struct BlockUnit {
   size_t payload_bytes = 0;  // the part's payload (uncompressed: the block as the stage computes it)
   double cost = 1;           // relative compute cost, for balancing
   int chunk_width = 0, chunk_height = 0;  // the output chunks the block fills (ChunkCodec); 0: the window's
+  // With a ChunkCodec, rank 0 also writes every rank's chunks: the cost of writing this block's, in `cost`'s units.
+  // Rank 0 is given that much less to compute (it matters on a few ranks; on many, rank 0 computes little).
+  double write_cost = 0;
   int chunk_w() const { return chunk_width ? chunk_width : window.width; }
   int chunk_h() const { return chunk_height ? chunk_height : window.height; }
 };

@@ -86,6 +86,9 @@ struct GridScales {
 inline constexpr const char* kGridMappingVariable = "spatial_ref";
 GridScales write_tile_georeference(const h5::Node& group, const geo::Grid& grid);
 
+// This process's resident memory now (MiB).
+double resident_mib();
+
 // Logs the peak resident memory of every rank (gathered on rank 0): the number to size jobs by. Collective.
 void log_peak_memory(const parallel::MpiContext& mpi, const std::string& when);
 
