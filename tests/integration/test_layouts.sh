@@ -69,8 +69,15 @@ mpi 2 composite --input "$WORK/jp2/safe" --output "$WORK/jp2_safe.h5" > "$WORK/j
   || { cat "$WORK/jp2_safe.log"; fail "composite of SAFE/JP2"; }
 grep -q "block size 1024 px (auto, aligned to the JPEG 2000 tiles" "$WORK/jp2_safe.log" \
   || { grep -F "block size" "$WORK/jp2_safe.log"; fail "auto block size not aligned to the JPEG 2000 tiles"; }
-grep -q "memory per rank up to about [0-9]* MiB: a block of 1024 x 1024 px" "$WORK/jp2_safe.log" \
+grep -q "memory per rank up to about [0-9]* MiB: .* MiB for a block of 1024 x 1024 px" "$WORK/jp2_safe.log" \
   || fail "the log does not say what bounds memory"
+# ... and the bound holds: every rank's peak is within it.
+bound=$(sed -n 's/.*memory per rank up to about \([0-9]*\) MiB.*/\1/p' "$WORK/jp2_safe.log")
+peaks=$(sed -n 's/.*peak memory per rank after compositing (MiB): //p' "$WORK/jp2_safe.log")
+[ -n "$bound" ] && [ -n "$peaks" ] || fail "no memory bound or no peak in the log"
+for p in $peaks; do
+  [ "$p" -le "$bound" ] || fail "a rank peaked at $p MiB, above the log's bound of $bound MiB"
+done
 mpi 2 composite --input "$WORK/jp2/stac" --output "$WORK/jp2_stac.h5" --block-size 1024 > "$WORK/jp2_stac.log" 2>&1 \
   || { cat "$WORK/jp2_stac.log"; fail "composite of the same acquisitions as COGs"; }
 "$PY" - "$WORK/jp2_stac.h5" "$WORK/jp2_safe.h5" <<'PY'
