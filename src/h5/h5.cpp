@@ -213,6 +213,8 @@ std::uint64_t Dataset::write_chunk(const std::vector<hsize_t>& offset, const voi
   const herr_t status = H5Dwrite_chunk(id(), H5P_DEFAULT, 0, offset.data(), bytes, data);
   std::uint64_t address = 0;
   const bool seen = located_driver::found(address);
+  if (const int e = located_driver::take_write_errno(); status < 0 && e != 0)
+    throw OutputError(file_, "cannot write a chunk of " + path_ + ": " + std::strerror(e));
   check(status, file_, "cannot write a chunk of " + path_, 0);
   if (seen) return address;
   slow_lookups.fetch_add(1, std::memory_order_relaxed);

@@ -40,6 +40,7 @@ struct Expected {
   haddr_t address = HADDR_UNDEF;
 };
 thread_local Expected expected;
+thread_local int write_errno = 0;
 
 H5FD_t* open_file(const char* name, unsigned flags, hid_t /*fapl*/, haddr_t maxaddr) {
   if (!name || !*name || maxaddr == 0 || maxaddr == HADDR_UNDEF || maxaddr > kMaxAddress) return nullptr;
@@ -136,7 +137,10 @@ herr_t write_at(H5FD_t* file, H5FD_mem_t type, hid_t, haddr_t addr, size_t size,
   while (size > 0) {
     const ssize_t put = ::pwrite(f->fd, in, size, static_cast<off_t>(addr));
     if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) return -1;  // errno says why (ENOSPC: the disk is full); HDF5 reports the failed write
+    if (put <= 0) {
+      write_errno = put < 0 ? errno : ENOSPC;  // HDF5 reports only that the write failed
+      return -1;
+    }
     in += put;
     addr += static_cast<haddr_t>(put);
     size -= static_cast<size_t>(put);
@@ -191,6 +195,12 @@ bool found(std::uint64_t& address) {
   if (one) address = static_cast<std::uint64_t>(expected.address);
   expected = Expected{};
   return one;
+}
+
+int take_write_errno() {
+  const int e = write_errno;
+  write_errno = 0;
+  return e;
 }
 
 }  // namespace s2crop::h5::located_driver

@@ -20,4 +20,8 @@ hid_t id();
 void expect(const void* data, std::size_t bytes);
 bool found(std::uint64_t& address);
 
+// The errno of this thread's last failed write through the driver (0: none since the last call), for messages that
+// say why (ENOSPC: the disk is full) where HDF5's own say only that a write failed.
+int take_write_errno();
+
 }  // namespace s2crop::h5::located_driver

@@ -5,9 +5,11 @@
 #include <mpi.h>
 
 #include <filesystem>
+#include <memory>
 
 #include <unistd.h>
 
+#include "s2crop/common/errors.hpp"
 #include "s2crop/h5/h5.hpp"
 
 namespace fs = std::filesystem;
@@ -150,5 +152,30 @@ TEST(H5, WriteChunkReturnsWhereTheChunkIsInTheFile) {
     }
     EXPECT_EQ(f.open_group("g0").attr_int("k"), 0);
     std::remove(path.c_str());
+  }
+}
+
+// A chunk that cannot be written says why, naming the file: the disk is full (/dev/full fails every write with
+// ENOSPC), not only that HDF5 could not write.
+TEST(H5, AChunkThatCannotBeWrittenSaysWhy) {
+  std::unique_ptr<h5::File> f;
+  try {
+    f = std::make_unique<h5::File>(h5::File::create_single_writer("/dev/full"));
+  } catch (const OutputError&) {
+    GTEST_SKIP() << "HDF5 cannot even start a file on /dev/full here";
+  }
+  h5::Dataset d = f->create_dataset<std::uint8_t>("d", {4, 4096}, {1, 4096}, 1, std::uint8_t{0});
+  const std::vector<std::uint8_t> chunk(3000, 7);
+  try {
+    d.write_chunk({0, 0}, chunk.data(), chunk.size());
+    FAIL() << "a chunk written to /dev/full was taken as written";
+  } catch (const OutputError& e) {
+    EXPECT_EQ(e.path(), "/dev/full");
+    EXPECT_NE(std::string(e.what()).find("No space left on device"), std::string::npos) << e.what();
+  }
+  try {
+    f->close();
+  } catch (const OutputError&) {
+    // closing writes metadata to the same full disk: refused as well
   }
 }
