@@ -213,7 +213,7 @@ std::uint64_t Dataset::write_chunk(const std::vector<hsize_t>& offset, const voi
   const herr_t status = H5Dwrite_chunk(id(), H5P_DEFAULT, 0, offset.data(), bytes, data);
   std::uint64_t address = 0;
   const bool seen = located_driver::found(address);
-  if (const int e = located_driver::take_write_errno(); status < 0 && e != 0)
+  if (const int e = located_driver::take_write_errno(); e != 0)
     throw OutputError(file_, "cannot write a chunk of " + path_ + ": " + std::strerror(e));
   check(status, file_, "cannot write a chunk of " + path_, 0);
   if (seen) return address;
@@ -451,6 +451,20 @@ void Dataset::attach_scale(const Dataset& scale, unsigned dim) const {
 
 // ---- File ----
 
+namespace {
+// H5Fcreate through `fapl` (its driver set) with the settings every s2crop file has.
+hid_t create_file(const std::string& path, hid_t fapl) {
+  H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_V18);
+  // close() closes the datasets and groups still open in the file (every rank holds the same ones), instead of
+  // failing with "objects still open" under the MPI-IO driver's default (semi) degree when a writer's dataset
+  // handle outlives its close() call. Handle::reset then sees an invalid id and does nothing.
+  H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  if (f < 0) throw OutputError(path, "cannot create HDF5 file (" + last_error() + "); is the directory writable?");
+  return f;
+}
+}  // namespace
+
 File File::create(const std::string& path, MPI_Comm comm) {
   quiet_hdf5();
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
@@ -458,15 +472,8 @@ File File::create(const std::string& path, MPI_Comm comm) {
   // All ranks make identical metadata calls; let HDF5 do metadata I/O collectively instead of from every rank.
   H5Pset_all_coll_metadata_ops(fapl.id(), true);
   H5Pset_coll_metadata_write(fapl.id(), true);
-  H5Pset_libver_bounds(fapl.id(), H5F_LIBVER_EARLIEST, H5F_LIBVER_V18);
-  // close() closes the datasets and groups still open in the file (every rank holds the same ones), instead of
-  // failing with "objects still open" under the MPI-IO driver's default (semi) degree when a writer's dataset
-  // handle outlives its close() call. Handle::reset then sees an invalid id and does nothing.
-  H5Pset_fclose_degree(fapl.id(), H5F_CLOSE_STRONG);
-  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
-  if (f < 0) throw OutputError(path, "cannot create HDF5 file (" + last_error() + "); is the directory writable?");
   File file;
-  file.h_ = Handle(f);
+  file.h_ = Handle(create_file(path, fapl.id()));
   file.file_ = path;
   file.path_ = "/";
   file.comm_ = comm;
@@ -480,12 +487,8 @@ File File::create_single_writer(const std::string& path) {
   const hid_t driver = located_driver::id();
   if (driver < 0 || H5Pset_driver(fapl.id(), driver, nullptr) < 0)
     throw OutputError(path, "cannot set up HDF5's file driver (" + last_error() + ")");
-  H5Pset_libver_bounds(fapl.id(), H5F_LIBVER_EARLIEST, H5F_LIBVER_V18);
-  H5Pset_fclose_degree(fapl.id(), H5F_CLOSE_STRONG);
-  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
-  if (f < 0) throw OutputError(path, "cannot create HDF5 file (" + last_error() + "); is the directory writable?");
   File file;
-  file.h_ = Handle(f);
+  file.h_ = Handle(create_file(path, fapl.id()));
   file.file_ = path;
   file.path_ = "/";
   return file;
@@ -524,8 +527,18 @@ std::mutex& library_mutex() {
 
 void File::close() {
   if (!h_.valid()) return;
-  // Close explicitly rather than in the destructor, so a failure to write out metadata is reported.
+  // Close explicitly rather than in the destructor, so a failure to write out metadata is reported. A file of
+  // create_single_writer is flushed first: its driver turns the first failed write into dropped ones (see
+  // located_driver.cpp), so a failure there leaves a close HDF5 can complete, and the errno says what failed.
+  const Handle access(H5Fget_access_plist(id()));
+  const bool located = access.valid() && H5Pget_driver(access.id()) == located_driver::id();
+  if (located) {
+    located_driver::take_write_errno();
+    H5Fflush(id(), H5F_SCOPE_GLOBAL);
+  }
   herr_t status = H5Fclose(h_.release());
+  if (const int e = located ? located_driver::take_write_errno() : 0; e != 0)
+    throw OutputError(file_, std::string("failed to finish writing: ") + std::strerror(e));
   if (status < 0) throw OutputError(file_, "failed to finish writing (" + last_error() + ")");
   if (!deferred_ || deferred_->writes.empty() || comm_ == MPI_COMM_NULL) return;
   // Every rank created the same string datasets, so every rank is here. Rank 0 writes their values into the closed

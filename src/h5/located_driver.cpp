@@ -20,6 +20,11 @@ struct LocatedFile {
   haddr_t eoa = 0, eof = 0;
   dev_t device = 0;
   ino_t inode = 0;
+  // The errno of the file's first failed write. That failure goes back to HDF5 (and to the caller through
+  // take_write_errno); later writes to the file are dropped and reported the same way. HDF5 1.10 cannot close a file
+  // whose writes keep failing (its close fails half-way and the library crashes when it terminates), and a file
+  // that failed is one the stage refuses anyway: never moved into place, its chunks checked before any reuse.
+  int failed = 0;
 };
 
 LocatedFile* as_file(H5FD_t* f) { return reinterpret_cast<LocatedFile*>(f); }
@@ -127,6 +132,10 @@ herr_t read_at(H5FD_t* file, H5FD_mem_t, hid_t, haddr_t addr, size_t size, void*
 herr_t write_at(H5FD_t* file, H5FD_mem_t type, hid_t, haddr_t addr, size_t size, const void* buffer) {
   LocatedFile* f = as_file(file);
   if (out_of_range(addr, size)) return -1;
+  if (f->failed) {
+    write_errno = f->failed;
+    return 0;
+  }
   if (expected.active && type == H5FD_MEM_DRAW && size == expected.bytes &&
       (buffer == expected.data || std::memcmp(buffer, expected.data, size) == 0)) {
     ++expected.matches;
@@ -138,7 +147,7 @@ herr_t write_at(H5FD_t* file, H5FD_mem_t type, hid_t, haddr_t addr, size_t size,
     const ssize_t put = ::pwrite(f->fd, in, size, static_cast<off_t>(addr));
     if (put < 0 && errno == EINTR) continue;
     if (put <= 0) {
-      write_errno = put < 0 ? errno : ENOSPC;  // HDF5 reports only that the write failed
+      f->failed = write_errno = put < 0 ? errno : ENOSPC;  // HDF5 reports only that the write failed
       return -1;
     }
     in += put;
@@ -151,8 +160,12 @@ herr_t write_at(H5FD_t* file, H5FD_mem_t type, hid_t, haddr_t addr, size_t size,
 
 herr_t truncate_to_eoa(H5FD_t* file, hid_t, hbool_t) {
   LocatedFile* f = as_file(file);
-  if (f->eoa == f->eof) return 0;
-  if (::ftruncate(f->fd, static_cast<off_t>(f->eoa)) != 0) return -1;
+  if (f->failed) write_errno = f->failed;
+  if (f->eoa == f->eof || f->failed) return 0;
+  if (::ftruncate(f->fd, static_cast<off_t>(f->eoa)) != 0) {
+    f->failed = write_errno = errno;  // at close: reported by File::close, and HDF5's close still completes
+    return 0;
+  }
   f->eof = f->eoa;
   return 0;
 }
