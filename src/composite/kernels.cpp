@@ -210,7 +210,7 @@ inline void compare_exchange(std::int16_t* __restrict a, std::int16_t* __restric
 // replaced by +32767, which sorts them last), sorted across all pixels at once by a sorting network of
 // lane-wise min/max, and the median of pixel i is read at rows (k-1)/2 and k/2 for its k clear observations.
 // A clear value of 32767 equal to the sentinel is harmless: the k smallest values are still the clear ones.
-__attribute__((target_clones("avx2", "default")))  // AVX2 where the CPU has it, same results
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))  // the CPU's widest vectors, same results
 void composite_median_network(const std::int16_t* obs, const std::uint8_t* valid, std::size_t n_obs,
                               std::size_t n_bands, std::size_t n_pixels, std::int16_t* out, std::uint8_t* count) {
   constexpr std::size_t kChunk = 256;
@@ -352,7 +352,55 @@ void fill_gaps_scalar(std::int16_t* values, const std::uint8_t* count, std::size
 // the quotient < 2^17 has a rounding error <= 2^-7 < 1 / (2 den), so the result is exact.
 constexpr std::size_t kMaxVectorMonths = 64;
 
-__attribute__((target_clones("avx2", "default")))  // AVX2 where the CPU has it, same results
+// One chunk of lanes in which no lane has an empty month between two filled ones (the season seen in one month or
+// in consecutive ones, the common case): every empty month holds the lane's first filled value before it and its
+// last after it, so no interpolation and no per-month carry is needed. fm / lm: each lane's first / last filled
+// month (n_months / -1 where none); full / none: months filled in every lane / in no lane of the chunk.
+[[gnu::always_inline]] inline void fill_gaps_ends(std::int16_t* vb, const std::uint8_t* count, std::size_t n_months,
+                                                  std::size_t month_stride, std::size_t n_pixels, std::size_t p0,
+                                                  std::size_t len, const std::int16_t* fm, const std::int16_t* lm,
+                                                  const std::uint8_t* full, const std::uint8_t* none,
+                                                  std::int16_t first_lo, std::int16_t first_hi, std::int16_t last_lo,
+                                                  std::int16_t last_hi, std::int16_t* first_v, std::int16_t* last_v) {
+  // The lanes' first and last filled values, from the few months where some lane's first / last one lies.
+  std::fill(first_v, first_v + len, kNoData);
+  std::fill(last_v, last_v + len, kNoData);
+  for (std::int16_t m = first_lo; m <= first_hi; ++m) {
+    const std::int16_t* row = vb + static_cast<std::size_t>(m) * month_stride;
+    for (std::size_t i = 0; i < len; ++i) {
+      const std::int16_t x = row[i], v = first_v[i];  // both loaded: a conditional load is not vectorised
+      first_v[i] = fm[i] == m ? x : v;
+    }
+  }
+  for (std::int16_t m = last_lo; m <= last_hi; ++m) {
+    const std::int16_t* row = vb + static_cast<std::size_t>(m) * month_stride;
+    for (std::size_t i = 0; i < len; ++i) {
+      const std::int16_t x = row[i], v = last_v[i];
+      last_v[i] = lm[i] == m ? x : v;
+    }
+  }
+  for (std::size_t mm = 0; mm < n_months; ++mm) {
+    if (full[mm]) continue;  // filled in every lane: unchanged
+    std::int16_t* row = vb + mm * month_stride;
+    const std::int16_t m = static_cast<std::int16_t>(mm);
+    // A lane with no filled month has fm = n_months > m: it gets first_v, which is kNoData.
+    if (none[mm]) {
+      for (std::size_t i = 0; i < len; ++i) {
+        const std::int16_t first = first_v[i], last = last_v[i];
+        row[i] = m < fm[i] ? first : last;
+      }
+    } else {
+      const std::uint8_t* c = count + mm * n_pixels + p0;
+      for (std::size_t i = 0; i < len; ++i) {
+        const std::int16_t first = first_v[i], last = last_v[i], x = row[i];
+        const std::int16_t fill = m < fm[i] ? first : last;
+        row[i] = c[i] != 0 ? x : fill;
+      }
+    }
+  }
+}
+
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))  // the CPU's widest vectors, same results
 void fill_gaps_vector(std::int16_t* values, const std::uint8_t* count, std::size_t n_months, std::size_t n_bands,
                       std::size_t n_pixels) {
   // Long pixel runs keep the hardware prefetcher streaming along each (month, band) row.
@@ -363,16 +411,50 @@ void fill_gaps_vector(std::int16_t* values, const std::uint8_t* count, std::size
   std::int16_t carry_v[kChunk];
   std::int16_t carry_m[kChunk];
   std::int16_t interp[kChunk] = {};  // read only in lanes the interpolation below wrote
+  std::int16_t fm[kChunk], lm[kChunk], nf[kChunk];
+  std::uint8_t full[kMaxVectorMonths], none[kMaxVectorMonths];
   const std::size_t month_stride = n_bands * n_pixels;
+  const std::int16_t n_months16 = static_cast<std::int16_t>(n_months);
   for (std::size_t p0 = 0; p0 < n_pixels; p0 += kChunk) {
     const std::size_t len = std::min(kChunk, n_pixels - p0);
-    // Skip chunks where every month of every pixel is filled.
-    std::uint8_t any_empty = 0;
-    for (std::size_t m = 0; m < n_months; ++m) {
-      const std::uint8_t* c = count + m * n_pixels + p0;
-      for (std::size_t i = 0; i < len; ++i) any_empty |= static_cast<std::uint8_t>(c[i] == 0);
+    // Each lane's first and last filled month and number of filled months; the months filled in every lane / none.
+    std::fill(fm, fm + len, n_months16);
+    std::fill(lm, lm + len, std::int16_t(-1));
+    std::fill(nf, nf + len, std::int16_t(0));
+    bool any_empty = false;
+    for (std::size_t mm = 0; mm < n_months; ++mm) {
+      const std::uint8_t* c = count + mm * n_pixels + p0;
+      const std::int16_t m = static_cast<std::int16_t>(mm);
+      std::int16_t n_filled = 0;
+      for (std::size_t i = 0; i < len; ++i) {
+        const std::int16_t f = c[i] != 0 ? 1 : 0, first = fm[i], last = lm[i];
+        fm[i] = (f != 0) & (first == n_months16) ? m : first;
+        lm[i] = f != 0 ? m : last;
+        nf[i] = static_cast<std::int16_t>(nf[i] + f);
+        n_filled = static_cast<std::int16_t>(n_filled + f);
+      }
+      full[mm] = static_cast<std::size_t>(n_filled) == len;
+      none[mm] = n_filled == 0;
+      any_empty |= !full[mm];
     }
-    if (!any_empty) continue;
+    if (!any_empty) continue;  // every month of every lane filled
+    // Interior gaps (an empty month between two filled ones) in some lane? Else the chunk takes fill_gaps_ends.
+    std::int16_t interior = 0;
+    std::int16_t first_lo = n_months16, first_hi = -1, last_lo = n_months16, last_hi = -1;
+    for (std::size_t i = 0; i < len; ++i) {
+      const bool has = nf[i] > 0;
+      interior |= static_cast<std::int16_t>(has & (lm[i] - fm[i] + 1 != nf[i]));
+      first_lo = std::min(first_lo, fm[i]);
+      first_hi = std::max(first_hi, has ? fm[i] : std::int16_t(-1));
+      last_lo = std::min(last_lo, has ? lm[i] : n_months16);
+      last_hi = std::max(last_hi, lm[i]);
+    }
+    if (!interior) {
+      for (std::size_t b = 0; b < n_bands; ++b)
+        fill_gaps_ends(values + b * n_pixels + p0, count, n_months, month_stride, n_pixels, p0, len, fm, lm, full,
+                       none, first_lo, first_hi, last_lo, last_hi, carry_v, carry_m);
+      continue;
+    }
     for (std::size_t b = 0; b < n_bands; ++b) {
       std::int16_t* vb = values + b * n_pixels + p0;  // month m row: vb + m * month_stride
       // Backward pass: next filled value / month at or after m (month -1 = none).
@@ -513,6 +595,7 @@ void scl_to_valid(const std::uint8_t* scl, int width, int height, const std::uin
   }
 }
 
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))  // the CPU's widest vectors, same results
 void apply_offset(const std::uint16_t* dn, std::size_t n, int offset, bool has_nodata, std::uint16_t nodata_dn,
                   std::int16_t* out, std::uint8_t* valid) {
   // With dn in [0, 65535] any offset beyond +-100000 clamps every value to the same bound, so clamping the offset

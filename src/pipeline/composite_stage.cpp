@@ -79,9 +79,9 @@ void composite_block(size_t tile_index, const TilePlan& t, const geo::Window& w,
     ws.readers.resize(t.acquisitions.size());
     ws.tile = tile_index;
   }
-  // composite_month writes every pixel of a month it composites; only empty months need their no-data written.
+  // composite_month writes every pixel of a month it composites; an empty month needs only its counts zeroed: the
+  // gap filling below writes every value of every month a pixel has no observation in.
   auto mark_empty = [&](int m) {
-    std::fill(refl + static_cast<size_t>(m) * nb * n, refl + static_cast<size_t>(m + 1) * nb * n, composite::kNoData);
     std::fill(count + static_cast<size_t>(m) * n, count + static_cast<size_t>(m + 1) * n, std::uint8_t{0});
   };
   for (int m = 0; m < kMonths; ++m) {

@@ -207,7 +207,8 @@ TEST(GeoRaster, ReadReplicatedAtAnyWindowOffset) {
     geo::write_raster(path, coarse, geo::PixelType::UInt16, {{v.data(), ""}}, o);
     geo::RasterReader r(path);
     std::vector<std::uint16_t> scratch;
-    for (geo::Window w : {geo::Window{0, 0, 5 * f, 4 * f}, geo::Window{1, 3, 7, 4}, geo::Window{f - 1, 1, 3, 2 * f}}) {
+    for (geo::Window w : {geo::Window{0, 0, 5 * f, 4 * f}, geo::Window{1, 3, 7, 4}, geo::Window{f - 1, 1, 3, 2 * f},
+                          geo::Window{2, 0, 5, 3}, geo::Window{1, 0, 8, 2}}) {
       std::vector<std::uint16_t> out(static_cast<size_t>(w.pixels()));
       geo::read_replicated(r, 1, f, w, scratch, out.data());
       for (int y = 0; y < w.height; ++y)

@@ -439,6 +439,42 @@ TEST(GapFillKernel, RandomAgainstReference) {
   EXPECT_EQ(cases, 10 * 4 * 3 * 4);
 }
 
+TEST(GapFillKernel, SeasonsWithoutInnerGapsAndAnythingInEmptyMonths) {
+  // What compositing produces: the season seen in one month or in consecutive ones (no empty month between two
+  // filled ones, the kernel's fast path), chunks of 1024 pixels where every pixel has the same months or not, some
+  // pixels never seen, a few with inner gaps in some chunks only; empty months hold garbage, not kNoData.
+  std::mt19937 rng(2026);
+  const std::size_t nm = 12, nb = 3;
+  for (std::size_t np : {std::size_t{1024}, std::size_t{3000}, std::size_t{4096 + 17}}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      U8 c(nm * np, 0);
+      std::uniform_int_distribution<int> month(0, static_cast<int>(nm) - 1);
+      const int uniform_a = month(rng), uniform_b = std::min<int>(uniform_a + variant, static_cast<int>(nm) - 1);
+      for (std::size_t p = 0; p < np; ++p) {
+        const std::size_t chunk = p / 1024;
+        int a = uniform_a, b = uniform_b;
+        if (chunk % 2 == 1 || variant == 3) {  // varied lanes: own run, or none
+          a = month(rng);
+          b = std::min<int>(a + month(rng) % 4, static_cast<int>(nm) - 1);
+          if (rng() % 7 == 0) a = b + 1;  // never seen
+        }
+        for (int m = a; m <= b; ++m) c[static_cast<std::size_t>(m) * np + p] = static_cast<std::uint8_t>(1 + rng() % 5);
+        if (chunk == 2 && rng() % 50 == 0) {  // an inner gap: the interpolating path for this chunk
+          c[0 * np + p] = 1;
+          c[(nm - 1) * np + p] = 1;
+        }
+      }
+      I16 v(nm * nb * np);
+      std::uniform_int_distribution<int> val(-32768, 32767);
+      for (auto& x : v) x = static_cast<std::int16_t>(val(rng));
+      I16 ref = v;
+      ref_fill_gaps(ref, c, nm, nb, np);
+      fill_gaps(v.data(), c.data(), nm, nb, np);
+      ASSERT_EQ(v, ref) << "np=" << np << " variant=" << variant;
+    }
+  }
+}
+
 TEST(GapFillKernel, LongGapsWithExtremeValues) {
   // 64 months (the longest gaps the chunked path handles), 40 pixels: pixel p is filled only in months a and b
   // with extreme values, so every rounding case of long interpolations is exercised.

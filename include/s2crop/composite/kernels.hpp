@@ -32,6 +32,9 @@ void composite_month(const std::int16_t* obs, const std::uint8_t* valid, std::si
 
 // Gap filling in place over the months.
 //   values: [kMonths or n_months][n_bands][n_pixels], count: [n_months][n_pixels] (0 = empty month)
+// Every value of an empty month is written (leading months: the first filled value, trailing: the last, between:
+// linear interpolation rounded half up, kNoData where a pixel has no filled month) and never read before, so it may
+// hold anything on entry.
 void fill_gaps(std::int16_t* values, const std::uint8_t* count, std::size_t n_months, std::size_t n_bands,
                std::size_t n_pixels);
 
