@@ -1,8 +1,68 @@
 #include "s2crop/nn/lstm_classifier.hpp"
 
+#include <ATen/Version.h>
+
+#include <cstdlib>
+
+#include "s2crop/common/log.hpp"
 #include "s2crop/nn/fused_lstm.hpp"
+#include "s2crop/nn/lstm_gates.hpp"
 
 namespace s2crop::nn {
+
+namespace {
+
+// Rows per slice of infer()'s recurrence (see there).
+constexpr int64_t kRecurrenceRows = 256;
+
+// One step's element-wise half with LibTorch's kernels on [batch][4H] gates: c, h and tanh_c are [batch][H] views.
+void libtorch_gate_step(torch::Tensor& gates, torch::Tensor& c, torch::Tensor& h, torch::Tensor& tanh_c,
+                        int64_t hidden) {
+  gates.narrow(1, 0, 2 * hidden).sigmoid_();  // PyTorch's gate order: input, forget, cell, output
+  gates.narrow(1, 2 * hidden, hidden).tanh_();
+  gates.narrow(1, 3 * hidden, hidden).sigmoid_();
+  c.mul_(gates.narrow(1, hidden, hidden)).addcmul_(gates.narrow(1, 0, hidden), gates.narrow(1, 2 * hidden, hidden));
+  torch::tanh_out(tanh_c, c);
+  torch::mul_out(h, gates.narrow(1, 3 * hidden, hidden), tanh_c);
+}
+
+// The fused gate step (nn/lstm_gates) where it gives LibTorch's bits, else null: LibTorch's element-wise kernels
+// run at AVX2 (at::show_config) and the fused step agrees with them bit for bit on random gates and cell states at
+// several scales, checked once per process. S2CROP_LIBTORCH_GATES=1 keeps LibTorch's kernels (for comparisons).
+const LstmGates* fused_gates() {
+  static const LstmGates* chosen = []() -> const LstmGates* {
+    static const LstmGates fused;
+    const char* env = std::getenv("S2CROP_LIBTORCH_GATES");
+    auto libtorchs = [](const std::string& why) -> const LstmGates* {
+      log::root("LSTM gates: LibTorch's kernels (" + why + ")");
+      return nullptr;
+    };
+    if (env != nullptr && std::string(env) == "1") return libtorchs("S2CROP_LIBTORCH_GATES=1");
+    if (!fused.ready()) return libtorchs(fused.unavailable());
+    if (at::show_config().find("CPU capability usage: AVX2") == std::string::npos)
+      return libtorchs("its element-wise kernels are not the AVX2 ones");
+    torch::NoGradGuard no_grad;
+    const int64_t batch = 64, hidden = 32;
+    auto generator = at::detail::createCPUGenerator(20261207);
+    for (double scale : {0.3, 3.0, 30.0}) {
+      auto gates = torch::randn({batch, 4 * hidden}, generator) * scale;
+      auto c0 = torch::randn({batch, hidden}, generator) * scale;
+      auto g = gates.clone(), c = c0.clone(), h = torch::empty({batch, hidden}), tanh_c = torch::empty_like(h);
+      libtorch_gate_step(g, c, h, tanh_c, hidden);
+      auto c2 = c0.clone(), h2 = torch::empty_like(h);
+      fused.step(gates.data_ptr<float>(), 4 * hidden, c2.data_ptr<float>(), hidden, h2.data_ptr<float>(), hidden,
+                 batch, hidden);
+      if (!torch::equal(c, c2) || !torch::equal(h, h2))
+        return libtorchs("the fused step does not give their bits in this LibTorch build");
+    }
+    log::root("LSTM gates: one fused pass per step (" + std::to_string(fused.lanes()) +
+              " lanes), bit for bit LibTorch's AVX2 kernels (checked)");
+    return &fused;
+  }();
+  return chosen;
+}
+
+}  // namespace
 
 LstmClassifierImpl::LstmClassifierImpl(const ModelSpec& spec) {
   const int64_t features = spec.n_features(), hidden = spec.hidden, layers = spec.layers;
@@ -42,35 +102,46 @@ torch::Tensor LstmClassifierImpl::infer(const torch::Tensor& x, torch::ScalarTyp
   const auto like = input.options();
   const bool reduced = gemm != like.dtype().toScalarType();
   auto state = torch::empty({batch, layers, hidden}, like);  // last cell state of every layer
-  auto gates = torch::empty({batch, 4 * hidden}, like);
-  auto zeros = torch::zeros({batch, hidden}, like);
+  // The recurrence runs over slices of rows: a slice's gates, states and the recurrent weights stay in the core's
+  // L2 cache from step to step (2048 rows of hidden 128 are 4 MB of gates alone). Rows are independent and BLAS
+  // computes each row of a GEMM the same way whatever the row count, so the results do not change.
+  const int64_t slice = std::min<int64_t>(batch, kRecurrenceRows);
+  auto gates = torch::empty({slice, 4 * hidden}, like);
+  auto zeros = torch::zeros({slice, hidden}, like);
   auto h_last = torch::empty({batch, hidden}, like);
-  auto tanh_c = torch::empty({batch, hidden}, like);
+  auto tanh_c = torch::empty({slice, hidden}, like);
   const auto& weights = lstm->all_weights();  // per layer: weight_ih, weight_hh (no bias)
+  // The element-wise half of each step in one pass where that gives LibTorch's bits (float32 gates on the CPU).
+  const LstmGates* fused = LstmGates::supports(hidden) && like.dtype() == torch::kFloat32 ? fused_gates() : nullptr;
   for (int64_t l = 0; l < layers; ++l) {
-    // Every step's input projection in one GEMM, [batch][steps][4H], in float32: it is the smaller GEMM (features x
-    // 4H against H x 4H per step), and the features' full precision keeps reduced-precision maps closest to float32.
+    // Every step's input projection in one GEMM, [batch][steps][4H]. The first layer's in float32: the features'
+    // full precision keeps reduced-precision maps closest to float32. A later layer's input is the hidden states of
+    // reduced-precision recurrences: its projection (H x 4H, as large as the recurrent GEMM) takes the GEMM type
+    // too (bf16, 128 x 2: 1.14x faster, classes agreeing with float32 on 99.949 % of pixels against 99.963 %).
     const auto w_ih_t = weights[static_cast<size_t>(2 * l)].t();
     const auto w_hh_t = weights[static_cast<size_t>(2 * l + 1)].t().to(gemm);
-    auto projected = torch::matmul(input, w_ih_t);
+    auto projected = (reduced && l > 0) ? torch::matmul(input.to(gemm), w_ih_t.to(gemm)).to(like.dtype())
+                                        : torch::matmul(input, w_ih_t);
     const bool last = l == layers - 1;
     auto sequence = last ? torch::Tensor() : torch::empty({batch, steps, hidden}, like);
-    auto c = state.select(1, l);
-    c.zero_();
-    torch::Tensor h = zeros;
-    auto i_f = gates.narrow(1, 0, 2 * hidden), g = gates.narrow(1, 2 * hidden, hidden);
-    auto i = gates.narrow(1, 0, hidden), f = gates.narrow(1, hidden, hidden), o = gates.narrow(1, 3 * hidden, hidden);
-    for (int64_t t = 0; t < steps; ++t) {
-      if (reduced) gates.copy_(torch::mm(h.to(gemm), w_hh_t)).add_(projected.select(1, t));
-      else torch::addmm_out(gates, projected.select(1, t), h, w_hh_t);
-      i_f.sigmoid_();  // PyTorch's gate order: input, forget, cell, output
-      g.tanh_();
-      o.sigmoid_();
-      c.mul_(f).addcmul_(i, g);
-      torch::tanh_out(tanh_c, c);
-      auto h_next = last ? h_last : sequence.select(1, t);
-      torch::mul_out(h_next, o, tanh_c);
-      h = h_next;
+    for (int64_t r0 = 0; r0 < batch; r0 += slice) {
+      const int64_t rows = std::min(slice, batch - r0);
+      auto g = gates.narrow(0, 0, rows), tc = tanh_c.narrow(0, 0, rows);
+      auto c = state.select(1, l).narrow(0, r0, rows);
+      auto p = projected.narrow(0, r0, rows);
+      c.zero_();
+      torch::Tensor h = zeros.narrow(0, 0, rows);
+      for (int64_t t = 0; t < steps; ++t) {
+        if (reduced) g.copy_(torch::mm(h.to(gemm), w_hh_t)).add_(p.select(1, t));
+        else torch::addmm_out(g, p.select(1, t), h, w_hh_t);
+        auto h_next = last ? h_last.narrow(0, r0, rows) : sequence.narrow(0, r0, rows).select(1, t);
+        if (fused)
+          fused->step(g.data_ptr<float>(), 4 * hidden, c.data_ptr<float>(), c.stride(0), h_next.data_ptr<float>(),
+                      h_next.stride(0), rows, hidden);
+        else
+          libtorch_gate_step(g, c, h_next, tc, hidden);
+        h = h_next;
+      }
     }
     if (!last) input = sequence;
   }

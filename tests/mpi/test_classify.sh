@@ -58,6 +58,19 @@ grep -q "malloc: blocks up to 256 MiB" "$WORK/r1.log" || fail "the allocator set
 h5_same "$WORK/r1/out/map.h5" "$WORK/glibc/out/map.h5" || fail "map differs with glibc's malloc defaults"
 pass "classify: the same map with glibc's malloc defaults (S2CROP_MALLOC_DEFAULTS=1)"
 
+# The fused LSTM gate step (nn/lstm_gates) gives LibTorch's bits: the map is the same with LibTorch's kernels.
+if grep -q "LSTM gates: one fused pass" "$WORK/r1.log"; then
+  mkdir -p "$WORK/gates"
+  S2CROP_LIBTORCH_GATES=1 run "$WORK/gates" 1 > "$WORK/gates.log" 2>&1 || { cat "$WORK/gates.log"; fail "classify failed"; }
+  grep -q "LSTM gates: LibTorch's kernels (S2CROP_LIBTORCH_GATES=1)" "$WORK/gates.log" ||
+    fail "S2CROP_LIBTORCH_GATES=1 did not keep LibTorch's kernels"
+  h5_same "$WORK/r1/out/map.h5" "$WORK/gates/out/map.h5" || fail "map differs with LibTorch's gate kernels"
+  pass "classify: the same map with the fused gate step and with LibTorch's kernels"
+else
+  grep -q "LSTM gates: LibTorch's kernels" "$WORK/r1.log" || fail "the log does not say which LSTM gate kernels ran"
+  echo "SKIP: fused LSTM gates unavailable here ($(grep -o "LSTM gates: .*" "$WORK/r1.log" | head -1))"
+fi
+
 total=$(grep -o '[0-9]* blocks of 16 px' "$WORK/r1.log" | cut -d' ' -f1)
 dir="$WORK/killed"
 interrupt_blocks "$dir" out/map.h5 "$total" run "$dir" 2

@@ -2,6 +2,7 @@
 // model file round-trips.
 #include <gtest/gtest.h>
 #include <mpi.h>
+#include <ATen/Version.h>
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include "s2crop/common/errors.hpp"
 #include "s2crop/nn/fused_lstm.hpp"
 #include "s2crop/nn/lstm_classifier.hpp"
+#include "s2crop/nn/lstm_gates.hpp"
 #include "s2crop/nn/model_file.hpp"
 
 using namespace s2crop;
@@ -41,6 +43,49 @@ TEST(LstmClassifier, InferenceEqualsForward) {
     EXPECT_LT((a - b).abs().max().item<float>(), 1e-5f) << layers << " layers";
     EXPECT_NEAR(a.exp().sum(1).mean().item<float>(), 1.f, 1e-5f);
   }
+}
+
+TEST(LstmGates, OneStepIsLibTorchsBitForBit) {
+  // The fused gate step, with 8 lanes and with 16 where the CPU has AVX-512, against LibTorch's element-wise kernels
+  // as infer() ran them before it (the reference), on 4000 rows of hidden 128 with cell and hidden states inside
+  // larger rows (as infer's layer and sequence views), from gates near 0 to saturated ones.
+  if (at::show_config().find("CPU capability usage: AVX2") == std::string::npos)
+    GTEST_SKIP() << "LibTorch's element-wise kernels are not its AVX2 ones: infer() keeps them";
+  ASSERT_TRUE(nn::LstmGates::supports(128));
+  EXPECT_FALSE(nn::LstmGates::supports(24));
+  int tested = 0;
+  for (int lanes : {8, 16}) {
+    const nn::LstmGates fused(lanes);
+    if (!fused.ready()) GTEST_SKIP() << "fused LSTM gates unavailable: " << fused.unavailable();
+    if (fused.lanes() != lanes) continue;  // no AVX-512
+    ++tested;
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(17);
+    const int64_t batch = 4000, hidden = 128, layers = 2, steps = 3;
+    for (double scale : {0.01, 0.5, 2.0, 8.0, 100.0}) {
+      auto gates = torch::randn({batch, 4 * hidden}) * scale;
+      auto c0 = torch::randn({batch, hidden}) * scale;
+      // Reference: LibTorch's kernels in place, as infer() ran them.
+      auto g = gates.clone(), c = c0.clone(), h = torch::empty({batch, hidden}), tanh_c = torch::empty_like(h);
+      g.narrow(1, 0, 2 * hidden).sigmoid_();
+      g.narrow(1, 2 * hidden, hidden).tanh_();
+      g.narrow(1, 3 * hidden, hidden).sigmoid_();
+      c.mul_(g.narrow(1, hidden, hidden)).addcmul_(g.narrow(1, 0, hidden), g.narrow(1, 2 * hidden, hidden));
+      torch::tanh_out(tanh_c, c);
+      torch::mul_out(h, g.narrow(1, 3 * hidden, hidden), tanh_c);
+      // Fused, with c one layer of [batch][layers][hidden] and h one step of [batch][steps][hidden].
+      auto state = torch::zeros({batch, layers, hidden}), sequence = torch::zeros({batch, steps, hidden});
+      auto c2 = state.select(1, 1), h2 = sequence.select(1, 2);
+      c2.copy_(c0);
+      fused.step(gates.data_ptr<float>(), 4 * hidden, c2.data_ptr<float>(), c2.stride(0), h2.data_ptr<float>(),
+                 h2.stride(0), batch, hidden);
+      EXPECT_TRUE(torch::equal(c, c2)) << "cell states differ at scale " << scale << ", " << lanes << " lanes";
+      EXPECT_TRUE(torch::equal(h, h2)) << "hidden states differ at scale " << scale << ", " << lanes << " lanes";
+      EXPECT_EQ(state.select(1, 0).abs().sum().item<float>(), 0.f) << "wrote outside its layer";
+      EXPECT_EQ(sequence.narrow(1, 0, 2).abs().sum().item<float>(), 0.f) << "wrote outside its step";
+    }
+  }
+  EXPECT_GE(tested, 1);
 }
 
 TEST(FeatureMap, SelectsBandsAddsNdviAndNormalises) {

@@ -13,11 +13,13 @@ struct LstmClassifierImpl : torch::nn::Module {
   // x: [batch][months][features] (normalised) -> log-probabilities [batch][classes]. The LSTM layers run through
   // fused_lstm_layer (same function as torch::nn::LSTM, whose module holds the parameters and their names).
   torch::Tensor forward(const torch::Tensor& x);
-  // The same function for inference only (no autograd): the recurrence runs in preallocated buffers with in-place
-  // kernels (one GEMM and five element-wise passes per step instead of a dozen allocating ones). Equal to forward()
-  // up to float rounding; callers hold an InferenceMode guard.
+  // The same function for inference only (no autograd): the recurrence runs over slices of 256 rows in
+  // preallocated buffers, one GEMM and one fused element-wise pass per step (nn/lstm_gates, bit for bit LibTorch's
+  // kernels; LibTorch's five in-place kernels where it cannot be). Equal to forward() up to float rounding; callers
+  // hold an InferenceMode guard.
   // `gemm`: the type of the recurrent GEMMs on the CPU (bfloat16 for --precision bf16: their weights and inputs are
-  // cast; the input projection, the cell state and the element-wise gates stay float32).
+  // cast, and those of the input projections after the first layer; the first layer's input projection, the cell
+  // state and the element-wise gates stay float32).
   torch::Tensor infer(const torch::Tensor& x, torch::ScalarType gemm = torch::kFloat32);
 
   torch::nn::LayerNorm input_norm{nullptr};
