@@ -12,8 +12,8 @@ namespace s2crop::nn {
 
 namespace {
 
-// Rows per slice of infer()'s recurrence (see there).
-constexpr int64_t kRecurrenceRows = 256;
+// Rows per thread in a slice of infer()'s recurrence (see there).
+constexpr int64_t kRecurrenceRowsPerThread = 256;
 
 // One step's element-wise half with LibTorch's kernels on [batch][4H] gates: c, h and tanh_c are [batch][H] views.
 void libtorch_gate_step(torch::Tensor& gates, torch::Tensor& c, torch::Tensor& h, torch::Tensor& tanh_c,
@@ -102,10 +102,11 @@ torch::Tensor LstmClassifierImpl::infer(const torch::Tensor& x, torch::ScalarTyp
   const auto like = input.options();
   const bool reduced = gemm != like.dtype().toScalarType();
   auto state = torch::empty({batch, layers, hidden}, like);  // last cell state of every layer
-  // The recurrence runs over slices of rows: a slice's gates, states and the recurrent weights stay in the core's
-  // L2 cache from step to step (2048 rows of hidden 128 are 4 MB of gates alone). Rows are independent and BLAS
-  // computes each row of a GEMM the same way whatever the row count, so the results do not change.
-  const int64_t slice = std::min<int64_t>(batch, kRecurrenceRows);
+  // The recurrence runs over slices of 256 rows per thread: a thread's share of a slice's gates and states and the
+  // recurrent weights stay in its core's L2 cache from step to step (2048 rows of hidden 128 are 4 MB of gates
+  // alone). Rows are independent and BLAS computes each row of a GEMM the same way whatever the row count and the
+  // threads, so the results do not change.
+  const int64_t slice = std::min<int64_t>(batch, kRecurrenceRowsPerThread * at::get_num_threads());
   auto gates = torch::empty({slice, 4 * hidden}, like);
   auto zeros = torch::zeros({slice, hidden}, like);
   auto h_last = torch::empty({batch, hidden}, like);
@@ -135,10 +136,14 @@ torch::Tensor LstmClassifierImpl::infer(const torch::Tensor& x, torch::ScalarTyp
         if (reduced) g.copy_(torch::mm(h.to(gemm), w_hh_t)).add_(p.select(1, t));
         else torch::addmm_out(g, p.select(1, t), h, w_hh_t);
         auto h_next = last ? h_last.narrow(0, r0, rows) : sequence.narrow(0, r0, rows).select(1, t);
-        if (fused)
-          fused->step(g.data_ptr<float>(), 4 * hidden, c.data_ptr<float>(), c.stride(0), h_next.data_ptr<float>(),
-                      h_next.stride(0), rows, hidden);
-        else
+        if (fused) {
+          // Rows over the rank's threads, as LibTorch's element-wise kernels split them (same grain, 32768 values).
+          float *gp = g.data_ptr<float>(), *cp = c.data_ptr<float>(), *hp = h_next.data_ptr<float>();
+          const int64_t cs = c.stride(0), hs = h_next.stride(0);
+          at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / (4 * hidden)), [&](int64_t b0, int64_t b1) {
+            fused->step(gp + b0 * 4 * hidden, 4 * hidden, cp + b0 * cs, cs, hp + b0 * hs, hs, b1 - b0, hidden);
+          });
+        } else
           libtorch_gate_step(g, c, h_next, tc, hidden);
         h = h_next;
       }
