@@ -111,6 +111,9 @@ torch::Tensor LstmClassifierImpl::infer(const torch::Tensor& x, torch::ScalarTyp
   auto zeros = torch::zeros({slice, hidden}, like);
   auto h_last = torch::empty({batch, hidden}, like);
   auto tanh_c = torch::empty({slice, hidden}, like);
+  // Reduced precision: h cast into, and the recurrent product written into, buffers of the GEMM type.
+  auto h_reduced = reduced ? torch::empty({slice, hidden}, like.dtype(gemm)) : torch::Tensor();
+  auto product = reduced ? torch::empty({slice, 4 * hidden}, like.dtype(gemm)) : torch::Tensor();
   const auto& weights = lstm->all_weights();  // per layer: weight_ih, weight_hh (no bias)
   // The element-wise half of each step in one pass where that gives LibTorch's bits (float32 gates on the CPU).
   const LstmGates* fused = LstmGates::supports(hidden) && like.dtype() == torch::kFloat32 ? fused_gates() : nullptr;
@@ -133,8 +136,14 @@ torch::Tensor LstmClassifierImpl::infer(const torch::Tensor& x, torch::ScalarTyp
       c.zero_();
       torch::Tensor h = zeros.narrow(0, 0, rows);
       for (int64_t t = 0; t < steps; ++t) {
-        if (reduced) g.copy_(torch::mm(h.to(gemm), w_hh_t)).add_(p.select(1, t));
-        else torch::addmm_out(g, p.select(1, t), h, w_hh_t);
+        if (reduced) {  // the projection plus the product, in float32 (the sum is the same in either order)
+          auto hr = h_reduced.narrow(0, 0, rows), pr = product.narrow(0, 0, rows);
+          hr.copy_(h);
+          torch::mm_out(pr, hr, w_hh_t);
+          torch::add_out(g, p.select(1, t), pr);
+        } else {
+          torch::addmm_out(g, p.select(1, t), h, w_hh_t);
+        }
         auto h_next = last ? h_last.narrow(0, r0, rows) : sequence.narrow(0, r0, rows).select(1, t);
         if (fused) {
           // Rows over the rank's threads, as LibTorch's element-wise kernels split them (same grain, 32768 values).
