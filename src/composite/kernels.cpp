@@ -428,7 +428,7 @@ void fill_gaps_vector(std::int16_t* values, const std::uint8_t* count, std::size
       std::int16_t n_filled = 0;
       for (std::size_t i = 0; i < len; ++i) {
         const std::int16_t f = c[i] != 0 ? 1 : 0, first = fm[i], last = lm[i];
-        fm[i] = (f != 0) & (first == n_months16) ? m : first;
+        fm[i] = ((f != 0) & (first == n_months16)) ? m : first;
         lm[i] = f != 0 ? m : last;
         nf[i] = static_cast<std::int16_t>(nf[i] + f);
         n_filled = static_cast<std::int16_t>(n_filled + f);
