@@ -212,8 +212,10 @@ pass "resubmitting a finished chain completes at once"
 # ---- C: training that hits its time limit: requeued from the USR1 trap, resumed from its checkpoint
 C="$WORK/c"
 mkdir -p "$C"
+# Enough epochs that the first run outlasts the USR1 (up to 60 s into the 2-minute limit) on a fast CPU: 60 epochs
+# took 52 s on an Intel VM (2026-12-07) and the job finished unsignalled. A slow CPU is requeued more than once.
 submit c --set "DEFAULT.workdir=$C" --stages train --set "train.time=00:02:00" --set "train.signal=B:USR1@60" \
-  --set "train.args=--config configs/demo-train.ini --samples $REF/samples.h5 --tiles 32TQT,33TUM --output $C/model.h5 --epochs 60 --patience 0"
+  --set "train.args=--config configs/demo-train.ini --samples $REF/samples.h5 --tiles 32TQT,33TUM --output $C/model.h5 --epochs 150 --patience 0"
 train_job=$IDS
 wait_jobs "$train_job"
 check_completed "$C/logs" "$train_job"
@@ -222,7 +224,7 @@ restarts=$(job_field "$train_job" Restarts)
 [ "$restarts" -ge 1 ] || { cat "$log"; fail "the training job was never requeued (Restarts=$restarts)"; }
 grep -q "time limit near: requeueing" "$log" || { cat "$log"; fail "no requeue message in the job log"; }
 grep -q "resumed from .* after epoch" "$log" || { cat "$log"; fail "the requeued training did not resume from its checkpoint"; }
-grep -q "epoch 60/60" "$log" || { tail -5 "$log"; fail "the requeued training did not reach its last epoch"; }
+grep -q "epoch 150/150" "$log" || { tail -5 "$log"; fail "the requeued training did not reach its last epoch"; }
 [ -f "$C/model.h5" ] || fail "no model after the requeued training"
 pass "training requeued $restarts time(s) before its time limit, resumed from the checkpoint and finished"
 
