@@ -13,7 +13,7 @@ struct LstmClassifierImpl : torch::nn::Module {
   // x: [batch][months][features] (normalised) -> log-probabilities [batch][classes]. The LSTM layers run through
   // fused_lstm_layer (same function as torch::nn::LSTM, whose module holds the parameters and their names).
   torch::Tensor forward(const torch::Tensor& x);
-  // The same function for inference only (no autograd): the recurrence runs over slices of 256 rows per thread in
+  // The same function for inference only (no autograd): the recurrence runs (on one thread) over slices of 256 rows in
   // preallocated buffers, one GEMM and one fused element-wise pass per step (nn/lstm_gates, bit for bit LibTorch's
   // kernels; LibTorch's five in-place kernels where it cannot be). Equal to forward() up to float rounding; callers
   // hold an InferenceMode guard.
