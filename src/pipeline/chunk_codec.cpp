@@ -16,8 +16,6 @@ namespace s2crop::pipeline {
 
 namespace {
 
-// zlib streams (what HDF5's deflate filter reads): through libdeflate where the build has it (2-3x faster than zlib
-// at the same level, same format), else zlib.
 // HDF5's shuffle filter for 2-byte elements, applied while the block's rows are copied into a chunk of `elements`
 // (chunk_width x chunk_height) elements: the low bytes of every element, then the high bytes. One pass instead of a
 // copy and a shuffle; the restrict pointers let it vectorise (2 s of 10 s packing a 2196 px tile before).
@@ -35,6 +33,27 @@ void shuffle_rows16(const std::uint8_t* __restrict src, size_t src_stride, size_
   }
 }
 
+// 2-byte elements (reflectance): the two byte planes interleaved, in a loop the compiler vectorises. Every reader of
+// a composite (classify, extract, segment and ndvi predict) decodes each chunk it touches: 11 % of segment predict.
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+void unshuffle16(const std::uint8_t* __restrict in, size_t elements, std::uint8_t* __restrict out) {
+  const std::uint8_t* __restrict lo = in;
+  const std::uint8_t* __restrict hi = in + elements;
+  for (size_t i = 0; i < elements; ++i) {
+    out[2 * i] = lo[i];
+    out[2 * i + 1] = hi[i];
+  }
+}
+
+// HDF5's shuffle filter, undone: the low bytes of every element come first, then the high bytes.
+void unshuffle(const std::uint8_t* in, size_t elements, size_t element_bytes, std::uint8_t* out) {
+  if (element_bytes == 2) return unshuffle16(in, elements, out);
+  for (size_t i = 0; i < elements; ++i)
+    for (size_t b = 0; b < element_bytes; ++b) out[element_bytes * i + b] = in[b * elements + i];
+}
+
+// zlib streams (what HDF5's deflate filter reads): through libdeflate where the build has it (2-3x faster than zlib
+// at the same level, same format), else zlib.
 void deflate_append(const std::uint8_t* in, size_t n, int level, std::vector<std::uint8_t>& out) {
 #ifdef S2CROP_WITH_LIBDEFLATE
   thread_local std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> c(nullptr,
@@ -74,24 +93,6 @@ bool inflate_exact(const std::uint8_t* in, size_t n, std::uint8_t* out, size_t o
 #endif
 }
 
-// 2-byte elements (reflectance): the two byte planes interleaved, in a loop the compiler vectorises. Every reader of
-// a composite (classify, extract, segment and ndvi predict) decodes each chunk it touches: 11 % of segment predict.
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-void unshuffle16(const std::uint8_t* __restrict in, size_t elements, std::uint8_t* __restrict out) {
-  const std::uint8_t* __restrict lo = in;
-  const std::uint8_t* __restrict hi = in + elements;
-  for (size_t i = 0; i < elements; ++i) {
-    out[2 * i] = lo[i];
-    out[2 * i + 1] = hi[i];
-  }
-}
-
-// HDF5's shuffle filter, undone: the low bytes of every element come first, then the high bytes.
-void unshuffle(const std::uint8_t* in, size_t elements, size_t element_bytes, std::uint8_t* out) {
-  if (element_bytes == 2) return unshuffle16(in, elements, out);
-  for (size_t i = 0; i < elements; ++i)
-    for (size_t b = 0; b < element_bytes; ++b) out[element_bytes * i + b] = in[b * elements + i];
-}
 
 }  // namespace
 
