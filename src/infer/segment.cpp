@@ -6,9 +6,11 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <tuple>
 
 #include "s2crop/common/errors.hpp"
 #include "s2crop/common/log.hpp"
+#include "s2crop/composite/kernels.hpp"
 #include "s2crop/geo/class_raster.hpp"
 #include "s2crop/geo/grid.hpp"
 #include "s2crop/geo/raster.hpp"
@@ -50,10 +52,45 @@ std::vector<size_t> used_planes(const nn::ModelSpec& spec, const std::vector<std
   return planes;
 }
 
+// Decoded reflectance of one chunk of the composite's grid: [plane][y][x] over `window`.
+struct ReflectanceCell {
+  geo::Window window;
+  std::vector<std::int16_t> refl;
+};
+
+// What read() hands predict(): the chunks covering every window that intersects the block.
+struct BlockCells {
+  std::vector<std::shared_ptr<const ReflectanceCell>> cells;
+  size_t planes = 0;
+
+  // [plane][y][x] of `w` (inside the cells' union) into `out`.
+  void cut(const geo::Window& w, std::int16_t* out) const {
+    const size_t wpx = static_cast<size_t>(w.pixels());
+    for (auto& cell : cells) {
+      const geo::Window& c = cell->window;
+      const int x0 = std::max(w.x0, c.x0), x1 = std::min(w.x0 + w.width, c.x0 + c.width);
+      const int y0 = std::max(w.y0, c.y0), y1 = std::min(w.y0 + w.height, c.y0 + c.height);
+      if (x0 >= x1 || y0 >= y1) continue;
+      const size_t cpx = static_cast<size_t>(c.pixels());
+      for (size_t plane = 0; plane < planes; ++plane)
+        for (int y = y0; y < y1; ++y)
+          std::copy_n(cell->refl.data() + plane * cpx + static_cast<size_t>(y - c.y0) * static_cast<size_t>(c.width) +
+                          static_cast<size_t>(x0 - c.x0),
+                      x1 - x0,
+                      out + plane * wpx + static_cast<size_t>(y - w.y0) * static_cast<size_t>(w.width) +
+                          static_cast<size_t>(x0 - w.x0));
+    }
+  }
+};
+
 // The U-Net over sliding windows. A block's pixels are blended from every global window intersecting it, each
 // window run alone (batch of one) on its own reflectance, in global window order: the result cannot depend on the
 // block partition. Window results are cached (per rank, least recently used out) since neighbouring blocks share
 // windows; a cached result is the same bytes as a recomputed one.
+//
+// Reading: the windows of neighbouring blocks overlap, and so do the chunks they cover; read() (on the engine's
+// reading thread, while the previous block computes) decodes each chunk of the composite's grid once and keeps the
+// decoded chunks (least recently used out, kCellBytes) for the next blocks, which share a column of them.
 class UNetBlocks : public BlockPredictor {
  public:
   UNetBlocks(const SegmentPredictSettings& s, const nn::DeviceChoice& device)
@@ -64,33 +101,34 @@ class UNetBlocks : public BlockPredictor {
     multiclass_ = spec_.unet.task == "multiclass";
   }
 
-  // Reads in predict() (BlockInput empty): which region it reads depends on the windows already cached.
-  void predict(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
-               const geo::Window& block, BlockInput, std::uint8_t* out) override {
-    TileState& ts = tile_state(tile);
-    const size_t n = static_cast<size_t>(block.pixels()), O = outputs_;
-    std::vector<double> num(O * n, 0.0), den(n, 0.0);
-    std::vector<std::uint8_t> valid(n, 0);
-    const std::vector<size_t> windows = ts.grid.intersecting(block);
-    // One read of the region the windows not yet computed cover: read one by one, overlapping windows would
-    // decompress the same chunks again for every window.
-    geo::Window region{};
-    for (size_t k : windows) {
-      if (cache_.count(std::make_pair(tile.name, k))) continue;
-      const geo::Window w = ts.grid.window(k);
-      if (region.width == 0) {
-        region = w;
-        continue;
-      }
-      const int x0 = std::min(region.x0, w.x0), y0 = std::min(region.y0, w.y0);
-      const int x1 = std::max(region.x0 + region.width, w.x0 + w.width);
-      const int y1 = std::max(region.y0 + region.height, w.y0 + w.height);
-      region = geo::Window{x0, y0, x1 - x0, y1 - y0};
+  // Runs on the reading thread: touches only the chunk cache (predict() never does).
+  BlockInput read(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
+                  const geo::Window& block) override {
+    const SlidingWindowGrid grid(tile.grid.width, tile.grid.height, s_.window, s_.overlap);
+    int x0 = block.x0, y0 = block.y0, x1 = block.x0 + block.width, y1 = block.y0 + block.height;
+    for (size_t k : grid.intersecting(block)) {
+      const geo::Window w = grid.window(k);
+      x0 = std::min(x0, w.x0), y0 = std::min(y0, w.y0);
+      x1 = std::max(x1, w.x0 + w.width), y1 = std::max(y1, w.y0 + w.height);
     }
-    std::vector<std::int16_t> region_refl;
-    if (region.width > 0) region_refl = composites.read_reflectance(tile, region);
-    for (size_t k : windows) {
-      const WindowResult& r = window_result(composites, tile, ts, k, region_refl, region);
+    const int edge = tile.block_size;
+    auto cells = std::make_shared<BlockCells>();
+    cells->planes = static_cast<size_t>(composite::kMonths) * tile.bands.size();
+    for (int cy = y0 / edge; cy * edge < y1; ++cy)
+      for (int cx = x0 / edge; cx * edge < x1; ++cx) cells->cells.push_back(cell(composites, tile, cx, cy));
+    BlockInput in;
+    in.prepared = std::move(cells);
+    return in;
+  }
+
+  void predict(const pipeline::CompositeFile&, const pipeline::CompositeTile& tile, const geo::Window& block,
+               BlockInput input, std::uint8_t* out) override {
+    TileState& ts = tile_state(tile);
+    const auto& cells = *std::static_pointer_cast<const BlockCells>(input.prepared);
+    const size_t n = static_cast<size_t>(block.pixels()), O = outputs_;
+    std::vector<double> num(O * n, 0.0), den(n, 0.0), row_weight(static_cast<size_t>(block.width));
+    for (size_t k : ts.grid.intersecting(block)) {
+      const WindowResult& r = window_result(tile, ts, k, cells);
       if (r.probs.empty()) continue;  // a window without data pixels covers none of the block's data pixels
       const geo::Window win = ts.grid.window(k);
       const std::vector<float>& wx = ts.grid.weights_x(k);
@@ -98,50 +136,42 @@ class UNetBlocks : public BlockPredictor {
       const size_t wpx = static_cast<size_t>(win.pixels());
       const int x0 = std::max(win.x0, block.x0), x1 = std::min(win.x0 + win.width, block.x0 + block.width);
       const int y0 = std::max(win.y0, block.y0), y1 = std::min(win.y0 + win.height, block.y0 + block.height);
+      const size_t len = static_cast<size_t>(x1 - x0);
       for (int y = y0; y < y1; ++y) {
-        const double wyv = wy[static_cast<size_t>(y - win.y0)];
-        for (int x = x0; x < x1; ++x) {
-          const size_t q = static_cast<size_t>(y - win.y0) * static_cast<size_t>(win.width) +
-                           static_cast<size_t>(x - win.x0);
-          const size_t p = static_cast<size_t>(y - block.y0) * static_cast<size_t>(block.width) +
-                           static_cast<size_t>(x - block.x0);
-          if (!r.valid[q]) continue;
-          valid[p] = 1;
-          const double w = wyv * static_cast<double>(wx[static_cast<size_t>(x - win.x0)]);
-          den[p] += w;
-          for (size_t c = 0; c < O; ++c) num[c * n + p] += w * static_cast<double>(r.probs[c * wpx + q]);
-        }
+        const size_t q0 = static_cast<size_t>(y - win.y0) * static_cast<size_t>(win.width) +
+                          static_cast<size_t>(x0 - win.x0);
+        const size_t p0 = static_cast<size_t>(y - block.y0) * static_cast<size_t>(block.width) +
+                          static_cast<size_t>(x0 - block.x0);
+        blend_window_row(len, O, wy[static_cast<size_t>(y - win.y0)], wx.data() + (x0 - win.x0), r.valid.data() + q0,
+                         r.probs.data() + q0, wpx, num.data() + p0, n, den.data() + p0, row_weight.data());
       }
     }
+    // den is a sum of positive weights where any window had data, 0 where none had.
     if (multiclass_) {
       std::uint8_t* cls = out;
       std::uint8_t* conf = cls + n;
       std::uint8_t* prob = conf + n;
+      std::vector<double> best(n);
+      std::vector<std::uint8_t> top(n);
+      blended_argmax(n, O, num.data(), den.data(), best.data(), top.data());
       for (size_t p = 0; p < n; ++p) {
-        if (!valid[p]) {
+        if (den[p] == 0.0) {
           cls[p] = kNoValue;
           conf[p] = 0;
-          if (s_.probabilities)
-            for (size_t c = 0; c < O; ++c) prob[c * n + p] = kNoValue;
           continue;
         }
-        size_t top = 0;
-        double best = num[p] / den[p];
-        for (size_t c = 1; c < O; ++c) {
-          const double v = num[c * n + p] / den[p];
-          if (v > best) best = v, top = c;
-        }
-        cls[p] = static_cast<std::uint8_t>(top);
-        conf[p] = percent(best);
-        if (s_.probabilities)
-          for (size_t c = 0; c < O; ++c) prob[c * n + p] = percent(num[c * n + p] / den[p]);
+        cls[p] = top[p];
+        conf[p] = percent(best[p]);
       }
+      if (s_.probabilities)
+        for (size_t c = 0; c < O; ++c)
+          for (size_t p = 0; p < n; ++p) prob[c * n + p] = den[p] == 0.0 ? kNoValue : percent(num[c * n + p] / den[p]);
     } else {
       std::uint8_t* prob = out;
       std::uint8_t* label = out + O * n;
       for (size_t c = 0; c < O; ++c)
         for (size_t p = 0; p < n; ++p) {
-          if (!valid[p]) {
+          if (den[p] == 0.0) {
             prob[c * n + p] = label[c * n + p] = kNoValue;
             continue;
           }
@@ -163,6 +193,10 @@ class UNetBlocks : public BlockPredictor {
     nn::ImageInputMap input;
     std::vector<size_t> planes;
   };
+  struct CachedCell {
+    std::shared_ptr<const ReflectanceCell> cell;
+    std::uint64_t last_used = 0;
+  };
 
   TileState& tile_state(const pipeline::CompositeTile& tile) {
     auto it = tiles_.find(tile.name);
@@ -175,11 +209,37 @@ class UNetBlocks : public BlockPredictor {
     return *it->second;
   }
 
-  // The window's result from the cache, or computed from `region_refl` ([plane][y][x] over `region`, which covers
-  // every window that was not in the cache when the block started; one evicted since is read on its own).
-  const WindowResult& window_result(const pipeline::CompositeFile& composites, const pipeline::CompositeTile& tile,
-                                    TileState& ts, size_t k, const std::vector<std::int16_t>& region_refl,
-                                    const geo::Window& region) {
+  // Chunk (cx, cy) of the tile's composite grid, decoded once while the cache keeps it; at least the 3 x 3 chunks
+  // a block's windows can cover stay, so that the next block finds the column it shares.
+  std::shared_ptr<const ReflectanceCell> cell(const pipeline::CompositeFile& composites,
+                                              const pipeline::CompositeTile& tile, int cx, int cy) {
+    const auto key = std::make_tuple(tile.name, cx, cy);
+    auto it = cells_.find(key);
+    if (it != cells_.end()) {
+      it->second.last_used = ++cell_clock_;
+      return it->second.cell;
+    }
+    const int edge = tile.block_size;
+    auto c = std::make_shared<ReflectanceCell>();
+    c->window = geo::Window{cx * edge, cy * edge, std::min(edge, tile.grid.width - cx * edge),
+                            std::min(edge, tile.grid.height - cy * edge)};
+    c->refl = composites.read_reflectance(tile, c->window);
+    const size_t bytes = c->refl.size() * sizeof(std::int16_t);
+    const size_t capacity = std::max<size_t>(9, kCellBytes / std::max<size_t>(bytes, 1));
+    while (cells_.size() >= capacity) {
+      auto oldest = cells_.begin();
+      for (auto e = cells_.begin(); e != cells_.end(); ++e)
+        if (e->second.last_used < oldest->second.last_used) oldest = e;
+      cells_.erase(oldest);
+    }
+    cells_.emplace(key, CachedCell{c, ++cell_clock_});
+    return c;
+  }
+
+  // The window's result from the cache, or computed from the block's decoded chunks (which cover every window
+  // intersecting the block).
+  const WindowResult& window_result(const pipeline::CompositeTile& tile, TileState& ts, size_t k,
+                                    const BlockCells& cells) {
     const auto key = std::make_pair(tile.name, k);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
@@ -189,36 +249,23 @@ class UNetBlocks : public BlockPredictor {
     const geo::Window win = ts.grid.window(k);
     const size_t wpx = static_cast<size_t>(win.pixels());
     WindowResult r;
-    // [month][band][pixel] of the window, cut out of the region
-    const bool inside = region.width > 0 && win.x0 >= region.x0 && win.y0 >= region.y0 &&
-                        win.x0 + win.width <= region.x0 + region.width &&
-                        win.y0 + win.height <= region.y0 + region.height;
-    std::vector<std::int16_t> refl;
-    if (inside) {
-      const size_t planes = region_refl.size() / static_cast<size_t>(region.pixels());
-      refl.resize(planes * wpx);
-      for (size_t plane = 0; plane < planes; ++plane)
-        for (int y = 0; y < win.height; ++y)
-          std::copy_n(region_refl.data() + plane * static_cast<size_t>(region.pixels()) +
-                          static_cast<size_t>(win.y0 - region.y0 + y) * static_cast<size_t>(region.width) +
-                          static_cast<size_t>(win.x0 - region.x0),
-                      win.width, refl.data() + plane * wpx + static_cast<size_t>(y) * static_cast<size_t>(win.width));
-    } else {
-      refl = composites.read_reflectance(tile, win);
-    }
+    std::vector<std::int16_t> refl(cells.planes * wpx);  // [month][band][pixel] of the window
+    cells.cut(win, refl.data());
     r.valid.assign(wpx, 0);
-    bool any = false;
     for (size_t plane : ts.planes) {
       const std::int16_t* v = refl.data() + plane * wpx;
-      for (size_t q = 0; q < wpx; ++q)
-        if (v[q] != kNoData) r.valid[q] = 1, any = true;
+      for (size_t q = 0; q < wpx; ++q) r.valid[q] |= static_cast<std::uint8_t>(v[q] != kNoData);
     }
-    if (any) {
+    if (std::find(r.valid.begin(), r.valid.end(), 1) != r.valid.end()) {
       auto x = torch::empty({1, ts.input.channels(), win.height, win.width});
       ts.input.apply(refl.data(), wpx, x.data_ptr<float>());
       torch::InferenceMode guard;
       auto p = nn::InferencePlace::out(model_->probabilities(place_.in(x)));  // [1][outputs][h][w]
       r.probs.assign(p.data_ptr<float>(), p.data_ptr<float>() + outputs_ * wpx);
+      // No-data pixels out of the blending (blend_window_row adds their weight 0 times their probability).
+      for (size_t c = 0; c < outputs_; ++c)
+        for (size_t q = 0; q < wpx; ++q)
+          if (!r.valid[q]) r.probs[c * wpx + q] = 0.f;
     }
     // Least recently used out once the cache holds more than its budget.
     const size_t bytes = wpx * (outputs_ * sizeof(float) + 1);
@@ -234,6 +281,7 @@ class UNetBlocks : public BlockPredictor {
   }
 
   static constexpr size_t kCacheBytes = size_t{256} << 20;
+  static constexpr size_t kCellBytes = size_t{384} << 20;
   const SegmentPredictSettings& s_;
   nn::InferencePlace place_;
   nn::ModelSpec spec_;
@@ -243,6 +291,8 @@ class UNetBlocks : public BlockPredictor {
   std::map<std::string, std::unique_ptr<TileState>> tiles_;
   std::map<std::pair<std::string, size_t>, WindowResult> cache_;
   std::uint64_t clock_ = 0;
+  std::map<std::tuple<std::string, int, int>, CachedCell> cells_;  // the reading thread's alone
+  std::uint64_t cell_clock_ = 0;
 };
 
 // A grey ramp (probability 0 black .. 100 white) per label, side by side in rows of four, each labelled; no data

@@ -35,6 +35,39 @@ std::vector<float> axis_weights(int edge, int margin, bool taper_start, bool tap
   return w;
 }
 
+// Built with -fno-trapping-math (CMakeLists.txt), without which GCC keeps the selects as branches; no value changes.
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+void blend_window_row(size_t len, size_t outputs, double wy, const float* wx, const std::uint8_t* valid,
+                      const float* probs, size_t probs_stride, double* num, size_t num_stride, double* den, double* w) {
+  for (size_t i = 0; i < len; ++i) {
+    w[i] = wy * static_cast<double>(wx[i]) * static_cast<double>(valid[i]);
+    den[i] += w[i];
+  }
+  for (size_t c = 0; c < outputs; ++c) {
+    const float* prob = probs + c * probs_stride;
+    double* numc = num + c * num_stride;
+    for (size_t i = 0; i < len; ++i) numc[i] += w[i] * static_cast<double>(prob[i]);
+  }
+}
+
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+void blended_argmax(size_t n, size_t outputs, const double* num, const double* den, double* best, std::uint8_t* top) {
+  for (size_t p = 0; p < n; ++p) {
+    best[p] = num[p] / den[p];
+    top[p] = 0;
+  }
+  for (size_t c = 1; c < outputs; ++c) {
+    const double* numc = num + c * n;
+    const auto label = static_cast<std::uint8_t>(c);
+    for (size_t p = 0; p < n; ++p) {
+      const double v = numc[p] / den[p];
+      const bool higher = v > best[p];
+      best[p] = higher ? v : best[p];
+      top[p] = higher ? label : top[p];
+    }
+  }
+}
+
 SlidingWindowGrid::SlidingWindowGrid(int width, int height, int window, int overlap)
     : width_(width), height_(height) {
   if (window < 1) throw ConfigError("--window must be at least 1 pixel (got " + std::to_string(window) + ")");

@@ -14,6 +14,7 @@
 // lies on the tile border is not tapered (weight 1 up to the border: no pixel is down-weighted relative to
 // nothing). A pixel's value is sum_k w_k p_k / sum_k w_k over the windows covering it, in global window order.
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "s2crop/geo/grid.hpp"
@@ -27,6 +28,15 @@ std::vector<int> window_starts(int length, int edge, int stride);
 // Weights of the `edge` pixels of a window along one axis: a raised-cosine ramp of `margin` px (clamped to
 // edge / 2) at each side that is tapered, 1 elsewhere; every weight is in (0, 1].
 std::vector<float> axis_weights(int edge, int margin, bool taper_start, bool taper_end);
+
+// The blending's arithmetic (vectorised; the same IEEE operations in the same order for every pixel, whatever the
+// CPU). One row of window k over a block row: w_i = wy * wx[i] * valid[i] (valid 0 or 1), den[i] += w_i and, for
+// each output c, num[c * num_stride + i] += w_i * probs[c * probs_stride + i]. `probs` must be 0 where valid is 0
+// (the sums then equal skipping those pixels); `w` (len) is scratch.
+void blend_window_row(size_t len, size_t outputs, double wy, const float* wx, const std::uint8_t* valid,
+                      const float* probs, size_t probs_stride, double* num, size_t num_stride, double* den, double* w);
+// Per pixel of the blended sums (num [output][n]): the first output of the highest num / den and that value.
+void blended_argmax(size_t n, size_t outputs, const double* num, const double* den, double* best, std::uint8_t* top);
 
 class SlidingWindowGrid {
  public:

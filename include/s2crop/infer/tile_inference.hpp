@@ -47,6 +47,7 @@ struct OutputLayer {
 struct BlockInput {
   std::vector<std::int16_t> reflectance;  // [month][band][pixel]
   std::vector<std::uint8_t> clear_count;  // [month][pixel], for predictors that read it
+  std::shared_ptr<const void> prepared;   // a predictor's own form of what it read (e.g. decoded chunks it shares)
 };
 
 // The model's side of one rank's work. Created on every rank after planning (loads the model).
