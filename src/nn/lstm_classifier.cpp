@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "s2crop/common/log.hpp"
+#include "s2crop/nn/bf16_gemm.hpp"
 #include "s2crop/nn/fused_lstm.hpp"
 #include "s2crop/nn/lstm_gates.hpp"
 
@@ -62,6 +63,72 @@ const LstmGates* fused_gates() {
   return chosen;
 }
 
+// oneDNN's bf16 GEMM called directly (nn/bf16_gemm) for --precision bf16, else null; checked once per process.
+const Bf16Gemm* bf16_gemm() {
+  static const Bf16Gemm* chosen = []() -> const Bf16Gemm* {
+    static const Bf16Gemm gemm;
+    if (!gemm.ready()) {
+      log::root("bf16 LSTM steps through LibTorch's kernels: " + gemm.unavailable());
+      return nullptr;
+    }
+    log::root("bf16 LSTM steps: oneDNN's bf16 GEMM accumulating in float32, the fused gate step");
+    return &gemm;
+  }();
+  return chosen;
+}
+
+// --precision bf16 with the fused step and oneDNN's GEMM (LstmClassifierImpl::infer's slices and threads): per layer
+// the input projection in one GEMM into float32 (the first layer's from the float32 features with LibTorch's), then
+// per step h (bf16) times W_hh (bf16) added in float32 to the step's slice of the projection in place, and the fused
+// step writes the cell state, h in bf16 for the next step's GEMM and, below the last layer, the layer's output
+// sequence in bf16 (the next layer's projection input). LibTorch's bf16 matmul instead rounds each product to bf16,
+// and costs a cast, a dispatch and an allocation per step. `state`: [batch][layers][hidden], the last cell states.
+void bf16_recurrence(const torch::Tensor& features, const std::vector<torch::Tensor>& weights, int64_t hidden,
+                     int64_t slice, const LstmGates& fused, const Bf16Gemm& gemm, torch::Tensor& state) {
+  const int64_t batch = features.size(0), steps = features.size(1), layers = state.size(1), G = 4 * hidden;
+  const auto bf16 = features.options().dtype(torch::kBFloat16);
+  auto bits = [](const torch::Tensor& t) { return reinterpret_cast<std::uint16_t*>(t.data_ptr<at::BFloat16>()); };
+  auto h_scratch = torch::empty({slice, hidden}, features.options());  // h in float32: not needed, written anyway
+  auto h_step = torch::empty({slice, hidden}, bf16);                   // the last layer's h between steps
+  torch::Tensor below;  // the previous layer's output sequence, bf16 [batch][steps][hidden]
+  for (int64_t l = 0; l < layers; ++l) {
+    const bool last = l == layers - 1;
+    const auto w_ih = weights[static_cast<size_t>(2 * l)], w_hh = weights[static_cast<size_t>(2 * l + 1)].to(bf16);
+    torch::Tensor projected;  // [batch][steps][4H], float32, contiguous
+    if (l == 0) {
+      projected = torch::matmul(features, w_ih.t()).contiguous();
+    } else {
+      projected = torch::empty({batch, steps, G}, features.options());
+      const auto w = w_ih.to(bf16);
+      gemm.multiply(batch * steps, G, hidden, bits(below), hidden, bits(w), hidden, projected.data_ptr<float>(), G);
+    }
+    auto sequence = last ? torch::Tensor() : torch::empty({batch, steps, hidden}, bf16);
+    for (int64_t r0 = 0; r0 < batch; r0 += slice) {
+      const int64_t rows = std::min(slice, batch - r0);
+      auto c = state.select(1, l).narrow(0, r0, rows);
+      c.zero_();
+      float* cp = c.data_ptr<float>();
+      const int64_t cs = c.stride(0);
+      float* g0 = projected.data_ptr<float>() + r0 * steps * G;  // step t of row r at (r * steps + t) * 4H
+      // h_t of row r: in the output sequence at (r * steps + t) * H, else in h_step (overwritten each step).
+      std::uint16_t* hb0 = last ? bits(h_step) : bits(sequence) + r0 * steps * hidden;
+      const int64_t hb_row = last ? hidden : steps * hidden, hb_step = last ? 0 : hidden;
+      for (int64_t t = 0; t < steps; ++t) {
+        float* g_t = g0 + t * G;
+        if (t > 0)  // h_0 = 0 adds nothing
+          gemm.multiply_add(rows, G, hidden, hb0 + (t - 1) * hb_step, hb_row, bits(w_hh), hidden, g_t, steps * G);
+        std::uint16_t* hb_t = hb0 + t * hb_step;
+        float* hp = h_scratch.data_ptr<float>();
+        at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / G), [&](int64_t b0, int64_t b1) {
+          fused.step_bf16(g_t + b0 * steps * G, steps * G, cp + b0 * cs, cs, hp + b0 * hidden, hidden,
+                          hb_t + b0 * hb_row, hb_row, b1 - b0, hidden);
+        });
+      }
+    }
+    below = sequence;
+  }
+}
+
 }  // namespace
 
 LstmClassifierImpl::LstmClassifierImpl(const ModelSpec& spec) {
@@ -108,6 +175,17 @@ torch::Tensor LstmClassifierImpl::infer(const torch::Tensor& x, torch::ScalarTyp
   // per thread ran at 5 300 px/s on 2 threads, the whole batch at 11 500). Rows are independent and BLAS computes
   // each row of a GEMM the same way whatever the row count and the threads, so the results do not change.
   const int64_t slice = at::get_num_threads() > 1 ? batch : std::min<int64_t>(batch, kRecurrenceRows);
+  const auto& weights = lstm->all_weights();  // per layer: weight_ih, weight_hh (no bias)
+  // The element-wise half of each step in one pass where that gives LibTorch's bits (float32 gates on the CPU).
+  const LstmGates* fused = LstmGates::supports(hidden) && like.dtype() == torch::kFloat32 ? fused_gates() : nullptr;
+  auto classes = [&] {
+    auto flat = state.reshape({batch, layers * hidden});
+    return torch::log_softmax(head->forward(state_norm->forward(flat)), 1);
+  };
+  if (reduced && gemm == torch::kBFloat16 && fused != nullptr && bf16_gemm() != nullptr) {
+    bf16_recurrence(input, weights, hidden, slice, *fused, *bf16_gemm(), state);
+    return classes();
+  }
   auto gates = torch::empty({slice, 4 * hidden}, like);
   auto zeros = torch::zeros({slice, hidden}, like);
   auto h_last = torch::empty({batch, hidden}, like);
@@ -115,9 +193,6 @@ torch::Tensor LstmClassifierImpl::infer(const torch::Tensor& x, torch::ScalarTyp
   // Reduced precision: h cast into, and the recurrent product written into, buffers of the GEMM type.
   auto h_reduced = reduced ? torch::empty({slice, hidden}, like.dtype(gemm)) : torch::Tensor();
   auto product = reduced ? torch::empty({slice, 4 * hidden}, like.dtype(gemm)) : torch::Tensor();
-  const auto& weights = lstm->all_weights();  // per layer: weight_ih, weight_hh (no bias)
-  // The element-wise half of each step in one pass where that gives LibTorch's bits (float32 gates on the CPU).
-  const LstmGates* fused = LstmGates::supports(hidden) && like.dtype() == torch::kFloat32 ? fused_gates() : nullptr;
   for (int64_t l = 0; l < layers; ++l) {
     // Every step's input projection in one GEMM, [batch][steps][4H]. The first layer's in float32: the features'
     // full precision keeps reduced-precision maps closest to float32. A later layer's input is the hidden states of
@@ -160,8 +235,7 @@ torch::Tensor LstmClassifierImpl::infer(const torch::Tensor& x, torch::ScalarTyp
     }
     if (!last) input = sequence;
   }
-  auto flat = state.reshape({batch, layers * hidden});
-  return torch::log_softmax(head->forward(state_norm->forward(flat)), 1);
+  return classes();
 }
 
 }  // namespace s2crop::nn

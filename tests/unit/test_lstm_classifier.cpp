@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "s2crop/common/errors.hpp"
+#include "s2crop/nn/bf16_gemm.hpp"
 #include "s2crop/nn/fused_lstm.hpp"
 #include "s2crop/nn/lstm_classifier.hpp"
 #include "s2crop/nn/lstm_gates.hpp"
@@ -86,6 +87,70 @@ TEST(LstmGates, OneStepIsLibTorchsBitForBit) {
     }
   }
   EXPECT_GE(tested, 1);
+}
+
+TEST(LstmGates, Bf16StepIsWithinBf16OfTheExactOneAndRoundsHAsLibTorch) {
+  // --precision bf16's step (exp-based tanh, reciprocals by estimate and Newton step) against the exact step, from
+  // gates near 0 to saturated ones; its bf16 copy of h is LibTorch's float -> bf16 conversion of its float h.
+  const nn::LstmGates fused;
+  if (!fused.ready()) GTEST_SKIP() << "fused LSTM gates unavailable: " << fused.unavailable();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(23);
+  const int64_t batch = 2000, hidden = 64;
+  for (double scale : {0.001, 0.5, 3.0, 30.0, 1000.0}) {
+    auto gates = torch::randn({batch, 4 * hidden}) * scale;
+    auto c0 = torch::randn({batch, hidden}) * scale;
+    auto c = c0.clone(), h = torch::empty({batch, hidden});
+    fused.step(gates.data_ptr<float>(), 4 * hidden, c.data_ptr<float>(), hidden, h.data_ptr<float>(), hidden, batch,
+               hidden);
+    auto c2 = c0.clone(), h2 = torch::empty({batch, hidden});
+    auto hb = torch::empty({batch, hidden}, torch::kBFloat16);
+    fused.step_bf16(gates.data_ptr<float>(), 4 * hidden, c2.data_ptr<float>(), hidden, h2.data_ptr<float>(), hidden,
+                    reinterpret_cast<std::uint16_t*>(hb.data_ptr<at::BFloat16>()), hidden, batch, hidden);
+    EXPECT_LT(((c2 - c).abs() / (c.abs() + 1)).max().item<float>(), 1e-6f) << "scale " << scale;
+    EXPECT_LT((h2 - h).abs().max().item<float>(), 1e-6f) << "scale " << scale;
+    EXPECT_TRUE(torch::equal(hb, h2.to(torch::kBFloat16))) << "scale " << scale;
+  }
+  for (float x : {0.f, 1.f, -1.5f, 1.00390625f, 1.01171875f, 3.4e38f, -1e-40f})
+    EXPECT_EQ(nn::to_bf16(x), c10::BFloat16(x).x) << x;
+  EXPECT_EQ(nn::to_bf16(std::nanf("")), c10::BFloat16(std::nanf("")).x);
+}
+
+TEST(Bf16Gemm, AddsTheFloatProductOfTheBf16Values) {
+  const nn::Bf16Gemm gemm;
+  if (!gemm.ready()) GTEST_SKIP() << "oneDNN's bf16 GEMM unavailable: " << gemm.unavailable();
+  torch::manual_seed(5);
+  const int64_t m = 37, n = 96, k = 48;
+  // A and C as column slices of wider rows (strided), B rows contiguous.
+  auto a = torch::randn({m, k + 8}).to(torch::kBFloat16), b = torch::randn({n, k}).to(torch::kBFloat16);
+  auto c = torch::randn({m, n + 5});
+  auto product = torch::matmul(a.narrow(1, 0, k).to(torch::kFloat64), b.t().to(torch::kFloat64)).to(torch::kFloat32);
+  auto want = c.narrow(1, 0, n) + product;
+  auto bits = [](const torch::Tensor& t) { return reinterpret_cast<const std::uint16_t*>(t.data_ptr<at::BFloat16>()); };
+  gemm.multiply_add(m, n, k, bits(a), k + 8, bits(b), k, c.data_ptr<float>(), n + 5);
+  EXPECT_LT((c.narrow(1, 0, n) - want).abs().max().item<float>(), 1e-4f);
+  auto d = torch::full({m, n}, std::nanf(""));  // multiply() does not read C
+  gemm.multiply(m, n, k, bits(a), k + 8, bits(b), k, d.data_ptr<float>(), n);
+  EXPECT_LT((d - product).abs().max().item<float>(), 1e-4f);
+}
+
+TEST(LstmClassifier, Bf16InferenceStaysCloseToFloat32) {
+  // infer() in bf16 (oneDNN's GEMM and the bf16 step where available, LibTorch's kernels otherwise) against float32:
+  // probabilities within bf16's reach, on 2 and 3 layers of hidden 32 (fused-step sizes) and several slices.
+  auto s = spec(2);
+  s.hidden = 32;
+  for (int layers : {2, 3}) {
+    s.layers = layers;
+    torch::manual_seed(40 + layers);
+    nn::LstmClassifier model(s);
+    model->eval();
+    auto x = torch::randn({600, 12, 5});
+    torch::NoGradGuard no_grad;
+    auto p32 = model->infer(x).exp(), p16 = model->infer(x, torch::kBFloat16).exp();
+    ASSERT_EQ(p32.sizes(), p16.sizes());
+    EXPECT_LT((p32 - p16).abs().max().item<float>(), 0.03f) << layers << " layers";
+    EXPECT_GT((p32 - p16).abs().max().item<float>(), 0.f) << "bf16 gave float32's bits: not run in bf16";
+  }
 }
 
 TEST(FeatureMap, SelectsBandsAddsNdviAndNormalises) {
