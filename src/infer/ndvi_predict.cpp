@@ -116,11 +116,11 @@ class NdviBlocks : public BlockPredictor {
                         spec_.season_start_month, features.data_ptr<float>());
       torch::InferenceMode guard;
       const auto x = features.narrow(0, 0, static_cast<int64_t>(m));
-      auto y = nn::InferencePlace::out(model_->forward(place_.in(x)));
+      auto y = nn::InferencePlace::out(model_->infer(place_.in(x)));
       const float* yp = y.data_ptr<float>();  // [pixel][12][out]
       if (reference_) {
         // Every kPrecisionCheckStride-th pixel again in fp32: the largest NDVI difference, as written (x 1e-4).
-        const auto ref = reference_->forward(x.slice(0, 0, x.size(0), kPrecisionCheckStride).contiguous()).contiguous();
+        const auto ref = reference_->infer(x.slice(0, 0, x.size(0), kPrecisionCheckStride).contiguous()).contiguous();
         const float* rp = ref.data_ptr<float>();
         const size_t per_pixel = kSeasonMonths * static_cast<size_t>(out_);
         for (int64_t j = 0; j < ref.size(0); ++j)

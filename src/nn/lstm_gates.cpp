@@ -10,6 +10,11 @@
 
 namespace s2crop::nn {
 
+namespace {
+// The three steps: LibTorch's kernels' order, the training layer's (c = c * f + i * g, both products rounded), bf16.
+enum class Mode { kLibTorch, kSeparateProducts, kBf16 };
+}  // namespace
+
 #if defined(__x86_64__)
 namespace {
 
@@ -73,30 +78,30 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 reciprocal16(__m
   return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
 }
 
-template <bool kBf16>
+template <Mode kMode>
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 step_sigmoid8(Vec8Fn exp8, __m256 x) {
-  if constexpr (kBf16)
+  if constexpr (kMode == Mode::kBf16)
     return reciprocal8(_mm256_add_ps(fast_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x)), _mm256_set1_ps(1.0f)));
   return sigmoid8(exp8, x);
 }
-template <bool kBf16>
+template <Mode kMode>
 __attribute__((target("avx512f"), always_inline)) inline __m512 step_sigmoid16(Vec16Fn exp16, __m512 x) {
-  if constexpr (kBf16)
+  if constexpr (kMode == Mode::kBf16)
     return reciprocal16(_mm512_add_ps(fast_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)), _mm512_set1_ps(1.0f)));
   return sigmoid16(exp16, x);
 }
-template <bool kBf16>
+template <Mode kMode>
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 step_tanh8(Vec8Fn tanh8, __m256 x) {
-  if constexpr (kBf16) {
+  if constexpr (kMode == Mode::kBf16) {
     const __m256 one = _mm256_set1_ps(1.0f);
     const __m256 q = reciprocal8(_mm256_add_ps(fast_exp8(_mm256_add_ps(x, x)), one));
     return _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), q, one);
   }
   return tanh8(x);
 }
-template <bool kBf16>
+template <Mode kMode>
 __attribute__((target("avx512f"), always_inline)) inline __m512 step_tanh16(Vec16Fn tanh16, __m512 x) {
-  if constexpr (kBf16) {
+  if constexpr (kMode == Mode::kBf16) {
     const __m512 one = _mm512_set1_ps(1.0f);
     const __m512 q = reciprocal16(_mm512_add_ps(fast_exp16(_mm512_add_ps(x, x)), one));
     return _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), q, one);
@@ -127,8 +132,9 @@ __attribute__((target("avx512f"), always_inline)) inline void store_bf16x16(std:
 // Per row, each function over consecutive vectors in its own loop (as LibTorch's kernels run them, but on one row
 // in L1 cache instead of the whole batch): back-to-back calls of one SLEEF function overlap in the out-of-order
 // core, where interleaving the five calls of an element serialises them (measured: 7.5 against 5.6 ns per element).
-// kBf16: tanh from exp, and h also written as bf16 (h_bf16, the next step's GEMM input).
-template <bool kBf16>
+// kSeparateProducts: the cell update without FMA. kBf16: tanh from exp, and h also written as bf16 (h_bf16, the next
+// step's GEMM input).
+template <Mode kMode>
 __attribute__((target("avx2,fma"))) void step_avx2(Vec8Fn exp8, Vec8Fn tanh8, const float* gates,
                                                    std::int64_t gates_stride, float* c, std::int64_t c_stride,
                                                    float* h, std::int64_t h_stride, std::uint16_t* h_bf16,
@@ -138,25 +144,29 @@ __attribute__((target("avx2,fma"))) void step_avx2(Vec8Fn exp8, Vec8Fn tanh8, co
     const float* row = gates + b * gates_stride;
     float* cb = c + b * c_stride;
     float* hb = h + b * h_stride;
-    for (std::int64_t k = 0; k < 2 * hidden; k += 8) _mm256_storeu_ps(act + k, step_sigmoid8<kBf16>(exp8, _mm256_loadu_ps(row + k)));
-    for (std::int64_t k = 2 * hidden; k < 3 * hidden; k += 8) _mm256_storeu_ps(act + k, step_tanh8<kBf16>(tanh8, _mm256_loadu_ps(row + k)));
+    for (std::int64_t k = 0; k < 2 * hidden; k += 8) _mm256_storeu_ps(act + k, step_sigmoid8<kMode>(exp8, _mm256_loadu_ps(row + k)));
+    for (std::int64_t k = 2 * hidden; k < 3 * hidden; k += 8) _mm256_storeu_ps(act + k, step_tanh8<kMode>(tanh8, _mm256_loadu_ps(row + k)));
     for (std::int64_t k = 3 * hidden; k < 4 * hidden; k += 8)
-      _mm256_storeu_ps(act + k, step_sigmoid8<kBf16>(exp8, _mm256_loadu_ps(row + k)));
+      _mm256_storeu_ps(act + k, step_sigmoid8<kMode>(exp8, _mm256_loadu_ps(row + k)));
     for (std::int64_t k = 0; k < hidden; k += 8) {
       const __m256 cf = _mm256_mul_ps(_mm256_loadu_ps(cb + k), _mm256_loadu_ps(act + hidden + k));
-      _mm256_storeu_ps(cb + k, _mm256_fmadd_ps(_mm256_loadu_ps(act + k), _mm256_loadu_ps(act + 2 * hidden + k), cf));
+      const __m256 i = _mm256_loadu_ps(act + k), g = _mm256_loadu_ps(act + 2 * hidden + k);
+      if constexpr (kMode == Mode::kSeparateProducts)
+        _mm256_storeu_ps(cb + k, _mm256_add_ps(cf, _mm256_mul_ps(i, g)));
+      else
+        _mm256_storeu_ps(cb + k, _mm256_fmadd_ps(i, g, cf));
     }
     for (std::int64_t k = 0; k < hidden; k += 8) {
-      const __m256 hv = _mm256_mul_ps(_mm256_loadu_ps(act + 3 * hidden + k), step_tanh8<kBf16>(tanh8, _mm256_loadu_ps(cb + k)));
+      const __m256 hv = _mm256_mul_ps(_mm256_loadu_ps(act + 3 * hidden + k), step_tanh8<kMode>(tanh8, _mm256_loadu_ps(cb + k)));
       _mm256_storeu_ps(hb + k, hv);
-      if constexpr (kBf16) store_bf16x8(h_bf16 + b * hb_stride + k, hv);
+      if constexpr (kMode == Mode::kBf16) store_bf16x8(h_bf16 + b * hb_stride + k, hv);
     }
   }
 }
 
 // The same with 16 lanes: SLEEF's 16-lane exp and tanh give the 8-lane ones' results for every float (checked
 // exhaustively over all 2^32 inputs on an AVX-512 CPU, 2026-12-07) and the rest is IEEE arithmetic per lane.
-template <bool kBf16>
+template <Mode kMode>
 __attribute__((target("avx512f"))) void step_avx512(Vec16Fn exp16, Vec16Fn tanh16, const float* gates,
                                                    std::int64_t gates_stride, float* c, std::int64_t c_stride,
                                                    float* h, std::int64_t h_stride, std::uint16_t* h_bf16,
@@ -167,19 +177,23 @@ __attribute__((target("avx512f"))) void step_avx512(Vec16Fn exp16, Vec16Fn tanh1
     float* cb = c + b * c_stride;
     float* hb = h + b * h_stride;
     for (std::int64_t k = 0; k < 2 * hidden; k += 16)
-      _mm512_storeu_ps(act + k, step_sigmoid16<kBf16>(exp16, _mm512_loadu_ps(row + k)));
+      _mm512_storeu_ps(act + k, step_sigmoid16<kMode>(exp16, _mm512_loadu_ps(row + k)));
     for (std::int64_t k = 2 * hidden; k < 3 * hidden; k += 16)
-      _mm512_storeu_ps(act + k, step_tanh16<kBf16>(tanh16, _mm512_loadu_ps(row + k)));
+      _mm512_storeu_ps(act + k, step_tanh16<kMode>(tanh16, _mm512_loadu_ps(row + k)));
     for (std::int64_t k = 3 * hidden; k < 4 * hidden; k += 16)
-      _mm512_storeu_ps(act + k, step_sigmoid16<kBf16>(exp16, _mm512_loadu_ps(row + k)));
+      _mm512_storeu_ps(act + k, step_sigmoid16<kMode>(exp16, _mm512_loadu_ps(row + k)));
     for (std::int64_t k = 0; k < hidden; k += 16) {
       const __m512 cf = _mm512_mul_ps(_mm512_loadu_ps(cb + k), _mm512_loadu_ps(act + hidden + k));
-      _mm512_storeu_ps(cb + k, _mm512_fmadd_ps(_mm512_loadu_ps(act + k), _mm512_loadu_ps(act + 2 * hidden + k), cf));
+      const __m512 i = _mm512_loadu_ps(act + k), g = _mm512_loadu_ps(act + 2 * hidden + k);
+      if constexpr (kMode == Mode::kSeparateProducts)
+        _mm512_storeu_ps(cb + k, _mm512_add_ps(cf, _mm512_mul_ps(i, g)));
+      else
+        _mm512_storeu_ps(cb + k, _mm512_fmadd_ps(i, g, cf));
     }
     for (std::int64_t k = 0; k < hidden; k += 16) {
-      const __m512 hv = _mm512_mul_ps(_mm512_loadu_ps(act + 3 * hidden + k), step_tanh16<kBf16>(tanh16, _mm512_loadu_ps(cb + k)));
+      const __m512 hv = _mm512_mul_ps(_mm512_loadu_ps(act + 3 * hidden + k), step_tanh16<kMode>(tanh16, _mm512_loadu_ps(cb + k)));
       _mm512_storeu_ps(hb + k, hv);
-      if constexpr (kBf16) store_bf16x16(h_bf16 + b * hb_stride + k, hv);
+      if constexpr (kMode == Mode::kBf16) store_bf16x16(h_bf16 + b * hb_stride + k, hv);
     }
   }
 }
@@ -217,28 +231,33 @@ LstmGates::LstmGates(int max_lanes) {
 }
 
 void LstmGates::step(const float* gates, std::int64_t gates_stride, float* c, std::int64_t c_stride, float* h,
-                     std::int64_t h_stride, std::int64_t batch, std::int64_t hidden) const {
-  run<false>(gates, gates_stride, c, c_stride, h, h_stride, nullptr, 0, batch, hidden);
+                     std::int64_t h_stride, std::int64_t batch, std::int64_t hidden, CellUpdate cell) const {
+  if (cell == CellUpdate::kSeparateProducts)
+    run<static_cast<int>(Mode::kSeparateProducts)>(gates, gates_stride, c, c_stride, h, h_stride, nullptr, 0, batch,
+                                                   hidden);
+  else
+    run<static_cast<int>(Mode::kLibTorch)>(gates, gates_stride, c, c_stride, h, h_stride, nullptr, 0, batch, hidden);
 }
 
 void LstmGates::step_bf16(const float* gates, std::int64_t gates_stride, float* c, std::int64_t c_stride, float* h,
                           std::int64_t h_stride, std::uint16_t* h_bf16, std::int64_t hb_stride, std::int64_t batch,
                           std::int64_t hidden) const {
-  run<true>(gates, gates_stride, c, c_stride, h, h_stride, h_bf16, hb_stride, batch, hidden);
+  run<static_cast<int>(Mode::kBf16)>(gates, gates_stride, c, c_stride, h, h_stride, h_bf16, hb_stride, batch, hidden);
 }
 
-template <bool kBf16>
+template <int kModeIndex>
 void LstmGates::run(const float* gates, std::int64_t gates_stride, float* c, std::int64_t c_stride, float* h,
                     std::int64_t h_stride, std::uint16_t* h_bf16, std::int64_t hb_stride, std::int64_t batch,
                     std::int64_t hidden) const {
 #if defined(__x86_64__)
+  constexpr Mode kMode = static_cast<Mode>(kModeIndex);
   thread_local std::vector<float> act;  // one row's activated gates
   act.resize(static_cast<size_t>(4 * hidden));
   if (lanes_ == 16)
-    step_avx512<kBf16>(reinterpret_cast<Vec16Fn>(exp_), reinterpret_cast<Vec16Fn>(tanh_), gates, gates_stride, c,
+    step_avx512<kMode>(reinterpret_cast<Vec16Fn>(exp_), reinterpret_cast<Vec16Fn>(tanh_), gates, gates_stride, c,
                        c_stride, h, h_stride, h_bf16, hb_stride, batch, hidden, act.data());
   else
-    step_avx2<kBf16>(reinterpret_cast<Vec8Fn>(exp_), reinterpret_cast<Vec8Fn>(tanh_), gates, gates_stride, c,
+    step_avx2<kMode>(reinterpret_cast<Vec8Fn>(exp_), reinterpret_cast<Vec8Fn>(tanh_), gates, gates_stride, c,
                      c_stride, h, h_stride, h_bf16, hb_stride, batch, hidden, act.data());
 #else
   (void)gates, (void)gates_stride, (void)c, (void)c_stride, (void)h, (void)h_stride, (void)h_bf16, (void)hb_stride;

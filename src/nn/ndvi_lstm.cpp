@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "s2crop/nn/fused_lstm.hpp"
+#include "s2crop/nn/lstm_inference.hpp"
 
 namespace s2crop::nn {
 
@@ -35,6 +36,31 @@ torch::Tensor NdviLstmImpl::forward(const torch::Tensor& x) {
     }
     auto h = directions == 1 ? outs[0] : torch::cat(outs, 2);
     input = (l + 1 < layers && dropout > 0) ? torch::dropout(h, dropout, is_training()) : h;
+  }
+  return head->forward(input);
+}
+
+torch::Tensor NdviLstmImpl::infer(const torch::Tensor& x) {
+  if (!x.is_cpu() || x.scalar_type() != torch::kFloat32 || is_training()) return forward(x);
+  const int64_t batch = x.size(0), steps = x.size(1);
+  torch::Tensor input = x.contiguous();
+  auto c_last = torch::empty({batch, hidden});
+  for (int64_t l = 0; l < layers; ++l) {
+    // Both directions' h side by side, as forward()'s concatenation; the backward direction runs its steps in
+    // reverse over the same projection (forward() flips the input: the same rows, so the same GEMM results).
+    auto out = torch::empty({batch, steps, hidden * directions});
+    for (int64_t d = 0; d < directions; ++d) {
+      const size_t k = static_cast<size_t>(l * directions + d);
+      LstmLayerRun run;
+      run.projected = torch::matmul(input, w_ih[k].t());
+      run.w_hh = w_hh[k];
+      run.reverse = d == 1;
+      run.cell = LstmGates::CellUpdate::kSeparateProducts;  // fused_lstm_layer's cell update
+      run.h_seq = out.narrow(2, d * hidden, hidden);
+      run.c_last = c_last;
+      run_lstm_layer(run);
+    }
+    input = out;
   }
   return head->forward(input);
 }

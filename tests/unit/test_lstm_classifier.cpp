@@ -82,6 +82,13 @@ TEST(LstmGates, OneStepIsLibTorchsBitForBit) {
                  h2.stride(0), batch, hidden);
       EXPECT_TRUE(torch::equal(c, c2)) << "cell states differ at scale " << scale << ", " << lanes << " lanes";
       EXPECT_TRUE(torch::equal(h, h2)) << "hidden states differ at scale " << scale << ", " << lanes << " lanes";
+      // The training layer's cell update (nn/fused_lstm: c * f + i * g, both products rounded, no FMA).
+      auto c3 = c0.clone(), h3 = torch::empty({batch, hidden});
+      auto c_ref = c0 * g.narrow(1, hidden, hidden) + g.narrow(1, 0, hidden) * g.narrow(1, 2 * hidden, hidden);
+      fused.step(gates.data_ptr<float>(), 4 * hidden, c3.data_ptr<float>(), hidden, h3.data_ptr<float>(), hidden,
+                 batch, hidden, nn::LstmGates::CellUpdate::kSeparateProducts);
+      EXPECT_TRUE(torch::equal(c3, c_ref)) << "separate products: cell states differ at scale " << scale;
+      EXPECT_TRUE(torch::equal(h3, g.narrow(1, 3 * hidden, hidden) * c_ref.tanh())) << "at scale " << scale;
       EXPECT_EQ(state.select(1, 0).abs().sum().item<float>(), 0.f) << "wrote outside its layer";
       EXPECT_EQ(sequence.narrow(1, 0, 2).abs().sum().item<float>(), 0.f) << "wrote outside its step";
     }

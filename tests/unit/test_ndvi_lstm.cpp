@@ -71,3 +71,22 @@ TEST(NdviLstm, GradientsReachEveryParameter) {
     EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
   }
 }
+
+TEST(NdviLstm, InferenceGivesForwardsBits) {
+  // infer() (nn/lstm_inference, the fused step with separate products where available) against the autograd forward
+  // it replaces in `ndvi predict`: bit for bit, both tasks, 1 and 2 layers, hidden 16 and 64 (fused step sizes) and
+  // 24 (LibTorch's kernels), batches across several recurrence slices.
+  for (const char* task : {"forecast", "gapfill"})
+    for (int64_t hidden : {16, 24, 64})
+      for (int64_t layers : {1, 2}) {
+        auto spec = ndvi_spec(task);
+        spec.hidden = hidden, spec.layers = layers;
+        torch::manual_seed(hidden + layers);
+        nn::NdviLstm model(spec);
+        model->eval();
+        auto x = torch::randn({600, 12, 5});
+        torch::NoGradGuard no_grad;
+        EXPECT_TRUE(torch::equal(model->forward(x), model->infer(x)))
+            << task << ", hidden " << hidden << ", " << layers << " layers";
+      }
+}

@@ -23,8 +23,12 @@ class LstmGates {
   // gates_stride floats apart; c: cell states, updated in place; h: hidden states, written. Per element, the
   // operations of LibTorch's AVX2 kernels in their order: i, f, o = 1 / (exp(0 - x) + 1), g = tanh(x),
   // c = fma(i, g, c * f) (its addcmul_ after mul_), h = o * tanh(c).
+  // kSeparateProducts instead: c = c * f + i * g with both products rounded (the order of the training layer,
+  // nn/fused_lstm, which the NDVI model's predictions follow).
+  enum class CellUpdate { kLibTorch, kSeparateProducts };
   void step(const float* gates, std::int64_t gates_stride, float* c, std::int64_t c_stride, float* h,
-            std::int64_t h_stride, std::int64_t batch, std::int64_t hidden) const;
+            std::int64_t h_stride, std::int64_t batch, std::int64_t hidden,
+            CellUpdate cell = CellUpdate::kLibTorch) const;
   // The step of --precision bf16: tanh(x) computed as 1 - 2 / (exp(2x) + 1) (within 1e-7 of SLEEF's, at a tenth of
   // its cost), and h also written as bf16 bit patterns (rounded to nearest even) into h_bf16, the next step's GEMM
   // input.
@@ -33,7 +37,7 @@ class LstmGates {
                  std::int64_t hidden) const;
 
  private:
-  template <bool kBf16>
+  template <int kMode>
   void run(const float* gates, std::int64_t gates_stride, float* c, std::int64_t c_stride, float* h,
            std::int64_t h_stride, std::uint16_t* h_bf16, std::int64_t hb_stride, std::int64_t batch,
            std::int64_t hidden) const;

@@ -17,6 +17,9 @@ namespace s2crop::nn {
 struct NdviLstmImpl : torch::nn::Module {
   explicit NdviLstmImpl(const ModelSpec& spec);
   torch::Tensor forward(const torch::Tensor& x);
+  // forward() without autograd for inference: float32 on the CPU runs the layers through nn/lstm_inference (the same
+  // bits as forward, in a fraction of its time), anything else forward() itself.
+  torch::Tensor infer(const torch::Tensor& x);
 
   int64_t hidden = 0, layers = 0, directions = 1;
   double dropout = 0;
