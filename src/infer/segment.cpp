@@ -52,6 +52,17 @@ std::vector<size_t> used_planes(const nn::ModelSpec& spec, const std::vector<std
   return planes;
 }
 
+// Least recently used entries (values with a last_used clock) out of `cache` until one more fits in `capacity`.
+template <typename Cache>
+void make_room(Cache& cache, size_t capacity) {
+  while (!cache.empty() && cache.size() >= capacity) {
+    auto oldest = cache.begin();
+    for (auto e = cache.begin(); e != cache.end(); ++e)
+      if (e->second.last_used < oldest->second.last_used) oldest = e;
+    cache.erase(oldest);
+  }
+}
+
 // Decoded reflectance of one chunk of the composite's grid: [plane][y][x] over `window`.
 struct ReflectanceCell {
   geo::Window window;
@@ -225,13 +236,7 @@ class UNetBlocks : public BlockPredictor {
                             std::min(edge, tile.grid.height - cy * edge)};
     c->refl = composites.read_reflectance(tile, c->window);
     const size_t bytes = c->refl.size() * sizeof(std::int16_t);
-    const size_t capacity = std::max<size_t>(9, kCellBytes / std::max<size_t>(bytes, 1));
-    while (cells_.size() >= capacity) {
-      auto oldest = cells_.begin();
-      for (auto e = cells_.begin(); e != cells_.end(); ++e)
-        if (e->second.last_used < oldest->second.last_used) oldest = e;
-      cells_.erase(oldest);
-    }
+    make_room(cells_, std::max<size_t>(9, kCellBytes / std::max<size_t>(bytes, 1)));
     cells_.emplace(key, CachedCell{c, ++cell_clock_});
     return c;
   }
@@ -267,15 +272,8 @@ class UNetBlocks : public BlockPredictor {
         for (size_t q = 0; q < wpx; ++q)
           if (!r.valid[q]) r.probs[c * wpx + q] = 0.f;
     }
-    // Least recently used out once the cache holds more than its budget.
     const size_t bytes = wpx * (outputs_ * sizeof(float) + 1);
-    const size_t capacity = std::max<size_t>(8, kCacheBytes / std::max<size_t>(bytes, 1));
-    while (cache_.size() >= capacity) {
-      auto oldest = cache_.begin();
-      for (auto e = cache_.begin(); e != cache_.end(); ++e)
-        if (e->second.last_used < oldest->second.last_used) oldest = e;
-      cache_.erase(oldest);
-    }
+    make_room(cache_, std::max<size_t>(8, kCacheBytes / std::max<size_t>(bytes, 1)));
     r.last_used = ++clock_;
     return cache_.emplace(key, std::move(r)).first->second;
   }
