@@ -115,7 +115,7 @@ std::vector<float> predict_ndvi(const std::string& model_path, const samples::Tr
     nn::ndvi_features(ndvi.data() + at * kSeasonMonths, visible.data() + at * kSeasonMonths,
                       nc ? covariates.data() : nullptr, static_cast<int>(nc), b, spec.season_start_month,
                       input.data_ptr<float>());
-    auto y = nn::InferencePlace::out(model->forward(place.in(input)));
+    auto y = nn::InferencePlace::out(model->infer(place.in(input)));
     std::copy(y.data_ptr<float>(), y.data_ptr<float>() + y.numel(), result.begin() + static_cast<long>(at * kSeasonMonths * out));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
