@@ -20,7 +20,8 @@ void libtorch_gate_step(torch::Tensor& gates, torch::Tensor& c, torch::Tensor& h
   gates.narrow(1, 0, 2 * hidden).sigmoid_();  // PyTorch's gate order: input, forget, cell, output
   gates.narrow(1, 2 * hidden, hidden).tanh_();
   gates.narrow(1, 3 * hidden, hidden).sigmoid_();
-  const auto i = gates.narrow(1, 0, hidden), f = gates.narrow(1, hidden, hidden), g = gates.narrow(1, 2 * hidden, hidden);
+  const auto i = gates.narrow(1, 0, hidden), f = gates.narrow(1, hidden, hidden);
+  const auto g = gates.narrow(1, 2 * hidden, hidden);
   if (cell == LstmGates::CellUpdate::kSeparateProducts)
     c.mul_(f).add_(i * g);
   else
