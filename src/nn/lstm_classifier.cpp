@@ -35,8 +35,7 @@ void bf16_recurrence(const torch::Tensor& features, const std::vector<torch::Ten
   const int64_t batch = features.size(0), steps = features.size(1), layers = state.size(1), G = 4 * hidden;
   const auto bf16 = features.options().dtype(torch::kBFloat16);
   auto bits = [](const torch::Tensor& t) { return reinterpret_cast<std::uint16_t*>(t.data_ptr<at::BFloat16>()); };
-  auto h_scratch = torch::empty({slice, hidden}, features.options());  // h in float32: not needed, written anyway
-  auto h_step = torch::empty({slice, hidden}, bf16);                   // the last layer's h between steps
+  auto h_step = torch::empty({slice, hidden}, bf16);  // the last layer's h between steps (float32 h is not needed)
   torch::Tensor below;  // the previous layer's output sequence, bf16 [batch][steps][hidden]
   for (int64_t l = 0; l < layers; ++l) {
     const bool last = l == layers - 1;
@@ -65,10 +64,9 @@ void bf16_recurrence(const torch::Tensor& features, const std::vector<torch::Ten
         if (t > 0)  // h_0 = 0 adds nothing
           gemm.multiply_add(rows, G, hidden, hb0 + (t - 1) * hb_step, hb_row, bits(w_hh), hidden, g_t, steps * G);
         std::uint16_t* hb_t = hb0 + t * hb_step;
-        float* hp = h_scratch.data_ptr<float>();
         at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / G), [&](int64_t b0, int64_t b1) {
-          fused.step_bf16(g_t + b0 * steps * G, steps * G, cp + b0 * cs, cs, hp + b0 * hidden, hidden,
-                          hb_t + b0 * hb_row, hb_row, b1 - b0, hidden);
+          fused.step_bf16(g_t + b0 * steps * G, steps * G, cp + b0 * cs, cs, nullptr, 0, hb_t + b0 * hb_row, hb_row,
+                          b1 - b0, hidden);
         });
       }
     }

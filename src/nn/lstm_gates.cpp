@@ -143,7 +143,7 @@ __attribute__((target("avx2,fma"))) void step_avx2(Vec8Fn exp8, Vec8Fn tanh8, co
   for (std::int64_t b = 0; b < batch; ++b) {
     const float* row = gates + b * gates_stride;
     float* cb = c + b * c_stride;
-    float* hb = h + b * h_stride;
+    float* hb = h == nullptr ? nullptr : h + b * h_stride;  // null: bf16 steps that need h in bf16 only
     for (std::int64_t k = 0; k < 2 * hidden; k += 8)
       _mm256_storeu_ps(act + k, step_sigmoid8<kMode>(exp8, _mm256_loadu_ps(row + k)));
     for (std::int64_t k = 2 * hidden; k < 3 * hidden; k += 8)
@@ -161,7 +161,7 @@ __attribute__((target("avx2,fma"))) void step_avx2(Vec8Fn exp8, Vec8Fn tanh8, co
     for (std::int64_t k = 0; k < hidden; k += 8) {
       const __m256 tc = step_tanh8<kMode>(tanh8, _mm256_loadu_ps(cb + k));
       const __m256 hv = _mm256_mul_ps(_mm256_loadu_ps(act + 3 * hidden + k), tc);
-      _mm256_storeu_ps(hb + k, hv);
+      if (hb != nullptr) _mm256_storeu_ps(hb + k, hv);
       if constexpr (kMode == Mode::kBf16) store_bf16x8(h_bf16 + b * hb_stride + k, hv);
     }
   }
@@ -178,7 +178,7 @@ __attribute__((target("avx512f"))) void step_avx512(Vec16Fn exp16, Vec16Fn tanh1
   for (std::int64_t b = 0; b < batch; ++b) {
     const float* row = gates + b * gates_stride;
     float* cb = c + b * c_stride;
-    float* hb = h + b * h_stride;
+    float* hb = h == nullptr ? nullptr : h + b * h_stride;  // null: bf16 steps that need h in bf16 only
     for (std::int64_t k = 0; k < 2 * hidden; k += 16)
       _mm512_storeu_ps(act + k, step_sigmoid16<kMode>(exp16, _mm512_loadu_ps(row + k)));
     for (std::int64_t k = 2 * hidden; k < 3 * hidden; k += 16)
@@ -196,7 +196,7 @@ __attribute__((target("avx512f"))) void step_avx512(Vec16Fn exp16, Vec16Fn tanh1
     for (std::int64_t k = 0; k < hidden; k += 16) {
       const __m512 tc = step_tanh16<kMode>(tanh16, _mm512_loadu_ps(cb + k));
       const __m512 hv = _mm512_mul_ps(_mm512_loadu_ps(act + 3 * hidden + k), tc);
-      _mm512_storeu_ps(hb + k, hv);
+      if (hb != nullptr) _mm512_storeu_ps(hb + k, hv);
       if constexpr (kMode == Mode::kBf16) store_bf16x16(h_bf16 + b * hb_stride + k, hv);
     }
   }

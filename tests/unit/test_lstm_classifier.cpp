@@ -117,6 +117,10 @@ TEST(LstmGates, Bf16StepIsWithinBf16OfTheExactOneAndRoundsHAsLibTorch) {
     EXPECT_LT(((c2 - c).abs() / (c.abs() + 1)).max().item<float>(), 1e-6f) << "scale " << scale;
     EXPECT_LT((h2 - h).abs().max().item<float>(), 1e-6f) << "scale " << scale;
     EXPECT_TRUE(torch::equal(hb, h2.to(torch::kBFloat16))) << "scale " << scale;
+    auto c3 = c0.clone(), hb3 = torch::empty({batch, hidden}, torch::kBFloat16);  // without the float32 h
+    fused.step_bf16(gates.data_ptr<float>(), 4 * hidden, c3.data_ptr<float>(), hidden, nullptr, 0,
+                    reinterpret_cast<std::uint16_t*>(hb3.data_ptr<at::BFloat16>()), hidden, batch, hidden);
+    EXPECT_TRUE(torch::equal(c3, c2) && torch::equal(hb3, hb)) << "scale " << scale;
   }
   for (float x : {0.f, 1.f, -1.5f, 1.00390625f, 1.01171875f, 3.4e38f, -1e-40f})
     EXPECT_EQ(nn::to_bf16(x), c10::BFloat16(x).x) << x;

@@ -31,7 +31,7 @@ class LstmGates {
             CellUpdate cell = CellUpdate::kLibTorch) const;
   // The step of --precision bf16: tanh(x) computed as 1 - 2 / (exp(2x) + 1) (within 1e-7 of SLEEF's, at a tenth of
   // its cost), and h also written as bf16 bit patterns (rounded to nearest even) into h_bf16, the next step's GEMM
-  // input.
+  // input. h may be null (only the bf16 copy is written).
   void step_bf16(const float* gates, std::int64_t gates_stride, float* c, std::int64_t c_stride, float* h,
                  std::int64_t h_stride, std::uint16_t* h_bf16, std::int64_t hb_stride, std::int64_t batch,
                  std::int64_t hidden) const;
